@@ -1,0 +1,58 @@
+# Thin wrapper over CMake/CTest and the hack/ scripts. Every target that needs
+# packages or tools installs them first (idempotently).
+SHELL := /bin/bash
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CACHE_DIR ?= $(HOME)/.cache/waterline
+export WATERLINE_CACHE_DIR := $(CACHE_DIR)
+
+.PHONY: all deps tools build test unit integration demo demo-up demo-down clean help
+
+all: build
+
+help:
+	@echo "make deps         install Debian packages (idempotent)"
+	@echo "make tools        build pinned kube-apiserver, etcd, kwok, helm into $(CACHE_DIR)"
+	@echo "make build        configure and build everything (CMake, Ninja)"
+	@echo "make test         deps + tools + build, then every test (ctest)"
+	@echo "make unit         unit tests only"
+	@echo "make integration  integration tests only (real kube-apiserver)"
+	@echo "make demo         run the operator against a local control plane, then stop"
+	@echo "make demo-up/down keep the demo running / stop it"
+	@echo "make bench-NAME   run bench/NAME/run.sh (ends with RESULT lines)"
+
+deps:
+	@bash hack/deps.sh
+
+tools: deps
+	@bash hack/build-tools.sh
+
+$(BUILD)/build.ninja: CMakeLists.txt
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: deps tools build
+	cd $(BUILD) && ctest --output-on-failure --timeout 900
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+integration: tools build
+	cd $(BUILD) && ctest --output-on-failure -L integration --timeout 900
+
+demo: deps tools build
+	@bash hack/demo.sh run
+
+demo-up: deps tools build
+	@bash hack/demo.sh up
+
+demo-down:
+	@bash hack/demo.sh down
+
+bench-%: deps build
+	@bash bench/$*/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)
