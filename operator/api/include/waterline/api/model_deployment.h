@@ -1,0 +1,256 @@
+#pragma once
+// ModelDeployment (namespaced): inference workers for one model version.
+// Schema: crds/waterline.dev_modeldeployments.yaml; reference: docs/api.md.
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "waterline/api/conditions.h"
+#include "waterline/api/meta.h"
+#include "waterline/api/quantity.h"
+
+namespace waterline::api {
+
+enum class DeploymentType { Standard, DataZone, Global };
+std::string_view toString(DeploymentType t);
+std::optional<DeploymentType> parseDeploymentType(std::string_view s);
+
+enum class Protocol { TCP, UDP, SCTP };
+std::string_view toString(Protocol p);
+std::optional<Protocol> parseProtocol(std::string_view s);
+
+enum class ScalingPolicyType { Pods, Percent };
+std::string_view toString(ScalingPolicyType t);
+std::optional<ScalingPolicyType> parseScalingPolicyType(std::string_view s);
+
+enum class SelectPolicy { Max, Min, Disabled };
+std::string_view toString(SelectPolicy p);
+std::optional<SelectPolicy> parseSelectPolicy(std::string_view s);
+
+inline constexpr std::string_view kDefaultAutoscalingQuery =
+    R"(sum(rate(vllm:generation_tokens_total{namespace="{{namespace}}",deployment="{{deployment}}"}[1m])))";
+inline constexpr int32_t kDefaultReplicas = 1;
+inline constexpr int64_t kDefaultMaxUnavailable = 1;
+inline constexpr int32_t kDefaultDrainSeconds = 30;
+inline constexpr double kDefaultTolerance = 0.1;
+inline constexpr int32_t kDefaultScaleUpWindowSeconds = 0;
+inline constexpr int32_t kDefaultScaleDownWindowSeconds = 300;
+inline constexpr std::string_view kDefaultHealthPath = "/health";
+inline constexpr int32_t kDefaultHealthPeriodSeconds = 10;
+inline constexpr int32_t kDefaultHealthTimeoutSeconds = 2;
+inline constexpr int32_t kDefaultHealthFailureThreshold = 3;
+inline constexpr int32_t kDefaultHealthSuccessThreshold = 1;
+
+struct ModelRef {
+  std::string name;
+  std::string version;
+  bool operator==(const ModelRef&) const = default;
+};
+
+struct EnvVar {
+  std::string name;
+  std::string value;  // empty = absent
+  bool operator==(const EnvVar&) const = default;
+};
+
+struct ContainerPort {
+  std::string name;  // empty = absent
+  int32_t containerPort = 0;
+  Protocol protocol = Protocol::TCP;
+  bool operator==(const ContainerPort&) const = default;
+};
+
+struct ResourceList {
+  std::optional<Quantity> cpu;
+  std::optional<Quantity> memory;
+  bool operator==(const ResourceList&) const = default;
+};
+
+struct ResourceRequirements {
+  ResourceList requests;
+  ResourceList limits;
+  bool operator==(const ResourceRequirements&) const = default;
+};
+
+// The worker container: a small shape the operator owns. The operator adds the GPU
+// resources (from spec.gpu), node placement, probes (from spec.healthCheck) and labels.
+struct WorkerPodSpec {
+  std::string image;
+  std::string imagePullPolicy;  // "", Always, IfNotPresent, Never
+  std::vector<std::string> command;
+  std::vector<std::string> args;
+  std::vector<EnvVar> env;
+  std::vector<ContainerPort> ports;
+  ResourceRequirements resources;
+  std::string serviceAccountName;  // empty = absent
+  bool operator==(const WorkerPodSpec&) const = default;
+};
+
+struct TemplateMetadata {
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  bool operator==(const TemplateMetadata&) const = default;
+};
+
+struct WorkerTemplate {
+  TemplateMetadata metadata;
+  WorkerPodSpec spec;
+  bool operator==(const WorkerTemplate&) const = default;
+};
+
+enum class GpuRequestKind { Count, MigProfile, Shares };
+
+// Exactly one of count, migProfile, sharesPerGpu (checked by the CRD and validate()).
+struct GpuRequest {
+  std::optional<int32_t> count;           // whole GPUs (1..8)
+  std::optional<std::string> migProfile;  // one MIG instance
+  std::optional<int32_t> sharesPerGpu;    // a 1/k share of a time-sliced/MPS GPU
+  std::optional<Quantity> memory;         // minimum memory per GPU / instance / share
+  std::optional<std::string> product;     // preferred nvidia.com/gpu.product
+
+  // Which of the three is set (Count when none is, which validation rejects).
+  GpuRequestKind kind() const;
+  // GPUs one replica occupies: count, 1/sharesPerGpu, or computeSlices/7 for MIG.
+  double gpuFraction() const;
+  bool operator==(const GpuRequest&) const = default;
+};
+
+struct ScalingPolicy {
+  ScalingPolicyType type = ScalingPolicyType::Pods;
+  int32_t value = 0;
+  int32_t periodSeconds = 0;
+  bool operator==(const ScalingPolicy&) const = default;
+};
+
+struct ScalingRules {
+  int32_t stabilizationWindowSeconds = 0;
+  SelectPolicy selectPolicy = SelectPolicy::Max;
+  std::vector<ScalingPolicy> policies;
+  bool operator==(const ScalingRules&) const = default;
+};
+
+struct AutoscalingSpec {
+  bool enabled = false;
+  std::string query{kDefaultAutoscalingQuery};
+  std::optional<Quantity> targetPerReplica;  // required when enabled; > 0
+  double tolerance = kDefaultTolerance;
+  ScalingRules scaleUp{kDefaultScaleUpWindowSeconds, SelectPolicy::Max, {}};
+  ScalingRules scaleDown{kDefaultScaleDownWindowSeconds, SelectPolicy::Max, {}};
+
+  // The query with {{deployment}}, {{namespace}} and {{pool}} replaced.
+  std::string renderQuery(std::string_view deployment, std::string_view ns,
+                          std::string_view pool) const;
+  bool operator==(const AutoscalingSpec&) const = default;
+};
+
+struct HealthCheckSpec {
+  std::string path{kDefaultHealthPath};
+  std::optional<int32_t> port;  // default: first template port
+  int32_t periodSeconds = kDefaultHealthPeriodSeconds;
+  int32_t timeoutSeconds = kDefaultHealthTimeoutSeconds;
+  int32_t failureThreshold = kDefaultHealthFailureThreshold;
+  int32_t successThreshold = kDefaultHealthSuccessThreshold;
+  bool operator==(const HealthCheckSpec&) const = default;
+};
+
+struct ThroughputSpec {
+  int64_t tokensPerMinutePerReplica = 0;
+  double inputTokenWeight = 1;
+  double outputTokenWeight = 1;
+
+  // Weighted tokens: input * inputTokenWeight + output * outputTokenWeight.
+  double weightedTokens(double inputTokens, double outputTokens) const {
+    return inputTokens * inputTokenWeight + outputTokens * outputTokenWeight;
+  }
+  bool operator==(const ThroughputSpec&) const = default;
+};
+
+struct SpilloverSpec {
+  LocalObjectReference deploymentRef;
+  bool operator==(const SpilloverSpec&) const = default;
+};
+
+struct ModelDeploymentSpec {
+  ModelRef model;
+  WorkerTemplate template_;  // JSON "template"
+  DeploymentType deploymentType = DeploymentType::Standard;
+  std::optional<std::string> region;    // Standard only (required there)
+  std::optional<std::string> dataZone;  // DataZone only (required there)
+  GpuRequest gpu;
+  int32_t replicas = kDefaultReplicas;
+  std::optional<int32_t> minReplicas;
+  std::optional<int32_t> maxReplicas;
+  IntOrString maxUnavailable = IntOrString::fromInt(kDefaultMaxUnavailable);
+  int32_t drainSeconds = kDefaultDrainSeconds;
+  int32_t priority = 0;
+  std::optional<AutoscalingSpec> autoscaling;
+  HealthCheckSpec healthCheck;
+  std::optional<ThroughputSpec> throughput;
+  std::optional<SpilloverSpec> spillover;
+
+  bool autoscalingEnabled() const { return autoscaling && autoscaling->enabled; }
+  // healthCheck.port, else the first template port, else 0.
+  int32_t healthPort() const;
+  bool operator==(const ModelDeploymentSpec&) const = default;
+};
+
+struct DeploymentPlacement {
+  std::string pool;
+  int32_t replicas = 0;
+  int32_t readyReplicas = 0;
+  bool operator==(const DeploymentPlacement&) const = default;
+};
+
+struct AutoscalingStatus {
+  std::optional<std::string> currentValue;
+  std::optional<SystemTime> lastScaleTime;
+  bool operator==(const AutoscalingStatus&) const = default;
+};
+
+struct ModelDeploymentStatus {
+  int64_t observedGeneration = 0;
+  int32_t replicas = 0;
+  int32_t desiredReplicas = 0;
+  int32_t scheduledReplicas = 0;
+  int32_t readyReplicas = 0;
+  int32_t updatedReplicas = 0;
+  std::string selector;
+  std::vector<DeploymentPlacement> placements;
+  std::string insufficientCapacity;  // empty = absent
+  std::optional<AutoscalingStatus> autoscaling;
+  std::vector<Condition> conditions;
+  bool operator==(const ModelDeploymentStatus&) const = default;
+};
+
+struct ModelDeployment {
+  static constexpr std::string_view kKind = "ModelDeployment";
+  static constexpr std::string_view kPlural = "modeldeployments";
+
+  ObjectMeta metadata;
+  ModelDeploymentSpec spec;
+  ModelDeploymentStatus status;
+
+  // See CapacityPool::fromJson: CRD defaults applied, errors name the field.
+  static std::expected<ModelDeployment, std::string> fromJson(const nlohmann::json& j);
+  nlohmann::json toJson(bool withStatus = true) const;
+  // The labels that select this deployment's worker pods (waterline.dev/deployment and
+  // app.kubernetes.io/managed-by); status.selector is their string form. Worker pods also
+  // carry waterline.dev/model, waterline.dev/model-version and waterline.dev/pool.
+  Labels workerSelectorLabels() const;
+  bool operator==(const ModelDeployment&) const = default;
+};
+
+nlohmann::json toJson(const ModelDeploymentSpec& spec);
+nlohmann::json toJson(const ModelDeploymentStatus& status);
+
+// The CRD's value and cross-field rules, checked client-side. Each error is
+// "<field path>: <message>"; empty when valid.
+std::vector<std::string> validate(const ModelDeployment& d);
+
+}  // namespace waterline::api

@@ -1,0 +1,571 @@
+#include "waterline/api/model_deployment.h"
+
+#include "codec.h"
+#include "validation.h"
+#include "waterline/api/gpu.h"
+#include "waterline/api/keys.h"
+#include "waterline/api/selector.h"
+
+namespace waterline::api {
+
+namespace detail {
+template <>
+struct EnumNames<DeploymentType> {
+  static constexpr std::array<std::string_view, 3> names{"Standard", "DataZone", "Global"};
+};
+template <>
+struct EnumNames<Protocol> {
+  static constexpr std::array<std::string_view, 3> names{"TCP", "UDP", "SCTP"};
+};
+template <>
+struct EnumNames<ScalingPolicyType> {
+  static constexpr std::array<std::string_view, 2> names{"Pods", "Percent"};
+};
+template <>
+struct EnumNames<SelectPolicy> {
+  static constexpr std::array<std::string_view, 3> names{"Max", "Min", "Disabled"};
+};
+
+bool read(Decoder& d, const json& v, const std::string& path, ModelRef& out) {
+  if (!expectObject(d, v, path)) return false;
+  req(d, v, path, "name", out.name);
+  req(d, v, path, "version", out.version);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, EnvVar& out) {
+  if (!expectObject(d, v, path)) return false;
+  req(d, v, path, "name", out.name);
+  opt(d, v, path, "value", out.value);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, ContainerPort& out) {
+  if (!expectObject(d, v, path)) return false;
+  opt(d, v, path, "name", out.name);
+  req(d, v, path, "containerPort", out.containerPort);
+  opt(d, v, path, "protocol", out.protocol);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, ResourceList& out) {
+  if (!expectObject(d, v, path)) return false;
+  opt(d, v, path, "cpu", out.cpu);
+  opt(d, v, path, "memory", out.memory);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, ResourceRequirements& out) {
+  if (!expectObject(d, v, path)) return false;
+  opt(d, v, path, "requests", out.requests);
+  opt(d, v, path, "limits", out.limits);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, WorkerPodSpec& out) {
+  if (!expectObject(d, v, path)) return false;
+  req(d, v, path, "image", out.image);
+  opt(d, v, path, "imagePullPolicy", out.imagePullPolicy);
+  opt(d, v, path, "command", out.command);
+  opt(d, v, path, "args", out.args);
+  opt(d, v, path, "env", out.env);
+  opt(d, v, path, "ports", out.ports);
+  opt(d, v, path, "resources", out.resources);
+  opt(d, v, path, "serviceAccountName", out.serviceAccountName);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, TemplateMetadata& out) {
+  if (!expectObject(d, v, path)) return false;
+  opt(d, v, path, "labels", out.labels);
+  opt(d, v, path, "annotations", out.annotations);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, WorkerTemplate& out) {
+  if (!expectObject(d, v, path)) return false;
+  opt(d, v, path, "metadata", out.metadata);
+  req(d, v, path, "spec", out.spec);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, GpuRequest& out) {
+  if (!expectObject(d, v, path)) return false;
+  opt(d, v, path, "count", out.count);
+  opt(d, v, path, "migProfile", out.migProfile);
+  opt(d, v, path, "sharesPerGpu", out.sharesPerGpu);
+  opt(d, v, path, "memory", out.memory);
+  opt(d, v, path, "product", out.product);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, ScalingPolicy& out) {
+  if (!expectObject(d, v, path)) return false;
+  req(d, v, path, "type", out.type);
+  req(d, v, path, "value", out.value);
+  req(d, v, path, "periodSeconds", out.periodSeconds);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, ScalingRules& out) {
+  if (!expectObject(d, v, path)) return false;
+  opt(d, v, path, "stabilizationWindowSeconds", out.stabilizationWindowSeconds);
+  opt(d, v, path, "selectPolicy", out.selectPolicy);
+  opt(d, v, path, "policies", out.policies);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, AutoscalingSpec& out) {
+  if (!expectObject(d, v, path)) return false;
+  opt(d, v, path, "enabled", out.enabled);
+  opt(d, v, path, "query", out.query);
+  opt(d, v, path, "targetPerReplica", out.targetPerReplica);
+  opt(d, v, path, "tolerance", out.tolerance);
+  opt(d, v, path, "scaleUp", out.scaleUp);
+  opt(d, v, path, "scaleDown", out.scaleDown);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, HealthCheckSpec& out) {
+  if (!expectObject(d, v, path)) return false;
+  opt(d, v, path, "path", out.path);
+  opt(d, v, path, "port", out.port);
+  opt(d, v, path, "periodSeconds", out.periodSeconds);
+  opt(d, v, path, "timeoutSeconds", out.timeoutSeconds);
+  opt(d, v, path, "failureThreshold", out.failureThreshold);
+  opt(d, v, path, "successThreshold", out.successThreshold);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, ThroughputSpec& out) {
+  if (!expectObject(d, v, path)) return false;
+  req(d, v, path, "tokensPerMinutePerReplica", out.tokensPerMinutePerReplica);
+  opt(d, v, path, "inputTokenWeight", out.inputTokenWeight);
+  opt(d, v, path, "outputTokenWeight", out.outputTokenWeight);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, SpilloverSpec& out) {
+  if (!expectObject(d, v, path)) return false;
+  req(d, v, path, "deploymentRef", out.deploymentRef);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, ModelDeploymentSpec& out) {
+  if (!expectObject(d, v, path)) return false;
+  req(d, v, path, "model", out.model);
+  req(d, v, path, "template", out.template_);
+  opt(d, v, path, "deploymentType", out.deploymentType);
+  opt(d, v, path, "region", out.region);
+  opt(d, v, path, "dataZone", out.dataZone);
+  req(d, v, path, "gpu", out.gpu);
+  opt(d, v, path, "replicas", out.replicas);
+  opt(d, v, path, "minReplicas", out.minReplicas);
+  opt(d, v, path, "maxReplicas", out.maxReplicas);
+  opt(d, v, path, "maxUnavailable", out.maxUnavailable);
+  opt(d, v, path, "drainSeconds", out.drainSeconds);
+  opt(d, v, path, "priority", out.priority);
+  opt(d, v, path, "autoscaling", out.autoscaling);
+  opt(d, v, path, "healthCheck", out.healthCheck);
+  opt(d, v, path, "throughput", out.throughput);
+  opt(d, v, path, "spillover", out.spillover);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, DeploymentPlacement& out) {
+  if (!expectObject(d, v, path)) return false;
+  req(d, v, path, "pool", out.pool);
+  opt(d, v, path, "replicas", out.replicas);
+  opt(d, v, path, "readyReplicas", out.readyReplicas);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, AutoscalingStatus& out) {
+  if (!expectObject(d, v, path)) return false;
+  opt(d, v, path, "currentValue", out.currentValue);
+  opt(d, v, path, "lastScaleTime", out.lastScaleTime);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, ModelDeploymentStatus& out) {
+  if (!expectObject(d, v, path)) return false;
+  opt(d, v, path, "observedGeneration", out.observedGeneration);
+  opt(d, v, path, "replicas", out.replicas);
+  opt(d, v, path, "desiredReplicas", out.desiredReplicas);
+  opt(d, v, path, "scheduledReplicas", out.scheduledReplicas);
+  opt(d, v, path, "readyReplicas", out.readyReplicas);
+  opt(d, v, path, "updatedReplicas", out.updatedReplicas);
+  opt(d, v, path, "selector", out.selector);
+  opt(d, v, path, "placements", out.placements);
+  opt(d, v, path, "insufficientCapacity", out.insufficientCapacity);
+  opt(d, v, path, "autoscaling", out.autoscaling);
+  opt(d, v, path, "conditions", out.conditions);
+  return d.ok();
+}
+}  // namespace detail
+
+std::string_view toString(DeploymentType t) { return detail::enumName(t); }
+std::optional<DeploymentType> parseDeploymentType(std::string_view s) { return detail::enumParse<DeploymentType>(s); }
+std::string_view toString(Protocol p) { return detail::enumName(p); }
+std::optional<Protocol> parseProtocol(std::string_view s) { return detail::enumParse<Protocol>(s); }
+std::string_view toString(ScalingPolicyType t) { return detail::enumName(t); }
+std::optional<ScalingPolicyType> parseScalingPolicyType(std::string_view s) {
+  return detail::enumParse<ScalingPolicyType>(s);
+}
+std::string_view toString(SelectPolicy p) { return detail::enumName(p); }
+std::optional<SelectPolicy> parseSelectPolicy(std::string_view s) { return detail::enumParse<SelectPolicy>(s); }
+
+GpuRequestKind GpuRequest::kind() const {
+  if (migProfile) return GpuRequestKind::MigProfile;
+  if (sharesPerGpu) return GpuRequestKind::Shares;
+  return GpuRequestKind::Count;
+}
+
+double GpuRequest::gpuFraction() const {
+  switch (kind()) {
+    case GpuRequestKind::Count:
+      return count ? *count : 0;
+    case GpuRequestKind::Shares:
+      return *sharesPerGpu > 0 ? 1.0 / *sharesPerGpu : 0;
+    case GpuRequestKind::MigProfile: {
+      auto p = MigProfile::parse(*migProfile);
+      return p ? p->computeSlices / 7.0 : 0;
+    }
+  }
+  return 0;
+}
+
+std::string AutoscalingSpec::renderQuery(std::string_view deployment, std::string_view ns,
+                                         std::string_view pool) const {
+  std::string out;
+  out.reserve(query.size());
+  for (size_t i = 0; i < query.size();) {
+    auto tryReplace = [&](std::string_view placeholder, std::string_view value) {
+      if (query.compare(i, placeholder.size(), placeholder) != 0) return false;
+      out += value;
+      i += placeholder.size();
+      return true;
+    };
+    if (tryReplace("{{deployment}}", deployment) || tryReplace("{{namespace}}", ns) || tryReplace("{{pool}}", pool))
+      continue;
+    out += query[i++];
+  }
+  return out;
+}
+
+int32_t ModelDeploymentSpec::healthPort() const {
+  if (healthCheck.port) return *healthCheck.port;
+  if (!template_.spec.ports.empty()) return template_.spec.ports.front().containerPort;
+  return 0;
+}
+
+Labels ModelDeployment::workerSelectorLabels() const {
+  return Labels{{std::string(labels::kDeployment), metadata.name},
+                {std::string(labels::kManagedBy), std::string(labels::kManagedByValue)}};
+}
+
+namespace {
+using detail::json;
+
+json toJ(const ResourceList& r) {
+  json o = json::object();
+  detail::putOpt(o, "cpu", r.cpu);
+  detail::putOpt(o, "memory", r.memory);
+  return o;
+}
+
+json toJ(const WorkerTemplate& t) {
+  using namespace detail;
+  json meta = json::object();
+  putNonEmpty(meta, "labels", t.metadata.labels);
+  putNonEmpty(meta, "annotations", t.metadata.annotations);
+  const auto& s = t.spec;
+  json spec = json::object();
+  put(spec, "image", s.image);
+  putNonEmpty(spec, "imagePullPolicy", s.imagePullPolicy);
+  putNonEmpty(spec, "command", s.command);
+  putNonEmpty(spec, "args", s.args);
+  if (!s.env.empty()) {
+    json a = json::array();
+    for (const auto& e : s.env) {
+      json x{{"name", e.name}};
+      if (!e.value.empty()) x["value"] = e.value;
+      a.push_back(std::move(x));
+    }
+    spec["env"] = std::move(a);
+  }
+  if (!s.ports.empty()) {
+    json a = json::array();
+    for (const auto& p : s.ports) {
+      json x = json::object();
+      if (!p.name.empty()) x["name"] = p.name;
+      x["containerPort"] = p.containerPort;
+      x["protocol"] = std::string(enumName(p.protocol));
+      a.push_back(std::move(x));
+    }
+    spec["ports"] = std::move(a);
+  }
+  json res = json::object();
+  if (json r = toJ(s.resources.requests); !r.empty()) res["requests"] = r;
+  if (json l = toJ(s.resources.limits); !l.empty()) res["limits"] = l;
+  if (!res.empty()) spec["resources"] = std::move(res);
+  putNonEmpty(spec, "serviceAccountName", s.serviceAccountName);
+  json o = json::object();
+  if (!meta.empty()) o["metadata"] = std::move(meta);
+  o["spec"] = std::move(spec);
+  return o;
+}
+
+json toJ(const ScalingRules& r) {
+  using namespace detail;
+  json o{{"stabilizationWindowSeconds", r.stabilizationWindowSeconds},
+         {"selectPolicy", std::string(enumName(r.selectPolicy))}};
+  if (!r.policies.empty()) {
+    json a = json::array();
+    for (const auto& p : r.policies)
+      a.push_back(json{{"type", std::string(enumName(p.type))}, {"value", p.value}, {"periodSeconds", p.periodSeconds}});
+    o["policies"] = std::move(a);
+  }
+  return o;
+}
+
+json toJ(const GpuRequest& g) {
+  using namespace detail;
+  json o = json::object();
+  putOpt(o, "count", g.count);
+  putOpt(o, "migProfile", g.migProfile);
+  putOpt(o, "sharesPerGpu", g.sharesPerGpu);
+  putOpt(o, "memory", g.memory);
+  putOpt(o, "product", g.product);
+  return o;
+}
+}  // namespace
+
+nlohmann::json toJson(const ModelDeploymentSpec& s) {
+  using namespace detail;
+  json o = json::object();
+  o["model"] = json{{"name", s.model.name}, {"version", s.model.version}};
+  o["template"] = toJ(s.template_);
+  put(o, "deploymentType", s.deploymentType);
+  putOpt(o, "region", s.region);
+  putOpt(o, "dataZone", s.dataZone);
+  o["gpu"] = toJ(s.gpu);
+  put(o, "replicas", s.replicas);
+  putOpt(o, "minReplicas", s.minReplicas);
+  putOpt(o, "maxReplicas", s.maxReplicas);
+  put(o, "maxUnavailable", s.maxUnavailable);
+  put(o, "drainSeconds", s.drainSeconds);
+  put(o, "priority", s.priority);
+  if (s.autoscaling) {
+    const auto& a = *s.autoscaling;
+    json x{{"enabled", a.enabled}, {"query", a.query}, {"tolerance", a.tolerance}};
+    putOpt(x, "targetPerReplica", a.targetPerReplica);
+    x["scaleUp"] = toJ(a.scaleUp);
+    x["scaleDown"] = toJ(a.scaleDown);
+    o["autoscaling"] = std::move(x);
+  }
+  {
+    const auto& h = s.healthCheck;
+    json x{{"path", h.path},
+           {"periodSeconds", h.periodSeconds},
+           {"timeoutSeconds", h.timeoutSeconds},
+           {"failureThreshold", h.failureThreshold},
+           {"successThreshold", h.successThreshold}};
+    putOpt(x, "port", h.port);
+    o["healthCheck"] = std::move(x);
+  }
+  if (s.throughput)
+    o["throughput"] = json{{"tokensPerMinutePerReplica", s.throughput->tokensPerMinutePerReplica},
+                           {"inputTokenWeight", s.throughput->inputTokenWeight},
+                           {"outputTokenWeight", s.throughput->outputTokenWeight}};
+  if (s.spillover) o["spillover"] = json{{"deploymentRef", toJ(s.spillover->deploymentRef)}};
+  return o;
+}
+
+nlohmann::json toJson(const ModelDeploymentStatus& s) {
+  using namespace detail;
+  json o = json::object();
+  put(o, "observedGeneration", s.observedGeneration);
+  put(o, "replicas", s.replicas);
+  put(o, "desiredReplicas", s.desiredReplicas);
+  put(o, "scheduledReplicas", s.scheduledReplicas);
+  put(o, "readyReplicas", s.readyReplicas);
+  put(o, "updatedReplicas", s.updatedReplicas);
+  putNonEmpty(o, "selector", s.selector);
+  if (!s.placements.empty()) {
+    json a = json::array();
+    for (const auto& p : s.placements)
+      a.push_back(json{{"pool", p.pool}, {"replicas", p.replicas}, {"readyReplicas", p.readyReplicas}});
+    o["placements"] = std::move(a);
+  }
+  putNonEmpty(o, "insufficientCapacity", s.insufficientCapacity);
+  if (s.autoscaling) {
+    json x = json::object();
+    putOpt(x, "currentValue", s.autoscaling->currentValue);
+    putOpt(x, "lastScaleTime", s.autoscaling->lastScaleTime);
+    o["autoscaling"] = std::move(x);
+  }
+  putNonEmpty(o, "conditions", s.conditions);
+  return o;
+}
+
+std::expected<ModelDeployment, std::string> ModelDeployment::fromJson(const nlohmann::json& j) {
+  using namespace detail;
+  Decoder d;
+  ModelDeployment m;
+  if (!expectObject(d, j, "")) return std::unexpected(d.error());
+  if (auto k = j.find("kind"); k != j.end() && k->is_string() && *k != kKind)
+    return std::unexpected("kind: expected " + std::string(kKind) + ", got " + k->get<std::string>());
+  opt(d, j, "", "metadata", m.metadata);
+  req(d, j, "", "spec", m.spec);
+  opt(d, j, "", "status", m.status);
+  if (!d.ok()) return std::unexpected(d.error());
+  return m;
+}
+
+nlohmann::json ModelDeployment::toJson(bool withStatus) const {
+  nlohmann::json o{{"apiVersion", std::string(kApiVersion)},
+                   {"kind", std::string(kKind)},
+                   {"metadata", metadata.toJson()},
+                   {"spec", api::toJson(spec)}};
+  if (withStatus) o["status"] = api::toJson(status);
+  return o;
+}
+
+namespace {
+void validateQuantity(detail::Errors& e, const std::string& path, const std::optional<Quantity>& q) {
+  if (q && q->milli < 0) e.invalid(path, "\"" + q->text + "\": must not be negative");
+}
+
+void validateRules(detail::Errors& e, const std::string& path, const ScalingRules& r) {
+  e.range(path + ".stabilizationWindowSeconds", r.stabilizationWindowSeconds, 0, 3600);
+  if (r.policies.size() > 10) e.add(path + ".policies", "Too many: must have at most 10 items");
+  for (size_t i = 0; i < r.policies.size(); ++i) {
+    std::string p = detail::indexed(path + ".policies", i);
+    e.range(p + ".value", r.policies[i].value, 1, INT32_MAX);
+    e.range(p + ".periodSeconds", r.policies[i].periodSeconds, 1, 1800);
+  }
+}
+}  // namespace
+
+std::vector<std::string> validate(const ModelDeployment& d) {
+  using namespace detail;
+  Errors e;
+  const auto& s = d.spec;
+  e.string("spec.model.name", s.model.name, 1, 253, kModelNamePattern);
+  e.string("spec.model.version", s.model.version, 1, 63, kLabelValuePattern);
+
+  const auto& t = s.template_;
+  if (t.metadata.labels.size() > 64) e.add("spec.template.metadata.labels", "Too many: must have at most 64 items");
+  for (const auto& [k, v] : t.metadata.labels) e.string("spec.template.metadata.labels." + k, v, 0, 63, nullptr);
+  if (t.metadata.annotations.size() > 64)
+    e.add("spec.template.metadata.annotations", "Too many: must have at most 64 items");
+  e.string("spec.template.spec.image", t.spec.image, 1, 1024, nullptr);
+  if (!t.spec.imagePullPolicy.empty() && t.spec.imagePullPolicy != "Always" &&
+      t.spec.imagePullPolicy != "IfNotPresent" && t.spec.imagePullPolicy != "Never")
+    e.add("spec.template.spec.imagePullPolicy", "Unsupported value: \"" + t.spec.imagePullPolicy + "\"");
+  if (t.spec.command.size() > 64) e.add("spec.template.spec.command", "Too many: must have at most 64 items");
+  if (t.spec.args.size() > 256) e.add("spec.template.spec.args", "Too many: must have at most 256 items");
+  if (t.spec.env.size() > 128) e.add("spec.template.spec.env", "Too many: must have at most 128 items");
+  for (size_t i = 0; i < t.spec.env.size(); ++i) {
+    std::string p = indexed("spec.template.spec.env", i);
+    e.string(p + ".name", t.spec.env[i].name, 1, 256, kEnvNamePattern);
+    for (size_t j = 0; j < i; ++j)
+      if (t.spec.env[j].name == t.spec.env[i].name) e.add(p, "Duplicate value: {\"name\":\"" + t.spec.env[i].name + "\"}");
+  }
+  if (t.spec.ports.size() > 16) e.add("spec.template.spec.ports", "Too many: must have at most 16 items");
+  for (size_t i = 0; i < t.spec.ports.size(); ++i) {
+    std::string p = indexed("spec.template.spec.ports", i);
+    const auto& port = t.spec.ports[i];
+    if (!port.name.empty()) e.string(p + ".name", port.name, 1, 15, kPortNamePattern);
+    e.range(p + ".containerPort", port.containerPort, 1, 65535);
+    for (size_t j = 0; j < i; ++j)
+      if (t.spec.ports[j].containerPort == port.containerPort && t.spec.ports[j].protocol == port.protocol)
+        e.add(p, "Duplicate value: containerPort " + std::to_string(port.containerPort));
+  }
+  if (!t.spec.serviceAccountName.empty())
+    e.string("spec.template.spec.serviceAccountName", t.spec.serviceAccountName, 1, 253, kDnsSubdomainPattern);
+
+  if (s.region) e.string("spec.region", *s.region, 1, 63, kRegionPattern);
+  if (s.dataZone) e.string("spec.dataZone", *s.dataZone, 2, 16, kDataZonePattern);
+  bool standard = s.deploymentType == DeploymentType::Standard;
+  bool dataZone = s.deploymentType == DeploymentType::DataZone;
+  if (standard && !s.region) e.required("spec.region", "spec.region is required when deploymentType is Standard");
+  if (!standard && s.region) e.forbidden("spec.region", "spec.region is allowed only when deploymentType is Standard");
+  if (dataZone && !s.dataZone) e.required("spec.dataZone", "spec.dataZone is required when deploymentType is DataZone");
+  if (!dataZone && s.dataZone)
+    e.forbidden("spec.dataZone", "spec.dataZone is allowed only when deploymentType is DataZone");
+
+  const auto& g = s.gpu;
+  int kinds = (g.count ? 1 : 0) + (g.migProfile ? 1 : 0) + (g.sharesPerGpu ? 1 : 0);
+  if (kinds != 1)
+    e.invalid("spec.gpu", "exactly one of spec.gpu.count, spec.gpu.migProfile or spec.gpu.sharesPerGpu must be set");
+  if (g.count) e.range("spec.gpu.count", *g.count, 1, 8);
+  if (g.migProfile) e.string("spec.gpu.migProfile", *g.migProfile, 1, 16, kMigProfilePattern);
+  if (g.sharesPerGpu) e.range("spec.gpu.sharesPerGpu", *g.sharesPerGpu, 2, 64);
+  validateQuantity(e, "spec.gpu.memory", g.memory);
+  if (g.product) e.string("spec.gpu.product", *g.product, 1, 63, kLabelValuePattern);
+
+  e.range("spec.replicas", s.replicas, 0, 1000);
+  if (s.minReplicas) e.range("spec.minReplicas", *s.minReplicas, 0, 1000);
+  if (s.maxReplicas) e.range("spec.maxReplicas", *s.maxReplicas, 1, 1000);
+  if (s.minReplicas && s.maxReplicas && *s.minReplicas > *s.maxReplicas)
+    e.invalid("spec.minReplicas", "spec.minReplicas must be less than or equal to spec.maxReplicas");
+  if (s.minReplicas && s.replicas < *s.minReplicas)
+    e.invalid("spec.replicas", "spec.replicas must be greater than or equal to spec.minReplicas");
+  if (s.maxReplicas && s.replicas > *s.maxReplicas)
+    e.invalid("spec.replicas", "spec.replicas must be less than or equal to spec.maxReplicas");
+  if (s.maxUnavailable.isInt())
+    e.range("spec.maxUnavailable", s.maxUnavailable.intValue(), 0, INT32_MAX);
+  else if (!matchesPattern(s.maxUnavailable.strValue(), kPercentPattern))
+    e.invalid("spec.maxUnavailable", "\"" + s.maxUnavailable.strValue() + "\": should match '" + kPercentPattern + "'");
+  e.range("spec.drainSeconds", s.drainSeconds, 0, 3600);
+  e.range("spec.priority", s.priority, -1000, 1000);
+
+  if (s.autoscaling) {
+    const auto& a = *s.autoscaling;
+    if (a.enabled && !s.maxReplicas)
+      e.required("spec.maxReplicas", "spec.maxReplicas is required when spec.autoscaling.enabled is true");
+    if (a.enabled && !a.targetPerReplica)
+      e.required("spec.autoscaling.targetPerReplica",
+                 "spec.autoscaling.targetPerReplica is required when spec.autoscaling.enabled is true");
+    if (a.targetPerReplica && a.targetPerReplica->milli <= 0)
+      e.invalid("spec.autoscaling.targetPerReplica", "\"" + a.targetPerReplica->text + "\": must be greater than 0");
+    e.string("spec.autoscaling.query", a.query, 1, 4096, nullptr);
+    e.rangeD("spec.autoscaling.tolerance", a.tolerance, 0, 1);
+    validateRules(e, "spec.autoscaling.scaleUp", a.scaleUp);
+    validateRules(e, "spec.autoscaling.scaleDown", a.scaleDown);
+  }
+
+  const auto& h = s.healthCheck;
+  if (!h.port && t.spec.ports.empty())
+    e.required("spec.healthCheck", "spec.healthCheck.port is required when spec.template.spec.ports is empty");
+  e.string("spec.healthCheck.path", h.path, 1, 1024, "^/[\\s\\S]*$");
+  if (h.port) e.range("spec.healthCheck.port", *h.port, 1, 65535);
+  e.range("spec.healthCheck.periodSeconds", h.periodSeconds, 1, 3600);
+  e.range("spec.healthCheck.timeoutSeconds", h.timeoutSeconds, 1, 60);
+  e.range("spec.healthCheck.failureThreshold", h.failureThreshold, 1, 100);
+  e.range("spec.healthCheck.successThreshold", h.successThreshold, 1, 100);
+  if (h.timeoutSeconds > h.periodSeconds)
+    e.invalid("spec.healthCheck.timeoutSeconds",
+              "spec.healthCheck.timeoutSeconds must not exceed spec.healthCheck.periodSeconds");
+
+  if (s.throughput) {
+    const auto& tp = *s.throughput;
+    e.range("spec.throughput.tokensPerMinutePerReplica", tp.tokensPerMinutePerReplica, 1, INT64_MAX);
+    e.rangeD("spec.throughput.inputTokenWeight", tp.inputTokenWeight, 0, 100);
+    e.rangeD("spec.throughput.outputTokenWeight", tp.outputTokenWeight, 0, 100);
+    if (!(tp.inputTokenWeight + tp.outputTokenWeight > 0))
+      e.invalid("spec.throughput",
+                "spec.throughput.inputTokenWeight and spec.throughput.outputTokenWeight must not both be 0");
+  }
+  if (s.spillover) {
+    e.string("spec.spillover.deploymentRef.name", s.spillover->deploymentRef.name, 1, 253, kDnsSubdomainPattern);
+    if (s.spillover->deploymentRef.name == d.metadata.name)
+      e.invalid("spec.spillover.deploymentRef.name",
+                "spec.spillover.deploymentRef.name must not name the ModelDeployment itself");
+  }
+  return e.take();
+}
+
+}  // namespace waterline::api
