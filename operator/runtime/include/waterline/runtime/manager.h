@@ -1,0 +1,101 @@
+#pragma once
+// The manager: shared caches, controllers, leader election, and one HTTP port with
+// /healthz, /readyz and /metrics. Caches run on every replica (so a standby is warm);
+// controllers and other leader-only runnables start only on the leader. Losing the
+// lease ends run() with an error, as controller-runtime does: the process exits and
+// its Deployment restarts it as a standby.
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "waterline/cache/informer.h"
+#include "waterline/common/metrics.h"
+#include "waterline/common/time.h"
+#include "waterline/kube/client.h"
+#include "waterline/runtime/controller.h"
+#include "waterline/runtime/events.h"
+#include "waterline/runtime/http_server.h"
+#include "waterline/runtime/leader.h"
+
+namespace waterline::runtime {
+
+struct ManagerOptions {
+  kube::ClientPtr client;
+  TimeSourcePtr time;                  // default: real time
+  metrics::Registry* registry = nullptr;  // default: metrics::defaultRegistry()
+  std::string bindAddress = ":8080";   // /healthz, /readyz, /metrics; "" or "0" disables
+  bool leaderElection = true;
+  LeaderElectionConfig leaderElectionConfig;
+  Duration resyncPeriod = std::chrono::minutes(10);
+  Duration gracefulShutdownTimeout = std::chrono::seconds(30);
+};
+
+// Something to run alongside the controllers.
+struct Runnable {
+  std::string name;
+  bool needLeaderElection = true;
+  std::function<void()> start;  // must return promptly (spawn a thread if needed)
+  std::function<void()> stop;
+};
+
+using Check = std::function<std::optional<std::string>()>;  // nullopt = healthy
+
+class Manager {
+ public:
+  explicit Manager(ManagerOptions opts);
+  ~Manager();
+
+  cache::InformerFactory& informers() { return *factory_; }
+  kube::ClientPtr client() const { return opts_.client; }
+  TimeSourcePtr time() const { return opts_.time; }
+  metrics::Registry& registry() { return *opts_.registry; }
+  HttpServer& http() { return server_; }
+
+  Controller& add(ControllerPtr c);
+  void addRunnable(Runnable r);
+  void addHealthCheck(const std::string& name, Check c);
+  void addReadyCheck(const std::string& name, Check c);
+
+  // Blocks until stop() or a fatal error (lost lease, caches that never sync).
+  // Returns 0 after a graceful stop, non-zero otherwise.
+  int run();
+  // Requests a graceful stop; safe from any thread (e.g. a signal-watching thread).
+  void stop();
+
+  bool isLeader() const { return leading_.load(); }
+  int boundPort() const { return server_.port(); }
+
+ private:
+  void startLeaderWork();
+  void stopLeaderWork();
+  void fail(const std::string& why);
+
+  ManagerOptions opts_;
+  std::unique_ptr<cache::InformerFactory> factory_;
+  std::vector<ControllerPtr> controllers_;
+  std::vector<Runnable> runnables_;
+  std::vector<std::pair<std::string, Check>> health_, ready_;
+  HttpServer server_;
+  std::unique_ptr<LeaderElector> elector_;
+  std::thread electorThread_, leaderWorkThread_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopRequested_ = false;
+  std::string fatal_;
+  std::atomic<bool> leading_{false};
+  std::atomic<bool> leaderWorkStarted_{false};
+  metrics::Gauge* isLeaderGauge_ = nullptr;
+};
+
+// Blocks SIGTERM/SIGINT in the calling thread (call first in main, before any thread
+// starts) and returns a thread that calls `onSignal` once when one arrives.
+std::thread watchTerminationSignals(std::function<void(int)> onSignal);
+
+}  // namespace waterline::runtime
