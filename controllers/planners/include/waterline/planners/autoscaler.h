@@ -1,0 +1,180 @@
+#pragma once
+// The autoscaler planner: Kubernetes HPA's algorithm (v2 `behavior`) as a pure function
+// of (policy, observation, persisted state, now). It reads no clock; the caller passes
+// `now` and persists `Decision::newState` (as JSON, in the ModelDeployment annotation
+// `waterline.dev/autoscaler-state`). See docs/autoscaling.md.
+//
+// The metric is the deployment's TOTAL load (what the PromQL query returns, e.g. the
+// weighted tokens per second of all its workers), not a per-pod average:
+//
+//   ratio   = total / (currentReplicas × targetPerReplica)
+//   raw     = currentReplicas                     when |ratio − 1| ≤ tolerance
+//           = ceil(total / targetPerReplica)      otherwise
+//
+// then, in this order:
+//   1. stabilisation (HPA): the raw recommendation joins a history; the result is the
+//      current count moved no further up than the LOWEST recommendation of the last
+//      scaleUp.stabilizationWindowSeconds, and no further down than the HIGHEST of the
+//      last scaleDown.stabilizationWindowSeconds;
+//   2. rate policies (HPA): at most +N pods / +X % per periodSeconds (scale-up), at most
+//      −N / −X % (scale-down), counted from the scale events of the last period; the
+//      selectPolicy picks the most (Max) or least (Min) permissive policy, Disabled
+//      forbids that direction; no policies means no rate limit;
+//   3. bounds: [max(minReplicas, ptuFloor), maxReplicas]; bounds beat rate limits;
+//   4. capacity: a scale-up never goes beyond maxSchedulableReplicas (what the pools
+//      can place), but capacity never pushes the count below the current one or below
+//      the lower bound.
+// Missing data (query error, empty result, NaN/Inf, negative) holds the current count
+// (clamped to the bounds only), sets ScalingActive=False/FailedGetMetric, records no
+// recommendation and recovers on the next good observation.
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "waterline/api/conditions.h"
+#include "waterline/api/model_deployment.h"
+#include "waterline/common/time.h"
+
+namespace waterline::planners {
+
+// Annotation the reconciler stores AutoscalerState::toJson() in.
+inline constexpr std::string_view kAutoscalerStateAnnotation = "waterline.dev/autoscaler-state";
+
+// Condition types and reasons.
+namespace autoscaling {
+inline constexpr std::string_view kScalingActive = "ScalingActive";
+inline constexpr std::string_view kScalingLimited = "ScalingLimited";
+
+// ScalingActive reasons.
+inline constexpr std::string_view kValidMetric = "ValidMetric";
+inline constexpr std::string_view kFailedGetMetric = "FailedGetMetric";
+inline constexpr std::string_view kAutoscalingDisabled = "AutoscalingDisabled";
+
+// ScalingLimited reasons (True unless DesiredWithinRange).
+inline constexpr std::string_view kDesiredWithinRange = "DesiredWithinRange";
+inline constexpr std::string_view kTooFewReplicas = "TooFewReplicas";    // raised to the lower bound
+inline constexpr std::string_view kTooManyReplicas = "TooManyReplicas";  // cut to maxReplicas
+inline constexpr std::string_view kCapacityLimited = "CapacityLimited";  // cut to maxSchedulable
+inline constexpr std::string_view kRateLimited = "RateLimited";          // cut by a rate policy
+
+// Decision reasons besides the above (what decided the final count).
+inline constexpr std::string_view kWithinTolerance = "WithinTolerance";
+inline constexpr std::string_view kMetricAboveTarget = "MetricAboveTarget";
+inline constexpr std::string_view kMetricBelowTarget = "MetricBelowTarget";
+inline constexpr std::string_view kScaleUpStabilized = "ScaleUpStabilized";
+inline constexpr std::string_view kScaleDownStabilized = "ScaleDownStabilized";
+
+// Event reasons.
+inline constexpr std::string_view kSuccessfulRescale = "SuccessfulRescale";
+}  // namespace autoscaling
+
+// The autoscaling parameters of one deployment (from its spec).
+struct AutoscalerPolicy {
+  double targetPerReplica = 1;  // > 0: total load one replica should carry
+  double tolerance = api::kDefaultTolerance;
+  api::ScalingRules scaleUp{api::kDefaultScaleUpWindowSeconds, api::SelectPolicy::Max, {}};
+  api::ScalingRules scaleDown{api::kDefaultScaleDownWindowSeconds, api::SelectPolicy::Max, {}};
+  int32_t minReplicas = 1;
+  int32_t maxReplicas = 1;
+
+  // From spec.autoscaling (which must be enabled), spec.minReplicas (default 1) and
+  // spec.maxReplicas. Errors name the field.
+  static std::expected<AutoscalerPolicy, std::string> fromSpec(const api::ModelDeploymentSpec& spec);
+};
+
+// One observation of the query: the total, or why there is none.
+struct MetricObservation {
+  std::optional<double> total;  // nullopt: missing
+  std::string error;            // why it is missing (the source's message)
+
+  static MetricObservation value(double v) { return {v, {}}; }
+  static MetricObservation failed(std::string message) { return {std::nullopt, std::move(message)}; }
+};
+
+// The persisted part: recommendation history and scale events, at whole-second
+// resolution (so that what is stored is exactly what is used). Bounded: entries older
+// than the longest window / policy period are dropped, and recommendations that can
+// no longer be a window's min or max (an older one dominated by a newer one) too, so
+// the history holds at most ~2 × (maxReplicas − minReplicas + 1) entries; a hard cap of
+// kMaxEntries per list drops the oldest beyond that.
+struct AutoscalerState {
+  static constexpr std::size_t kMaxEntries = 64;
+  struct Entry {
+    int64_t unixSeconds = 0;
+    int32_t value = 0;  // a recommendation, or a scale event's replica change (> 0)
+    bool operator==(const Entry&) const = default;
+  };
+  std::vector<Entry> recommendations;  // oldest first
+  std::vector<Entry> scaleUpEvents;    // replicas added
+  std::vector<Entry> scaleDownEvents;  // replicas removed
+
+  // Compact JSON: {"v":1,"r":[[t,n],...],"u":[[t,n]],"d":[[t,n]]}; empty lists left out.
+  std::string toJson() const;
+  static std::expected<AutoscalerState, std::string> fromJson(std::string_view json);
+  // fromJson, or an empty state when the annotation is absent or unreadable (the state
+  // is safe to lose: an empty history holds the current count for one down-window).
+  static AutoscalerState parseOrEmpty(std::string_view json);
+
+  bool operator==(const AutoscalerState&) const = default;
+};
+
+struct AutoscalerInput {
+  SystemTime now{};
+  int32_t currentReplicas = 0;  // the count the autoscaler last set (spec/status desired)
+  MetricObservation metric;
+  int32_t ptuFloor = 0;  // replicas held by active PTU reservations: a lower bound
+  // Replicas of this deployment the pools could place now (placed + fitting in free
+  // capacity). nullopt: unknown, no limit.
+  std::optional<int32_t> maxSchedulableReplicas;
+  int64_t observedGeneration = 0;  // copied into the conditions
+};
+
+struct AutoscalerEvent {
+  bool warning = false;  // Warning (failed metric) or Normal (rescale)
+  std::string reason;    // SuccessfulRescale, FailedGetMetric
+  std::string message;   // "from 3 to 5: metric 1234 target 100 reason MetricAboveTarget"
+};
+
+struct AutoscalerDecision {
+  int32_t desiredReplicas = 0;
+  int32_t currentReplicas = 0;
+  std::string reason;   // what decided the count (autoscaling::k*)
+  std::string message;  // human-readable detail
+  std::optional<double> metricValue;  // the total, when valid
+
+  // The steps, for status/debugging: raw (tolerance applied), after stabilisation,
+  // after rate policies.
+  int32_t rawRecommendation = 0;
+  int32_t stabilizedRecommendation = 0;
+  int32_t rateLimitedRecommendation = 0;
+
+  // ScalingActive and ScalingLimited, lastTransitionTime left zero (setCondition fills
+  // it with `now` when the status changes).
+  std::vector<api::Condition> conditions;
+  std::optional<AutoscalerEvent> event;  // a rescale or a failed metric
+  AutoscalerState newState;
+
+  bool changed() const { return desiredReplicas != currentReplicas; }
+};
+
+AutoscalerDecision planAutoscaling(const AutoscalerPolicy& policy, const AutoscalerState& state,
+                                   const AutoscalerInput& in);
+
+// ceil(total / target) with a relative epsilon, so that 300/100 is 3 and not 4; 0 for
+// total <= 0; saturates at INT32_MAX. target must be > 0.
+int32_t replicasForLoad(double total, double targetPerReplica);
+
+// The plain HPA-style rule, the bench's baseline: tolerance, then ceil(total/target),
+// clamped to [minReplicas, maxReplicas]; no windows, no rate policies, no PTU floor, no
+// capacity limit. Missing data (nullopt, NaN, Inf, negative) holds the current count.
+int32_t planPlainHpa(int32_t currentReplicas, std::optional<double> total, double targetPerReplica,
+                     double tolerance, int32_t minReplicas, int32_t maxReplicas);
+
+// "from 3 to 5: metric 1234.5 target 100 reason MetricAboveTarget"
+std::string formatRescaleEvent(int32_t from, int32_t to, double metric, double target,
+                               std::string_view reason);
+
+}  // namespace waterline::planners

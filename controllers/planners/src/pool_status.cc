@@ -1,0 +1,82 @@
+#include "waterline/planners/pool_status.h"
+
+#include <algorithm>
+
+#include "waterline/api/keys.h"
+
+namespace waterline::planners {
+
+PoolStatusPlan planPoolStatus(const PoolStatusInput& in, SystemTime now) {
+  const api::CapacityPool& pool = *in.pool;
+  PoolStatusPlan plan;
+  api::CapacityPoolStatus& st = plan.status;
+  st.conditions = pool.status.conditions;
+  st.observedGeneration = pool.metadata.generation;
+
+  const int32_t shares = pool.spec.sharing.sharesPerGpu();
+  for (const auto& n : in.nodes) {
+    if (!pool.spec.selectsNode(n.labels)) continue;
+    bool conflict = false;
+    for (const auto* o : in.others)
+      if (o->metadata.name != pool.metadata.name && o->spec.selectsNode(n.labels)) conflict = true;
+    if (conflict) plan.conflictingNodes.push_back(n.name);
+    plan.nodeNames.push_back(n.name);
+    ++st.nodes;
+    const bool healthy = n.ready && !n.unschedulable && !conflict;
+    if (n.ready) ++st.readyNodes;
+    st.gpus.total += n.gpuCount;
+    if (healthy) st.gpus.allocatable += n.gpuCount;
+    else st.gpus.unhealthy += n.gpuCount;
+  }
+  std::sort(plan.nodeNames.begin(), plan.nodeNames.end());
+  st.nodeNames = plan.nodeNames;
+  if (st.nodeNames.size() > api::CapacityPoolStatus::kMaxStatusNodeNames)
+    st.nodeNames.resize(api::CapacityPoolStatus::kMaxStatusNodeNames);
+  st.gpus.free = st.gpus.allocatable - st.gpus.allocated;
+  if (pool.spec.sharing.mode != api::SharingMode::Exclusive) {
+    api::CapacityCounts s;
+    s.total = st.gpus.total * shares;
+    s.allocatable = st.gpus.allocatable * shares;
+    s.unhealthy = st.gpus.unhealthy * shares;
+    s.free = s.allocatable;
+    st.slices = s;
+  }
+  st.utilization = st.gpus.allocatable > 0 ? double(st.gpus.allocated) / st.gpus.allocatable : 0.0;
+
+  const int64_t gen = pool.metadata.generation;
+  using api::ConditionStatus;
+  api::Condition ready{std::string(api::conditions::kReady), ConditionStatus::True,
+                       std::string(api::reasons::kNodesReady), "", {}, gen};
+  if (st.nodes == 0) {
+    ready.status = ConditionStatus::False;
+    ready.reason = std::string(api::reasons::kNoNodes);
+    ready.message = "no node matches the pool's nodeSelector and gpuProduct " + pool.spec.gpuProduct;
+  } else if (st.gpus.allocatable == 0) {
+    ready.status = ConditionStatus::False;
+    ready.reason = std::string(api::reasons::kNodesNotReady);
+    ready.message = "none of the pool's " + std::to_string(st.nodes) + " nodes is ready and schedulable";
+  } else {
+    ready.message = std::to_string(st.readyNodes) + "/" + std::to_string(st.nodes) +
+                    " nodes ready, " + std::to_string(st.gpus.allocatable) + " GPUs allocatable";
+  }
+  api::Condition degraded{std::string(api::conditions::kDegraded), ConditionStatus::False,
+                          std::string(api::reasons::kAllHealthy), "", {}, gen};
+  if (!plan.conflictingNodes.empty()) {
+    degraded.status = ConditionStatus::True;
+    degraded.reason = "NodeInMultiplePools";
+    std::string names;
+    for (size_t i = 0; i < plan.conflictingNodes.size() && i < 5; ++i)
+      names += (i ? ", " : "") + plan.conflictingNodes[i];
+    degraded.message = std::to_string(plan.conflictingNodes.size()) +
+                       " node(s) are selected by another pool too and are not used: " + names;
+  } else if (st.gpus.unhealthy > 0) {
+    degraded.status = ConditionStatus::True;
+    degraded.reason = std::string(api::reasons::kGpusUnhealthy);
+    degraded.message = std::to_string(st.gpus.unhealthy) + " GPUs are on nodes that are not ready or not schedulable";
+  }
+  api::setCondition(st.conditions, ready, now);
+  api::setCondition(st.conditions, degraded, now);
+  return plan;
+}
+
+}  // namespace waterline::planners

@@ -1,0 +1,108 @@
+#include "waterline/reconcilers/capacity_pool.h"
+
+#include "waterline/api/capacity_pool.h"
+#include "waterline/api/keys.h"
+#include "waterline/common/log.h"
+#include "waterline/planners/pool_status.h"
+
+namespace waterline::reconcilers {
+
+using runtime::ReconcileError;
+using runtime::Result;
+
+namespace {
+
+kube::Json statusApplyObject(const api::CapacityPool& pool, const api::CapacityPoolStatus& st) {
+  return {{"apiVersion", kube::kinds::CapacityPool.apiVersion()},
+          {"kind", "CapacityPool"},
+          {"metadata", {{"name", pool.metadata.name}}},
+          {"status", api::toJson(st)}};
+}
+
+const api::Condition* cond(const api::CapacityPoolStatus& st, std::string_view type) {
+  return api::findCondition(st.conditions, type);
+}
+
+}  // namespace
+
+runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Request& req) {
+  auto obj = d_.pools->store().get(req.key());
+  if (!obj) return Result::done();  // deleted; nothing to clean up yet
+  auto pool = api::CapacityPool::fromJson(*obj);
+  const SystemTime now = d_.time->systemTime();
+  if (!pool) {
+    // The schema should have rejected it; report instead of looping.
+    d_.recorder->event(*obj, "Warning", std::string(api::reasons::kInvalidSpec), pool.error());
+    return Result::done();
+  }
+  if (auto errs = api::validate(*pool); !errs.empty()) {
+    api::CapacityPoolStatus st = pool->status;
+    st.observedGeneration = pool->metadata.generation;
+    std::string msg;
+    for (const auto& e : errs) msg += (msg.empty() ? "" : "; ") + e;
+    api::setCondition(st.conditions,
+                      {std::string(api::conditions::kReady), api::ConditionStatus::False,
+                       std::string(api::reasons::kInvalidSpec), msg, {}, pool->metadata.generation},
+                      now);
+    if (!(st == pool->status)) {
+      kube::PatchOptions po{std::string(api::kFieldManager), true, "status"};
+      auto r = d_.client->apply(kube::kinds::CapacityPool, "", statusApplyObject(*pool, st), po);
+      if (!r) return std::unexpected(ReconcileError{r.error().describe()});
+      d_.recorder->event(*obj, "Warning", std::string(api::reasons::kInvalidSpec), msg);
+    }
+    return Result::done();
+  }
+
+  planners::PoolStatusInput in;
+  in.pool = &*pool;
+  for (const auto& n : d_.nodes->store().list()) in.nodes.push_back(planners::NodeView::fromJson(*n));
+  std::vector<api::CapacityPool> others;
+  for (const auto& p : d_.pools->store().list()) {
+    if (runtime::nameOf(*p) == pool->metadata.name) continue;
+    if (auto o = api::CapacityPool::fromJson(*p)) others.push_back(std::move(*o));
+  }
+  for (const auto& o : others) in.others.push_back(&o);
+
+  auto plan = planners::planPoolStatus(in, now);
+  if (plan.status == pool->status) return Result::done();
+
+  kube::PatchOptions po{std::string(api::kFieldManager), true, "status"};
+  auto r = d_.client->apply(kube::kinds::CapacityPool, "", statusApplyObject(*pool, plan.status), po);
+  if (!r) return std::unexpected(ReconcileError{"apply status: " + r.error().describe()});
+
+  // Events on condition transitions.
+  for (auto type : {api::conditions::kReady, api::conditions::kDegraded}) {
+    const auto* before = cond(pool->status, type);
+    const auto* after = cond(plan.status, type);
+    if (!after || (before && before->status == after->status && before->reason == after->reason))
+      continue;
+    const bool bad = (type == api::conditions::kReady) ? after->status != api::ConditionStatus::True
+                                                       : after->status == api::ConditionStatus::True;
+    d_.recorder->event(*obj, bad ? "Warning" : "Normal", after->reason,
+                       std::string(type) + "=" + std::string(api::toString(after->status)) +
+                           (after->message.empty() ? "" : ": " + after->message));
+  }
+  return Result::done();
+}
+
+runtime::ControllerPtr newCapacityPoolController(CapacityPoolDeps deps,
+                                                 runtime::ControllerOptions opts) {
+  auto pools = deps.pools;
+  auto nodes = deps.nodes;
+  auto c = std::make_unique<runtime::Controller>(
+      "capacitypool", std::make_unique<CapacityPoolReconciler>(deps), std::move(opts));
+  c->watchFor(pools, {runtime::generationChangedPredicate()});
+  // Any node change may change any pool that selects it (or selected it before).
+  c->watchMapped(nodes, [pools](const cache::Json& node) {
+    std::vector<runtime::Request> out;
+    auto view = planners::NodeView::fromJson(node);
+    for (const auto& p : pools->store().list()) {
+      auto pool = api::CapacityPool::fromJson(*p);
+      if (pool && pool->spec.selectsNode(view.labels)) out.push_back({"", pool->metadata.name});
+    }
+    return out;
+  });
+  return c;
+}
+
+}  // namespace waterline::reconcilers

@@ -1,0 +1,216 @@
+// waterline-operator: the composition root. The only place that wires implementations
+// together: config -> REST client -> informers -> controllers -> manager.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "waterline/common/log.h"
+#include "waterline/common/metrics.h"
+#include "waterline/kube/config.h"
+#include "waterline/kube/rest_client.h"
+#include "waterline/reconcilers/capacity_pool.h"
+#include "waterline/runtime/manager.h"
+
+#ifndef WATERLINE_VERSION
+#define WATERLINE_VERSION "dev"
+#endif
+
+namespace {
+
+using namespace waterline;
+
+struct Flag {
+  std::string name, def, help;
+  std::string* target;
+};
+
+struct Options {
+  std::string kubeconfig, context;
+  std::string bindAddress = ":8080";
+  std::string leaderElect = "true";
+  std::string leaseNamespace = "waterline-system";
+  std::string leaseName = "waterline-operator";
+  std::string identity;
+  std::string leaseDuration = "15", renewDeadline = "10", retryPeriod = "2";
+  std::string workers = "4";
+  std::string qps = "50", burst = "100";
+  std::string logLevel = "info", verbosity = "0";
+  std::string resync = "600";
+};
+
+void usage(const std::vector<Flag>& flags) {
+  std::cout << "waterline-operator " WATERLINE_VERSION
+               " - control plane for GPU capacity pools (CapacityPool, ModelDeployment,\n"
+               "PTUReservation).\n\nUsage: waterline-operator [flags]\n\nFlags:\n";
+  for (const auto& f : flags) {
+    std::string left = "  --" + f.name + (f.def.empty() ? "" : "=" + f.def);
+    std::cout << left << std::string(left.size() < 34 ? 34 - left.size() : 1, ' ') << f.help << "\n";
+  }
+  std::cout << "  -h, --help                        print this help\n"
+               "  --version                         print the version\n";
+}
+
+int toInt(const std::string& name, const std::string& v) {
+  try {
+    size_t pos = 0;
+    int x = std::stoi(v, &pos);
+    if (pos != v.size()) throw std::invalid_argument(v);
+    return x;
+  } catch (...) {
+    std::cerr << "invalid value for --" << name << ": " << v << " (want an integer)\n";
+    std::exit(2);
+  }
+}
+
+std::string defaultIdentity() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + "_" + std::to_string(getpid());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  std::vector<Flag> flags = {
+      {"kubeconfig", "", "path to a kubeconfig (else $KUBECONFIG, in-cluster, ~/.kube/config)", &o.kubeconfig},
+      {"context", "", "kubeconfig context to use (default: current-context)", &o.context},
+      {"bind-address", o.bindAddress, "host:port for /healthz, /readyz and /metrics (0 disables)", &o.bindAddress},
+      {"leader-elect", o.leaderElect, "run leader election so only one replica reconciles", &o.leaderElect},
+      {"leader-election-namespace", o.leaseNamespace, "namespace of the leader Lease", &o.leaseNamespace},
+      {"leader-election-id", o.leaseName, "name of the leader Lease", &o.leaseName},
+      {"identity", "", "this replica's identity in the Lease (default hostname_pid)", &o.identity},
+      {"lease-duration", o.leaseDuration, "seconds a standby waits before taking an unrenewed lease", &o.leaseDuration},
+      {"renew-deadline", o.renewDeadline, "seconds the leader keeps trying to renew before stepping down", &o.renewDeadline},
+      {"retry-period", o.retryPeriod, "seconds between lease acquire/renew attempts", &o.retryPeriod},
+      {"workers", o.workers, "concurrent reconciles per controller", &o.workers},
+      {"kube-api-qps", o.qps, "client-side rate limit on API requests (per second)", &o.qps},
+      {"kube-api-burst", o.burst, "client-side burst of API requests", &o.burst},
+      {"resync-period", o.resync, "seconds between full cache resyncs (level-based catch-up)", &o.resync},
+      {"log-level", o.logLevel, "error, warn, info or debug", &o.logLevel},
+      {"v", o.verbosity, "info verbosity (klog-style -v)", &o.verbosity},
+  };
+  std::map<std::string, Flag*> byName;
+  for (auto& f : flags) byName[f.name] = &f;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      usage(flags);
+      return 0;
+    }
+    if (a == "--version") {
+      std::cout << "waterline-operator " WATERLINE_VERSION "\n";
+      return 0;
+    }
+    if (a.rfind("--", 0) != 0 && a.rfind("-", 0) == 0) a = "-" + a;  // -v=2 -> --v=2
+    if (a.rfind("--", 0) != 0) {
+      std::cerr << "unexpected argument: " << a << " (see --help)\n";
+      return 2;
+    }
+    std::string name = a.substr(2), value;
+    auto eq = name.find('=');
+    bool hasValue = eq != std::string::npos;
+    if (hasValue) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    auto it = byName.find(name);
+    if (it == byName.end()) {
+      std::cerr << "unknown flag: --" << name << " (see --help)\n";
+      return 2;
+    }
+    if (!hasValue) {
+      if (name == "leader-elect") value = "true";
+      else if (i + 1 < argc) value = argv[++i];
+      else {
+        std::cerr << "flag --" << name << " needs a value\n";
+        return 2;
+      }
+    }
+    *it->second->target = value;
+  }
+
+  auto lvl = log::parseLevel(o.logLevel);
+  if (!lvl) {
+    std::cerr << "invalid --log-level: " << o.logLevel << "\n";
+    return 2;
+  }
+  log::setLevel(*lvl);
+  log::setVerbosity(toInt("v", o.verbosity));
+  const auto lg = log::logger("main");
+
+  // Block termination signals before any thread starts; a watcher thread stops the manager.
+  runtime::Manager* mgrPtr = nullptr;
+  std::mutex mgrMu;
+  std::thread signals = runtime::watchTerminationSignals([&](int sig) {
+    log::logger("main").info("signal received, shutting down", {{"signal", sig}});
+    std::lock_guard g(mgrMu);
+    if (mgrPtr) mgrPtr->stop();
+    else std::exit(0);
+  });
+  signals.detach();
+
+  auto cfg = kube::loadDefault(o.kubeconfig, o.context);
+  if (!cfg) {
+    lg.error("cannot load Kubernetes client configuration", {{"err", cfg.error()}});
+    return 1;
+  }
+  cfg->qps = toInt("kube-api-qps", o.qps);
+  cfg->burst = toInt("kube-api-burst", o.burst);
+  cfg->userAgent = "waterline-operator/" WATERLINE_VERSION;
+  auto time = RealTimeSource::instance();
+  auto client = kube::RestClient::create(*cfg, time);
+  if (!client) {
+    lg.error("cannot create Kubernetes client", {{"err", client.error()}});
+    return 1;
+  }
+  lg.info("using API server", {{"server", cfg->server}, {"source", cfg->source}});
+
+  runtime::ManagerOptions mo;
+  mo.client = *client;
+  mo.time = time;
+  mo.bindAddress = o.bindAddress;
+  mo.leaderElection = o.leaderElect == "true" || o.leaderElect == "1";
+  mo.resyncPeriod = std::chrono::seconds(toInt("resync-period", o.resync));
+  auto& le = mo.leaderElectionConfig;
+  le.ns = o.leaseNamespace;
+  le.name = o.leaseName;
+  le.identity = o.identity.empty() ? defaultIdentity() : o.identity;
+  le.leaseDuration = std::chrono::seconds(toInt("lease-duration", o.leaseDuration));
+  le.renewDeadline = std::chrono::seconds(toInt("renew-deadline", o.renewDeadline));
+  le.retryPeriod = std::chrono::seconds(toInt("retry-period", o.retryPeriod));
+  if (!(le.leaseDuration > le.renewDeadline && le.renewDeadline > le.retryPeriod)) {
+    lg.error("leader election timings must satisfy lease-duration > renew-deadline > retry-period");
+    return 2;
+  }
+
+  runtime::Manager mgr(mo);
+  auto recorder = std::make_shared<runtime::KubeEventRecorder>(*client, "waterline-operator",
+                                                               le.identity, time);
+  runtime::ControllerOptions co;
+  co.workers = toInt("workers", o.workers);
+  co.time = time;
+
+  auto pools = mgr.informers().informerFor(kube::kinds::CapacityPool);
+  auto nodes = mgr.informers().informerFor(kube::kinds::Node);
+  mgr.add(reconcilers::newCapacityPoolController({*client, pools, nodes, recorder, time}, co));
+
+  {
+    std::lock_guard g(mgrMu);
+    mgrPtr = &mgr;
+  }
+  int rc = mgr.run();
+  {
+    std::lock_guard g(mgrMu);
+    mgrPtr = nullptr;
+  }
+  recorder->flush(std::chrono::seconds(5));
+  recorder->stop();
+  lg.info("exiting", {{"code", rc}});
+  return rc;
+}
