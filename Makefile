@@ -43,10 +43,10 @@ integration: tools build
 	cd $(BUILD) && ctest --output-on-failure -L integration --timeout 900
 
 demo: deps tools build
-	@bash hack/demo.sh run
+	@BUILD=$(abspath $(BUILD)) bash hack/demo.sh run
 
 demo-up: deps tools build
-	@bash hack/demo.sh up
+	@BUILD=$(abspath $(BUILD)) bash hack/demo.sh up
 
 demo-down:
 	@bash hack/demo.sh down
