@@ -137,27 +137,10 @@ nlohmann::json toJson(const CapacityPoolStatus& s) {
 }
 
 std::expected<CapacityPool, std::string> CapacityPool::fromJson(const nlohmann::json& j) {
-  using namespace detail;
-  Decoder d;
-  CapacityPool p;
-  if (!expectObject(d, j, "")) return std::unexpected(d.error());
-  if (auto k = j.find("kind"); k != j.end() && k->is_string() && *k != kKind)
-    return std::unexpected("kind: expected " + std::string(kKind) + ", got " + k->get<std::string>());
-  opt(d, j, "", "metadata", p.metadata);
-  req(d, j, "", "spec", p.spec);
-  opt(d, j, "", "status", p.status);
-  if (!d.ok()) return std::unexpected(d.error());
-  return p;
+  return detail::decodeResource<CapacityPool>(j);
 }
 
-nlohmann::json CapacityPool::toJson(bool withStatus) const {
-  nlohmann::json o{{"apiVersion", std::string(kApiVersion)},
-                   {"kind", std::string(kKind)},
-                   {"metadata", metadata.toJson()},
-                   {"spec", api::toJson(spec)}};
-  if (withStatus) o["status"] = api::toJson(status);
-  return o;
-}
+nlohmann::json CapacityPool::toJson(bool withStatus) const { return detail::encodeResource(*this, withStatus); }
 
 std::vector<std::string> validate(const CapacityPool& pool) {
   detail::Errors e;

@@ -265,4 +265,30 @@ void putNonEmpty(json& o, std::string_view key, const T& v) {
   if (!v.empty()) o[std::string(key)] = toJ(v);
 }
 
+
+// The top level of a resource: kind check, metadata, spec (required), status.
+template <class T>
+std::expected<T, std::string> decodeResource(const nlohmann::json& j) {
+  Decoder d;
+  T r;
+  if (!expectObject(d, j, "")) return std::unexpected(d.error());
+  if (auto k = j.find("kind"); k != j.end() && k->is_string() && *k != T::kKind)
+    return std::unexpected("kind: expected " + std::string(T::kKind) + ", got " + k->template get<std::string>());
+  opt(d, j, "", "metadata", r.metadata);
+  req(d, j, "", "spec", r.spec);
+  opt(d, j, "", "status", r.status);
+  if (!d.ok()) return std::unexpected(d.error());
+  return r;
+}
+
+template <class T>
+nlohmann::json encodeResource(const T& r, bool withStatus) {
+  nlohmann::json o{{"apiVersion", std::string(kApiVersion)},
+                   {"kind", std::string(T::kKind)},
+                   {"metadata", r.metadata.toJson()},
+                   {"spec", toJson(r.spec)}};
+  if (withStatus) o["status"] = toJson(r.status);
+  return o;
+}
+
 }  // namespace waterline::api::detail

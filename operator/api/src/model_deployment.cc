@@ -410,27 +410,10 @@ nlohmann::json toJson(const ModelDeploymentStatus& s) {
 }
 
 std::expected<ModelDeployment, std::string> ModelDeployment::fromJson(const nlohmann::json& j) {
-  using namespace detail;
-  Decoder d;
-  ModelDeployment m;
-  if (!expectObject(d, j, "")) return std::unexpected(d.error());
-  if (auto k = j.find("kind"); k != j.end() && k->is_string() && *k != kKind)
-    return std::unexpected("kind: expected " + std::string(kKind) + ", got " + k->get<std::string>());
-  opt(d, j, "", "metadata", m.metadata);
-  req(d, j, "", "spec", m.spec);
-  opt(d, j, "", "status", m.status);
-  if (!d.ok()) return std::unexpected(d.error());
-  return m;
+  return detail::decodeResource<ModelDeployment>(j);
 }
 
-nlohmann::json ModelDeployment::toJson(bool withStatus) const {
-  nlohmann::json o{{"apiVersion", std::string(kApiVersion)},
-                   {"kind", std::string(kKind)},
-                   {"metadata", metadata.toJson()},
-                   {"spec", api::toJson(spec)}};
-  if (withStatus) o["status"] = api::toJson(status);
-  return o;
-}
+nlohmann::json ModelDeployment::toJson(bool withStatus) const { return detail::encodeResource(*this, withStatus); }
 
 namespace {
 void validateQuantity(detail::Errors& e, const std::string& path, const std::optional<Quantity>& q) {

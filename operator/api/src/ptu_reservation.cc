@@ -117,27 +117,10 @@ nlohmann::json toJson(const PTUReservationStatus& s) {
 }
 
 std::expected<PTUReservation, std::string> PTUReservation::fromJson(const nlohmann::json& j) {
-  using namespace detail;
-  Decoder d;
-  PTUReservation r;
-  if (!expectObject(d, j, "")) return std::unexpected(d.error());
-  if (auto k = j.find("kind"); k != j.end() && k->is_string() && *k != kKind)
-    return std::unexpected("kind: expected " + std::string(kKind) + ", got " + k->get<std::string>());
-  opt(d, j, "", "metadata", r.metadata);
-  req(d, j, "", "spec", r.spec);
-  opt(d, j, "", "status", r.status);
-  if (!d.ok()) return std::unexpected(d.error());
-  return r;
+  return detail::decodeResource<PTUReservation>(j);
 }
 
-nlohmann::json PTUReservation::toJson(bool withStatus) const {
-  nlohmann::json o{{"apiVersion", std::string(kApiVersion)},
-                   {"kind", std::string(kKind)},
-                   {"metadata", metadata.toJson()},
-                   {"spec", api::toJson(spec)}};
-  if (withStatus) o["status"] = api::toJson(status);
-  return o;
-}
+nlohmann::json PTUReservation::toJson(bool withStatus) const { return detail::encodeResource(*this, withStatus); }
 
 std::vector<std::string> validate(const PTUReservation& r) {
   using namespace detail;
