@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# The chart against a real kube-apiserver (the CTest `controlplane` fixture; its kubeconfig
+# in WATERLINE_TEST_KUBECONFIG): helm install into a fresh namespace, the objects and the
+# CRDs served, what the operator's ServiceAccount may and may not do (kubectl auth can-i
+# --as), server-side dry-run of the plain manifests, helm upgrade (values changed, a
+# component switched on and off, a bad value refused), helm uninstall leaving nothing with
+# the release's labels but the CRDs. The control plane has no kube-controller-manager and
+# no scheduler: no pod ever runs, so the assertions are on objects. CTest: helm.install.
+# jq programs are single-quoted on purpose ($vars are jq variables); ok never fails.
+# shellcheck disable=SC2016,SC2015
+# shellcheck source=tests/integration/helm/lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+if [[ -z "${WATERLINE_TEST_KUBECONFIG:-}" ]]; then
+  echo "SKIP: WATERLINE_TEST_KUBECONFIG is not set (run through ctest, or hack/controlplane.sh up)"
+  rm -rf "$TMP"
+  exit 77
+fi
+export KUBECONFIG="$WATERLINE_TEST_KUBECONFIG"
+export KUBECACHEDIR="$TMP/kube-cache"   # fresh discovery: we add API groups below
+
+NS="wl-helm-$(date +%s)-$RANDOM"
+REL=wlhelm
+FULL="$REL-waterline"
+SA="system:serviceaccount:$NS:$FULL"
+SEL="app.kubernetes.io/instance=$REL"
+created_monitoring=false
+installed=false
+
+cleanup() {
+  set +e
+  $installed && helm uninstall "$REL" --namespace "$NS" >/dev/null 2>&1
+  $created_monitoring && kc delete -f "$WL_TEST_DIR/testdata/monitoring-crds.yaml" --wait=false >/dev/null 2>&1
+  # No namespace controller here: the namespace stays Terminating until the fixture stops.
+  kc delete namespace "$NS" --wait=false >/dev/null 2>&1
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+step() { echo "[$((SECONDS - T0))s] $*"; }
+
+# can <yes|no> <kubectl auth can-i args...> as the operator's ServiceAccount.
+can() {
+  local want="$1"; shift
+  local got
+  got="$(kc auth can-i "$@" --as "$SA" 2>/dev/null | tail -n1)" || true
+  if [[ "$got" == "$want" ]]; then ok; else bad "auth can-i $* as $SA: got '${got:-error}', want '$want'"; fi
+}
+
+# sar <yes|no> <verb> <group> <resource> [namespace]: a SubjectAccessReview for the
+# ServiceAccount, for resources the server does not serve yet (kubectl auth can-i cannot
+# resolve their group and would ask about the core group).
+sar() {
+  local want="$1" verb="$2" group="$3" resource="$4" ns="${5:-}" got
+  got="$(jq -n --arg u "$SA" --arg ns "$NS" --arg v "$verb" --arg g "$group" --arg r "$resource" --arg n "$ns" '{
+      apiVersion: "authorization.k8s.io/v1", kind: "SubjectAccessReview",
+      spec: {user: $u, groups: ["system:serviceaccounts", "system:serviceaccounts:" + $ns, "system:authenticated"],
+             resourceAttributes: {verb: $v, group: $g, resource: $r, namespace: $n}}}' |
+    kc create -f - -o json | jq -r 'if .status.allowed then "yes" else "no" end')" || true
+  if [[ "$got" == "$want" ]]; then ok; else bad "SubjectAccessReview $verb $resource.$group: got '${got:-error}', want '$want'"; fi
+}
+
+# objects [kubectl get args]: the release's objects as a JSON array.
+objects() {
+  kc get "$@" -l "$SEL" -o json | jq '.items'
+}
+
+# ---------------------------------------------------------------- prometheus-operator API
+if ! kc get crd servicemonitors.monitoring.coreos.com >/dev/null 2>&1; then
+  kc create -f "$WL_TEST_DIR/testdata/monitoring-crds.yaml" >/dev/null
+  created_monitoring=true
+  kc wait --for condition=Established --timeout=60s -f "$WL_TEST_DIR/testdata/monitoring-crds.yaml" >/dev/null
+fi
+
+# ---------------------------------------------------------------- install
+step "helm install $REL into $NS"
+check "helm install" helm install "$REL" "$CHART" --namespace "$NS" --create-namespace --timeout 120s \
+  --set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true \
+  --set prometheus.url=http://prometheus.monitoring:9090
+installed=true
+helm status "$REL" --namespace "$NS" -o json >"$TMP/status.json"
+jqcheck "release deployed, revision 1" "$TMP/status.json" '.info.status == "deployed" and .version == 1'
+jqcheck "NOTES rendered" "$TMP/status.json" '.info.notes | contains("kubectl -n '"$NS"' rollout status deployment/'"$FULL"'")'
+
+for crd in capacitypools.waterline.dev modeldeployments.waterline.dev ptureservations.waterline.dev; do
+  check "CRD $crd Established" kc wait --for condition=Established --timeout=30s "crd/$crd"
+done
+check "CRDs served (kubectl get capacitypools,modeldeployments,ptureservations -A)" \
+  kc get capacitypools.waterline.dev,modeldeployments.waterline.dev,ptureservations.waterline.dev -A
+kc get crd capacitypools.waterline.dev -o json >"$TMP/crd.json"
+jqcheck "served CRD has the chart's version" "$TMP/crd.json" \
+  --arg v "$(grep -m1 -E '^\s+- name: v' "$CHART/crds/waterline.dev_capacitypools.yaml" | awk '{print $3}')" \
+  '[.spec.versions[] | select(.served) | .name] | index($v) != null'
+
+objects -n "$NS" deployments,serviceaccounts,services,poddisruptionbudgets,roles,rolebindings,servicemonitors,prometheusrules >"$TMP/ns.json"
+objects clusterroles,clusterrolebindings >"$TMP/cluster.json"
+jqcheck "namespaced objects created" "$TMP/ns.json" \
+  '[.[].kind] | sort == ["Deployment","PodDisruptionBudget","PrometheusRule","Role","RoleBinding","Service","ServiceAccount","ServiceMonitor"]'
+jqcheck "ClusterRole and ClusterRoleBinding created" "$TMP/cluster.json" \
+  --arg n "$FULL-$NS" '[.[] | .kind + "/" + .metadata.name] | sort == ["ClusterRole/" + $n, "ClusterRoleBinding/" + $n]'
+jqcheck "Deployment as stored: 2 replicas, leader election, prometheus env, restricted securityContext" "$TMP/ns.json" --arg f "$FULL" '
+  .[] | select(.kind == "Deployment" and .metadata.name == $f) | .spec.replicas == 2 and
+  (.spec.template.spec.containers[0] | (.args | index("--leader-elect=true")) and
+    ([.env[] | select(.name == "WATERLINE_PROMETHEUS_URL") | .value] == ["http://prometheus.monitoring:9090"]) and
+    .securityContext.readOnlyRootFilesystem and .securityContext.runAsUser == 65532)'
+jqcheck "PrometheusRule stored with the alert rules" "$TMP/ns.json" \
+  '[.[] | select(.kind == "PrometheusRule") | .spec.groups[].rules[].alert] | length >= 4'
+
+# ---------------------------------------------------------------- RBAC as the ServiceAccount
+step "kubectl auth can-i as $SA"
+can yes list nodes
+can yes watch nodes
+can yes list pods --all-namespaces
+can yes create pods -n default
+can yes delete pods -n default
+can yes patch pods -n "$NS"
+can yes list capacitypools.waterline.dev
+can yes watch modeldeployments.waterline.dev --all-namespaces
+can yes list ptureservations.waterline.dev --all-namespaces
+can yes patch capacitypools.waterline.dev --subresource=status
+can yes patch modeldeployments.waterline.dev --subresource=status -n default
+can yes update ptureservations.waterline.dev --subresource=status -n default
+can yes update modeldeployments.waterline.dev --subresource=scale -n default
+can yes update capacitypools.waterline.dev
+sar yes create waterline.dev routingtables
+sar yes delete waterline.dev routingtables
+sar yes watch waterline.dev routingtables
+sar no deletecollection waterline.dev routingtables
+can yes create events -n default
+can yes patch events.events.k8s.io -n "$NS"
+can yes get "leases.coordination.k8s.io/$FULL" -n "$NS"
+can yes update "leases.coordination.k8s.io/$FULL" -n "$NS"
+can yes create leases.coordination.k8s.io -n "$NS"
+can no delete nodes
+can no patch nodes
+can no update nodes --subresource=status
+can no get secrets -n "$NS"
+can no list secrets --all-namespaces
+can no get configmaps -n "$NS"
+can no list namespaces
+can no delete namespaces
+can no create leases.coordination.k8s.io -n default
+can no update "leases.coordination.k8s.io/$FULL" -n default
+can no update leases.coordination.k8s.io/someone-else -n "$NS"
+can no delete "leases.coordination.k8s.io/$FULL" -n "$NS"
+can no create capacitypools.waterline.dev
+can no delete capacitypools.waterline.dev
+can no create modeldeployments.waterline.dev -n default
+can no delete ptureservations.waterline.dev -n default
+can no create pods --subresource=exec -n default
+can no create pods --subresource=binding -n default
+can no create deployments.apps -n "$NS"
+can no create serviceaccounts --subresource=token -n "$NS"
+can no create clusterrolebindings
+can no escalate clusterroles
+can no impersonate users
+can no delete customresourcedefinitions.apiextensions.k8s.io
+
+# ---------------------------------------------------------------- plain manifests
+if kc get namespace waterline-system >/dev/null 2>&1; then
+  check "deploy/manifests accepted by the apiserver (server-side apply, dry run)" \
+    kc apply --server-side --force-conflicts --dry-run=server --field-manager wl-helm-test -k "$ROOT/deploy/manifests"
+else
+  echo "note: namespace waterline-system absent, plain manifests not dry-run applied" >&2
+fi
+
+# ---------------------------------------------------------------- upgrade
+step "helm upgrade: replicas 3, debug logs, router on"
+check "helm upgrade (values changed, router enabled)" helm upgrade "$REL" "$CHART" --namespace "$NS" --reuse-values \
+  --set replicas=3 --set logLevel=debug --set router.enabled=true --timeout 120s
+kc get deployment "$FULL" -n "$NS" -o json >"$TMP/dep.json"
+jqcheck "upgrade applied: 3 replicas, --log-level=debug" "$TMP/dep.json" \
+  '.spec.replicas == 3 and (.spec.template.spec.containers[0].args | index("--log-level=debug"))'
+objects -n "$NS" deployments,serviceaccounts,services,poddisruptionbudgets,servicemonitors >"$TMP/router.json"
+jqcheck "router Deployment, Service, ServiceAccount, PDB and ServiceMonitor created" "$TMP/router.json" --arg r "$FULL-router" \
+  '[.[] | select(.metadata.name == $r) | .kind] | sort == ["Deployment","PodDisruptionBudget","Service","ServiceAccount","ServiceMonitor"]'
+RSA="system:serviceaccount:$NS:$FULL-router"
+for what in "list pods -A" "list nodes" "get secrets -n $NS" "list capacitypools.waterline.dev"; do
+  # shellcheck disable=SC2086
+  got="$(kc auth can-i $what --as "$RSA" 2>/dev/null | tail -n1)" || true
+  [[ "$got" == no ]] && ok || bad "router ServiceAccount: auth can-i $what: got '$got', want 'no'"
+done
+
+step "helm upgrade with a bad value is refused"
+if out="$(helm upgrade "$REL" "$CHART" --namespace "$NS" --reuse-values --set replicas=0 2>&1)"; then
+  bad "helm upgrade --set replicas=0 succeeded"
+else
+  [[ "$out" == *"at '/replicas': minimum: got 0, want 1"* ]] && ok || bad "bad upgrade refused without the schema message: $out"
+fi
+helm status "$REL" --namespace "$NS" -o json >"$TMP/status.json"
+jqcheck "release still deployed at revision 2" "$TMP/status.json" '.info.status == "deployed" and .version == 2'
+
+step "helm upgrade: router and PrometheusRule off"
+check "helm upgrade (router, PrometheusRule disabled)" helm upgrade "$REL" "$CHART" --namespace "$NS" --reuse-values \
+  --set router.enabled=false --set monitoring.prometheusRule.enabled=false --timeout 120s
+objects -n "$NS" deployments,serviceaccounts,services,poddisruptionbudgets,servicemonitors,prometheusrules >"$TMP/after.json"
+jqcheck "disabled components deleted by the upgrade" "$TMP/after.json" --arg f "$FULL" \
+  '[.[] | .kind + "/" + .metadata.name] | sort == ["Deployment/" + $f, "PodDisruptionBudget/" + $f, "Service/" + $f + "-metrics", "ServiceAccount/" + $f, "ServiceMonitor/" + $f]'
+
+# ---------------------------------------------------------------- uninstall
+step "helm uninstall"
+check "helm uninstall" helm uninstall "$REL" --namespace "$NS" --wait --timeout 120s
+installed=false
+# Every listable resource type, namespaced and cluster-scoped, with the release's label.
+types="$(kc api-resources --verbs=list -o name | paste -sd, -)"
+left="$(kc get "$types" --all-namespaces -l "$SEL" -o name --ignore-not-found 2>"$TMP/get.err" || true)"
+if [[ -z "$left" ]]; then ok; else bad "objects left after uninstall: $(echo "$left" | tr '\n' ' ')"; fi
+grep -v -i -E "warning|deprecated" "$TMP/get.err" >&2 || true
+left="$(kc get secrets -n "$NS" -l "owner=helm,name=$REL" -o name)"
+[[ -z "$left" ]] && ok || bad "helm release records left: $left"
+check "CRDs kept after uninstall (Helm never deletes crds/)" kc get crd capacitypools.waterline.dev modeldeployments.waterline.dev ptureservations.waterline.dev
+
+finish

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Offline chart tests (no API server): helm lint, helm template over a matrix of values
+# with assertions on the rendered objects, values rejected by values.schema.json or the
+# chart's own checks (with their message), the alert rules file (promtool), and the plain
+# manifests in deploy/manifests (kustomize build). CTest: helm.template.
+# jq programs are single-quoted on purpose ($vars are jq variables); ok never fails.
+# shellcheck disable=SC2016,SC2015
+# shellcheck source=tests/integration/helm/lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+trap 'rm -rf "$TMP"' EXIT
+D=wl-waterline   # the release's full name (release "wl", chart "waterline")
+
+# ---------------------------------------------------------------- lint
+check "helm lint --strict (defaults)" helm lint --strict "$CHART" --kube-version "$KUBE_VER"
+check "helm lint --strict (router, monitoring, hub secret)" helm lint --strict "$CHART" \
+  --kube-version "$KUBE_VER" --set router.enabled=true --set routing.hubKubeconfigSecret=hub \
+  --set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true
+
+# ---------------------------------------------------------------- defaults
+f="$(render defaults)"
+jqcheck "default objects" "$f" \
+  'kinds == ["ClusterRole","ClusterRoleBinding","Deployment","PodDisruptionBudget","Role","RoleBinding","Service","ServiceAccount"]'
+jqcheck "every object carries the release labels" "$f" \
+  'all(.[]; .metadata.labels["app.kubernetes.io/instance"] == "wl" and .metadata.labels["app.kubernetes.io/name"] == "waterline" and .metadata.labels["app.kubernetes.io/managed-by"] == "Helm")'
+jqcheck "namespaced objects are in the release namespace" "$f" \
+  'all(.[] | select(.kind | IN("ClusterRole","ClusterRoleBinding") | not); .metadata.namespace == "wl-sys")'
+jqcheck "cluster-scoped names include the namespace" "$f" \
+  'one("ClusterRole"; "wl-waterline-wl-sys") and one("ClusterRoleBinding"; "wl-waterline-wl-sys")'
+jqcheck "deployment: 2 replicas, image from appVersion" "$f" \
+  --arg D "$D" 'one("Deployment"; $D).spec.replicas == 2 and container($D; "operator").image == "waterline:0.1.0" and container($D; "operator").imagePullPolicy == "IfNotPresent"'
+jqcheck "deployment: leader election flags" "$f" --arg D "$D" \
+  'args($D; "operator") as $a | ["--bind-address=:8080", "--leader-elect=true", "--leader-election-namespace=$(POD_NAMESPACE)", "--leader-election-id=wl-waterline", "--identity=$(POD_NAME)", "--lease-duration=15", "--renew-deadline=10", "--retry-period=2", "--log-level=info", "--v=0", "--workers=4"] - $a == []'
+jqcheck "deployment: every flag is one the operator knows" "$f" --arg D "$D" \
+  'args($D; "operator") | all(test("^--(bind-address|leader-elect|leader-election-namespace|leader-election-id|identity|lease-duration|renew-deadline|retry-period|workers|kube-api-qps|kube-api-burst|resync-period|log-level|v)="))'
+jqcheck "deployment: POD_NAME/POD_NAMESPACE from the downward API, no optional env" "$f" --arg D "$D" \
+  '[container($D; "operator").env[] | .name] == ["POD_NAME", "POD_NAMESPACE"] and (container($D; "operator").env[1].valueFrom.fieldRef.fieldPath == "metadata.namespace")'
+jqcheck "deployment: probes on the metrics port" "$f" --arg D "$D" \
+  'container($D; "operator") | .ports == [{"name":"metrics","containerPort":8080,"protocol":"TCP"}] and .livenessProbe.httpGet == {"path":"/healthz","port":"metrics"} and .readinessProbe.httpGet == {"path":"/readyz","port":"metrics"}'
+jqcheck "deployment: resources set" "$f" --arg D "$D" \
+  'container($D; "operator").resources | .requests.cpu == "100m" and .requests.memory == "128Mi" and .limits.memory == "512Mi"'
+jqcheck "deployment: container securityContext (restricted)" "$f" --arg D "$D" \
+  'container($D; "operator").securityContext | .runAsNonRoot == true and .runAsUser == 65532 and .readOnlyRootFilesystem == true and .allowPrivilegeEscalation == false and .capabilities.drop == ["ALL"] and (.capabilities.add == null) and .seccompProfile.type == "RuntimeDefault" and .privileged == false'
+jqcheck "deployment: pod securityContext" "$f" --arg D "$D" \
+  'one("Deployment"; $D).spec.template.spec.securityContext | .runAsNonRoot == true and .runAsUser == 65532 and .seccompProfile.type == "RuntimeDefault"'
+jqcheck "deployment: runs as the chart's ServiceAccount" "$f" --arg D "$D" \
+  'one("Deployment"; $D).spec.template.spec.serviceAccountName == $D and one("ServiceAccount"; $D)'
+jqcheck "deployment: selector ⊆ pod labels" "$f" --arg D "$D" \
+  'one("Deployment"; $D).spec as $s | subset($s.selector.matchLabels; $s.template.metadata.labels)'
+jqcheck "deployment: only /tmp is writable, no hub mount" "$f" --arg D "$D" \
+  '[one("Deployment"; $D).spec.template.spec.volumes[].name] == ["tmp"] and [container($D; "operator").volumeMounts[].mountPath] == ["/tmp"]'
+jqcheck "PDB: minAvailable 1 over the operator pods" "$f" --arg D "$D" \
+  'one("PodDisruptionBudget"; $D).spec.minAvailable == 1 and one("PodDisruptionBudget"; $D).spec.selector.matchLabels == one("Deployment"; $D).spec.selector.matchLabels'
+jqcheck "metrics Service selects the operator pods on port metrics" "$f" --arg D "$D" \
+  'one("Service"; "wl-waterline-metrics").spec as $s | subset($s.selector; one("Deployment"; $D).spec.template.metadata.labels) and $s.ports == [{"name":"metrics","port":8080,"targetPort":"metrics","protocol":"TCP"}]'
+
+# RBAC: exactly the rules the controllers need (docs/install.md, templates/rbac.yaml).
+jqcheck "ClusterRole rules are exactly the justified set" "$f" '
+  one("ClusterRole"; "wl-waterline-wl-sys").rules | map({g: .apiGroups, r: (.resources | sort), v: (.verbs | sort)}) == [
+    {g: ["waterline.dev"], r: ["capacitypools","modeldeployments","ptureservations"], v: ["get","list","patch","update","watch"]},
+    {g: ["waterline.dev"], r: ["capacitypools/status","modeldeployments/status","ptureservations/status"], v: ["get","patch","update"]},
+    {g: ["waterline.dev"], r: ["modeldeployments/scale"], v: ["get","patch","update"]},
+    {g: ["waterline.dev"], r: ["routingtables"], v: ["create","delete","get","list","patch","update","watch"]},
+    {g: [""], r: ["pods"], v: ["create","delete","get","list","patch","watch"]},
+    {g: [""], r: ["nodes"], v: ["get","list","watch"]},
+    {g: [""], r: ["events"], v: ["create","patch"]},
+    {g: ["events.k8s.io"], r: ["events"], v: ["create","patch"]}]'
+jqcheck "no wildcard, secrets, configmaps or namespaces in any role" "$f" '
+  [.[] | select(.kind == "ClusterRole" or .kind == "Role") | .rules[] | (.apiGroups + .resources + .verbs)[]] |
+  all(. != "*" and . != "secrets" and . != "configmaps" and . != "namespaces" and . != "escalate" and . != "bind" and . != "impersonate")'
+jqcheck "ClusterRoleBinding binds the ServiceAccount" "$f" --arg D "$D" \
+  'one("ClusterRoleBinding"; "wl-waterline-wl-sys") | .roleRef.name == "wl-waterline-wl-sys" and .subjects == [{"kind":"ServiceAccount","name":$D,"namespace":"wl-sys"}]'
+jqcheck "leader-election Role: get/update the one Lease, create in the namespace" "$f" '
+  one("Role"; "wl-waterline-leader-election") | .metadata.namespace == "wl-sys" and .rules == [
+    {apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: ["wl-waterline"], verbs: ["get","update"]},
+    {apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"]}]'
+jqcheck "leader-election RoleBinding" "$f" --arg D "$D" \
+  'one("RoleBinding"; "wl-waterline-leader-election") | .roleRef == {"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"wl-waterline-leader-election"} and .subjects[0].name == $D'
+
+# ---------------------------------------------------------------- router enabled
+f="$(render router --set router.enabled=true --set router.extraArgs[0]=--overload=best-effort)"
+R=wl-waterline-router
+jqcheck "router objects" "$f" \
+  'kinds == ["ClusterRole","ClusterRoleBinding","Deployment","Deployment","PodDisruptionBudget","PodDisruptionBudget","Role","RoleBinding","Service","Service","ServiceAccount","ServiceAccount"]'
+jqcheck "router: command, listen, routes URL of the operator Service, replicas, extra args" "$f" --arg R "$R" '
+  container($R; "router") | .command == ["/usr/local/bin/waterline-router"] and .image == "waterline:0.1.0" and
+  .args == ["--listen=0.0.0.0:8080", "--routes-url=http://wl-waterline-metrics.wl-sys.svc:8080/v1/routes", "--replicas=2", "--log-level=info", "--overload=best-effort"]'
+jqcheck "router: probes, port, securityContext" "$f" --arg R "$R" '
+  container($R; "router") | .ports[0] == {"name":"http","containerPort":8080,"protocol":"TCP"} and .readinessProbe.httpGet.path == "/readyz" and .livenessProbe.httpGet.path == "/healthz" and
+  .securityContext.readOnlyRootFilesystem == true and .securityContext.runAsUser == 65532 and .securityContext.capabilities.drop == ["ALL"]'
+jqcheck "router: own ServiceAccount without a token, no RBAC" "$f" --arg R "$R" '
+  one("ServiceAccount"; $R).automountServiceAccountToken == false and one("Deployment"; $R).spec.template.spec.automountServiceAccountToken == false and
+  one("Deployment"; $R).spec.template.spec.serviceAccountName == $R and ([.[] | select(.kind | test("Binding$")) | .subjects[].name] | index($R) == null)'
+jqcheck "router: Service port 80 -> http, selects only router pods" "$f" --arg R "$R" --arg D "$D" '
+  one("Service"; $R).spec as $s | $s.ports == [{"name":"http","port":80,"targetPort":"http","protocol":"TCP"}] and
+  subset($s.selector; one("Deployment"; $R).spec.template.metadata.labels) and (subset($s.selector; one("Deployment"; $D).spec.template.metadata.labels) | not)'
+jqcheck "operator Service does not select router pods" "$f" --arg R "$R" \
+  'subset(one("Service"; "wl-waterline-metrics").spec.selector; one("Deployment"; $R).spec.template.metadata.labels) | not'
+f="$(render router2 --set router.enabled=true --set router.replicas=3 --set router.routesUrl=http://op.example:9000/v1/routes \
+  --set router.image.repository=reg.example/router --set router.image.tag=dev --set router.port=9090 --set router.service.port=8000)"
+jqcheck "router: overrides" "$f" --arg R "$R" '
+  one("Deployment"; $R).spec.replicas == 3 and container($R; "router") as $c | $c.image == "reg.example/router:dev" and
+  ($c.args | index("--routes-url=http://op.example:9000/v1/routes") and index("--replicas=3") and index("--listen=0.0.0.0:9090")) and
+  $c.ports[0].containerPort == 9090 and one("Service"; $R).spec.ports[0].port == 8000'
+
+# ---------------------------------------------------------------- monitoring
+f="$(render mon --api-versions monitoring.coreos.com/v1 --set monitoring.serviceMonitor.enabled=true \
+  --set monitoring.prometheusRule.enabled=true --set monitoring.serviceMonitor.labels.release=kps)"
+jqcheck "monitoring API present + enabled: ServiceMonitor and PrometheusRule" "$f" --arg D "$D" \
+  'one("ServiceMonitor"; $D) and one("PrometheusRule"; $D) and one("ServiceMonitor"; $D).metadata.labels.release == "kps"'
+jqcheck "ServiceMonitor selects the metrics Service and its port" "$f" --arg D "$D" '
+  one("ServiceMonitor"; $D).spec as $m | subset($m.selector.matchLabels; one("Service"; "wl-waterline-metrics").metadata.labels) and
+  $m.endpoints == [{"port":"metrics","path":"/metrics","interval":"30s","scrapeTimeout":"10s"}] and $m.namespaceSelector.matchNames == ["wl-sys"]'
+jqcheck "PrometheusRule carries the alerts of files/prometheus-rules.yaml on existing metrics" "$f" --arg D "$D" '
+  one("PrometheusRule"; $D).spec.groups[0].rules as $r |
+  ([$r[].alert] == ["WaterlineNoLeader","WaterlineMultipleLeaders","WaterlineReconcileErrors","WaterlineWorkqueueBacklog"]) and
+  ([$r[].expr] | all(test("waterline_(leader_is_leader|controller_reconcile_errors_total|workqueue_depth)"))) and
+  ($r[2].annotations.summary | contains("{{ $labels.controller }}"))'
+f="$(render mon-router --api-versions monitoring.coreos.com/v1 --set monitoring.serviceMonitor.enabled=true --set router.enabled=true)"
+jqcheck "router ServiceMonitor on the router Service" "$f" \
+  'one("ServiceMonitor"; "wl-waterline-router").spec as $m | subset($m.selector.matchLabels; one("Service"; "wl-waterline-router").metadata.labels) and $m.endpoints[0].port == "http" and none("PrometheusRule")'
+f="$(render mon-noapi --set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true)"
+jqcheck "enabled but monitoring.coreos.com/v1 not served: nothing rendered" "$f" 'none("ServiceMonitor") and none("PrometheusRule")'
+f="$(render mon-off --api-versions monitoring.coreos.com/v1)"
+jqcheck "API served but not enabled: nothing rendered" "$f" 'none("ServiceMonitor") and none("PrometheusRule")'
+if command -v promtool >/dev/null; then
+  check "promtool check rules files/prometheus-rules.yaml" promtool check rules "$CHART/files/prometheus-rules.yaml"
+else
+  echo "note: promtool not found, rules file not checked" >&2
+fi
+
+# ---------------------------------------------------------------- hub secret, env
+f="$(render hub --set routing.hubKubeconfigSecret=hub-kc --set prometheus.url=http://prom.monitoring:9090 \
+  --set scheduling.defaultStrategy=Spread --set logLevel=debug --set verbosity=3 --set image.tag=1.2.3 --set image.pullPolicy=Always)"
+jqcheck "hub kubeconfig Secret mounted read-only at /etc/waterline/hub/kubeconfig" "$f" --arg D "$D" '
+  (one("Deployment"; $D).spec.template.spec.volumes[] | select(.name == "hub-kubeconfig") | .secret.secretName == "hub-kc" and .secret.items == [{"key":"kubeconfig","path":"kubeconfig"}]) and
+  (container($D; "operator").volumeMounts[] | select(.name == "hub-kubeconfig") | .mountPath == "/etc/waterline/hub" and .readOnly == true)'
+jqcheck "env: WATERLINE_PROMETHEUS_URL, WATERLINE_DEFAULT_STRATEGY, WATERLINE_HUB_KUBECONFIG" "$f" --arg D "$D" '
+  env($D; "operator") | .WATERLINE_PROMETHEUS_URL == "http://prom.monitoring:9090" and .WATERLINE_DEFAULT_STRATEGY == "Spread" and .WATERLINE_HUB_KUBECONFIG == "/etc/waterline/hub/kubeconfig"'
+jqcheck "log level, verbosity, image tag and pull policy" "$f" --arg D "$D" '
+  container($D; "operator") | (.args | index("--log-level=debug") and index("--v=3")) and .image == "waterline:1.2.3" and .imagePullPolicy == "Always"'
+
+# ---------------------------------------------------------------- leader election off
+f="$(render single --set leaderElection.enabled=false --set replicas=1)"
+jqcheck "leader election off, 1 replica: no Lease Role, no PDB" "$f" --arg D "$D" '
+  kinds == ["ClusterRole","ClusterRoleBinding","Deployment","Service","ServiceAccount"] and one("Deployment"; $D).spec.replicas == 1'
+jqcheck "leader election off: --leader-elect=false and no lease flags" "$f" --arg D "$D" \
+  'args($D; "operator") | index("--leader-elect=false") and all(test("^--(leader-election-|lease-duration|renew-deadline|retry-period)") | not)'
+f="$(render pdb-off --set podDisruptionBudget.enabled=false)"
+jqcheck "podDisruptionBudget.enabled=false" "$f" 'none("PodDisruptionBudget")'
+f="$(render sa --set serviceAccount.create=false --set serviceAccount.name=ops --set leaderElection.id=my-lease)"
+jqcheck "existing ServiceAccount, custom lease id" "$f" --arg D "$D" '
+  none("ServiceAccount") and one("Deployment"; $D).spec.template.spec.serviceAccountName == "ops" and
+  one("ClusterRoleBinding"; "wl-waterline-wl-sys").subjects[0].name == "ops" and
+  one("Role"; "wl-waterline-leader-election").rules[0].resourceNames == ["my-lease"] and (args($D; "operator") | index("--leader-election-id=my-lease"))'
+f="$(render fullname --set fullnameOverride=wl-op --set affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key=role \
+  --set affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator=Exists \
+  --set nodeSelector.pool=system --set tolerations[0].key=dedicated --set tolerations[0].operator=Exists)"
+jqcheck "fullnameOverride, affinity, nodeSelector, tolerations" "$f" '
+  one("Deployment"; "wl-op").spec.template.spec as $p | $p.nodeSelector == {"pool":"system"} and $p.tolerations[0].key == "dedicated" and
+  ($p.affinity | has("nodeAffinity") and (has("podAntiAffinity") | not)) and one("Service"; "wl-op-metrics")'
+
+# ---------------------------------------------------------------- bad values
+# rejects <message substring> <helm args...>: helm template must fail and say why.
+rejects() {
+  local want="$1"; shift
+  local out
+  if out="$(helm template wl "$CHART" --namespace wl-sys --kube-version "$KUBE_VER" "$@" 2>&1 >/dev/null)"; then
+    bad "accepted $*"
+  elif [[ "$out" != *"$want"* ]]; then
+    bad "rejected $* but without '$want': $out"
+  else ok; fi
+}
+rejects "at '/replicas': minimum: got 0, want 1" --set replicas=0
+rejects "at '/logLevel': value must be one of 'error', 'warn', 'info', 'debug'" --set logLevel=verbose
+rejects "additional properties 'replica' not allowed" --set replica=2
+rejects "at '/image/pullPolicy'" --set image.pullPolicy=Sometimes
+rejects "at '/metrics/port': maximum" --set metrics.port=70000
+rejects "at '/verbosity'" --set verbosity=-1
+rejects "at '/router/routesUrl'" --set router.enabled=true --set router.routesUrl=https://op/v1/routes
+rejects "at '/router/replicas': minimum" --set router.replicas=0
+rejects "at '/scheduling/defaultStrategy'" --set scheduling.defaultStrategy=Random
+rejects "at '/leaderElection/leaseDuration'" --set leaderElection.leaseDuration=0
+rejects "at '/extraArgs/0'" --set extraArgs[0]=verbose
+rejects "at '/prometheus/url'" --set prometheus.url=prometheus:9090
+rejects "leaderElection.leaseDuration (10) must be greater than leaderElection.renewDeadline (10)" --set leaderElection.leaseDuration=10
+rejects "leaderElection.renewDeadline (2) must be greater than leaderElection.retryPeriod (2)" --set leaderElection.renewDeadline=2
+rejects "more than one replica needs leader election" --set leaderElection.enabled=false
+rejects "serviceAccount.name is required when serviceAccount.create is false" --set serviceAccount.create=false
+rejects "controller.kubeApiBurst (10) must be at least controller.kubeApiQps (50)" --set controller.kubeApiBurst=10
+
+# ---------------------------------------------------------------- plain manifests
+KUBECONFIG=/dev/null kc kustomize "$ROOT/deploy/manifests" | yaml_to_json >"$TMP/manifests.json"
+ncrds=$(find "$ROOT/crds" -maxdepth 1 -name '*.yaml' | wc -l)
+jqcheck "deploy/manifests: namespace, the $ncrds CRDs of crds/ and the default chart objects" "$TMP/manifests.json" \
+  --argjson n "$ncrds" --slurpfile chart "$TMP/defaults.json" '
+  ([.[] | select(.kind == "CustomResourceDefinition")] | length) == $n and
+  ([.[] | select(.kind | IN("CustomResourceDefinition","Namespace") | not) | .kind + "/" + .metadata.name] | sort) ==
+    ($chart[0] | [.[] | .kind + "/" + (.metadata.name | sub("^wl-waterline"; "waterline") | sub("-wl-sys$"; "-waterline-system"))] | sort)'
+jqcheck "deploy/manifests: namespace waterline-system, not labelled as Helm-managed" "$TMP/manifests.json" '
+  all(.[] | select(.kind | IN("Namespace","ClusterRole","ClusterRoleBinding","CustomResourceDefinition") | not); .metadata.namespace == "waterline-system") and
+  all(.[]; .metadata.labels["app.kubernetes.io/managed-by"] != "Helm") and
+  one("Namespace"; "waterline-system").metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"'
+
+finish
