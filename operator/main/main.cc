@@ -14,6 +14,7 @@
 #include "waterline/kube/config.h"
 #include "waterline/kube/rest_client.h"
 #include "waterline/reconcilers/capacity_pool.h"
+#include "waterline/runtime/client_metrics.h"
 #include "waterline/runtime/manager.h"
 
 #ifndef WATERLINE_VERSION
@@ -164,7 +165,8 @@ int main(int argc, char** argv) {
   cfg->burst = toInt("kube-api-burst", o.burst);
   cfg->userAgent = "waterline-operator/" WATERLINE_VERSION;
   auto time = RealTimeSource::instance();
-  auto client = kube::RestClient::create(*cfg, time);
+  auto clientMetrics = std::make_shared<runtime::ClientMetrics>(metrics::defaultRegistry());
+  auto client = kube::RestClient::create(*cfg, time, clientMetrics);
   if (!client) {
     lg.error("cannot create Kubernetes client", {{"err", client.error()}});
     return 1;
@@ -190,6 +192,7 @@ int main(int argc, char** argv) {
   }
 
   runtime::Manager mgr(mo);
+  runtime::registerInformerMetrics(mgr.registry(), mgr.informers());
   auto recorder = std::make_shared<runtime::KubeEventRecorder>(*client, "waterline-operator",
                                                                le.identity, time);
   runtime::ControllerOptions co;

@@ -168,6 +168,15 @@ TEST(OperatorIT, ReconcilesPoolStatusAndObservedGeneration) {
   EXPECT_EQ(op.get("/healthz"), "ok\n");
   EXPECT_EQ(op.get("/readyz"), "ok\n");
   EXPECT_GT(op.metric("waterline_controller_reconcile_total{controller=\"capacitypool\""), 0);
+  // API client and informer metrics are wired, and the exposition passes promtool's lint.
+  EXPECT_GT(op.metric("waterline_rest_client_requests_total{verb=\"LIST\""), 0);
+  EXPECT_EQ(op.metric("waterline_informer_synced{resource=\"nodes\"}"), 1);
+  {
+    const std::string file = "/tmp/" + it::uniqueName("metrics") + ".txt";
+    std::ofstream(file) << op.get("/metrics");
+    EXPECT_EQ(it::run("promtool check metrics < " + file), 0) << op.get("/metrics");
+    std::remove(file.c_str());
+  }
   op.kill(SIGTERM);
   (void)client->remove(kube::kinds::CapacityPool, "", name);
   (void)client->remove(kube::kinds::CapacityPool, "", empty);
