@@ -16,7 +16,15 @@ namespace waterline::it {
 
 inline std::string env(const char* k) {
   const char* v = std::getenv(k);
-  return v ? v : "";
+  if (v && *v) return v;
+  // Compiled-in defaults (see waterline_integration_test in tests/CMakeLists.txt).
+#ifdef WL_SOURCE_DIR
+  if (std::string(k) == "WATERLINE_SOURCE_DIR") return WL_SOURCE_DIR;
+#endif
+#ifdef WL_BINARY_DIR
+  if (std::string(k) == "WATERLINE_BINARY_DIR") return WL_BINARY_DIR;
+#endif
+  return "";
 }
 
 inline std::shared_ptr<kube::RestClient> clientOrSkip() {
