@@ -13,7 +13,9 @@
 #include "waterline/common/metrics.h"
 #include "waterline/kube/config.h"
 #include "waterline/kube/rest_client.h"
+#include "waterline/api/keys.h"
 #include "waterline/reconcilers/capacity_pool.h"
+#include "waterline/reconcilers/model_deployment.h"
 #include "waterline/runtime/client_metrics.h"
 #include "waterline/runtime/manager.h"
 
@@ -201,7 +203,17 @@ int main(int argc, char** argv) {
 
   auto pools = mgr.informers().informerFor(kube::kinds::CapacityPool);
   auto nodes = mgr.informers().informerFor(kube::kinds::Node);
-  mgr.add(reconcilers::newCapacityPoolController({*client, pools, nodes, recorder, time}, co));
+  // Worker pods (all namespaces), selected by the label every worker carries.
+  cache::InformerOptions podOpts;
+  podOpts.labelSelector =
+      std::string(api::labels::kManagedBy) + "=" + std::string(api::labels::kManagedByValue);
+  auto workerPods = mgr.informers().informerFor(kube::kinds::Pod, podOpts);
+  auto deployments = mgr.informers().informerFor(kube::kinds::ModelDeployment);
+  mgr.add(reconcilers::newCapacityPoolController({*client, pools, nodes, workerPods, recorder, time}, co));
+  // The one scheduler state of the process, shared by every reconciler that places pods.
+  auto placement = std::make_shared<reconcilers::PlacementCache>(workerPods, time);
+  mgr.add(reconcilers::newModelDeploymentController(
+      {*client, deployments, pools, nodes, placement, recorder, time}, co));
 
   {
     std::lock_guard g(mgrMu);

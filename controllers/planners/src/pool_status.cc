@@ -32,13 +32,15 @@ PoolStatusPlan planPoolStatus(const PoolStatusInput& in, SystemTime now) {
   st.nodeNames = plan.nodeNames;
   if (st.nodeNames.size() > api::CapacityPoolStatus::kMaxStatusNodeNames)
     st.nodeNames.resize(api::CapacityPoolStatus::kMaxStatusNodeNames);
-  st.gpus.free = st.gpus.allocatable - st.gpus.allocated;
+  if (in.allocated) st.gpus.allocated = std::min(in.allocated->gpus, st.gpus.allocatable);
+  st.gpus.free = std::max(0, st.gpus.allocatable - st.gpus.allocated);
   if (pool.spec.sharing.mode != api::SharingMode::Exclusive) {
     api::CapacityCounts s;
     s.total = st.gpus.total * shares;
     s.allocatable = st.gpus.allocatable * shares;
     s.unhealthy = st.gpus.unhealthy * shares;
-    s.free = s.allocatable;
+    if (in.allocated) s.allocated = std::min(in.allocated->slices, s.allocatable);
+    s.free = std::max(0, s.allocatable - s.allocated);
     st.slices = s;
   }
   st.utilization = st.gpus.allocatable > 0 ? double(st.gpus.allocated) / st.gpus.allocatable : 0.0;

@@ -3,6 +3,7 @@
 #include "waterline/api/capacity_pool.h"
 #include "waterline/api/keys.h"
 #include "waterline/common/log.h"
+#include "waterline/planners/inventory_snapshot.h"
 #include "waterline/planners/pool_status.h"
 
 namespace waterline::reconcilers {
@@ -62,6 +63,16 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
     if (auto o = api::CapacityPool::fromJson(*p)) others.push_back(std::move(*o));
   }
   for (const auto& o : others) in.others.push_back(&o);
+  if (d_.workerPods) {
+    planners::SnapshotInput si;
+    si.pools = others;
+    si.pools.push_back(*pool);
+    si.nodes = in.nodes;
+    for (const auto& p : d_.workerPods->store().list()) si.pods.push_back(planners::WorkerPod::fromJson(*p));
+    auto snap = planners::buildSnapshot(si);
+    auto alloc = planners::allocationByPool(snap.inventory);
+    in.allocated = alloc[pool->metadata.name];
+  }
 
   auto plan = planners::planPoolStatus(in, now);
   if (plan.status == pool->status) return Result::done();
@@ -102,6 +113,30 @@ runtime::ControllerPtr newCapacityPoolController(CapacityPoolDeps deps,
     }
     return out;
   });
+  if (deps.workerPods) {
+    // A worker placed or gone changes its pool's allocated counts.
+    runtime::Predicate placement{
+        [](const cache::Json&) { return true; },
+        [](const cache::Json& o, const cache::Json& n) {
+          auto phase = [](const cache::Json& p) {
+            return p.contains("status") ? p["status"].value("phase", "") : std::string();
+          };
+          auto ann = [](const cache::Json& p) {
+            const auto& m = p.contains("metadata") ? p["metadata"] : cache::Json::object();
+            return m.contains("annotations") ? m["annotations"].value(std::string(api::annotations::kGpuAssignment), "")
+                                             : std::string();
+          };
+          return phase(o) != phase(n) || ann(o) != ann(n);
+        },
+        [](const cache::Json&) { return true; }};
+    c->watchMapped(deps.workerPods, [](const cache::Json& pod) {
+      std::vector<runtime::Request> out;
+      const auto& l = runtime::labelsOf(pod);
+      auto it = l.find(std::string(api::labels::kPool));
+      if (it != l.end() && it->is_string()) out.push_back({"", it->get<std::string>()});
+      return out;
+    }, {placement});
+  }
   return c;
 }
 

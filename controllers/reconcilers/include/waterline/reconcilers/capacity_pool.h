@@ -15,6 +15,9 @@ struct CapacityPoolDeps {
   kube::ClientPtr client;  // writes only
   cache::InformerPtr pools;
   cache::InformerPtr nodes;
+  // Worker pods (optional): their GPU assignments give the allocated / free counts, and
+  // their creation / deletion enqueues the pool named by their waterline.dev/pool label.
+  cache::InformerPtr workerPods = nullptr;
   runtime::EventRecorderPtr recorder;
   TimeSourcePtr time;
 };

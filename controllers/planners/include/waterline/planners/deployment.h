@@ -1,0 +1,68 @@
+#pragma once
+// The ModelDeployment planner: a pure function of the deployment, its worker pods, the
+// shared GPU inventory and the clock. It decides which pods to create (each with a pool,
+// node and GPU assignment, rendered as a complete Pod), which to mark draining and which
+// to delete, and the status to write. New placements are assumed into `inventory`, so the
+// caller (holding the placement lock) sees them in the next plan of any deployment.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "waterline/api/model_deployment.h"
+#include "waterline/common/time.h"
+#include "waterline/planners/inventory_snapshot.h"
+#include "waterline/planners/nodes.h"
+#include "waterline/scheduling/inventory.h"
+#include "waterline/scheduling/model.h"
+
+namespace waterline::planners {
+
+// Hash of everything that shapes a worker pod (template, GPU request, health check,
+// model), as 10 hex digits: the waterline.dev/template-hash label.
+std::string templateHash(const api::ModelDeployment& d);
+// clamp(spec.replicas, minReplicas, maxReplicas).
+int32_t desiredReplicas(const api::ModelDeployment& d);
+// maxUnavailable resolved against `desired` (percent rounded down), at least 1.
+int32_t maxUnavailable(const api::ModelDeployment& d, int32_t desired);
+// "<deployment>-<index>".
+std::string workerPodName(const std::string& deployment, int index);
+
+// The worker pod for one replica placed at `a` in `pool` (see docs/workers.md).
+nlohmann::json renderWorkerPod(const api::ModelDeployment& d, const std::string& name,
+                               const std::string& pool, const scheduling::Assignment& a,
+                               int slicesPerGpu, scheduling::SharingMode mode,
+                               const std::string& hash);
+
+struct PodToCreate {
+  std::string name;
+  std::string pool;
+  scheduling::Assignment assignment;
+  nlohmann::json pod;
+};
+
+struct PlannedEvent {
+  std::string type, reason, message;
+};
+
+struct DeploymentPlanInput {
+  const api::ModelDeployment* deployment = nullptr;
+  std::vector<WorkerPod> pods;            // this deployment's pods (cache plus assumed)
+  std::vector<NodeView> nodes;            // for repairs: pods on broken nodes
+  scheduling::Inventory* inventory = nullptr;  // shared state; placements are assumed into it
+};
+
+struct DeploymentPlan {
+  std::vector<PodToCreate> creates;
+  std::vector<std::string> drain;    // pod names to annotate draining-since=now
+  std::vector<std::string> remove;   // pod names to delete now
+  std::optional<Duration> requeueAfter;  // next drain deadline
+  api::ModelDeploymentStatus status;
+  std::vector<PlannedEvent> events;
+  bool unschedulable = false;  // some desired replica has no capacity
+};
+
+DeploymentPlan planDeployment(const DeploymentPlanInput& in, SystemTime now);
+
+}  // namespace waterline::planners

@@ -1,0 +1,456 @@
+#include "waterline/planners/deployment.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "waterline/api/keys.h"
+#include "waterline/scheduling/analysis.h"
+#include "waterline/scheduling/annotation.h"
+#include "waterline/scheduling/scheduler.h"
+
+namespace waterline::planners {
+
+using nlohmann::json;
+
+namespace {
+
+uint64_t fnv1a(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string hex(uint64_t v, int digits) {
+  static const char* d = "0123456789abcdef";
+  std::string s(digits, '0');
+  for (int i = digits - 1; i >= 0; --i, v >>= 4) s[i] = d[v & 15];
+  return s;
+}
+
+std::string joinInts(const std::vector<int>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s;
+}
+
+// Index of "<deployment>-<n>", or -1.
+int podIndex(const std::string& deployment, const std::string& name) {
+  if (name.size() <= deployment.size() + 1 || name.compare(0, deployment.size(), deployment) != 0 ||
+      name[deployment.size()] != '-')
+    return -1;
+  int v = 0;
+  for (size_t i = deployment.size() + 1; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9' || v > 10'000'000) return -1;
+    v = v * 10 + (name[i] - '0');
+  }
+  return v;
+}
+
+bool nodeBroken(const NodeView& n) {
+  if (!n.ready) return true;
+  for (const auto& t : n.taints)
+    if (t.effect == "NoExecute") return true;
+  return false;
+}
+
+api::Condition cond(std::string_view type, bool status, std::string_view reason, std::string msg,
+                    int64_t gen) {
+  return {std::string(type), status ? api::ConditionStatus::True : api::ConditionStatus::False,
+          std::string(reason), std::move(msg), {}, gen};
+}
+
+json probe(const api::HealthCheckSpec& h, int32_t port, bool liveness) {
+  return {{"httpGet", {{"path", h.path}, {"port", port}}},
+          {"periodSeconds", h.periodSeconds},
+          {"timeoutSeconds", h.timeoutSeconds},
+          {"failureThreshold", h.failureThreshold},
+          {"successThreshold", liveness ? 1 : h.successThreshold}};
+}
+
+}  // namespace
+
+std::string templateHash(const api::ModelDeployment& d) {
+  json spec = api::toJson(d.spec);
+  json basis = {{"template", spec.value("template", json())},
+                {"gpu", spec.value("gpu", json())},
+                {"healthCheck", spec.value("healthCheck", json())},
+                {"model", spec.value("model", json())}};
+  return hex(fnv1a(basis.dump()), 10);
+}
+
+int32_t desiredReplicas(const api::ModelDeployment& d) {
+  int32_t r = d.spec.replicas;
+  if (d.spec.minReplicas) r = std::max(r, *d.spec.minReplicas);
+  if (d.spec.maxReplicas) r = std::min(r, *d.spec.maxReplicas);
+  return std::max(0, r);
+}
+
+int32_t maxUnavailable(const api::ModelDeployment& d, int32_t desired) {
+  auto v = d.spec.maxUnavailable.scaledValue(desired, false);
+  return std::max<int32_t>(1, v ? int32_t(*v) : 1);
+}
+
+std::string workerPodName(const std::string& deployment, int index) {
+  return deployment + "-" + std::to_string(index);
+}
+
+json renderWorkerPod(const api::ModelDeployment& d, const std::string& name,
+                     const std::string& pool, const scheduling::Assignment& a, int slicesPerGpu,
+                     scheduling::SharingMode mode, const std::string& hash) {
+  const auto& t = d.spec.template_;
+  json labels = json::object();
+  for (const auto& [k, v] : t.metadata.labels) labels[k] = v;
+  labels[std::string(api::labels::kDeployment)] = d.metadata.name;
+  labels[std::string(api::labels::kPool)] = pool;
+  labels[std::string(api::labels::kModel)] = api::modelLabelValue(d.spec.model.name);
+  labels[std::string(api::labels::kModelVersion)] = api::modelLabelValue(d.spec.model.version);
+  labels[std::string(api::labels::kManagedBy)] = std::string(api::labels::kManagedByValue);
+  labels[std::string(api::labels::kTemplateHash)] = hash;
+  const std::string assignment = scheduling::encodeAssignment(a);
+  json annotations = json::object();
+  for (const auto& [k, v] : t.metadata.annotations) annotations[k] = v;
+  annotations[std::string(api::annotations::kGpuAssignment)] = assignment;
+
+  // GPU resources matching the placement.
+  std::string resName = std::string(api::gfd::kGpuResource);
+  int64_t resCount = 1;
+  std::string devices;
+  switch (a.kind) {
+    case scheduling::ShapeKind::Whole:
+      resCount = int64_t(a.gpus.size());
+      devices = joinInts(a.gpus);
+      break;
+    case scheduling::ShapeKind::Mig:
+      resName = api::gfd::migResource(a.mig_profile);
+      devices = joinInts(a.gpus);
+      break;
+    case scheduling::ShapeKind::Share:
+      resCount = int64_t(std::max<size_t>(1, a.share_slots.size()));
+      devices = joinInts(a.gpus);
+      break;
+  }
+  json resources = {{"requests", json::object()}, {"limits", json::object()}};
+  const auto& rr = t.spec.resources;
+  if (rr.requests.cpu) resources["requests"]["cpu"] = rr.requests.cpu->toJson();
+  if (rr.requests.memory) resources["requests"]["memory"] = rr.requests.memory->toJson();
+  if (rr.limits.cpu) resources["limits"]["cpu"] = rr.limits.cpu->toJson();
+  if (rr.limits.memory) resources["limits"]["memory"] = rr.limits.memory->toJson();
+  resources["requests"][resName] = std::to_string(resCount);
+  resources["limits"][resName] = std::to_string(resCount);
+
+  json env = json::array();
+  for (const auto& e : t.spec.env) {
+    json v = {{"name", e.name}};
+    if (!e.value.empty()) v["value"] = e.value;
+    env.push_back(v);
+  }
+  env.push_back({{"name", "NVIDIA_VISIBLE_DEVICES"}, {"value", devices}});
+  env.push_back({{"name", "CUDA_VISIBLE_DEVICES"}, {"value", devices}});
+  if (mode == scheduling::SharingMode::MPS && a.kind == scheduling::ShapeKind::Share && slicesPerGpu > 0)
+    env.push_back({{"name", "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"},
+                   {"value", std::to_string(100 * int64_t(a.share_slots.size()) / slicesPerGpu)}});
+  env.push_back({{"name", "WATERLINE_GPU_ASSIGNMENT"}, {"value", assignment}});
+  env.push_back({{"name", "WATERLINE_DEPLOYMENT"}, {"value", d.metadata.name}});
+  env.push_back({{"name", "WATERLINE_POOL"}, {"value", pool}});
+  env.push_back({{"name", "WATERLINE_MODEL"}, {"value", d.spec.model.name}});
+  env.push_back({{"name", "WATERLINE_MODEL_VERSION"}, {"value", d.spec.model.version}});
+
+  json container = {{"name", "worker"}, {"image", t.spec.image}, {"env", env}, {"resources", resources}};
+  if (!t.spec.imagePullPolicy.empty()) container["imagePullPolicy"] = t.spec.imagePullPolicy;
+  if (!t.spec.command.empty()) container["command"] = t.spec.command;
+  if (!t.spec.args.empty()) container["args"] = t.spec.args;
+  if (!t.spec.ports.empty()) {
+    json ports = json::array();
+    for (const auto& p : t.spec.ports) {
+      json j = {{"containerPort", p.containerPort}, {"protocol", std::string(api::toString(p.protocol))}};
+      if (!p.name.empty()) j["name"] = p.name;
+      ports.push_back(j);
+    }
+    container["ports"] = ports;
+  }
+  if (int32_t port = d.spec.healthPort(); port > 0) {
+    container["readinessProbe"] = probe(d.spec.healthCheck, port, false);
+    container["livenessProbe"] = probe(d.spec.healthCheck, port, true);
+  }
+
+  json spec = {{"nodeName", a.node},
+               {"restartPolicy", "Always"},
+               {"terminationGracePeriodSeconds", 30},
+               {"containers", json::array({container})}};
+  if (!t.spec.serviceAccountName.empty()) spec["serviceAccountName"] = t.spec.serviceAccountName;
+
+  json owner = {{"apiVersion", "waterline.dev/v1alpha1"},
+                {"kind", "ModelDeployment"},
+                {"name", d.metadata.name},
+                {"uid", d.metadata.uid},
+                {"controller", true},
+                {"blockOwnerDeletion", true}};
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata",
+           {{"name", name},
+            {"namespace", d.metadata.namespace_},
+            {"labels", labels},
+            {"annotations", annotations},
+            {"ownerReferences", json::array({owner})}}},
+          {"spec", spec}};
+}
+
+DeploymentPlan planDeployment(const DeploymentPlanInput& in, SystemTime now) {
+  const api::ModelDeployment& d = *in.deployment;
+  scheduling::Inventory& inv = *in.inventory;
+  DeploymentPlan plan;
+  const int64_t gen = d.metadata.generation;
+  const std::string hash = templateHash(d);
+  const int32_t desired = desiredReplicas(d);
+  const int32_t maxU = maxUnavailable(d, desired);
+  const Duration drain = std::chrono::seconds(std::max(0, d.spec.drainSeconds));
+
+  std::map<std::string, const NodeView*> nodes;
+  for (const auto& n : in.nodes) nodes[n.name] = &n;
+
+  std::vector<const WorkerPod*> pods;
+  for (const auto& p : in.pods) pods.push_back(&p);
+  std::sort(pods.begin(), pods.end(), [](auto* a, auto* b) { return a->name < b->name; });
+
+  std::set<int> usedIdx;
+  std::vector<const WorkerPod*> active;
+  int inFlight = 0;    // draining or being deleted: counted against maxUnavailable
+  int live = 0;        // pods that exist and are not terminal / being deleted
+  int repaired = 0, failed = 0;
+  auto noteRequeue = [&](Duration d2) {
+    if (!plan.requeueAfter || d2 < *plan.requeueAfter) plan.requeueAfter = d2;
+  };
+  for (auto* p : pods) {
+    if (int i = podIndex(d.metadata.name, p->name); i >= 0) usedIdx.insert(i);
+    if (p->deleting) {
+      ++inFlight;
+      continue;
+    }
+    if (p->terminal()) {
+      plan.remove.push_back(p->name);
+      if (p->phase == "Failed") {
+        ++failed;
+        plan.events.push_back({"Warning", "WorkerReplaced", "worker " + p->name + " failed on node " +
+                                                                 p->node + "; replacing it"});
+      }
+      continue;
+    }
+    ++live;
+    if (p->drainingSince) {
+      const auto deadline = *p->drainingSince + drain;
+      if (now >= deadline) plan.remove.push_back(p->name);
+      else noteRequeue(std::chrono::duration_cast<Duration>(deadline - now));
+      ++inFlight;
+      continue;
+    }
+    auto nit = nodes.find(p->node);
+    if (!p->node.empty() && (nit == nodes.end() || nodeBroken(*nit->second))) {
+      // Repair: the node is gone, not ready or evicting; the worker is not serving.
+      plan.remove.push_back(p->name);
+      ++repaired;
+      plan.events.push_back({"Warning", "WorkerReplaced",
+                             "worker " + p->name + " is on node " + p->node +
+                                 (nit == nodes.end() ? " which is gone" : " which is not ready or evicting") +
+                                 "; replacing it"});
+      continue;
+    }
+    active.push_back(p);
+  }
+
+  auto startDrain = [&](const WorkerPod* p) {
+    if (drain.count() == 0) plan.remove.push_back(p->name);
+    else {
+      plan.drain.push_back(p->name);
+      noteRequeue(drain);
+    }
+    ++inFlight;
+    active.erase(std::find(active.begin(), active.end(), p));
+  };
+
+  // Scale down: victims by the scheduler's victim selection, within maxUnavailable.
+  int scaledDown = 0, rolled = 0;
+  const int excess = int(active.size()) - desired;
+  if (excess > 0) {
+    const int n = std::min(excess, std::max(0, maxU - inFlight));
+    // Workers that are not ready go first; then the scheduler's choice among the rest.
+    std::vector<const WorkerPod*> victims;
+    for (auto* p : active)
+      if (!p->ready && int(victims.size()) < n) victims.push_back(p);
+    std::vector<std::string> names;
+    std::map<std::string, const WorkerPod*> byKey;
+    for (auto* p : active)
+      if (std::find(victims.begin(), victims.end(), p) == victims.end()) {
+        names.push_back(p->key());
+        byKey[p->key()] = p;
+      }
+    if (int(victims.size()) < n) {
+      auto chosen = scheduling::selectVictims(inv, names, size_t(n) - victims.size());
+      for (const auto& k : chosen) victims.push_back(byKey[k]);
+      // Pods the inventory does not know (no assignment): by name, last first.
+      for (auto it = names.rbegin(); it != names.rend() && int(victims.size()) < n; ++it)
+        if (std::find(victims.begin(), victims.end(), byKey[*it]) == victims.end())
+          victims.push_back(byKey[*it]);
+    }
+    for (auto* v : victims) startDrain(v);
+    scaledDown = int(victims.size());
+  } else if (excess == 0) {
+    // Rollout: replace pods of an older template, within maxUnavailable.
+    std::vector<const WorkerPod*> outdated;
+    int ready = 0;
+    for (auto* p : active) {
+      if (p->ready) ++ready;
+      if (p->templateHash != hash) outdated.push_back(p);
+    }
+    std::stable_sort(outdated.begin(), outdated.end(),
+                     [](auto* a, auto* b) { return !a->ready && b->ready; });
+    int allowed = maxU - std::max(0, desired - ready) - inFlight;
+    for (auto* p : outdated) {
+      if (allowed <= 0) break;
+      // A pod that is not ready costs no availability.
+      if (p->ready) --allowed;
+      startDrain(p);
+      ++rolled;
+    }
+  }
+
+  // Scale up: place what fits, explain the rest.
+  const int missing = desired - int(active.size());
+  std::string insufficient;
+  std::string insufficientReason;
+  if (missing > 0) {
+    scheduling::Scheduler sch(inv);
+    int next = 0;
+    for (int i = 0; i < missing; ++i) {
+      while (usedIdx.count(next)) ++next;
+      const std::string name = workerPodName(d.metadata.name, next);
+      auto req = toRequest(d, name);
+      auto dec = sch.place(req);
+      if (!dec) {
+        auto explainReq = req;
+        if (explainReq.product.empty()) explainReq.product = explainReq.preferred_product;
+        auto u = sch.explain(explainReq, missing - i);
+        insufficientReason = u.reason == "NoEligiblePool" ? std::string(api::reasons::kNoMatchingPool)
+                                                          : std::string(api::reasons::kInsufficientCapacity);
+        insufficient = u.message;
+        plan.unschedulable = true;
+        break;
+      }
+      usedIdx.insert(next);
+      const auto pid = inv.findPool(dec->pool);
+      const auto& pspec = inv.pool(pid).spec;
+      PodToCreate c;
+      c.name = name;
+      c.pool = dec->pool;
+      c.assignment = dec->assignment;
+      c.pod = renderWorkerPod(d, name, dec->pool, dec->assignment, pspec.slices_per_gpu, pspec.sharing, hash);
+      plan.creates.push_back(std::move(c));
+    }
+  }
+
+  // Status.
+  api::ModelDeploymentStatus& st = plan.status;
+  st = d.status;
+  st.observedGeneration = gen;
+  st.desiredReplicas = desired;
+  st.replicas = live + int(plan.creates.size()) -
+                int(std::count_if(plan.remove.begin(), plan.remove.end(), [&](const std::string& n) {
+                  for (auto* p : pods)
+                    if (p->name == n) return !p->terminal() && !p->deleting;
+                  return false;
+                }));
+  st.scheduledReplicas = int(active.size() + plan.creates.size());
+  st.readyReplicas = 0;
+  st.updatedReplicas = int(plan.creates.size());
+  std::map<std::string, api::DeploymentPlacement> byPool;
+  for (auto* p : active) {
+    auto& pl = byPool[p->pool];
+    pl.pool = p->pool;
+    ++pl.replicas;
+    if (p->ready) {
+      ++pl.readyReplicas;
+      ++st.readyReplicas;
+    }
+    if (p->templateHash == hash) ++st.updatedReplicas;
+  }
+  for (const auto& c : plan.creates) {
+    auto& pl = byPool[c.pool];
+    pl.pool = c.pool;
+    ++pl.replicas;
+  }
+  st.placements.clear();
+  for (auto& [_, pl] : byPool) st.placements.push_back(pl);
+  std::string sel;
+  for (const auto& [k, v] : d.workerSelectorLabels()) sel += (sel.empty() ? "" : ",") + k + "=" + v;
+  st.selector = sel;
+  st.insufficientCapacity = insufficient;
+
+  using namespace api::conditions;
+  namespace R = api::reasons;
+  if (plan.unschedulable)
+    api::setCondition(st.conditions, cond(kScheduled, false, insufficientReason, insufficient, gen), now);
+  else
+    api::setCondition(st.conditions,
+                      cond(kScheduled, true, R::kAllReplicasScheduled,
+                           std::to_string(desired) + " of " + std::to_string(desired) + " replicas scheduled", gen),
+                      now);
+  const int minAvail = std::max(0, desired - maxU);
+  if (st.readyReplicas >= minAvail)
+    api::setCondition(st.conditions,
+                      cond(kAvailable, true, R::kMinimumReplicasAvailable,
+                           std::to_string(st.readyReplicas) + " of " + std::to_string(desired) + " replicas ready",
+                           gen),
+                      now);
+  else
+    api::setCondition(st.conditions,
+                      cond(kAvailable, false, R::kMinimumReplicasUnavailable,
+                           std::to_string(st.readyReplicas) + " of " + std::to_string(desired) +
+                               " replicas ready, need " + std::to_string(minAvail),
+                           gen),
+                      now);
+  const bool rollingOut = rolled > 0 || st.updatedReplicas < st.scheduledReplicas;
+  const bool scaling = !plan.creates.empty() || scaledDown > 0 || inFlight > 0 || !plan.remove.empty() ||
+                       st.readyReplicas < desired || int(active.size()) != desired;
+  if (rollingOut)
+    api::setCondition(st.conditions, cond(kProgressing, true, R::kRollingOut,
+                                          std::to_string(st.updatedReplicas) + " of " + std::to_string(desired) +
+                                              " replicas updated", gen), now);
+  else if (scaling && !(plan.unschedulable && plan.creates.empty() && inFlight == 0 && plan.remove.empty() &&
+                        st.readyReplicas == st.scheduledReplicas))
+    api::setCondition(st.conditions, cond(kProgressing, true, R::kScaling,
+                                          std::to_string(st.scheduledReplicas) + " scheduled, " +
+                                              std::to_string(st.readyReplicas) + " ready of " +
+                                              std::to_string(desired) + " desired", gen), now);
+  else
+    api::setCondition(st.conditions, cond(kProgressing, false, R::kRolloutComplete,
+                                          plan.unschedulable ? "waiting for capacity" : "all replicas updated and ready",
+                                          gen), now);
+  if (plan.unschedulable)
+    api::setCondition(st.conditions, cond(kDegraded, true, R::kInsufficientCapacity, insufficient, gen), now);
+  else if (failed + repaired > 0)
+    api::setCondition(st.conditions,
+                      cond(kDegraded, true, R::kReplicasUnhealthy,
+                           std::to_string(failed + repaired) + " replicas failed or on broken nodes", gen),
+                      now);
+  else
+    api::setCondition(st.conditions, cond(kDegraded, false, R::kReplicasHealthy, "", gen), now);
+
+  if (!plan.creates.empty() || scaledDown > 0) {
+    plan.events.push_back({"Normal", "Scaled",
+                           "scaling to " + std::to_string(desired) + " replicas: creating " +
+                               std::to_string(plan.creates.size()) + ", draining " + std::to_string(scaledDown)});
+  }
+  if (rolled > 0)
+    plan.events.push_back({"Normal", "RollingOut",
+                           "replacing " + std::to_string(rolled) + " worker(s) of an older template"});
+  if (plan.unschedulable)
+    plan.events.push_back({"Warning", std::string(insufficientReason), insufficient});
+  return plan;
+}
+
+}  // namespace waterline::planners

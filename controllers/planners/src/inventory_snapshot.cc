@@ -1,0 +1,220 @@
+#include "waterline/planners/inventory_snapshot.h"
+
+#include <algorithm>
+#include <bit>
+
+#include "waterline/api/keys.h"
+#include "waterline/api/meta.h"
+#include "waterline/scheduling/annotation.h"
+
+namespace waterline::planners {
+
+namespace {
+
+std::string str(const nlohmann::json& j, const char* k) {
+  if (!j.is_object()) return "";
+  auto it = j.find(k);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+std::string label(const nlohmann::json& meta, std::string_view key) {
+  if (!meta.contains("labels") || !meta["labels"].is_object()) return "";
+  return str(meta["labels"], std::string(key).c_str());
+}
+
+}  // namespace
+
+WorkerPod WorkerPod::fromJson(const nlohmann::json& pod) {
+  WorkerPod w;
+  const auto& meta = pod.contains("metadata") ? pod["metadata"] : nlohmann::json::object();
+  w.ns = str(meta, "namespace");
+  w.name = str(meta, "name");
+  w.uid = str(meta, "uid");
+  w.deployment = label(meta, api::labels::kDeployment);
+  w.pool = label(meta, api::labels::kPool);
+  w.templateHash = label(meta, api::labels::kTemplateHash);
+  w.deleting = meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null();
+  if (auto t = str(meta, "creationTimestamp"); !t.empty())
+    if (auto p = api::parseTime(t)) w.created = *p;
+  if (meta.contains("annotations") && meta["annotations"].is_object()) {
+    const auto& a = meta["annotations"];
+    w.assignment = str(a, std::string(api::annotations::kGpuAssignment).c_str());
+    if (auto d = str(a, std::string(api::annotations::kDrainingSince).c_str()); !d.empty())
+      if (auto p = api::parseTime(d)) w.drainingSince = *p;
+  }
+  if (pod.contains("spec")) w.node = str(pod["spec"], "nodeName");
+  if (pod.contains("status") && pod["status"].is_object()) {
+    const auto& st = pod["status"];
+    w.phase = str(st, "phase");
+    if (st.contains("conditions") && st["conditions"].is_array())
+      for (const auto& c : st["conditions"])
+        if (str(c, "type") == "Ready") w.ready = str(c, "status") == "True";
+  }
+  return w;
+}
+
+scheduling::PoolSpec toPoolSpec(const api::CapacityPool& pool) {
+  scheduling::PoolSpec p;
+  p.name = pool.metadata.name;
+  p.region = pool.spec.region;
+  p.zone = pool.spec.dataZone;
+  p.gpu_product = pool.spec.gpuProduct;
+  p.node_selector = pool.spec.nodeSelector.matchLabels;  // membership is set per node
+  switch (pool.spec.sharing.mode) {
+    case api::SharingMode::Exclusive: p.sharing = scheduling::SharingMode::Exclusive; break;
+    case api::SharingMode::MIG: p.sharing = scheduling::SharingMode::MIG; break;
+    case api::SharingMode::TimeSlicing: p.sharing = scheduling::SharingMode::TimeSlicing; break;
+    case api::SharingMode::MPS: p.sharing = scheduling::SharingMode::MPS; break;
+  }
+  p.mig_profiles = pool.spec.sharing.migProfiles;
+  p.slices_per_gpu = pool.spec.sharing.sharesPerGpu();
+  p.strategy = pool.spec.schedulingStrategy == api::SchedulingStrategy::Spread
+                   ? scheduling::Strategy::Spread
+                   : scheduling::Strategy::BinPack;
+  p.reservable_fraction = pool.spec.reservableFraction;
+  return p;
+}
+
+scheduling::NodeSpec toNodeSpec(const NodeView& n, const std::string& pool) {
+  scheduling::NodeSpec s;
+  s.name = n.name;
+  s.pool = pool;
+  s.labels = n.labels;
+  s.ready = n.ready;
+  s.unschedulable = n.unschedulable;
+  for (const auto& t : n.taints) {
+    auto eff = scheduling::parseTaintEffect(t.effect);
+    s.taints.push_back({t.key, t.value, eff.value_or(scheduling::TaintEffect::NoSchedule)});
+  }
+  s.gpu_product = n.gpuProduct;
+  s.gpu_count = n.gpuCount;
+  s.gpu_memory_mib = n.gpuMemoryMiB;
+  return s;
+}
+
+scheduling::GpuShape toShape(const api::GpuRequest& gpu) {
+  scheduling::GpuShape s;
+  switch (gpu.kind()) {
+    case api::GpuRequestKind::Count: s = scheduling::GpuShape::whole(gpu.count.value_or(1)); break;
+    case api::GpuRequestKind::MigProfile: s = scheduling::GpuShape::mig(gpu.migProfile.value_or("")); break;
+    case api::GpuRequestKind::Shares: s = scheduling::GpuShape::share(gpu.sharesPerGpu.value_or(1)); break;
+  }
+  if (gpu.memory) s.memory_mib = gpu.memory->value() / (1024 * 1024);
+  return s;
+}
+
+scheduling::Request toRequest(const api::ModelDeployment& d, const std::string& podName) {
+  scheduling::Request r;
+  r.worker = d.metadata.namespace_ + "/" + podName;
+  r.deployment = d.metadata.key();
+  switch (d.spec.deploymentType) {
+    case api::DeploymentType::Standard: r.type = scheduling::DeploymentType::Standard; break;
+    case api::DeploymentType::DataZone: r.type = scheduling::DeploymentType::DataZone; break;
+    case api::DeploymentType::Global: r.type = scheduling::DeploymentType::Global; break;
+  }
+  r.region = d.spec.region.value_or("");
+  r.zone = d.spec.dataZone.value_or("");
+  r.preferred_product = d.spec.gpu.product.value_or("");
+  r.shape = toShape(d.spec.gpu);
+  return r;
+}
+
+scheduling::Request requestFromAssignment(const scheduling::Assignment& a, const std::string& worker,
+                                          const std::string& deployment) {
+  scheduling::Request r;
+  r.worker = worker;
+  r.deployment = deployment;
+  r.type = scheduling::DeploymentType::Global;
+  switch (a.kind) {
+    case scheduling::ShapeKind::Whole:
+      r.shape = scheduling::GpuShape::whole(std::max<int>(1, int(a.gpus.size())));
+      break;
+    case scheduling::ShapeKind::Mig: r.shape = scheduling::GpuShape::mig(a.mig_profile); break;
+    case scheduling::ShapeKind::Share: {
+      int slots = std::max<int>(1, int(a.share_slots.size()));
+      int k = a.shares_per_gpu > 0 ? a.shares_per_gpu / slots : 1;
+      r.shape = scheduling::GpuShape::share(std::max(1, k));
+      break;
+    }
+  }
+  return r;
+}
+
+Snapshot buildSnapshot(const SnapshotInput& in) {
+  std::vector<const api::CapacityPool*> pools;
+  for (const auto& p : in.pools) pools.push_back(&p);
+  std::sort(pools.begin(), pools.end(),
+            [](auto* a, auto* b) { return a->metadata.name < b->metadata.name; });
+  std::vector<scheduling::PoolSpec> ps;
+  for (auto* p : pools) ps.push_back(toPoolSpec(*p));
+
+  Snapshot snap;
+  std::vector<scheduling::NodeSpec> ns;
+  std::vector<const NodeView*> nodes;
+  for (const auto& n : in.nodes) nodes.push_back(&n);
+  std::sort(nodes.begin(), nodes.end(), [](auto* a, auto* b) { return a->name < b->name; });
+  for (auto* n : nodes) {
+    std::string owner;
+    int matches = 0;
+    for (auto* p : pools)
+      if (p->spec.selectsNode(n->labels)) {
+        if (owner.empty()) owner = p->metadata.name;
+        ++matches;
+      }
+    if (owner.empty()) continue;  // in no pool: not GPU inventory of ours
+    auto spec = toNodeSpec(*n, owner);
+    if (matches > 1) spec.unschedulable = true;  // conflicting membership: no new work
+    snap.nodePool[n->name] = owner;
+    ns.push_back(std::move(spec));
+  }
+
+  std::vector<std::pair<const WorkerPod*, scheduling::Assignment>> held;
+  std::vector<scheduling::RecordedAssignment> recs;
+  std::vector<const WorkerPod*> pods;
+  for (const auto& p : in.pods) pods.push_back(&p);
+  std::sort(pods.begin(), pods.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
+  for (auto* p : pods) {
+    if (p->terminal() || p->assignment.empty()) continue;
+    auto a = scheduling::decodeAssignment(p->assignment);
+    if (!a) {
+      scheduling::Conflict c;
+      c.kind = scheduling::Conflict::Kind::Malformed;
+      c.worker = p->key();
+      c.node = p->node;
+      c.message = a.error();
+      snap.conflicts.push_back(std::move(c));
+      continue;
+    }
+    scheduling::RecordedAssignment r;
+    r.request = requestFromAssignment(*a, p->key(), p->ns + "/" + p->deployment);
+    r.annotation = p->assignment;
+    r.order = p->created ? std::chrono::duration_cast<std::chrono::seconds>(
+                               p->created->time_since_epoch()).count()
+                         : INT64_MAX;  // not yet seen by the apiserver (assumed): last
+    recs.push_back(std::move(r));
+  }
+  auto rb = scheduling::Inventory::rebuild(std::move(ps), std::move(ns), std::move(recs));
+  snap.inventory = std::move(rb.inventory);
+  for (auto& c : rb.conflicts) snap.conflicts.push_back(std::move(c));
+  return snap;
+}
+
+std::map<std::string, PoolAllocation> allocationByPool(const scheduling::Inventory& inv) {
+  std::map<std::string, PoolAllocation> out;
+  for (scheduling::NodeId id = 0; id < inv.nodeCount(); ++id) {
+    const auto& n = inv.node(id);
+    if (n.pool == scheduling::kNone || n.spec.name.empty()) continue;
+    auto& a = out[inv.pool(n.pool).spec.name];
+    if (!n.spec.ready || n.spec.unschedulable) continue;
+    for (const auto& g : n.gpus) {
+      if (g.idle()) continue;
+      ++a.gpus;
+      if (g.whole_owner != scheduling::kNone) a.slices += 1;
+      else if (g.share_mask) a.slices += std::popcount(g.share_mask);
+      else a.slices += 1;  // MIG: a GPU with instances counts as one slice of the GPU view
+    }
+  }
+  return out;
+}
+
+}  // namespace waterline::planners

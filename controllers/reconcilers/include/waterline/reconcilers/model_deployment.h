@@ -1,0 +1,83 @@
+#pragma once
+// ModelDeployment reconciler: reads the deployment, its worker pods, the pools and nodes
+// from the caches; plans with planners::planDeployment against the shared PlacementCache;
+// creates, drains and deletes worker pods; writes status with server-side apply to the
+// status subresource; records Events.
+//
+// PlacementCache is the ONE scheduler state of the process: every reconciler that places
+// pods takes its lock, rebuilds the inventory from the informer snapshot plus the pods it
+// has created that the informer has not delivered yet (kube-scheduler's "assumed" pods),
+// plans, and assumes the new pods before letting go. Two reconciles (on two workers, for
+// two deployments) therefore never pick the same GPU, and a reconcile that runs before
+// the watch delivers the pods it created does not create them again.
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "waterline/cache/informer.h"
+#include "waterline/common/time.h"
+#include "waterline/kube/client.h"
+#include "waterline/runtime/controller.h"
+#include "waterline/runtime/events.h"
+
+namespace waterline::reconcilers {
+
+class PlacementCache {
+ public:
+  // `pods`: the worker-pod informer (label app.kubernetes.io/managed-by=waterline).
+  PlacementCache(cache::InformerPtr pods, TimeSourcePtr time,
+                 Duration assumeTimeout = std::chrono::minutes(2));
+
+  std::mutex& mutex() { return mu_; }
+  // Caller holds mutex(). Worker pods of the cache plus assumed pods the cache has not
+  // seen yet; assumed pods the cache has seen, or older than the timeout, are dropped.
+  std::vector<kube::Json> workerPodsLocked();
+  // Caller holds mutex(). Records a pod about to be created (or just found to exist).
+  void assumeLocked(const kube::Json& pod);
+  // Takes the lock. Forgets an assumed pod (its create failed).
+  void forget(const std::string& key);
+  size_t assumedCount();
+
+  const cache::InformerPtr& pods() const { return pods_; }
+
+ private:
+  cache::InformerPtr pods_;
+  TimeSourcePtr time_;
+  Duration timeout_;
+  std::mutex mu_;
+  struct Assumed {
+    kube::Json pod;
+    SystemTime at;
+  };
+  std::map<std::string, Assumed> assumed_;  // "ns/name" -> pod
+};
+using PlacementCachePtr = std::shared_ptr<PlacementCache>;
+
+struct ModelDeploymentDeps {
+  kube::ClientPtr client;  // writes (and a GET after AlreadyExists)
+  cache::InformerPtr deployments;
+  cache::InformerPtr pools;
+  cache::InformerPtr nodes;
+  PlacementCachePtr placement;  // holds the pods informer
+  runtime::EventRecorderPtr recorder;
+  TimeSourcePtr time;
+};
+
+class ModelDeploymentReconciler final : public runtime::Reconciler {
+ public:
+  explicit ModelDeploymentReconciler(ModelDeploymentDeps deps) : d_(std::move(deps)) {}
+  runtime::ReconcileResult reconcile(const runtime::Request& req) override;
+
+ private:
+  ModelDeploymentDeps d_;
+};
+
+// Watches: deployments (generation changes), owned worker pods, and capacity changes
+// (nodes, pools, worker pods going away) mapped to deployments whose Scheduled condition
+// is False, and node breakage mapped to deployments with pods on the node.
+runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
+                                                    runtime::ControllerOptions opts = {});
+
+}  // namespace waterline::reconcilers

@@ -1,0 +1,255 @@
+#include "waterline/reconcilers/model_deployment.h"
+
+#include "waterline/api/capacity_pool.h"
+#include "waterline/api/keys.h"
+#include "waterline/api/meta.h"
+#include "waterline/api/model_deployment.h"
+#include "waterline/common/log.h"
+#include "waterline/planners/deployment.h"
+#include "waterline/planners/inventory_snapshot.h"
+#include "waterline/planners/nodes.h"
+
+namespace waterline::reconcilers {
+
+using runtime::ReconcileError;
+using runtime::Result;
+
+// ---- PlacementCache ------------------------------------------------------------------
+
+PlacementCache::PlacementCache(cache::InformerPtr pods, TimeSourcePtr time, Duration assumeTimeout)
+    : pods_(std::move(pods)), time_(std::move(time)), timeout_(assumeTimeout) {}
+
+std::vector<kube::Json> PlacementCache::workerPodsLocked() {
+  std::vector<kube::Json> out;
+  for (const auto& p : pods_->store().list()) out.push_back(*p);
+  const SystemTime now = time_->systemTime();
+  for (auto it = assumed_.begin(); it != assumed_.end();) {
+    if (pods_->store().get(it->first) || now - it->second.at > timeout_) {
+      it = assumed_.erase(it);
+    } else {
+      out.push_back(it->second.pod);
+      ++it;
+    }
+  }
+  return out;
+}
+
+void PlacementCache::assumeLocked(const kube::Json& pod) {
+  assumed_[runtime::namespaceOf(pod) + "/" + runtime::nameOf(pod)] = {pod, time_->systemTime()};
+}
+
+void PlacementCache::forget(const std::string& key) {
+  std::lock_guard g(mu_);
+  assumed_.erase(key);
+}
+
+size_t PlacementCache::assumedCount() {
+  std::lock_guard g(mu_);
+  return assumed_.size();
+}
+
+// ---- reconciler ----------------------------------------------------------------------
+
+namespace {
+
+kube::Json statusApplyObject(const api::ModelDeployment& d, const api::ModelDeploymentStatus& st) {
+  return {{"apiVersion", kube::kinds::ModelDeployment.apiVersion()},
+          {"kind", "ModelDeployment"},
+          {"metadata", {{"name", d.metadata.name}, {"namespace", d.metadata.namespace_}}},
+          {"status", api::toJson(st)}};
+}
+
+bool isWorkerOf(const kube::Json& pod, const std::string& ns, const std::string& name) {
+  if (runtime::namespaceOf(pod) != ns) return false;
+  const auto& l = runtime::labelsOf(pod);
+  auto it = l.find(std::string(api::labels::kDeployment));
+  return it != l.end() && it->is_string() && it->get<std::string>() == name;
+}
+
+}  // namespace
+
+runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Request& req) {
+  const auto lg = log::logger("modeldeployment");
+  auto obj = d_.deployments->store().get(req.key());
+  if (!obj) {
+    // No garbage collector is assumed: delete the workers of a deployment that is gone.
+    for (const auto& p : d_.placement->pods()->store().list()) {
+      if (!isWorkerOf(*p, req.ns, req.name)) continue;
+      if (p->contains("metadata") && (*p)["metadata"].contains("deletionTimestamp")) continue;
+      kube::DeleteOptions del;
+      del.preconditions.uid = runtime::uidOf(*p);
+      auto r = d_.client->remove(kube::kinds::Pod, req.ns, runtime::nameOf(*p), del);
+      if (!r && !r.error().isNotFound() && !r.error().isConflict())
+        return std::unexpected(ReconcileError{"delete orphan worker: " + r.error().describe()});
+    }
+    return Result::done();
+  }
+  auto md = api::ModelDeployment::fromJson(*obj);
+  if (!md) {
+    d_.recorder->event(*obj, "Warning", std::string(api::reasons::kInvalidSpec), md.error());
+    return Result::done();
+  }
+  if (md->metadata.deletionTimestamp) return Result::done();
+  const SystemTime now = d_.time->systemTime();
+  if (auto errs = api::validate(*md); !errs.empty()) {
+    std::string msg;
+    for (const auto& e : errs) msg += (msg.empty() ? "" : "; ") + e;
+    api::ModelDeploymentStatus st = md->status;
+    st.observedGeneration = md->metadata.generation;
+    api::setCondition(st.conditions,
+                      {std::string(api::conditions::kScheduled), api::ConditionStatus::False,
+                       std::string(api::reasons::kInvalidSpec), msg, {}, md->metadata.generation},
+                      now);
+    if (!(st == md->status)) {
+      kube::PatchOptions po{std::string(api::kFieldManager), true, "status"};
+      auto r = d_.client->apply(kube::kinds::ModelDeployment, md->metadata.namespace_,
+                                statusApplyObject(*md, st), po);
+      if (!r) return std::unexpected(ReconcileError{r.error().describe()});
+      d_.recorder->event(*obj, "Warning", std::string(api::reasons::kInvalidSpec), msg);
+    }
+    return Result::done();
+  }
+
+  planners::DeploymentPlan plan;
+  {
+    std::lock_guard g(d_.placement->mutex());
+    planners::SnapshotInput in;
+    for (const auto& p : d_.pools->store().list())
+      if (auto pool = api::CapacityPool::fromJson(*p)) in.pools.push_back(std::move(*pool));
+    for (const auto& n : d_.nodes->store().list()) in.nodes.push_back(planners::NodeView::fromJson(*n));
+    planners::DeploymentPlanInput pin;
+    pin.deployment = &*md;
+    for (const auto& p : d_.placement->workerPodsLocked()) {
+      auto w = planners::WorkerPod::fromJson(p);
+      if (isWorkerOf(p, md->metadata.namespace_, md->metadata.name)) pin.pods.push_back(w);
+      in.pods.push_back(std::move(w));
+    }
+    auto snap = planners::buildSnapshot(in);
+    for (const auto& c : snap.conflicts)
+      lg.warn("assignment conflict while rebuilding the GPU inventory",
+              {{"worker", c.worker}, {"holder", c.holder}, {"node", c.node}, {"message", c.message}});
+    pin.nodes = std::move(in.nodes);
+    pin.inventory = &snap.inventory;
+    plan = planners::planDeployment(pin, now);
+    for (const auto& c : plan.creates) d_.placement->assumeLocked(c.pod);
+  }
+
+  const std::string& ns = md->metadata.namespace_;
+  std::string firstError;
+  for (const auto& c : plan.creates) {
+    auto r = d_.client->create(kube::kinds::Pod, ns, c.pod, {std::string(api::kFieldManager), "", false});
+    if (r) continue;
+    if (r.error().isAlreadyExists()) {
+      // Created before (e.g. by a previous process) and not in the cache yet: account for
+      // the real pod and its real assignment, not the one planned now.
+      auto got = d_.client->get(kube::kinds::Pod, ns, c.name);
+      std::lock_guard g(d_.placement->mutex());
+      if (got) d_.placement->assumeLocked(*got);
+      continue;
+    }
+    d_.placement->forget(ns + "/" + c.name);
+    if (firstError.empty()) firstError = "create worker " + c.name + ": " + r.error().describe();
+  }
+  const std::string drainingSince = api::formatTime(now);
+  for (const auto& name : plan.drain) {
+    kube::Json patch = {
+        {"metadata", {{"annotations", {{std::string(api::annotations::kDrainingSince), drainingSince}}}}}};
+    auto r = d_.client->patch(kube::kinds::Pod, ns, name, kube::PatchType::Merge, patch.dump(),
+                              {std::string(api::kFieldManager), false, ""});
+    if (!r && !r.error().isNotFound() && firstError.empty())
+      firstError = "mark " + name + " draining: " + r.error().describe();
+  }
+  for (const auto& name : plan.remove) {
+    auto r = d_.client->remove(kube::kinds::Pod, ns, name);
+    if (!r && !r.error().isNotFound() && firstError.empty())
+      firstError = "delete worker " + name + ": " + r.error().describe();
+  }
+
+  if (!(plan.status == md->status)) {
+    kube::PatchOptions po{std::string(api::kFieldManager), true, "status"};
+    auto r = d_.client->apply(kube::kinds::ModelDeployment, ns, statusApplyObject(*md, plan.status), po);
+    if (!r && firstError.empty()) firstError = "apply status: " + r.error().describe();
+  }
+  // Events: scaling and rollouts as they happen; capacity shortage on the transition.
+  const auto* before = api::findCondition(md->status.conditions, api::conditions::kScheduled);
+  for (const auto& e : plan.events) {
+    if (e.type == "Warning" && (e.reason == api::reasons::kInsufficientCapacity ||
+                                e.reason == api::reasons::kNoMatchingPool) &&
+        before && before->status == api::ConditionStatus::False && before->message == e.message)
+      continue;
+    d_.recorder->event(*obj, e.type, e.reason, e.message);
+  }
+  if (!firstError.empty()) return std::unexpected(ReconcileError{firstError});
+  if (plan.requeueAfter) return Result::after(*plan.requeueAfter + std::chrono::milliseconds(50));
+  return Result::done();
+}
+
+namespace {
+
+// Deployments whose Scheduled condition is False (they wait for capacity).
+std::vector<runtime::Request> waitingForCapacity(const cache::InformerPtr& mds) {
+  std::vector<runtime::Request> out;
+  for (const auto& o : mds->store().list()) {
+    if (!o->contains("status") || !(*o)["status"].contains("conditions")) continue;
+    for (const auto& c : (*o)["status"]["conditions"])
+      if (c.value("type", "") == api::conditions::kScheduled && c.value("status", "") == "False")
+        out.push_back({runtime::namespaceOf(*o), runtime::nameOf(*o)});
+  }
+  return out;
+}
+
+bool sameCapacity(const planners::NodeView& a, const planners::NodeView& b) {
+  return a.labels == b.labels && a.ready == b.ready && a.unschedulable == b.unschedulable &&
+         a.taints == b.taints && a.gpuCount == b.gpuCount && a.gpuAllocatable == b.gpuAllocatable;
+}
+
+std::string phaseOf(const kube::Json& p) {
+  return p.contains("status") ? p["status"].value("phase", "") : "";
+}
+
+}  // namespace
+
+runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
+                                                    runtime::ControllerOptions opts) {
+  auto mds = deps.deployments;
+  auto nodes = deps.nodes;
+  auto pools = deps.pools;
+  auto pods = deps.placement->pods();
+  auto c = std::make_unique<runtime::Controller>(
+      "modeldeployment", std::make_unique<ModelDeploymentReconciler>(deps), std::move(opts));
+  c->watchFor(mds, {runtime::generationChangedPredicate()});
+  c->watchOwned(pods, "ModelDeployment");
+  // Capacity freed by any worker pod going away (another deployment scaled down).
+  runtime::Predicate podGone{
+      [](const kube::Json&) { return false; },
+      [](const kube::Json& o, const kube::Json& n) {
+        auto p = phaseOf(n);
+        return phaseOf(o) != p && (p == "Failed" || p == "Succeeded");
+      },
+      [](const kube::Json&) { return true; }};
+  c->watchMapped(pods, [mds](const kube::Json&) { return waitingForCapacity(mds); }, {podGone});
+  // Node changes that matter for capacity or health: the waiting deployments, plus those
+  // with workers on the node (repairs).
+  runtime::Predicate nodeChanged{
+      [](const kube::Json&) { return true; },
+      [](const kube::Json& o, const kube::Json& n) {
+        return !sameCapacity(planners::NodeView::fromJson(o), planners::NodeView::fromJson(n));
+      },
+      [](const kube::Json&) { return true; }};
+  c->watchMapped(nodes, [mds, pods](const kube::Json& node) {
+    auto out = waitingForCapacity(mds);
+    const std::string name = runtime::nameOf(node);
+    for (const auto& p : pods->store().list()) {
+      if (!p->contains("spec") || (*p)["spec"].value("nodeName", "") != name) continue;
+      const auto& l = runtime::labelsOf(*p);
+      auto it = l.find(std::string(api::labels::kDeployment));
+      if (it != l.end() && it->is_string()) out.push_back({runtime::namespaceOf(*p), it->get<std::string>()});
+    }
+    return out;
+  }, {nodeChanged});
+  c->watchMapped(pools, [mds](const kube::Json&) { return waitingForCapacity(mds); },
+                 {runtime::generationChangedPredicate()});
+  return c;
+}
+
+}  // namespace waterline::reconcilers

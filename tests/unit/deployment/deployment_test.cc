@@ -1,0 +1,446 @@
+// The ModelDeployment planner and the inventory snapshot: scale up/down, capacity
+// explanation, victim choice, drain timing, rebuild from annotations, pool rules,
+// template rollouts, repairs.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "waterline/api/keys.h"
+#include "waterline/planners/deployment.h"
+#include "waterline/planners/inventory_snapshot.h"
+#include "waterline/planners/pool_status.h"
+#include "waterline/scheduling/annotation.h"
+
+namespace waterline::planners {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+const SystemTime kNow = SystemTime{} + std::chrono::hours(24 * 365 * 55);
+constexpr const char* kH100 = "NVIDIA-H100-80GB-HBM3";
+
+api::CapacityPool pool(const std::string& name, const std::string& region, const std::string& zone) {
+  json j = {{"apiVersion", "waterline.dev/v1alpha1"},
+            {"kind", "CapacityPool"},
+            {"metadata", {{"name", name}, {"generation", 1}}},
+            {"spec",
+             {{"region", region},
+              {"dataZone", zone},
+              {"gpuProduct", kH100},
+              {"nodeSelector", {{"matchLabels", {{"topology.kubernetes.io/region", region}}}}}}}};
+  auto p = api::CapacityPool::fromJson(j);
+  EXPECT_TRUE(p) << p.error();
+  return *p;
+}
+
+NodeView node(const std::string& name, const std::string& region, int gpus = 8, bool ready = true) {
+  json j = {{"metadata",
+             {{"name", name},
+              {"labels",
+               {{"topology.kubernetes.io/region", region},
+                {"nvidia.com/gpu.product", kH100},
+                {"nvidia.com/gpu.count", std::to_string(gpus)},
+                {"nvidia.com/gpu.memory", "81559"}}}}},
+            {"status",
+             {{"conditions", json::array({{{"type", "Ready"}, {"status", ready ? "True" : "False"}}})},
+              {"allocatable", {{"nvidia.com/gpu", std::to_string(gpus)}}}}}};
+  return NodeView::fromJson(j);
+}
+
+api::ModelDeployment deployment(const std::string& name, int replicas, int gpus,
+                                json extraSpec = json::object()) {
+  json spec = {{"model", {{"name", "meta-llama/Llama-3.1-8B-Instruct"}, {"version", "v1"}}},
+               {"region", "eu-west"},
+               {"template", {{"spec", {{"image", "vllm/vllm-openai:v0.6.3"}, {"ports", {{{"containerPort", 8000}}}}}}}},
+               {"gpu", {{"count", gpus}}},
+               {"replicas", replicas}};
+  spec.update(extraSpec);
+  for (auto it = spec.begin(); it != spec.end();) it = it->is_null() ? spec.erase(it) : std::next(it);
+  json j = {{"apiVersion", "waterline.dev/v1alpha1"},
+            {"kind", "ModelDeployment"},
+            {"metadata", {{"name", name}, {"namespace", "llm"}, {"uid", "uid-" + name}, {"generation", 2}}},
+            {"spec", spec}};
+  auto d = api::ModelDeployment::fromJson(j);
+  EXPECT_TRUE(d) << d.error();
+  return *d;
+}
+
+// The pod as the apiserver would return it after the create (plus a phase).
+WorkerPod created(const PodToCreate& c, bool ready = true, int ageSeconds = 100) {
+  json p = c.pod;
+  p["metadata"]["uid"] = "uid-" + c.name;
+  p["metadata"]["creationTimestamp"] = api::formatTime(kNow - std::chrono::seconds(ageSeconds));
+  p["status"] = {{"phase", "Running"},
+                 {"conditions", json::array({{{"type", "Ready"}, {"status", ready ? "True" : "False"}}})}};
+  return WorkerPod::fromJson(p);
+}
+
+struct World {
+  std::vector<api::CapacityPool> pools = {pool("h100-eu-west", "eu-west", "EU")};
+  std::vector<NodeView> nodes = {node("euw-0", "eu-west"), node("euw-1", "eu-west")};
+  std::vector<WorkerPod> pods;
+
+  Snapshot snapshot() const { return buildSnapshot({pools, nodes, pods}); }
+  DeploymentPlan plan(const api::ModelDeployment& d, Snapshot& snap, SystemTime now = kNow) const {
+    DeploymentPlanInput in;
+    in.deployment = &d;
+    for (const auto& p : pods)
+      if (p.deployment == d.metadata.name) in.pods.push_back(p);
+    in.nodes = nodes;
+    in.inventory = &snap.inventory;
+    return planDeployment(in, now);
+  }
+  // Plans and applies the creates as if the apiserver had them.
+  DeploymentPlan step(const api::ModelDeployment& d, SystemTime now = kNow) {
+    auto snap = snapshot();
+    auto p = plan(d, snap, now);
+    for (const auto& c : p.creates) pods.push_back(created(c));
+    return p;
+  }
+};
+
+const api::Condition* condition(const DeploymentPlan& p, std::string_view type) {
+  return api::findCondition(p.status.conditions, type);
+}
+
+TEST(DeploymentPlanner, ScaleUpCreatesBoundPodsWithAssignment) {
+  World w;
+  auto d = deployment("llama", 3, 2);
+  auto snap = w.snapshot();
+  auto p = w.plan(d, snap);
+  ASSERT_EQ(p.creates.size(), 3u);
+  std::set<std::pair<std::string, int>> gpus;
+  for (size_t i = 0; i < p.creates.size(); ++i) {
+    const auto& c = p.creates[i];
+    EXPECT_EQ(c.name, "llama-" + std::to_string(i));
+    EXPECT_EQ(c.pool, "h100-eu-west");
+    const json& pod = c.pod;
+    EXPECT_EQ(pod["spec"]["nodeName"], c.assignment.node);
+    EXPECT_EQ(pod["metadata"]["namespace"], "llm");
+    EXPECT_EQ(pod["metadata"]["ownerReferences"][0]["kind"], "ModelDeployment");
+    EXPECT_EQ(pod["metadata"]["ownerReferences"][0]["uid"], "uid-llama");
+    EXPECT_EQ(pod["metadata"]["ownerReferences"][0]["controller"], true);
+    const auto& l = pod["metadata"]["labels"];
+    EXPECT_EQ(l["waterline.dev/deployment"], "llama");
+    EXPECT_EQ(l["waterline.dev/pool"], "h100-eu-west");
+    EXPECT_EQ(l["waterline.dev/model"], "meta-llama.Llama-3.1-8B-Instruct");
+    EXPECT_EQ(l["waterline.dev/model-version"], "v1");
+    EXPECT_EQ(l["app.kubernetes.io/managed-by"], "waterline");
+    EXPECT_EQ(l["waterline.dev/template-hash"], templateHash(d));
+    const auto& ctr = pod["spec"]["containers"][0];
+    EXPECT_EQ(ctr["resources"]["limits"]["nvidia.com/gpu"], "2");
+    EXPECT_EQ(ctr["resources"]["requests"]["nvidia.com/gpu"], "2");
+    EXPECT_EQ(ctr["readinessProbe"]["httpGet"]["path"], "/health");
+    EXPECT_EQ(ctr["readinessProbe"]["httpGet"]["port"], 8000);
+    EXPECT_EQ(ctr["livenessProbe"]["httpGet"]["port"], 8000);
+    std::string ann = pod["metadata"]["annotations"]["waterline.dev/gpu-assignment"];
+    auto a = scheduling::decodeAssignment(ann);
+    ASSERT_TRUE(a) << a.error();
+    EXPECT_EQ(*a, c.assignment);
+    ASSERT_EQ(a->gpus.size(), 2u);
+    std::map<std::string, std::string> env;
+    for (const auto& e : ctr["env"]) env[e["name"]] = e.value("value", "");
+    EXPECT_EQ(env["WATERLINE_GPU_ASSIGNMENT"], ann);
+    EXPECT_EQ(env["NVIDIA_VISIBLE_DEVICES"],
+              std::to_string(a->gpus[0]) + "," + std::to_string(a->gpus[1]));
+    EXPECT_EQ(env["CUDA_VISIBLE_DEVICES"], env["NVIDIA_VISIBLE_DEVICES"]);
+    for (int g : a->gpus) EXPECT_TRUE(gpus.insert({a->node, g}).second) << "GPU double-booked";
+  }
+  EXPECT_EQ(p.status.desiredReplicas, 3);
+  EXPECT_EQ(p.status.scheduledReplicas, 3);
+  EXPECT_EQ(p.status.readyReplicas, 0);
+  EXPECT_EQ(p.status.observedGeneration, 2);
+  EXPECT_EQ(p.status.selector, "app.kubernetes.io/managed-by=waterline,waterline.dev/deployment=llama");
+  ASSERT_EQ(p.status.placements.size(), 1u);
+  EXPECT_EQ(p.status.placements[0].replicas, 3);
+  ASSERT_TRUE(condition(p, "Scheduled"));
+  EXPECT_EQ(condition(p, "Scheduled")->status, api::ConditionStatus::True);
+  EXPECT_EQ(condition(p, "Progressing")->reason, "Scaling");
+  EXPECT_EQ(condition(p, "Available")->status, api::ConditionStatus::False);
+}
+
+TEST(DeploymentPlanner, SteadyStateIsANoOpAndAvailable) {
+  World w;
+  auto d = deployment("llama", 2, 1);
+  w.step(d);
+  auto snap = w.snapshot();
+  auto p = w.plan(d, snap);
+  EXPECT_TRUE(p.creates.empty());
+  EXPECT_TRUE(p.drain.empty());
+  EXPECT_TRUE(p.remove.empty());
+  EXPECT_EQ(p.status.readyReplicas, 2);
+  EXPECT_EQ(p.status.updatedReplicas, 2);
+  EXPECT_EQ(condition(p, "Available")->status, api::ConditionStatus::True);
+  EXPECT_EQ(condition(p, "Progressing")->reason, "RolloutComplete");
+  EXPECT_EQ(condition(p, "Degraded")->status, api::ConditionStatus::False);
+}
+
+TEST(DeploymentPlanner, InsufficientCapacitySchedulesWhatFitsAndExplains) {
+  World w;
+  auto d = deployment("big", 10, 2,
+                      {{"deploymentType", "DataZone"}, {"dataZone", "EU"}, {"region", nullptr},
+                       {"gpu", {{"count", 2}, {"product", kH100}}}});
+  d.spec.region.reset();
+  auto snap = w.snapshot();
+  auto p = w.plan(d, snap);
+  EXPECT_EQ(p.creates.size(), 8u);  // 16 GPUs / 2
+  EXPECT_TRUE(p.unschedulable);
+  const auto* s = condition(p, "Scheduled");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->status, api::ConditionStatus::False);
+  EXPECT_EQ(s->reason, "InsufficientCapacity");
+  EXPECT_NE(s->message.find("need 4 more NVIDIA-H100-80GB-HBM3 GPUs"), std::string::npos) << s->message;
+  EXPECT_NE(s->message.find("in zone EU"), std::string::npos) << s->message;
+  EXPECT_NE(s->message.find("pool h100-eu-west has 0 free"), std::string::npos) << s->message;
+  EXPECT_EQ(p.status.insufficientCapacity, s->message);
+  EXPECT_EQ(condition(p, "Degraded")->reason, "InsufficientCapacity");
+  bool warned = false;
+  for (const auto& e : p.events) warned |= e.reason == "InsufficientCapacity" && e.type == "Warning";
+  EXPECT_TRUE(warned);
+
+  // A node added to the pool: the rest is scheduled.
+  for (const auto& c : p.creates) w.pods.push_back(created(c));
+  w.nodes.push_back(node("euw-2", "eu-west"));
+  auto snap2 = w.snapshot();
+  auto p2 = w.plan(d, snap2);
+  EXPECT_EQ(p2.creates.size(), 2u);
+  EXPECT_FALSE(p2.unschedulable);
+  for (const auto& c : p2.creates) EXPECT_EQ(c.assignment.node, "euw-2");
+  EXPECT_EQ(condition(p2, "Scheduled")->status, api::ConditionStatus::True);
+  EXPECT_EQ(p2.status.insufficientCapacity, "");
+}
+
+TEST(DeploymentPlanner, DeploymentTypePoolRules) {
+  World w;
+  // Standard in a region without a pool: nothing scheduled, NoMatchingPool.
+  auto d = deployment("us", 1, 1, {{"region", "us-east"}});
+  auto snap = w.snapshot();
+  auto p = w.plan(d, snap);
+  EXPECT_TRUE(p.creates.empty());
+  EXPECT_EQ(condition(p, "Scheduled")->reason, "NoMatchingPool");
+  // Global takes any pool.
+  auto g = deployment("gl", 1, 1, {{"deploymentType", "Global"}});
+  g.spec.region.reset();
+  auto snap2 = w.snapshot();
+  auto p2 = w.plan(g, snap2);
+  ASSERT_EQ(p2.creates.size(), 1u);
+  EXPECT_EQ(p2.creates[0].pool, "h100-eu-west");
+  // DataZone US: no pool of that zone.
+  auto z = deployment("zus", 1, 1, {{"deploymentType", "DataZone"}, {"dataZone", "US"}});
+  z.spec.region.reset();
+  auto snap3 = w.snapshot();
+  EXPECT_TRUE(w.plan(z, snap3).creates.empty());
+}
+
+TEST(DeploymentPlanner, RebuildFromAnnotationsGivesTheSameOccupancy) {
+  World w;
+  auto a = deployment("a", 3, 2);
+  auto b = deployment("b", 5, 1);
+  auto snap = w.snapshot();
+  auto pa = w.plan(a, snap);
+  auto pb = w.plan(b, snap);  // same inventory: placements of a are assumed
+  ASSERT_EQ(pa.creates.size() + pb.creates.size(), 8u);
+  for (const auto& c : pa.creates) w.pods.push_back(created(c));
+  for (const auto& c : pb.creates) w.pods.push_back(created(c));
+  // A restarted operator: only the pods.
+  auto rebuilt = w.snapshot();
+  EXPECT_TRUE(rebuilt.conflicts.empty());
+  EXPECT_EQ(rebuilt.inventory.fingerprint(), snap.inventory.fingerprint());
+  EXPECT_TRUE(rebuilt.inventory.checkInvariants().empty());
+  // And nothing to do for either deployment.
+  EXPECT_TRUE(w.plan(a, rebuilt).creates.empty());
+  EXPECT_TRUE(w.plan(b, rebuilt).creates.empty());
+  // Terminal pods hold nothing; pods being deleted still do.
+  auto alloc = allocationByPool(rebuilt.inventory);
+  EXPECT_EQ(alloc["h100-eu-west"].gpus, 11);
+}
+
+TEST(DeploymentPlanner, AssumedPodsAreNotCreatedTwiceNorDoubleBooked) {
+  World w;
+  auto d = deployment("llama", 2, 4);
+  auto p1 = w.step(d);
+  ASSERT_EQ(p1.creates.size(), 2u);
+  // The cache has not seen the pods yet: the reconciler feeds them as assumed pods
+  // (no creationTimestamp, no status).
+  w.pods.clear();
+  for (const auto& c : p1.creates) w.pods.push_back(WorkerPod::fromJson(c.pod));
+  auto snap = w.snapshot();
+  EXPECT_TRUE(snap.conflicts.empty());
+  auto p2 = w.plan(d, snap);
+  EXPECT_TRUE(p2.creates.empty());
+  // Another deployment placed concurrently gets other GPUs.
+  auto other = deployment("other", 2, 4);
+  auto p3 = w.plan(other, snap);
+  ASSERT_EQ(p3.creates.size(), 2u);
+  std::set<std::pair<std::string, int>> used;
+  for (const auto* p : {&p1, &p3})
+    for (const auto& c : p->creates)
+      for (int g : c.assignment.gpus) EXPECT_TRUE(used.insert({c.assignment.node, g}).second);
+  // Full now.
+  auto p4 = w.plan(deployment("third", 1, 1), snap);
+  EXPECT_TRUE(p4.unschedulable);
+}
+
+TEST(DeploymentPlanner, ScaleDownDrainsThenDeletesWithinMaxUnavailable) {
+  World w;
+  auto d = deployment("llama", 4, 1, {{"drainSeconds", 30}});
+  w.step(d);
+  ASSERT_EQ(w.pods.size(), 4u);
+  d.spec.replicas = 1;
+  auto snap = w.snapshot();
+  auto p = w.plan(d, snap);
+  ASSERT_EQ(p.drain.size(), 1u);  // maxUnavailable 1
+  EXPECT_TRUE(p.remove.empty());
+  ASSERT_TRUE(p.requeueAfter);
+  EXPECT_EQ(*p.requeueAfter, std::chrono::seconds(30));
+  bool scaled = false;
+  for (const auto& e : p.events) scaled |= e.reason == "Scaled";
+  EXPECT_TRUE(scaled);
+  // Mark it draining 10 s ago: nothing new starts, requeue for the remaining 20 s.
+  for (auto& pod : w.pods)
+    if (pod.name == p.drain[0]) pod.drainingSince = kNow - 10s;
+  auto snap2 = w.snapshot();
+  auto p2 = w.plan(d, snap2);
+  EXPECT_TRUE(p2.drain.empty());
+  EXPECT_TRUE(p2.remove.empty());
+  ASSERT_TRUE(p2.requeueAfter);
+  EXPECT_EQ(*p2.requeueAfter, std::chrono::seconds(20));
+  EXPECT_EQ(p2.status.scheduledReplicas, 3);
+  // After drainSeconds: deleted.
+  auto snap3 = w.snapshot();
+  auto p3 = w.plan(d, snap3, kNow + 21s);
+  ASSERT_EQ(p3.remove.size(), 1u);
+  EXPECT_EQ(p3.remove[0], p.drain[0]);
+  // maxUnavailable 2 drains two at once (when nothing is in flight).
+  auto d2 = d;
+  d2.spec.maxUnavailable = api::IntOrString::fromInt(2);
+  w.pods.erase(std::remove_if(w.pods.begin(), w.pods.end(), [&](auto& x) { return x.name == p.drain[0]; }),
+               w.pods.end());
+  auto snap4 = w.snapshot();
+  EXPECT_EQ(w.plan(d2, snap4).drain.size(), 2u);
+  // No drain time: deleted at once.
+  auto d3 = d2;
+  d3.spec.drainSeconds = 0;
+  auto snap5 = w.snapshot();
+  auto p5 = w.plan(d3, snap5);
+  EXPECT_TRUE(p5.drain.empty());
+  EXPECT_EQ(p5.remove.size(), 2u);
+}
+
+TEST(DeploymentPlanner, VictimsLowerFragmentation) {
+  World w;
+  auto d = deployment("llama", 3, 1);
+  // Two workers on euw-0, one alone on euw-1: the lone one goes (its node empties).
+  auto mk = [&](const std::string& name, const std::string& node, int gpu) {
+    scheduling::Assignment a;
+    a.node = node;
+    a.gpus = {gpu};
+    PodToCreate c{name, "h100-eu-west", a,
+                  renderWorkerPod(d, name, "h100-eu-west", a, 1, scheduling::SharingMode::Exclusive,
+                                  templateHash(d))};
+    w.pods.push_back(created(c));
+  };
+  mk("llama-0", "euw-1", 0);
+  mk("llama-1", "euw-0", 0);
+  mk("llama-2", "euw-0", 1);
+  d.spec.replicas = 2;
+  auto snap = w.snapshot();
+  auto p = w.plan(d, snap);
+  ASSERT_EQ(p.drain.size(), 1u);
+  EXPECT_EQ(p.drain[0], "llama-0");
+  // A worker that is not ready goes before the scheduler's choice.
+  w.pods[2].ready = false;
+  auto snap2 = w.snapshot();
+  auto p2 = w.plan(d, snap2);
+  ASSERT_EQ(p2.drain.size(), 1u);
+  EXPECT_EQ(p2.drain[0], "llama-2");
+}
+
+TEST(DeploymentPlanner, TemplateChangeRollsOutWithinMaxUnavailable) {
+  World w;
+  auto d = deployment("llama", 3, 1);
+  w.step(d);
+  auto d2 = d;
+  d2.spec.template_.spec.image = "vllm/vllm-openai:v0.7.0";
+  ASSERT_NE(templateHash(d), templateHash(d2));
+  auto snap = w.snapshot();
+  auto p = w.plan(d2, snap);
+  ASSERT_EQ(p.drain.size(), 1u);  // maxUnavailable 1
+  ASSERT_EQ(p.creates.size(), 1u);  // its replacement, on a free GPU
+  EXPECT_EQ(p.creates[0].pod["spec"]["containers"][0]["image"], "vllm/vllm-openai:v0.7.0");
+  EXPECT_EQ(condition(p, "Progressing")->reason, "RollingOut");
+  // While the replacement is not ready, nothing else is drained.
+  for (auto& pod : w.pods)
+    if (pod.name == p.drain[0]) pod.drainingSince = kNow;
+  for (const auto& c : p.creates) w.pods.push_back(created(c, /*ready=*/false));
+  auto snap2 = w.snapshot();
+  auto p2 = w.plan(d2, snap2);
+  EXPECT_TRUE(p2.drain.empty());
+  EXPECT_TRUE(p2.creates.empty());
+  // Old pod gone and replacement ready: the next one goes.
+  w.pods.erase(std::remove_if(w.pods.begin(), w.pods.end(), [&](auto& x) { return x.name == p.drain[0]; }),
+               w.pods.end());
+  for (auto& pod : w.pods) pod.ready = true;
+  auto snap3 = w.snapshot();
+  auto p3 = w.plan(d2, snap3);
+  EXPECT_EQ(p3.drain.size(), 1u);
+  EXPECT_EQ(p3.status.updatedReplicas, 2);  // the ready replacement and the new create
+}
+
+TEST(DeploymentPlanner, FailedWorkersAndBrokenNodesAreReplaced) {
+  World w;
+  auto d = deployment("llama", 2, 1);
+  w.step(d);
+  w.pods[0].phase = "Failed";
+  auto snap = w.snapshot();
+  auto p = w.plan(d, snap);
+  ASSERT_EQ(p.remove.size(), 1u);
+  EXPECT_EQ(p.remove[0], w.pods[0].name);
+  ASSERT_EQ(p.creates.size(), 1u);
+  bool replaced = false;
+  for (const auto& e : p.events) replaced |= e.reason == "WorkerReplaced";
+  EXPECT_TRUE(replaced);
+  EXPECT_EQ(condition(p, "Degraded")->reason, "ReplicasUnhealthy");
+  // A node going NotReady: its worker is replaced on another node.
+  World w2;
+  w2.step(d);
+  const std::string broken = w2.pods[0].node;
+  for (auto& n : w2.nodes)
+    if (n.name == broken) n.ready = false;
+  auto snap2 = w2.snapshot();
+  auto p2 = w2.plan(d, snap2);
+  EXPECT_FALSE(p2.remove.empty());
+  for (const auto& c : p2.creates) EXPECT_NE(c.assignment.node, broken);
+}
+
+TEST(DeploymentPlanner, MinMaxClampAndMaxUnavailablePercent) {
+  auto d = deployment("x", 10, 1, {{"minReplicas", 2}, {"maxReplicas", 4}});
+  EXPECT_EQ(desiredReplicas(d), 4);
+  d.spec.replicas = 0;
+  EXPECT_EQ(desiredReplicas(d), 2);
+  d.spec.maxUnavailable = api::IntOrString::fromString("50%");
+  EXPECT_EQ(maxUnavailable(d, 4), 2);
+  EXPECT_EQ(maxUnavailable(d, 1), 1);
+}
+
+TEST(PoolStatusAllocation, CountsAllocatedAndFreeFromWorkers) {
+  World w;
+  w.step(deployment("a", 3, 2));
+  auto snap = w.snapshot();
+  auto alloc = allocationByPool(snap.inventory);
+  PoolStatusInput in;
+  in.pool = &w.pools[0];
+  in.nodes = w.nodes;
+  in.allocated = alloc["h100-eu-west"];
+  auto plan = planPoolStatus(in, kNow);
+  EXPECT_EQ(plan.status.gpus.total, 16);
+  EXPECT_EQ(plan.status.gpus.allocated, 6);
+  EXPECT_EQ(plan.status.gpus.free, 10);
+  // Without worker data the old behaviour stays.
+  in.allocated.reset();
+  EXPECT_EQ(planPoolStatus(in, kNow).status.gpus.free, 16);
+}
+
+}  // namespace
+}  // namespace waterline::planners
