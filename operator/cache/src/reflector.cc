@@ -93,11 +93,15 @@ bool Reflector::listAndReplace() {
     lo.resourceVersion.clear();
   }
   if (stopped_) return false;
+  {
+    // Counted before the sink sees the objects, so whoever observes the relist's
+    // events also sees it in stats().
+    std::lock_guard g(mu_);
+    lastRV_ = listRV;
+    if (stats_.lists > 0) ++stats_.relists;
+    ++stats_.lists;
+  }
   sink_.replace(std::move(objs), listRV);
-  std::lock_guard g(mu_);
-  lastRV_ = listRV;
-  if (stats_.lists > 0) ++stats_.relists;
-  ++stats_.lists;
   needList_ = false;
   consistentList_ = false;
   return true;
@@ -126,6 +130,12 @@ void Reflector::watchOnce() {
     std::cerr << "reflector " << kind_.resource << ": watch failed: " << stream.error().describe()
               << "\n";
     ++failures_;
+    // As client-go: anything but an unreachable server means the next attempt starts
+    // with a (consistent) list, so an error we cannot resume from never loops.
+    if (stream.error().reason != ApiError::Reason::Transport) {
+      needList_ = true;
+      consistentList_ = true;
+    }
     backoffWait();
     return;
   }
@@ -153,6 +163,11 @@ void Reflector::watchOnce() {
         return;
       }
       ++failures_;
+      if (ev.error().reason != ApiError::Reason::Transport &&
+          ev.error().reason != ApiError::Reason::Timeout) {
+        needList_ = true;
+        consistentList_ = true;
+      }
       std::cerr << "reflector " << kind_.resource << ": watch error: " << ev.error().describe()
                 << "\n";
       // fall out and back off (outside the lock)
@@ -179,11 +194,9 @@ void Reflector::watchOnce() {
         int code = e.object.value("code", 0);
         std::lock_guard g(mu_);
         ++stats_.watchErrors;
-        if (code == 410) {
-          needList_ = true;
-          consistentList_ = true;
-          return;
-        }
+        needList_ = true;
+        consistentList_ = true;
+        if (code == 410) return;
         ++failures_;
         break;
       }

@@ -1,5 +1,6 @@
 #include "waterline/runtime/controller.h"
 
+#include <algorithm>
 #include <map>
 
 #include "waterline/common/log.h"
@@ -62,15 +63,21 @@ void Controller::addHandler(const cache::InformerPtr& inf, MapFunc map,
       if (p.create && !p.create(*o)) return;
     enqueueAll(*o);
   };
-  h.onUpdate = [preds, enqueueAll](const cache::ObjectPtr& a, const cache::ObjectPtr& b) {
+  h.onUpdate = [this, preds, map](const cache::ObjectPtr& a, const cache::ObjectPtr& b) {
     // A periodic resync (same object) always passes: it is how level-based
     // reconcilers catch up.
     if (a != b) {
       for (const auto& p : preds)
         if (p.update && !p.update(*a, *b)) return;
     }
-    enqueueAll(*a);  // an owner change must reconcile the old owner too
-    enqueueAll(*b);
+    // The old object's keys too (an owner or label change must reconcile what the
+    // object left), each key once.
+    std::vector<std::string> keys;
+    for (const auto& r : map(*a)) keys.push_back(r.key());
+    for (const auto& r : map(*b)) keys.push_back(r.key());
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    for (const auto& k : keys) queue_->add(k);
   };
   h.onDelete = [preds, enqueueAll](const cache::ObjectPtr& o, bool) {
     for (const auto& p : preds)

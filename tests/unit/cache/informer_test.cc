@@ -95,6 +95,10 @@ TEST_F(InformerTest, RelistAfterGoneDeliversMissedCreatesUpdatesAndDeletes) {
   inf.start();
   ASSERT_TRUE(inf.waitForSync(20s));
   ASSERT_TRUE(rec.waitFor([&] { return rec.live.size() == 2; }));
+  // The watch must be open before the partition: a watch started later would replay the
+  // changes below as ordinary events (as the apiserver would) and no relist would happen.
+  for (int i = 0; i < 20000 && client->watchCalls() < 1; ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(client->watchCalls(), 1);
   const int listsBefore = client->listCalls();
 
   // Partition the watch, change the world, then expire the watch (410).
@@ -153,9 +157,9 @@ TEST_F(InformerTest, WatchStartGoneForcesConsistentRelist) {
   client->failNextWatchWithGone();
   inf.start();
   ASSERT_TRUE(inf.waitForSync(20s));
-  for (int i = 0; i < 5000 && client->listCalls() < 2; ++i) std::this_thread::sleep_for(1ms);
-  EXPECT_EQ(client->listCalls(), 2);
+  for (int i = 0; i < 20000 && inf.stats().relists < 1; ++i) std::this_thread::sleep_for(1ms);
   EXPECT_EQ(inf.stats().relists, 1u);
+  EXPECT_EQ(client->listCalls(), 2);
 }
 
 TEST_F(InformerTest, LateHandlerReceivesExistingObjectsAsAdds) {
