@@ -1,0 +1,510 @@
+// The autoscaler planner against a table of scenarios, with an injected clock.
+#include "waterline/planners/autoscaler.h"
+
+// The table leaves trailing Step fields at their defaults.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace waterline::planners {
+namespace {
+
+using namespace std::chrono_literals;
+namespace as = autoscaling;
+using api::ScalingPolicy;
+using api::ScalingPolicyType;
+using api::ScalingRules;
+using api::SelectPolicy;
+
+constexpr double kMissing = -12345;  // a step without a value (query error)
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
+const double kInf = std::numeric_limits<double>::infinity();
+
+const SystemTime kT0 = SystemTime{} + std::chrono::seconds(1'700'000'000);
+
+AutoscalerPolicy makePolicy(double target, double tol, int upWin, int downWin, int minR, int maxR,
+                            ScalingRules up = {}, ScalingRules down = {}) {
+  AutoscalerPolicy p;
+  p.targetPerReplica = target;
+  p.tolerance = tol;
+  p.scaleUp = up;
+  p.scaleUp.stabilizationWindowSeconds = upWin;
+  p.scaleDown = down;
+  p.scaleDown.stabilizationWindowSeconds = downWin;
+  p.minReplicas = minR;
+  p.maxReplicas = maxR;
+  return p;
+}
+
+ScalingRules rules(SelectPolicy select, std::vector<ScalingPolicy> policies) {
+  ScalingRules r;
+  r.selectPolicy = select;
+  r.policies = std::move(policies);
+  return r;
+}
+
+ScalingPolicy pods(int v, int period) { return {ScalingPolicyType::Pods, v, period}; }
+ScalingPolicy pct(int v, int period) { return {ScalingPolicyType::Percent, v, period}; }
+
+struct Step {
+  int t;                            // seconds from the scenario start
+  double total;                     // kMissing: the query failed
+  int32_t expect;                   // desired replicas
+  std::string_view reason = "";     // expected Decision::reason ("" = not checked)
+  int32_t current = -1;             // -1: the previous step's desired (the reconciler applied it)
+  int32_t ptuFloor = 0;
+  std::optional<int32_t> maxSched;  // maxSchedulableReplicas
+  std::string_view limited = "";    // expected ScalingLimited reason ("" = not checked)
+};
+
+struct Case {
+  std::string name;
+  AutoscalerPolicy policy;
+  int32_t start;
+  std::vector<Step> steps;
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+std::vector<Case> cases() {
+  return {
+      {"tolerance",
+       makePolicy(100, 0.1, 0, 0, 1, 100),
+       10,
+       {
+           {0, 1050, 10, as::kWithinTolerance, -1, 0, {}, as::kDesiredWithinRange},
+           {15, 1100, 10, as::kWithinTolerance},  // ratio exactly 1.1: inside
+           {30, 1101, 12, as::kMetricAboveTarget},
+           {45, 1200, 12, as::kWithinTolerance},
+           {60, 1000, 10, as::kMetricBelowTarget},
+           {75, 905, 10, as::kWithinTolerance},
+           {90, 0, 1, as::kTooFewReplicas, -1, 0, {}, as::kTooFewReplicas},
+       }},
+      {"zero tolerance",
+       makePolicy(100, 0, 0, 0, 1, 100),
+       10,
+       {
+           {0, 1001, 11, as::kMetricAboveTarget},
+           {15, 1100, 11, as::kWithinTolerance},
+           {30, 1000, 10, as::kMetricBelowTarget},
+       }},
+      {"scale-down window holds the highest recommendation",
+       makePolicy(100, 0.1, 0, 60, 1, 100),
+       10,
+       {
+           {0, 500, 10, as::kScaleDownStabilized},   // empty history: seeded with the current 10
+           {30, 500, 10, as::kScaleDownStabilized},
+           {60, 500, 5, as::kMetricBelowTarget},      // the seed has left the window
+           {75, 1000, 10, as::kMetricAboveTarget},    // scale-up is immediate (window 0)
+           {90, 500, 10, as::kScaleDownStabilized},
+           {135, 500, 5, as::kMetricBelowTarget},
+       }},
+      {"scale-up window holds the lowest recommendation",
+       makePolicy(100, 0.1, 60, 0, 1, 100),
+       2,
+       {
+           {0, 200, 2, as::kWithinTolerance},
+           {15, 1000, 2, as::kScaleUpStabilized},
+           {30, 1000, 2, as::kScaleUpStabilized},
+           {60, 1000, 10, as::kMetricAboveTarget},
+           {75, 100, 1, as::kMetricBelowTarget},
+           {90, 1000, 1, as::kScaleUpStabilized},  // a spike inside the window is ignored
+       }},
+      {"scale-up Pods policy",
+       makePolicy(100, 0.1, 0, 0, 1, 100, rules(SelectPolicy::Max, {pods(4, 60)})),
+       2,
+       {
+           {0, 2000, 6, as::kRateLimited, -1, 0, {}, as::kRateLimited},
+           {15, 2000, 6, as::kRateLimited},  // the +4 of t=0 is still in the period
+           {60, 2000, 10, as::kRateLimited},
+           {120, 2000, 14, as::kRateLimited},
+           {180, 2000, 18, as::kRateLimited},
+           {240, 2000, 20, as::kMetricAboveTarget, -1, 0, {}, as::kDesiredWithinRange},
+       }},
+      {"scale-up Pods and Percent, select Max",
+       makePolicy(100, 0.1, 0, 0, 1, 100, rules(SelectPolicy::Max, {pods(4, 60), pct(100, 60)})),
+       2,
+       {
+           {0, 2000, 6, as::kRateLimited},     // max(2+4, 2×2)
+           {60, 2000, 12, as::kRateLimited},   // max(6+4, 6×2)
+           {120, 2000, 20, as::kMetricAboveTarget},
+       }},
+      {"scale-up Pods and Percent, select Min",
+       makePolicy(100, 0.1, 0, 0, 1, 100, rules(SelectPolicy::Min, {pods(4, 60), pct(100, 60)})),
+       2,
+       {
+           {0, 2000, 4, as::kRateLimited},    // min(6, 4)
+           {60, 2000, 8, as::kRateLimited},   // min(8, 8)
+           {120, 2000, 12, as::kRateLimited},  // min(12, 16)
+           {180, 2000, 16, as::kRateLimited},
+           {240, 2000, 20, as::kMetricAboveTarget},
+       }},
+      {"scale-up Percent rounds up",
+       makePolicy(100, 0.1, 0, 0, 1, 100, rules(SelectPolicy::Max, {pct(10, 60)})),
+       5,
+       {
+           {0, 2000, 6, as::kRateLimited},  // ceil(5 × 1.1) = 6
+       }},
+      {"scale-up Disabled",
+       makePolicy(100, 0.1, 0, 0, 1, 100, rules(SelectPolicy::Disabled, {})),
+       2,
+       {
+           {0, 2000, 2, as::kRateLimited, -1, 0, {}, as::kRateLimited},
+           {15, 100, 1, as::kMetricBelowTarget},  // scale-down still works
+       }},
+      {"scale-down Percent policy",
+       makePolicy(100, 0.1, 0, 0, 1, 100, {}, rules(SelectPolicy::Max, {pct(50, 60)})),
+       20,
+       {
+           {0, 100, 10, as::kRateLimited, -1, 0, {}, as::kRateLimited},
+           {30, 100, 10, as::kRateLimited},  // period start is still 20
+           {60, 100, 5, as::kRateLimited},
+           {120, 100, 2, as::kRateLimited},  // trunc(5 × 0.5)
+           {180, 100, 1, as::kMetricBelowTarget},
+       }},
+      {"scale-down Pods and Percent, select Min keeps the smaller change",
+       makePolicy(100, 0.1, 0, 0, 1, 100, {}, rules(SelectPolicy::Min, {pods(2, 60), pct(50, 60)})),
+       20,
+       {
+           {0, 100, 18, as::kRateLimited},
+           {60, 100, 16, as::kRateLimited},
+       }},
+      {"scale-down Disabled",
+       makePolicy(100, 0.1, 0, 0, 1, 100, {}, rules(SelectPolicy::Disabled, {})),
+       10,
+       {
+           {0, 100, 10, as::kRateLimited},
+           {15, 5000, 50, as::kMetricAboveTarget},
+       }},
+      {"scale-up after scale-down in the same period counts from the period start",
+       makePolicy(100, 0.1, 0, 0, 1, 100, rules(SelectPolicy::Max, {pods(2, 60)})),
+       10,
+       {
+           {0, 500, 5, as::kMetricBelowTarget},
+           {15, 2000, 12, as::kRateLimited},  // period start = 5 + 5 removed = 10 → 12
+       }},
+      {"bounds: min, max and the PTU floor",
+       makePolicy(100, 0.1, 0, 0, 3, 10),
+       5,
+       {
+           {0, 100, 3, as::kTooFewReplicas, -1, 0, {}, as::kTooFewReplicas},
+           {15, 5000, 10, as::kTooManyReplicas, -1, 0, {}, as::kTooManyReplicas},
+           {30, 100, 6, as::kTooFewReplicas, -1, 6, {}, as::kTooFewReplicas},
+           {45, 100, 12, as::kTooFewReplicas, -1, 12},  // a PTU floor above maxReplicas wins
+           {60, 700, 7, as::kMetricBelowTarget, -1, 0},
+           {75, 1400, 10, as::kTooManyReplicas, 14},     // current above max: back to max
+           {90, 700, 7, as::kMetricBelowTarget},
+           {105, 100, 3, as::kTooFewReplicas, 1, 0},    // current below min, metric says 1 → min
+       }},
+      {"bounds beat rate limits",
+       makePolicy(100, 0.1, 0, 0, 8, 20, rules(SelectPolicy::Max, {pods(1, 60)}),
+                  rules(SelectPolicy::Max, {pods(1, 60)})),
+       2,
+       {
+           {0, 100, 8, as::kTooFewReplicas},   // the jump to min ignores the rate limits...
+           {15, 10000, 8, as::kRateLimited},  // ...but counts: the +6 is in the period
+           {75, 10000, 9, as::kRateLimited},
+           {90, 100, 8, as::kTooFewReplicas},  // down-limit 7 (period start 8), then min
+       }},
+      {"capacity limits scale-up only",
+       makePolicy(100, 0.1, 0, 0, 1, 100),
+       5,
+       {
+           {0, 2000, 12, as::kCapacityLimited, -1, 0, 12, as::kCapacityLimited},
+           {15, 2000, 12, as::kCapacityLimited, -1, 0, 12, as::kCapacityLimited},
+           {30, 2000, 12, as::kCapacityLimited, -1, 0, 8},  // capacity shrank: hold, never cut
+           {45, 2000, 20, as::kMetricAboveTarget},         // unknown capacity: no limit
+           {60, 500, 5, as::kMetricBelowTarget, -1, 0, 3},  // scale-down is not affected
+           {75, 500, 9, as::kTooFewReplicas, -1, 9, 3},     // the floor beats capacity
+           {90, 1000, 10, as::kMetricAboveTarget, -1, 0, 10},
+       }},
+      {"missing data holds the count and recovers",
+       makePolicy(100, 0.1, 0, 300, 2, 20),
+       10,
+       {
+           {0, 1000, 10, as::kWithinTolerance},
+           {15, kMissing, 10, as::kFailedGetMetric, -1, 0, {}, as::kDesiredWithinRange},
+           {30, kNaN, 10, as::kFailedGetMetric},
+           {45, kInf, 10, as::kFailedGetMetric},
+           {60, -5, 10, as::kFailedGetMetric},
+           {61, kMissing, 10, as::kFailedGetMetric, -1, 0, 3},  // even with little capacity
+           {75, kMissing, 2, as::kFailedGetMetric, 1, 0, {}, as::kTooFewReplicas},  // bounds still apply
+           {90, 500, 10, as::kScaleDownStabilized, 10},  // recovered; the window still holds 10
+           {380, 500, 5, as::kMetricBelowTarget},  // t=0's 10 has left (80, 380]
+       }},
+      {"a long outage empties the history: hold for one down-window after recovery",
+       makePolicy(100, 0.1, 0, 300, 1, 20),
+       10,
+       {
+           {0, 1000, 10, as::kWithinTolerance},
+           {1000, kMissing, 10, as::kFailedGetMetric},
+           {1015, 100, 10, as::kScaleDownStabilized},
+           {1200, 100, 10, as::kScaleDownStabilized},
+           {1316, 100, 1, as::kMetricBelowTarget},
+       }},
+      {"scale from zero",
+       makePolicy(100, 0.1, 0, 0, 0, 10),
+       0,
+       {
+           {0, 0, 0, as::kWithinTolerance},
+           {15, 250, 3, as::kMetricAboveTarget},
+           {30, 0, 0, as::kMetricBelowTarget},
+       }},
+      {"HPA defaults: fast up, slow down",
+       makePolicy(100, 0.1, 0, 300, 1, 100, rules(SelectPolicy::Max, {pods(4, 15), pct(100, 15)}),
+                  rules(SelectPolicy::Max, {pct(100, 15)})),
+       1,
+       {
+           {0, 3000, 5, as::kRateLimited},    // max(1+4, 2)
+           {15, 3000, 10, as::kRateLimited},  // max(5+4, 10)
+           {30, 3000, 20, as::kRateLimited},
+           {45, 3000, 30, as::kMetricAboveTarget},
+           {60, 300, 30, as::kScaleDownStabilized},
+           {344, 300, 30, as::kScaleDownStabilized},  // t=45's 30 is within (44, 344]
+           {345, 300, 3, as::kMetricBelowTarget},     // and gone from (45, 345]
+       }},
+  };
+}
+
+class AutoscalerTable : public ::testing::TestWithParam<Case> {};
+
+TEST_P(AutoscalerTable, Steps) {
+  const Case& c = GetParam();
+  std::string stateJson;  // persisted as the reconciler would
+  int32_t current = c.start;
+  for (const auto& s : c.steps) {
+    SCOPED_TRACE("t=" + std::to_string(s.t));
+    AutoscalerInput in;
+    in.now = kT0 + std::chrono::seconds(s.t) + 250ms;  // sub-second parts are dropped
+    in.currentReplicas = s.current >= 0 ? s.current : current;
+    in.metric = s.total == kMissing ? MetricObservation::failed("prometheus: connection refused")
+                                    : MetricObservation::value(s.total);
+    in.ptuFloor = s.ptuFloor;
+    in.maxSchedulableReplicas = s.maxSched;
+    in.observedGeneration = 7;
+    const auto state = AutoscalerState::fromJson(stateJson.empty() ? "{\"v\":1}" : stateJson);
+    ASSERT_TRUE(state.has_value()) << state.error();
+    const auto d = planAutoscaling(c.policy, *state, in);
+    EXPECT_EQ(d.desiredReplicas, s.expect) << d.message;
+    if (!s.reason.empty()) {
+      EXPECT_EQ(d.reason, s.reason) << d.message;
+    }
+
+    ASSERT_EQ(d.conditions.size(), 2u);
+    const bool valid = s.total != kMissing && std::isfinite(s.total) && s.total >= 0;
+    EXPECT_EQ(d.conditions[0].type, as::kScalingActive);
+    EXPECT_EQ(d.conditions[0].status, valid ? api::ConditionStatus::True : api::ConditionStatus::False);
+    EXPECT_EQ(d.conditions[0].reason, valid ? as::kValidMetric : as::kFailedGetMetric);
+    EXPECT_EQ(d.conditions[0].observedGeneration, 7);
+    EXPECT_EQ(d.conditions[1].type, as::kScalingLimited);
+    if (!s.limited.empty()) {
+      EXPECT_EQ(d.conditions[1].reason, s.limited) << d.conditions[1].message;
+      EXPECT_EQ(d.conditions[1].status, s.limited == as::kDesiredWithinRange ? api::ConditionStatus::False
+                                                                             : api::ConditionStatus::True);
+    }
+    EXPECT_EQ(d.event.has_value() && !d.event->warning, d.changed());
+    if (!valid && !d.changed()) {
+      ASSERT_TRUE(d.event);
+      EXPECT_TRUE(d.event->warning);
+      EXPECT_EQ(d.event->reason, as::kFailedGetMetric);
+    }
+    stateJson = d.newState.toJson();
+    current = d.desiredReplicas;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, AutoscalerTable, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           std::string n;
+                           for (char ch : info.param.name)
+                             n += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+                           return n;
+                         });
+
+// ---- single behaviours
+
+TEST(Autoscaler, EventTextNamesCountsMetricTargetAndReason) {
+  auto p = makePolicy(100, 0.1, 0, 0, 1, 100);
+  AutoscalerInput in;
+  in.now = kT0;
+  in.currentReplicas = 5;
+  in.metric = MetricObservation::value(1234.5);
+  auto d = planAutoscaling(p, {}, in);
+  ASSERT_TRUE(d.event);
+  EXPECT_FALSE(d.event->warning);
+  EXPECT_EQ(d.event->reason, as::kSuccessfulRescale);
+  EXPECT_EQ(d.event->message, "from 5 to 13: metric 1234.5 target 100 reason MetricAboveTarget");
+  EXPECT_EQ(formatRescaleEvent(3, 1, 0.125, 2.5, "X"), "from 3 to 1: metric 0.125 target 2.5 reason X");
+}
+
+TEST(Autoscaler, FailedMetricMessageCarriesTheSourceError) {
+  auto p = makePolicy(100, 0.1, 0, 0, 1, 100);
+  AutoscalerInput in;
+  in.now = kT0;
+  in.currentReplicas = 4;
+  in.metric = MetricObservation::failed("bad_data: parse error at char 5");
+  auto d = planAutoscaling(p, {}, in);
+  EXPECT_EQ(d.desiredReplicas, 4);
+  EXPECT_EQ(d.reason, as::kFailedGetMetric);
+  EXPECT_NE(d.conditions[0].message.find("bad_data: parse error at char 5"), std::string::npos);
+  ASSERT_TRUE(d.event);
+  EXPECT_TRUE(d.event->warning);
+  EXPECT_EQ(d.event->message, "bad_data: parse error at char 5");
+  EXPECT_FALSE(d.metricValue);
+  EXPECT_TRUE(d.newState.recommendations.empty());  // no recommendation from missing data
+}
+
+TEST(Autoscaler, StateRecordsRawRecommendationsAndEvents) {
+  auto p = makePolicy(100, 0.1, 0, 300, 1, 100, rules(SelectPolicy::Max, {pods(4, 60)}));
+  AutoscalerInput in;
+  in.now = kT0 + 900ms;
+  in.currentReplicas = 2;
+  in.metric = MetricObservation::value(2000);
+  auto d = planAutoscaling(p, {}, in);
+  EXPECT_EQ(d.rawRecommendation, 20);
+  EXPECT_EQ(d.stabilizedRecommendation, 20);
+  EXPECT_EQ(d.rateLimitedRecommendation, 6);
+  EXPECT_EQ(d.desiredReplicas, 6);
+  const int64_t t = 1'700'000'000;
+  // the seed (current count, 2) is dominated by the newer, higher 20 within the down-window
+  EXPECT_EQ(d.newState.recommendations, (std::vector<AutoscalerState::Entry>{{t, 20}}));
+  EXPECT_EQ(d.newState.scaleUpEvents, (std::vector<AutoscalerState::Entry>{{t, 4}}));
+  EXPECT_TRUE(d.newState.scaleDownEvents.empty());
+  EXPECT_EQ(d.newState.toJson(), R"({"r":[[1700000000,20]],"u":[[1700000000,4]],"v":1})");
+}
+
+TEST(Autoscaler, FutureTimestampsAreTreatedAsNow) {
+  // State written by an operator whose clock ran ahead must not pin the window forever.
+  auto p = makePolicy(100, 0.1, 0, 60, 1, 100);
+  AutoscalerState st;
+  st.recommendations = {{1'800'000'000, 50}};  // far in the future
+  AutoscalerInput in;
+  in.now = kT0;
+  in.currentReplicas = 50;
+  in.metric = MetricObservation::value(500);
+  auto d = planAutoscaling(p, st, in);
+  EXPECT_EQ(d.desiredReplicas, 50);  // held now...
+  in.now = kT0 + 30s;
+  d = planAutoscaling(p, d.newState, in);
+  EXPECT_EQ(d.desiredReplicas, 50);
+  in.now = kT0 + 61s;
+  d = planAutoscaling(p, d.newState, in);
+  EXPECT_EQ(d.desiredReplicas, 5);  // ...but only for one window
+}
+
+TEST(Autoscaler, ReplicasForLoadIsRobustToFloatingPoint) {
+  EXPECT_EQ(replicasForLoad(300, 100), 3);
+  EXPECT_EQ(replicasForLoad(0.3, 0.1), 3);
+  EXPECT_EQ(replicasForLoad(1.1, 0.1), 11);
+  EXPECT_EQ(replicasForLoad(0.7, 0.1), 7);
+  EXPECT_EQ(replicasForLoad(300.5, 100), 4);
+  EXPECT_EQ(replicasForLoad(1e-12, 100), 1);
+  EXPECT_EQ(replicasForLoad(0, 100), 0);
+  EXPECT_EQ(replicasForLoad(-5, 100), 0);
+  EXPECT_EQ(replicasForLoad(1e300, 1), std::numeric_limits<int32_t>::max());
+}
+
+TEST(Autoscaler, PlainHpaBaseline) {
+  EXPECT_EQ(planPlainHpa(10, 1050, 100, 0.1, 1, 100), 10);
+  EXPECT_EQ(planPlainHpa(10, 1101, 100, 0.1, 1, 100), 12);
+  EXPECT_EQ(planPlainHpa(10, 500, 100, 0.1, 1, 100), 5);  // no window: immediately
+  EXPECT_EQ(planPlainHpa(10, 50000, 100, 0.1, 1, 100), 100);
+  EXPECT_EQ(planPlainHpa(10, 0, 100, 0.1, 2, 100), 2);
+  EXPECT_EQ(planPlainHpa(10, std::nullopt, 100, 0.1, 1, 100), 10);
+  EXPECT_EQ(planPlainHpa(10, kNaN, 100, 0.1, 1, 100), 10);
+  EXPECT_EQ(planPlainHpa(0, 250, 100, 0.1, 0, 100), 3);
+}
+
+TEST(AutoscalerPolicy, FromSpec) {
+  api::ModelDeploymentSpec spec;
+  EXPECT_FALSE(AutoscalerPolicy::fromSpec(spec));
+  spec.autoscaling = api::AutoscalingSpec{};
+  spec.autoscaling->enabled = true;
+  auto r = AutoscalerPolicy::fromSpec(spec);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("targetPerReplica"), std::string::npos);
+  spec.autoscaling->targetPerReplica = api::Quantity::parse("1.5k").value();
+  r = AutoscalerPolicy::fromSpec(spec);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("spec.maxReplicas"), std::string::npos);
+  spec.maxReplicas = 12;
+  spec.autoscaling->scaleUp.policies = {pods(4, 15)};
+  r = AutoscalerPolicy::fromSpec(spec);
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_DOUBLE_EQ(r->targetPerReplica, 1500);
+  EXPECT_EQ(r->minReplicas, 1);
+  EXPECT_EQ(r->maxReplicas, 12);
+  EXPECT_EQ(r->scaleDown.stabilizationWindowSeconds, 300);
+  EXPECT_EQ(r->scaleUp.policies.size(), 1u);
+  spec.minReplicas = 13;
+  EXPECT_FALSE(AutoscalerPolicy::fromSpec(spec));
+  spec.minReplicas = 0;
+  ASSERT_TRUE(AutoscalerPolicy::fromSpec(spec));
+  EXPECT_EQ(AutoscalerPolicy::fromSpec(spec)->minReplicas, 0);
+  spec.autoscaling->scaleDown.policies = {pct(0, 15)};
+  r = AutoscalerPolicy::fromSpec(spec);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), "spec.autoscaling.scaleDown.policies[0].value: must be >= 1");
+}
+
+// ---- state (de)serialisation
+
+TEST(AutoscalerState, RoundTrip) {
+  AutoscalerState st;
+  st.recommendations = {{100, 3}, {115, 7}, {130, 5}};
+  st.scaleUpEvents = {{115, 4}};
+  st.scaleDownEvents = {{130, 2}};
+  const std::string j = st.toJson();
+  EXPECT_EQ(j, R"({"d":[[130,2]],"r":[[100,3],[115,7],[130,5]],"u":[[115,4]],"v":1})");
+  auto back = AutoscalerState::fromJson(j);
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(*back, st);
+  EXPECT_EQ(AutoscalerState{}.toJson(), R"({"v":1})");
+  EXPECT_EQ(*AutoscalerState::fromJson(R"({"v":1})"), AutoscalerState{});
+}
+
+TEST(AutoscalerState, FromJsonSortsAndRejectsGarbage) {
+  auto st = AutoscalerState::fromJson(R"({"v":1,"r":[[200,1],[100,2]]})");
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->recommendations.front().unixSeconds, 100);
+  for (const char* bad : {"", "[]", "{}", R"({"v":2})", R"({"v":1,"r":{}})", R"({"v":1,"r":[[1]]})",
+                          R"({"v":1,"r":[[1,-1]]})", R"({"v":1,"r":[["a",1]]})", R"({"v":1,"u":[[1,1.5]]})",
+                          "{not json"}) {
+    EXPECT_FALSE(AutoscalerState::fromJson(bad)) << bad;
+    EXPECT_EQ(AutoscalerState::parseOrEmpty(bad), AutoscalerState{}) << bad;
+  }
+}
+
+TEST(AutoscalerState, StaysSmallUnderAFastLoop) {
+  // A caller evaluating every second for an hour with a noisy metric: the history
+  // stays bounded and the annotation small.
+  auto p = makePolicy(10, 0.0, 120, 600, 1, 30, rules(SelectPolicy::Max, {pods(2, 60)}),
+                      rules(SelectPolicy::Max, {pods(1, 30)}));
+  AutoscalerState st;
+  int32_t current = 10;
+  uint64_t x = 12345;
+  size_t maxRecs = 0, maxJson = 0;
+  for (int t = 0; t < 3600; ++t) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    AutoscalerInput in;
+    in.now = kT0 + std::chrono::seconds(t);
+    in.currentReplicas = current;
+    in.metric = MetricObservation::value(double((x >> 33) % 300));
+    auto d = planAutoscaling(p, st, in);
+    st = d.newState;
+    current = d.desiredReplicas;
+    maxRecs = std::max(maxRecs, st.recommendations.size());
+    maxJson = std::max(maxJson, st.toJson().size());
+  }
+  EXPECT_LE(maxRecs, 2u * 30u + 2u);
+  EXPECT_LE(maxJson, 2048u);
+}
+
+}  // namespace
+}  // namespace waterline::planners
