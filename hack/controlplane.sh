@@ -72,12 +72,31 @@ live_pid() { # <component>
   echo "$pid"
 }
 
+# Pid of a component this shell has just spawned while it is still starting, or nothing.
+# Unlike live_pid it also accepts our own child before it has exec'd the component: in
+# the moment between fork and exec the child's command line is this script's, which
+# need not mention DIR (that race made a loaded CI machine report "kwok exited").
+starting_pid() { # <component>
+  local pid stat
+  pid="$(live_pid "$1")"
+  [[ -n "$pid" ]] && { echo "$pid"; return 0; }
+  pid="$(cat "$(pidfile "$1")" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+  stat="$(cat "/proc/$pid/stat" 2>/dev/null || true)"
+  stat="${stat##*) }" # "<state> <ppid> ...", after the command name
+  [[ -n "$stat" && "${stat%% *}" != Z ]] || return 0
+  stat="${stat#* }"
+  [[ "${stat%% *}" == "${SPAWNER_PID:-$$}" ]] && echo "$pid"
+  return 0
+}
+
 # Start a component detached from this shell (own session, no stdin), log to
 # DIR/logs/<component>.log (the previous run's log is kept as .log.prev).
 spawn() { # <component> <cmd...>
   local name="$1"
   shift
   [[ -f "$DIR/logs/$name.log" ]] && mv -f "$DIR/logs/$name.log" "$DIR/logs/$name.log.prev"
+  SPAWNER_PID="$BASHPID" # the parent of what `&` forks below (see starting_pid)
   if command -v setsid >/dev/null; then
     setsid "$@" >>"$DIR/logs/$name.log" 2>&1 </dev/null &
   else
@@ -107,10 +126,11 @@ wait_for() { # <component> <cmd...>
   local name="$1" deadline=$((SECONDS + TIMEOUT))
   shift
   until "$@" >/dev/null 2>&1; do
-    if [[ -z "$(live_pid "$name")" ]]; then
+    if [[ -z "$(starting_pid "$name")" ]]; then
       # Lost a race for a port: let cmd_up pick new ports and retry.
       grep -q 'address already in use' "$DIR/logs/$name.log" 2>/dev/null && return 2
-      tail -n 30 "$DIR/logs/$name.log" >&2 || true
+      if [[ -s "$DIR/logs/$name.log" ]]; then tail -n 30 "$DIR/logs/$name.log" >&2
+      else echo "($name wrote no log; exit status unknown)" >&2; fi
       wl_die "$name exited during startup (log: $DIR/logs/$name.log)"
     fi
     if ((SECONDS > deadline)); then
