@@ -5,9 +5,7 @@
 set -euo pipefail
 BUILD="${1:-build}"
 shift || true
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-if [[ ! -f "$BUILD/build.ninja" && ! -f "$BUILD/Makefile" ]]; then
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
-fi
-cmake --build "$BUILD" --target autoscaler_bench -j "${JOBS:-2}"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+bench_build "$BUILD" autoscaler_bench
 "$BUILD/bench/autoscaler/autoscaler_bench" "$@"

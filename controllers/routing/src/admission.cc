@@ -1,0 +1,337 @@
+#include "waterline/routing/admission.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace waterline::routing {
+
+const char* toString(LimiterMode m) {
+  return m == LimiterMode::SlidingWindow ? "SlidingWindow" : "TokenBucket";
+}
+
+const char* toString(AdmitOutcome o) {
+  switch (o) {
+    case AdmitOutcome::NoReservation: return "NoReservation";
+    case AdmitOutcome::Admitted: return "Admitted";
+    case AdmitOutcome::Spill: return "Spill";
+    case AdmitOutcome::Throttle: return "Throttle";
+  }
+  return "?";
+}
+
+double LimiterConfig::limit() const {
+  using namespace std::chrono;
+  double minutes = duration<double>(window).count() / 60.0;
+  double s = std::clamp(share, 0.0, 1.0);
+  return std::max(0.0, tokensPerMinute) * (1.0 + std::max(0, burstPercent) / 100.0) * s * minutes;
+}
+
+namespace {
+LimiterConfig sanitize(LimiterConfig c) {
+  if (c.slots < 1) c.slots = 1;
+  if (c.window <= Duration::zero()) c.window = std::chrono::seconds(60);
+  return c;
+}
+}  // namespace
+
+ReservationLimiter::ReservationLimiter(LimiterConfig cfg) : cfg_(sanitize(cfg)) {
+  slotWidth_ = cfg_.window / cfg_.slots;
+  if (slotWidth_ <= Duration::zero()) slotWidth_ = Duration(1);
+  tokens_.assign(static_cast<size_t>(cfg_.slots) + 1, 0.0);
+  requests_.assign(static_cast<size_t>(cfg_.slots) + 1, 0);
+  level_ = cfg_.limit();
+}
+
+int64_t ReservationLimiter::slotOf(MonotonicTime t) const {
+  auto ns = t.time_since_epoch().count();
+  auto w = slotWidth_.count();
+  return ns >= 0 ? ns / w : -((-ns + w - 1) / w);
+}
+
+void ReservationLimiter::advanceLocked(MonotonicTime now) {
+  if (cfg_.mode == LimiterMode::TokenBucket) {
+    if (!last_) {
+      last_ = now;
+      return;
+    }
+    if (now > *last_) {
+      double perNs = cfg_.limit() / (1.0 + std::max(0, cfg_.burstPercent) / 100.0) /
+                     static_cast<double>(cfg_.window.count());
+      level_ = std::min(cfg_.limit(), level_ + perNs * static_cast<double>((now - *last_).count()));
+      last_ = now;
+    }
+    return;
+  }
+  const int64_t c = slotOf(now);
+  const int64_t ring = static_cast<int64_t>(tokens_.size());
+  if (head_ == INT64_MIN || c - head_ >= ring) {
+    std::fill(tokens_.begin(), tokens_.end(), 0.0);
+    std::fill(requests_.begin(), requests_.end(), 0);
+    sum_ = 0;
+    count_ = 0;
+    head_ = c;
+    return;
+  }
+  for (int64_t k = head_ + 1; k <= c; ++k) {
+    size_t i = static_cast<size_t>(((k % ring) + ring) % ring);
+    sum_ -= tokens_[i];
+    count_ -= requests_[i];
+    tokens_[i] = 0;
+    requests_[i] = 0;
+  }
+  if (c > head_) head_ = c;
+  if (sum_ < 1e-9) sum_ = std::max(0.0, sum_);
+}
+
+double ReservationLimiter::usedLocked(MonotonicTime now) {
+  advanceLocked(now);
+  if (cfg_.mode == LimiterMode::TokenBucket) return cfg_.limit() - level_;
+  return sum_;
+}
+
+std::optional<ReservationLimiter::Ticket> ReservationLimiter::tryAdmit(double tokens, MonotonicTime now) {
+  std::lock_guard lk(mu_);
+  tokens = std::max(0.0, tokens);
+  advanceLocked(now);
+  const double lim = cfg_.limit();
+  if (cfg_.mode == LimiterMode::TokenBucket) {
+    if (tokens > level_) return std::nullopt;
+    level_ -= tokens;
+    return Ticket{0, tokens};
+  }
+  if (sum_ + tokens > lim * (1 + 1e-12)) return std::nullopt;
+  const int64_t ring = static_cast<int64_t>(tokens_.size());
+  size_t i = static_cast<size_t>(((head_ % ring) + ring) % ring);
+  tokens_[i] += tokens;
+  requests_[i] += 1;
+  sum_ += tokens;
+  count_ += 1;
+  return Ticket{head_, tokens};
+}
+
+void ReservationLimiter::settle(const Ticket& t, double actualTokens, MonotonicTime now) {
+  std::lock_guard lk(mu_);
+  actualTokens = std::max(0.0, actualTokens);
+  const double delta = actualTokens - t.charged;
+  advanceLocked(now);
+  if (cfg_.mode == LimiterMode::TokenBucket) {
+    level_ = std::min(cfg_.limit(), level_ - delta);
+    return;
+  }
+  const int64_t ring = static_cast<int64_t>(tokens_.size());
+  if (t.slot <= head_ - ring || t.slot > head_) return;  // already left the window
+  size_t i = static_cast<size_t>(((t.slot % ring) + ring) % ring);
+  double before = tokens_[i];
+  tokens_[i] = std::max(0.0, tokens_[i] + delta);
+  sum_ = std::max(0.0, sum_ + (tokens_[i] - before));
+}
+
+double ReservationLimiter::limit() const {
+  std::lock_guard lk(mu_);
+  return cfg_.limit();
+}
+
+double ReservationLimiter::used(MonotonicTime now) {
+  std::lock_guard lk(mu_);
+  return usedLocked(now);
+}
+
+double ReservationLimiter::remaining(MonotonicTime now) {
+  std::lock_guard lk(mu_);
+  return std::max(0.0, cfg_.limit() - usedLocked(now));
+}
+
+double ReservationLimiter::remainingRequests(MonotonicTime now, double fallbackCharge) {
+  std::lock_guard lk(mu_);
+  double rem = std::max(0.0, cfg_.limit() - usedLocked(now));
+  double avg = fallbackCharge;
+  if (cfg_.mode == LimiterMode::SlidingWindow && count_ > 0 && sum_ > 0) avg = sum_ / static_cast<double>(count_);
+  if (!(avg > 0)) return rem > 0 ? 1.0 : 0.0;
+  return std::floor(rem / avg);
+}
+
+Duration ReservationLimiter::retryAfter(double tokens, MonotonicTime now) {
+  std::lock_guard lk(mu_);
+  tokens = std::max(0.0, tokens);
+  advanceLocked(now);
+  const double lim = cfg_.limit();
+  if (tokens > lim) return Duration::max();
+  if (cfg_.mode == LimiterMode::TokenBucket) {
+    if (tokens <= level_) return Duration::zero();
+    double perNs = lim / (1.0 + std::max(0, cfg_.burstPercent) / 100.0) / static_cast<double>(cfg_.window.count());
+    if (!(perNs > 0)) return Duration::max();
+    return Duration(static_cast<int64_t>(std::ceil((tokens - level_) / perNs)));
+  }
+  double need = sum_ + tokens - lim;
+  if (need <= 0) return Duration::zero();
+  const int64_t ring = static_cast<int64_t>(tokens_.size());
+  double freed = 0;
+  for (int64_t k = head_ - ring + 1; k <= head_; ++k) {
+    size_t i = static_cast<size_t>(((k % ring) + ring) % ring);
+    freed += tokens_[i];
+    if (freed >= need) {
+      // Slot k leaves the window when the current slot becomes k + ring.
+      auto leaveAt = MonotonicTime(Duration((k + ring) * slotWidth_.count()));
+      return std::max(Duration::zero(), leaveAt - now);
+    }
+  }
+  return cfg_.window;
+}
+
+void ReservationLimiter::reconfigure(const LimiterConfig& cfgIn, MonotonicTime now) {
+  LimiterConfig cfg = sanitize(cfgIn);
+  std::lock_guard lk(mu_);
+  if (cfg == cfg_) return;
+  const bool layoutChanged = cfg.mode != cfg_.mode || cfg.slots != cfg_.slots || cfg.window != cfg_.window;
+  if (layoutChanged) {
+    double usedBefore = usedLocked(now);
+    cfg_ = cfg;
+    slotWidth_ = cfg_.window / cfg_.slots;
+    if (slotWidth_ <= Duration::zero()) slotWidth_ = Duration(1);
+    tokens_.assign(static_cast<size_t>(cfg_.slots) + 1, 0.0);
+    requests_.assign(static_cast<size_t>(cfg_.slots) + 1, 0);
+    head_ = INT64_MIN;
+    sum_ = 0;
+    count_ = 0;
+    last_.reset();
+    advanceLocked(now);
+    // Carry the usage over as one charge in the current slot / a lower level.
+    if (cfg_.mode == LimiterMode::TokenBucket) {
+      level_ = std::max(0.0, cfg_.limit() - usedBefore);
+    } else {
+      const int64_t ring = static_cast<int64_t>(tokens_.size());
+      size_t i = static_cast<size_t>(((head_ % ring) + ring) % ring);
+      tokens_[i] = usedBefore;
+      sum_ = usedBefore;
+    }
+    return;
+  }
+  // Same layout: usage (SlidingWindow) or consumption (TokenBucket) carries over.
+  double consumed = cfg_.mode == LimiterMode::TokenBucket ? usedLocked(now) : 0;
+  cfg_ = cfg;
+  if (cfg_.mode == LimiterMode::TokenBucket) level_ = std::max(0.0, cfg_.limit() - consumed);
+}
+
+LimiterConfig ReservationLimiter::config() const {
+  std::lock_guard lk(mu_);
+  return cfg_;
+}
+
+// ---------------------------------------------------------------------------------
+
+AdmissionController::AdmissionController(LimiterMode mode, double share)
+    : mode_(mode), share_(std::clamp(share, 1e-9, 1.0)) {}
+
+LimiterConfig AdmissionController::configFor(const ReservationInfo& r) const {
+  LimiterConfig c;
+  c.tokensPerMinute = static_cast<double>(r.tokensPerMinute);
+  c.burstPercent = r.burstPercent;
+  c.share = share_;
+  c.mode = mode_;
+  return c;
+}
+
+void AdmissionController::sync(const RoutingTable& t, MonotonicTime now) {
+  std::unique_lock lk(mu_);
+  std::map<std::string, ReservationInfo, std::less<>> seen;
+  for (const auto& d : t.deployments)
+    for (const auto& r : d.reservations) seen.emplace(r.reservation.str(), r);
+  for (auto it = states_.begin(); it != states_.end();) {
+    if (!seen.count(it->first)) it = states_.erase(it);
+    else ++it;
+  }
+  for (const auto& [key, info] : seen) {
+    auto cfg = configFor(info);
+    auto it = states_.find(key);
+    if (it == states_.end()) {
+      auto s = std::make_shared<State>();
+      s->limiter = std::make_shared<ReservationLimiter>(cfg);
+      states_.emplace(key, std::move(s));
+    } else {
+      it->second->limiter->reconfigure(cfg, now);
+    }
+  }
+  infos_ = std::move(seen);
+}
+
+void AdmissionController::setShare(double share, MonotonicTime now) {
+  std::unique_lock lk(mu_);
+  share_ = std::clamp(share, 1e-9, 1.0);
+  for (auto& [key, s] : states_) {
+    auto it = infos_.find(key);
+    if (it != infos_.end()) s->limiter->reconfigure(configFor(it->second), now);
+  }
+}
+
+double AdmissionController::share() const {
+  std::shared_lock lk(mu_);
+  return share_;
+}
+
+Admission AdmissionController::admit(const DeploymentRoutes& d, double tokens, MonotonicTime now) {
+  Admission a;
+  a.charged = tokens;
+  if (d.reservations.empty()) return a;
+  std::vector<std::pair<const ReservationInfo*, std::shared_ptr<State>>> states;
+  {
+    std::shared_lock lk(mu_);
+    for (const auto& r : d.reservations) {
+      auto it = states_.find(r.reservation.str());
+      if (it != states_.end()) states.emplace_back(&r, it->second);
+    }
+  }
+  if (states.empty()) return a;  // not synced yet: no limit known
+  for (auto& [info, st] : states) {
+    if (auto t = st->limiter->tryAdmit(tokens, now)) {
+      a.outcome = AdmitOutcome::Admitted;
+      a.reservation = info->reservation;
+      a.limiter = st->limiter;
+      a.ticket = *t;
+      a.scope = info->scope;
+      st->admitted.fetch_add(1, std::memory_order_relaxed);
+      break;
+    }
+  }
+  double remaining = 0, remainingReq = 0;
+  Duration retry = Duration::max();
+  for (auto& [info, st] : states) {
+    remaining += st->limiter->remaining(now);
+    remainingReq += st->limiter->remainingRequests(now, tokens);
+    if (a.outcome != AdmitOutcome::Admitted) retry = std::min(retry, st->limiter->retryAfter(tokens, now));
+  }
+  a.remainingTokens = remaining;
+  a.remainingRequests = remainingReq;
+  if (a.outcome == AdmitOutcome::Admitted) return a;
+  a.reservation = states.front().first->reservation;
+  a.retryAfter = retry;
+  if (d.spillover) {
+    a.outcome = AdmitOutcome::Spill;
+    states.front().second->spilled.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    a.outcome = AdmitOutcome::Throttle;
+    states.front().second->throttled.fetch_add(1, std::memory_order_relaxed);
+  }
+  return a;
+}
+
+void AdmissionController::settle(const Admission& a, double actualTokens, MonotonicTime now) {
+  if (a.outcome != AdmitOutcome::Admitted || !a.limiter) return;
+  a.limiter->settle(a.ticket, actualTokens, now);
+}
+
+std::map<std::string, ReservationStats> AdmissionController::stats(MonotonicTime now) const {
+  std::map<std::string, ReservationStats> out;
+  std::shared_lock lk(mu_);
+  for (const auto& [key, s] : states_) {
+    ReservationStats rs;
+    rs.counters.admitted = s->admitted.load(std::memory_order_relaxed);
+    rs.counters.throttled = s->throttled.load(std::memory_order_relaxed);
+    rs.counters.spilled = s->spilled.load(std::memory_order_relaxed);
+    rs.limit = s->limiter->limit();
+    rs.used = s->limiter->used(now);
+    out.emplace(key, rs);
+  }
+  return out;
+}
+
+}  // namespace waterline::routing

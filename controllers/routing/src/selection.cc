@@ -1,0 +1,177 @@
+#include "waterline/routing/selection.h"
+
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+
+namespace waterline::routing {
+
+bool poolAllowed(const DeploymentRoutes& d, const RoutingEntry& e) {
+  switch (d.deploymentType) {
+    case api::DeploymentType::Standard: return !d.region.empty() && e.region == d.region;
+    case api::DeploymentType::DataZone: return !d.dataZone.empty() && e.dataZone == d.dataZone;
+    case api::DeploymentType::Global: return true;
+  }
+  return false;
+}
+
+bool isFresh(const RoutingEntry& e, SystemTime now, Duration staleAfter) {
+  if (staleAfter <= Duration::zero()) return true;
+  return now - e.heartbeatTime <= staleAfter;
+}
+
+bool inScope(const api::ReservationScope& scope, const RoutingEntry& e) {
+  switch (scope.type) {
+    case api::ScopeType::Regional: return scope.region && e.region == *scope.region;
+    case api::ScopeType::DataZone: return scope.dataZone && e.dataZone == *scope.dataZone;
+    case api::ScopeType::Global: return true;
+  }
+  return false;
+}
+
+namespace {
+
+double draw(const RandomFn& rand) {
+  if (!rand) return 0.0;
+  double r = rand();
+  if (!(r >= 0.0)) r = 0.0;  // NaN and negatives
+  if (r >= 1.0) r = std::nextafter(1.0, 0.0);
+  return r;
+}
+
+// An entry with its effective utilization (published + the caller's adjustment).
+struct Cand {
+  const RoutingEntry* e;
+  double u;
+};
+
+bool lessUtilised(const Cand& a, const Cand& b) {
+  return std::tie(a.u, a.e->cluster, a.e->pool) < std::tie(b.u, b.e->cluster, b.e->pool);
+}
+
+// Weighted pick of one index in `group` (by entry weight).
+size_t weightedTake(const std::vector<Cand>& group, const RandomFn& rand) {
+  double total = 0;
+  for (const auto& c : group) total += c.e->weight;
+  double r = draw(rand) * total;
+  size_t pick = group.size() - 1;
+  double acc = 0;
+  for (size_t i = 0; i < group.size(); ++i) {
+    acc += group[i].e->weight;
+    if (r < acc) {
+      pick = i;
+      break;
+    }
+  }
+  return pick;
+}
+
+// Orders `eligible` (sorted by utilization) so that the P2C primary comes first.
+void orderWithP2C(std::vector<Cand>& eligible, double epsilon, const RandomFn& rand) {
+  if (eligible.size() < 2) return;
+  const double floor = eligible.front().u;
+  size_t n = 0;
+  while (n < eligible.size() && eligible[n].u <= floor + epsilon) ++n;
+  if (n < 2) return;
+  std::vector<Cand> group(eligible.begin(), eligible.begin() + static_cast<long>(n));
+  size_t i = weightedTake(group, rand);
+  const Cand a = group[i];
+  group.erase(group.begin() + static_cast<long>(i));
+  size_t j = weightedTake(group, rand);
+  const Cand b = group[j];
+  const RoutingEntry* primary = b.u < a.u ? b.e : a.e;
+  auto it = std::find_if(eligible.begin(), eligible.end(), [&](const Cand& c) { return c.e == primary; });
+  std::rotate(eligible.begin(), it, it + 1);
+}
+
+}  // namespace
+
+PoolChoice choosePools(const DeploymentRoutes& d, SystemTime now, const SelectionOptions& opts,
+                       const RandomFn& rand, const std::optional<api::ReservationScope>& preferred,
+                       const UtilizationAdjustFn& adjust) {
+  PoolChoice out;
+  std::vector<const RoutingEntry*> allowed;
+  allowed.reserve(d.entries.size());
+  for (const auto& e : d.entries)
+    if (poolAllowed(d, e)) allowed.push_back(&e);
+  out.allowed = allowed.size();
+
+  std::vector<const RoutingEntry*> fresh;
+  fresh.reserve(allowed.size());
+  for (auto* e : allowed)
+    if (isFresh(*e, now, opts.staleAfter)) fresh.push_back(e);
+  out.fresh = fresh.size();
+  if (fresh.empty() && opts.panicWhenAllStale && !allowed.empty()) {
+    fresh = allowed;
+    out.usedStale = true;
+  }
+
+  std::vector<Cand> inPref, outPref, saturated;
+  for (auto* e : fresh) {
+    if (!e->healthy || e->endpoints.empty()) continue;
+    double u = e->utilization;
+    if (adjust) u += std::max(0.0, adjust(*e));
+    const bool under = u < e->maxUtilization && e->weight > 0 && std::isfinite(u);
+    if (!under) {
+      saturated.push_back({e, u});
+      continue;
+    }
+    if (preferred && !inScope(*preferred, *e)) outPref.push_back({e, u});
+    else inPref.push_back({e, u});
+  }
+  std::sort(inPref.begin(), inPref.end(), lessUtilised);
+  std::sort(outPref.begin(), outPref.end(), lessUtilised);
+  std::sort(saturated.begin(), saturated.end(), [](const Cand& a, const Cand& b) {
+    // Usable (weight > 0) before drained, then least utilised.
+    if ((a.e->weight > 0) != (b.e->weight > 0)) return a.e->weight > 0;
+    return lessUtilised(a, b);
+  });
+  if (!inPref.empty()) orderWithP2C(inPref, opts.epsilon, rand);
+  else orderWithP2C(outPref, opts.epsilon, rand);
+  out.order.reserve(inPref.size() + outPref.size());
+  for (const auto& c : inPref) out.order.push_back(c.e);
+  for (const auto& c : outPref) out.order.push_back(c.e);
+  for (const auto& c : saturated) out.saturated.push_back(c.e);
+  return out;
+}
+
+void LocalLoad::add(const std::string& key, SystemTime heartbeat, double tokens) {
+  auto& s = sent_[key];
+  if (s.heartbeat != heartbeat) {
+    s.heartbeat = heartbeat;
+    s.tokens = 0;
+  }
+  s.tokens += std::max(0.0, tokens);
+}
+
+double LocalLoad::extraUtilization(const std::string& key, SystemTime heartbeat, double capacityTokensPerMinute) const {
+  auto it = sent_.find(key);
+  if (it == sent_.end() || it->second.heartbeat != heartbeat || !(capacityTokensPerMinute > 0)) return 0;
+  return it->second.tokens / capacityTokensPerMinute;
+}
+
+void LocalLoad::prune(SystemTime before) {
+  std::erase_if(sent_, [&](const auto& kv) { return kv.second.heartbeat < before; });
+}
+
+std::optional<std::size_t> pickEndpoint(const RoutingEntry& e, const InflightFn& inflight,
+                                        const RandomFn& rand, const SkipFn& skip) {
+  const size_t n = e.endpoints.size();
+  if (n == 0) return std::nullopt;
+  std::vector<size_t> usable;
+  usable.reserve(n);
+  for (size_t i = 0; i < n; ++i)
+    if (!skip || !skip(e.endpoints[i])) usable.push_back(i);
+  if (usable.empty())
+    for (size_t i = 0; i < n; ++i) usable.push_back(i);
+  if (usable.size() == 1) return usable.front();
+  size_t a = static_cast<size_t>(draw(rand) * static_cast<double>(usable.size()));
+  size_t b = static_cast<size_t>(draw(rand) * static_cast<double>(usable.size() - 1));
+  if (b >= a) ++b;
+  a = usable[std::min(a, usable.size() - 1)];
+  b = usable[std::min(b, usable.size() - 1)];
+  if (!inflight) return a;
+  return inflight(e.endpoints[b]) < inflight(e.endpoints[a]) ? b : a;
+}
+
+}  // namespace waterline::routing

@@ -1,0 +1,233 @@
+#include "waterline/routing/tokens.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace waterline::routing {
+
+using json = nlohmann::json;
+
+std::size_t countCodePoints(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+namespace {
+
+int64_t tokensOf(std::size_t chars, double charsPerToken) {
+  if (chars == 0) return 0;
+  double cpt = charsPerToken > 0 ? charsPerToken : 4.0;
+  return static_cast<int64_t>(std::ceil(static_cast<double>(chars) / cpt));
+}
+
+// Text of a chat message content: a string, or an array of parts.
+int64_t contentTokens(const json& content, const EstimatorOptions& o) {
+  if (content.is_string()) return tokensOf(countCodePoints(content.get_ref<const std::string&>()), o.charsPerToken);
+  int64_t t = 0;
+  if (content.is_array()) {
+    for (const auto& part : content) {
+      if (part.is_string()) {
+        t += tokensOf(countCodePoints(part.get_ref<const std::string&>()), o.charsPerToken);
+      } else if (part.is_object()) {
+        auto text = part.find("text");
+        if (text != part.end() && text->is_string())
+          t += tokensOf(countCodePoints(text->get_ref<const std::string&>()), o.charsPerToken);
+        auto type = part.find("type");
+        if (type != part.end() && type->is_string()) {
+          const auto& ty = type->get_ref<const std::string&>();
+          if (ty == "image_url" || ty == "image" || ty == "input_image") t += o.tokensPerImage;
+        }
+      }
+    }
+  }
+  return t;
+}
+
+int64_t promptTokensCompletions(const json& prompt, const EstimatorOptions& o) {
+  if (prompt.is_string()) return tokensOf(countCodePoints(prompt.get_ref<const std::string&>()), o.charsPerToken);
+  if (!prompt.is_array()) return 0;
+  int64_t t = 0;
+  for (const auto& p : prompt) {
+    if (p.is_string()) t += tokensOf(countCodePoints(p.get_ref<const std::string&>()), o.charsPerToken);
+    else if (p.is_number_integer()) t += 1;  // token id
+    else if (p.is_array()) t += static_cast<int64_t>(p.size());  // a list of token ids
+  }
+  return t;
+}
+
+std::optional<int64_t> nonNegativeInt(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || !it->is_number_integer()) return std::nullopt;
+  if (it->is_number_unsigned()) return static_cast<int64_t>(std::min<std::uint64_t>(it->get<std::uint64_t>(), INT64_MAX / 4));
+  auto v = it->get<int64_t>();
+  if (v < 0) return std::nullopt;
+  return std::min<int64_t>(v, INT64_MAX / 4);
+}
+
+}  // namespace
+
+TokenEstimate estimateTokens(const json& body, ApiKind kind, const EstimatorOptions& o) {
+  TokenEstimate e;
+  if (!body.is_object()) return e;
+  if (kind == ApiKind::ChatCompletions) {
+    auto msgs = body.find("messages");
+    if (msgs != body.end() && msgs->is_array()) {
+      for (const auto& m : *msgs) {
+        e.promptTokens += o.tokensPerMessage;
+        if (!m.is_object()) continue;
+        if (auto c = m.find("content"); c != m.end()) e.promptTokens += contentTokens(*c, o);
+        if (auto n = m.find("name"); n != m.end() && n->is_string())
+          e.promptTokens += tokensOf(countCodePoints(n->get_ref<const std::string&>()), o.charsPerToken);
+      }
+    }
+  } else {
+    if (auto p = body.find("prompt"); p != body.end()) e.promptTokens += promptTokensCompletions(*p, o);
+    if (auto s = body.find("suffix"); s != body.end() && s->is_string())
+      e.promptTokens += tokensOf(countCodePoints(s->get_ref<const std::string&>()), o.charsPerToken);
+  }
+  int64_t maxOut = o.defaultMaxTokens;
+  if (auto v = nonNegativeInt(body, "max_completion_tokens")) maxOut = *v;
+  else if (auto w = nonNegativeInt(body, "max_tokens")) maxOut = *w;
+  int64_t n = 1;
+  if (auto c = nonNegativeInt(body, "n"); c && *c > 0) n = std::min<int64_t>(*c, 128);
+  e.maxOutputTokens = maxOut * n;
+  return e;
+}
+
+std::optional<Usage> usageFromJson(const json& body) {
+  if (!body.is_object()) return std::nullopt;
+  auto u = body.find("usage");
+  if (u == body.end() || !u->is_object()) return std::nullopt;
+  Usage out;
+  auto get = [&](const char* k, int64_t& dst) {
+    auto it = u->find(k);
+    if (it != u->end() && it->is_number_integer()) {
+      auto v = it->get<int64_t>();
+      if (v >= 0) dst = v;
+      return true;
+    }
+    return false;
+  };
+  bool any = get("prompt_tokens", out.promptTokens);
+  any = get("completion_tokens", out.completionTokens) || any;
+  if (!any) return std::nullopt;
+  return out;
+}
+
+std::optional<Usage> findUsage(std::string_view text) {
+  // Walk the text once, outside strings, remembering where the last `"usage": {` starts.
+  size_t lastStart = std::string_view::npos;
+  bool inString = false, escape = false;
+  size_t stringStart = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (inString) {
+      if (escape) escape = false;
+      else if (c == '\\') escape = true;
+      else if (c == '"') {
+        inString = false;
+        if (i - stringStart == 5 && text.compare(stringStart, 5, "usage") == 0) {
+          size_t j = i + 1;
+          while (j < text.size() && (text[j] == ' ' || text[j] == '\t' || text[j] == '\n' || text[j] == '\r')) ++j;
+          if (j < text.size() && text[j] == ':') {
+            ++j;
+            while (j < text.size() && (text[j] == ' ' || text[j] == '\t' || text[j] == '\n' || text[j] == '\r')) ++j;
+            if (j < text.size() && text[j] == '{') lastStart = j;
+          }
+        }
+      }
+      continue;
+    }
+    if (c == '"') {
+      inString = true;
+      stringStart = i + 1;
+    }
+  }
+  if (lastStart == std::string_view::npos) return std::nullopt;
+  // Find the matching brace.
+  int depth = 0;
+  inString = escape = false;
+  for (size_t i = lastStart; i < text.size(); ++i) {
+    char c = text[i];
+    if (inString) {
+      if (escape) escape = false;
+      else if (c == '\\') escape = true;
+      else if (c == '"') inString = false;
+      continue;
+    }
+    if (c == '"') inString = true;
+    else if (c == '{') ++depth;
+    else if (c == '}' && --depth == 0) {
+      json u = json::parse(text.begin() + static_cast<long>(lastStart), text.begin() + static_cast<long>(i) + 1, nullptr, false);
+      if (u.is_discarded()) return std::nullopt;
+      return usageFromJson(json{{"usage", std::move(u)}});
+    }
+  }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------
+
+namespace {
+constexpr std::size_t kMaxLine = 1 << 20;
+
+// True when the line has "usage" followed by ':' and an object.
+bool hasUsageObject(std::string_view l) {
+  size_t pos = 0;
+  while ((pos = l.find("\"usage\"", pos)) != std::string_view::npos) {
+    size_t i = pos + 7;
+    while (i < l.size() && (l[i] == ' ' || l[i] == '\t')) ++i;
+    if (i < l.size() && l[i] == ':') {
+      ++i;
+      while (i < l.size() && (l[i] == ' ' || l[i] == '\t')) ++i;
+      if (i < l.size() && l[i] == '{') return true;
+    }
+    pos += 7;
+  }
+  return false;
+}
+}  // namespace
+
+void SseUsageScanner::line(std::string_view l) {
+  if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+  if (l.substr(0, 5) != "data:") return;
+  std::string_view payload = l.substr(5);
+  while (!payload.empty() && payload.front() == ' ') payload.remove_prefix(1);
+  if (payload == "[DONE]") return;
+  ++events_;
+  if (!hasUsageObject(payload)) return;
+  json j = json::parse(payload.begin(), payload.end(), nullptr, false);
+  if (j.is_discarded()) return;
+  if (auto u = usageFromJson(j)) usage_ = u;
+}
+
+void SseUsageScanner::feed(std::string_view bytes) {
+  while (!bytes.empty()) {
+    auto nl = bytes.find('\n');
+    if (nl == std::string_view::npos) {
+      if (!overflow_) {
+        if (partial_.size() + bytes.size() > kMaxLine) {
+          overflow_ = true;
+          partial_.clear();
+        } else {
+          partial_.append(bytes);
+        }
+      }
+      return;
+    }
+    if (overflow_) {
+      overflow_ = false;  // the over-long line ends here; skip it
+    } else if (partial_.empty()) {
+      line(bytes.substr(0, nl));
+    } else {
+      partial_.append(bytes.substr(0, nl));
+      line(partial_);
+      partial_.clear();
+    }
+    bytes.remove_prefix(nl + 1);
+  }
+}
+
+}  // namespace waterline::routing

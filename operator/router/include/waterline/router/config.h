@@ -1,0 +1,70 @@
+#pragma once
+// waterline-router configuration and its command-line flags.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "waterline/common/time.h"
+#include "waterline/routing/admission.h"
+#include "waterline/routing/selection.h"
+#include "waterline/routing/tokens.h"
+
+namespace waterline::router {
+
+// What to do when every allowed pool is at or above its maxUtilization and the
+// deployment has no spillover: Reject answers 429 (capacity_exceeded, Retry-After 1);
+// BestEffort sends the request to the least utilised of those pools anyway.
+enum class OverloadPolicy { Reject, BestEffort };
+
+struct RouterConfig {
+  std::string listenAddress = "0.0.0.0";
+  int port = 8080;  // 0: any free port (see RouterServer::port())
+  int threads = 0;  // io_context threads; 0: one per core
+  // After the last event, an io thread keeps polling (non-blocking) this long before it
+  // sleeps in epoll_wait: trades idle CPU for wake-up latency (0: off).
+  Duration busyPoll = Duration::zero();
+
+  std::string routesFile;  // JSON RoutingTableList, reloaded when it changes
+  std::string routesUrl;   // http://host:port/v1/routes, polled with If-None-Match
+  Duration routesPollInterval = std::chrono::seconds(1);
+  // --routes-url: how long the operator may hold a poll until the table changes (0: off).
+  Duration routesLongPoll = std::chrono::seconds(30);
+
+  std::size_t maxBodyBytes = 4 << 20;    // request bodies above: 413
+  std::size_t maxHeaderBytes = 64 << 10; // request headers above: 431
+  int maxJsonDepth = 64;                 // deeper request JSON: 400
+
+  Duration connectTimeout = std::chrono::seconds(2);
+  Duration upstreamHeaderTimeout = std::chrono::seconds(300);  // until the response header
+  Duration streamIdleTimeout = std::chrono::seconds(300);      // between body reads
+  Duration clientIdleTimeout = std::chrono::seconds(120);      // keep-alive idle / request read
+  Duration ejectAfterConnectFailure = std::chrono::seconds(2); // skip a refusing endpoint
+  int maxAttempts = 4;                      // upstream attempts per request (failover)
+  std::size_t maxIdlePerEndpoint = 256;     // pooled keep-alive connections, per thread
+  int maxSpilloverHops = 3;
+
+  routing::SelectionOptions selection;
+  routing::LimiterMode limiterMode = routing::LimiterMode::SlidingWindow;
+  int replicas = 1;  // router replicas sharing each reservation (each gets 1/replicas)
+  routing::EstimatorOptions estimator;
+  OverloadPolicy overload = OverloadPolicy::Reject;
+  std::uint64_t seed = 0;  // 0: random
+
+  std::string logLevel = "info";
+};
+
+// Parses flags (argv[0] excluded). `--help` yields the error "help" with help text in
+// `helpText()`. Errors name the flag.
+std::expected<RouterConfig, std::string> parseFlags(const std::vector<std::string>& args);
+std::string helpText();
+
+// "250ms", "2s", "5m", "1h", "1.5s", or a bare number of seconds.
+std::expected<Duration, std::string> parseDuration(std::string_view s);
+// "4Mi", "512Ki", "1000000", "2M", "1G".
+std::expected<std::size_t, std::string> parseBytes(std::string_view s);
+
+}  // namespace waterline::router

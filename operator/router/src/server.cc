@@ -1,0 +1,1055 @@
+#include "waterline/router/server.h"
+
+#include <utility>
+
+#include <boost/asio.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <future>
+#include <limits>
+#include <random>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "waterline/common/log.h"
+#include "waterline/routing/selection.h"
+#include "waterline/routing/tokens.h"
+
+namespace waterline::router {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+using json = nlohmann::json;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+inline beast::string_view bsv(std::string_view s) { return beast::string_view(s.data(), s.size()); }
+inline std::string_view ssv(beast::string_view s) { return std::string_view(s.data(), s.size()); }
+
+const waterline::log::Logger& rlog() {
+  static const auto l = waterline::log::logger("router");
+  return l;
+}
+
+// Hop-by-hop and framing fields the proxy owns (RFC 9110 7.6.1), plus the ones it sets.
+bool isHopByHop(http::field f) {
+  switch (f) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::transfer_encoding:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::upgrade:
+    case http::field::content_length:
+    case http::field::host:
+    case http::field::expect:
+    case http::field::proxy_authorization:
+    case http::field::proxy_authenticate:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string fmtNum(double v) {
+  if (!std::isfinite(v)) v = 0;
+  if (v < 0) v = 0;
+  return std::to_string(static_cast<long long>(std::floor(v)));
+}
+
+// Non-streaming upstream bodies up to this size are read whole and answered in one write.
+constexpr std::uint64_t kBufferedBodyLimit = 1u << 20;
+
+long long retrySeconds(Duration d) {
+  if (d == Duration::max()) return 60;
+  auto s = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  return std::max<long long>(1, (s + 999) / 1000);
+}
+
+struct Headers {
+  std::vector<std::pair<std::string, std::string>> items;
+  void add(std::string k, std::string v) { items.emplace_back(std::move(k), std::move(v)); }
+};
+
+}  // namespace
+
+struct Worker;
+
+struct RouterServer::Impl {
+  RouterConfig cfg;
+  TimeSourcePtr clock;
+  metrics::Registry registry;
+  routing::AdmissionController admission;
+  metrics::CounterFamily* requests = nullptr;
+  metrics::HistogramFamily* latency = nullptr;
+  metrics::CounterFamily* attempts = nullptr;
+  metrics::CounterFamily* spills = nullptr;
+  metrics::CounterFamily* routeUpdates = nullptr;
+  std::atomic<int64_t> inflight{0};
+
+  mutable std::mutex routesMu;
+  std::shared_ptr<const DeploymentIndex> routes;
+  std::atomic<uint64_t> routesGen{0};
+
+  std::mutex lifecycleMu;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<asio::steady_timer> acceptRetry;
+  std::atomic<size_t> nextWorker{0};
+  std::atomic<int> boundPort{0};
+  bool started = false;
+  bool stopped = false;
+
+  Impl(RouterConfig c, TimeSourcePtr clk)
+      : cfg(std::move(c)),
+        clock(clk ? std::move(clk) : RealTimeSource::instance()),
+        admission(cfg.limiterMode, 1.0 / std::max(1, cfg.replicas)) {
+    requests = &registry.counter("waterline_router_requests_total",
+                                 "Requests answered, by deployment, pool (empty when the router answered itself) and HTTP status.",
+                                 {"deployment", "pool", "code"});
+    latency = &registry.histogram("waterline_router_request_duration_seconds",
+                                  "Time from the request's arrival to the last byte of its response.", {"deployment"},
+                                  metrics::exponentialBuckets(0.0001, 2, 22));
+    attempts = &registry.counter("waterline_router_upstream_attempts_total",
+                                 "Upstream attempts by deployment, pool and result (ok, connect_error, write_error, "
+                                 "header_error, status_5xx, body_error).",
+                                 {"deployment", "pool", "result"});
+    spills = &registry.counter("waterline_router_spillovers_total",
+                               "Requests sent on to a deployment's spillover deployment, by reason (ptu, capacity, failover).",
+                               {"deployment", "reason"});
+    routeUpdates = &registry.counter("waterline_router_routes_updates_total", "Routing tables installed.");
+    registry.gaugeFunc("waterline_router_inflight_requests", "Requests in progress.", {},
+                       [this] { return std::vector<metrics::Sample>{{{}, static_cast<double>(inflight.load())}}; });
+    registry.gaugeFunc("waterline_router_routes_deployments", "Deployments in the routing table.", {}, [this] {
+      std::lock_guard lk(routesMu);
+      double n = routes ? static_cast<double>(routes->table().deployments.size()) : 0;
+      return std::vector<metrics::Sample>{{{}, n}};
+    });
+    auto statFn = [this](int which) {
+      return [this, which] {
+        std::vector<metrics::Sample> out;
+        for (const auto& [k, s] : admission.stats(clock->monotonicTime())) {
+          double v = 0;
+          switch (which) {
+            case 0: v = static_cast<double>(s.counters.admitted); break;
+            case 1: v = static_cast<double>(s.counters.throttled); break;
+            case 2: v = static_cast<double>(s.counters.spilled); break;
+            case 3: v = s.used; break;
+            default: v = s.limit; break;
+          }
+          out.push_back({{k}, v});
+        }
+        return out;
+      };
+    };
+    registry.counterFunc("waterline_router_ptu_admitted_total", "Requests admitted within a PTU reservation.",
+                         {"reservation"}, statFn(0));
+    registry.counterFunc("waterline_router_ptu_throttled_total",
+                         "Requests refused (429) because a reservation was exhausted and no spillover is set.",
+                         {"reservation"}, statFn(1));
+    registry.counterFunc("waterline_router_ptu_spilled_total",
+                         "Requests sent to the spillover deployment because a reservation was exhausted.",
+                         {"reservation"}, statFn(2));
+    registry.gaugeFunc("waterline_router_ptu_window_tokens",
+                       "Weighted tokens charged to a reservation in the current window (this replica).",
+                       {"reservation"}, statFn(3));
+    registry.gaugeFunc("waterline_router_ptu_limit_tokens",
+                       "Weighted tokens a reservation admits per window on this replica.", {"reservation"}, statFn(4));
+  }
+
+  void accept();
+  void stopAll();
+};
+
+// ---------------------------------------------------------------------------------
+
+struct Worker {
+  RouterServer::Impl& sh;
+  const RouterConfig& cfg;
+  std::mt19937_64 rng;
+  RandomFn rand;
+  std::shared_ptr<const DeploymentIndex> routes;
+  uint64_t gen = UINT64_MAX;
+  std::unordered_map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> idle;
+  std::unordered_map<std::string, int> inflight;
+  std::unordered_map<std::string, steady::time_point> ejectedUntil;
+  std::unordered_map<std::string, std::vector<tcp::endpoint>> resolved;
+  routing::LocalLoad localLoad;  // tokens this thread sent per entry since its heartbeat
+  std::unordered_map<std::string, metrics::Counter*> counterCache;
+  std::unordered_map<std::string, metrics::Histogram*> histCache;
+  std::thread thread;
+  asio::io_context io{1};  // declared last: destroyed first, after ~Worker closed `idle`
+
+  Worker(RouterServer::Impl& s, std::uint64_t seed) : sh(s), cfg(s.cfg), rng(seed) {
+    rand = [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); };
+  }
+  ~Worker() { idle.clear(); }
+
+  std::shared_ptr<const DeploymentIndex> currentRoutes() {
+    uint64_t g = sh.routesGen.load(std::memory_order_acquire);
+    if (g != gen) {
+      {
+        std::lock_guard lk(sh.routesMu);
+        routes = sh.routes;
+        gen = sh.routesGen.load(std::memory_order_acquire);
+      }
+      // Drop pooled connections and cached resolutions of endpoints no longer routed to.
+      std::unordered_set<std::string> live;
+      if (routes)
+        for (const auto& d : routes->table().deployments)
+          for (const auto& e : d.entries)
+            for (const auto& ep : e.endpoints) live.insert(ep);
+      std::erase_if(idle, [&](const auto& kv) { return !live.count(kv.first); });
+      std::erase_if(resolved, [&](const auto& kv) { return !live.count(kv.first); });
+      std::erase_if(ejectedUntil, [&](const auto& kv) { return !live.count(kv.first); });
+      localLoad.prune(sh.clock->systemTime() - std::chrono::hours(1));
+    }
+    return routes;
+  }
+
+  metrics::Counter& counter(metrics::CounterFamily* fam, char tag, const std::string& a, const std::string& b,
+                            const std::string& c) {
+    std::string key;
+    key.reserve(a.size() + b.size() + c.size() + 4);
+    key.push_back(tag);
+    key += a;
+    key.push_back('\x1f');
+    key += b;
+    key.push_back('\x1f');
+    key += c;
+    auto it = counterCache.find(key);
+    if (it != counterCache.end()) return *it->second;
+    auto& ctr = fam->withLabels({a, b, c});
+    counterCache.emplace(std::move(key), &ctr);
+    return ctr;
+  }
+
+  void recordRequest(const std::string& deployment, const std::string& pool, int code, steady::time_point t0) {
+    counter(sh.requests, 'r', deployment, pool, std::to_string(code)).inc();
+    auto it = histCache.find(deployment);
+    metrics::Histogram* h;
+    if (it == histCache.end()) {
+      h = &sh.latency->withLabels({deployment});
+      histCache.emplace(deployment, h);
+    } else {
+      h = it->second;
+    }
+    h->observe(std::chrono::duration<double>(steady::now() - t0).count());
+  }
+
+  static std::string loadKey(const routing::RoutingEntry& e) {
+    std::string k = e.deployment.str();
+    k.push_back('\x1f');
+    k += e.cluster;
+    k.push_back('\x1f');
+    k += e.pool;
+    return k;
+  }
+
+  void recordAttempt(const std::string& deployment, const std::string& pool, const char* result) {
+    counter(sh.attempts, 'a', deployment, pool, result).inc();
+  }
+
+  void recordSpill(const std::string& deployment, const char* reason) {
+    sh.spills->withLabels({deployment, reason}).inc();
+  }
+
+  // ---- sessions --------------------------------------------------------------------
+
+  void spawn(tcp::socket s) {
+    asio::co_spawn(io, session(std::move(s)), asio::detached);
+  }
+
+  awaitable<void> session(tcp::socket sock) {
+    beast::tcp_stream client(std::move(sock));
+    beast::error_code ec;
+    client.socket().set_option(tcp::no_delay(true), ec);
+    beast::flat_buffer buf;
+    try {
+      for (;;) {
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(cfg.maxHeaderBytes, UINT32_MAX)));
+        parser.body_limit(cfg.maxBodyBytes);
+        client.expires_after(cfg.clientIdleTimeout);
+        co_await http::async_read_header(client, buf, parser, asio::redirect_error(use_awaitable, ec));
+        if (ec) {
+          co_await readError(client, ec);
+          break;
+        }
+        if (beast::iequals(parser.get()[http::field::expect], "100-continue") && !parser.is_done()) {
+          http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
+          co_await http::async_write(client, cont, asio::redirect_error(use_awaitable, ec));
+          if (ec) break;
+        }
+        if (!parser.is_done()) {
+          co_await http::async_read(client, buf, parser, asio::redirect_error(use_awaitable, ec));
+          if (ec) {
+            co_await readError(client, ec);
+            break;
+          }
+        }
+        http::request<http::string_body> req = parser.release();
+        const bool keep = co_await handle(client, req);
+        if (!keep) break;
+      }
+    } catch (const std::exception& e) {
+      rlog().error("session failed", {{"error", e.what()}});
+    }
+    client.socket().shutdown(tcp::socket::shutdown_send, ec);
+    client.socket().close(ec);
+  }
+
+  awaitable<void> readError(beast::tcp_stream& client, beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      ApiError e = makeError(413, "The request body exceeds the limit of " + std::to_string(cfg.maxBodyBytes) + " bytes.",
+                             "invalid_request_error", "request_too_large");
+      recordRequest("", "", 413, steady::now());
+      co_await sendError(client, 11, false, e, {});
+      co_await drain(client);
+    } else if (ec == http::error::header_limit) {
+      ApiError e = makeError(431, "The request headers exceed the limit of " + std::to_string(cfg.maxHeaderBytes) + " bytes.",
+                             "invalid_request_error", "headers_too_large");
+      recordRequest("", "", 431, steady::now());
+      co_await sendError(client, 11, false, e, {});
+      co_await drain(client);
+    } else if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
+               ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      ApiError e = makeError(400, "Malformed HTTP request: " + ec.message() + ".", "invalid_request_error", "bad_request");
+      recordRequest("", "", 400, steady::now());
+      co_await sendError(client, 11, false, e, {});
+      co_await drain(client);
+    }
+    co_return;
+  }
+
+  // Lingering close after an error answer: the client may still be sending the request
+  // we refused; closing with unread bytes would reset the connection and could destroy
+  // the answer in flight. Read and discard (bounded) until the client closes.
+  awaitable<void> drain(beast::tcp_stream& client) {
+    beast::error_code ec;
+    client.socket().shutdown(tcp::socket::shutdown_send, ec);
+    std::array<char, 4096> sink;
+    std::size_t total = 0;
+    client.expires_after(std::chrono::seconds(2));
+    while (total < (4u << 20)) {
+      std::size_t n = co_await client.async_read_some(asio::buffer(sink), asio::redirect_error(use_awaitable, ec));
+      if (ec) break;
+      total += n;
+    }
+  }
+
+  awaitable<bool> sendResponse(beast::tcp_stream& client, unsigned version, bool keepAlive, unsigned status,
+                               std::string_view contentType, std::string body, const Headers& extra) {
+    http::response<http::string_body> res{static_cast<http::status>(status), version};
+    res.set(http::field::server, "waterline-router");
+    res.set(http::field::content_type, bsv(contentType));
+    for (const auto& [k, v] : extra.items) res.set(k, v);
+    res.body() = std::move(body);
+    res.keep_alive(keepAlive);
+    res.prepare_payload();
+    beast::error_code ec;
+    client.expires_after(cfg.streamIdleTimeout);
+    co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
+    co_return !ec && keepAlive;
+  }
+
+  awaitable<bool> sendError(beast::tcp_stream& client, unsigned version, bool keepAlive, const ApiError& e,
+                            const Headers& extra) {
+    co_return co_await sendResponse(client, version, keepAlive, static_cast<unsigned>(e.status), "application/json",
+                                    e.body(), extra);
+  }
+
+  awaitable<bool> handle(beast::tcp_stream& client, http::request<http::string_body>& req) {
+    const auto t0 = steady::now();
+    const unsigned ver = req.version();
+    const bool keep = req.keep_alive();
+    Target t = classifyTarget(ssv(req.target()));
+    if (t.kind == RouteKind::NotFound) {
+      std::string path(req.target().substr(0, req.target().find('?')));
+      ApiError e = makeError(404, "Invalid URL (" + std::string(req.method_string()) + " " + path + ")");
+      recordRequest("", "", 404, t0);
+      co_return co_await sendError(client, ver, keep, e, {});
+    }
+    if (!t.proxied()) {
+      if (req.method() != http::verb::get) {
+        Headers h;
+        h.add("Allow", "GET");
+        ApiError e = makeError(405, "Method " + std::string(req.method_string()) + " is not allowed here; use GET.",
+                               "invalid_request_error", "method_not_allowed");
+        co_return co_await sendError(client, ver, keep, e, h);
+      }
+      co_return co_await serveLocal(client, req, t);
+    }
+    if (req.method() != http::verb::post) {
+      Headers h;
+      h.add("Allow", "POST");
+      ApiError e = makeError(405, "Method " + std::string(req.method_string()) + " is not allowed here; use POST.",
+                             "invalid_request_error", "method_not_allowed");
+      recordRequest("", "", 405, t0);
+      co_return co_await sendError(client, ver, keep, e, h);
+    }
+    InflightCount dec(sh.inflight);
+    co_return co_await proxy(client, req, t, t0);
+  }
+
+  std::string modelsBody() {
+    json data = json::array();
+    if (auto r = currentRoutes()) {
+      for (const auto& d : r->table().deployments) {
+        json m = json::object();
+        m["id"] = d.deployment.str();
+        m["object"] = "model";
+        m["owned_by"] = "waterline";
+        m["root"] = d.model;
+        m["deployment_type"] = std::string(api::toString(d.deploymentType));
+        data.push_back(std::move(m));
+      }
+    }
+    json out = json::object();
+    out["object"] = "list";
+    out["data"] = std::move(data);
+    return out.dump();
+  }
+
+  awaitable<bool> serveLocal(beast::tcp_stream& client, http::request<http::string_body>& req, const Target& t) {
+    const unsigned ver = req.version();
+    const bool keep = req.keep_alive();
+    switch (t.kind) {
+      case RouteKind::Healthz:
+        co_return co_await sendResponse(client, ver, keep, 200, "text/plain; charset=utf-8", "ok\n", {});
+      case RouteKind::Readyz: {
+        bool ready = currentRoutes() != nullptr;
+        co_return co_await sendResponse(client, ver, keep, ready ? 200 : 503, "text/plain; charset=utf-8",
+                                        ready ? "ok\n" : "routing table not loaded\n", {});
+      }
+      case RouteKind::Metrics:
+        co_return co_await sendResponse(client, ver, keep, 200, metrics::kContentType, sh.registry.serialize(), {});
+      case RouteKind::Models:
+        co_return co_await sendResponse(client, ver, keep, 200, "application/json", modelsBody(), {});
+      case RouteKind::DebugRoutes: {
+        auto r = currentRoutes();
+        std::string body = r ? r->table().toJson().dump(2) : std::string("{}");
+        co_return co_await sendResponse(client, ver, keep, 200, "application/json", std::move(body), {});
+      }
+      default:
+        break;
+    }
+    co_return false;
+  }
+
+  // ---- proxying --------------------------------------------------------------------
+
+  struct Outcome {
+    enum Kind { Done, Retry, Abort } kind = Retry;
+    bool keepAlive = false;
+    int status = 0;
+    std::optional<routing::Usage> usage;
+    bool sse = false;
+    int64_t sseEvents = 0;
+  };
+
+  struct InflightCount {
+    std::atomic<int64_t>& n;
+    explicit InflightCount(std::atomic<int64_t>& r) : n(r) { n.fetch_add(1, std::memory_order_relaxed); }
+    ~InflightCount() { n.fetch_sub(1, std::memory_order_relaxed); }
+  };
+
+  struct InflightGuard {
+    int& n;
+    explicit InflightGuard(int& r) : n(r) { ++n; }
+    ~InflightGuard() { --n; }
+  };
+
+  awaitable<std::unique_ptr<beast::tcp_stream>> connect(const std::string& endpoint) {
+    beast::error_code ec;
+    auto it = resolved.find(endpoint);
+    if (it == resolved.end()) {
+      std::string host, port;
+      if (!endpoint.empty() && endpoint.front() == '[') {
+        auto close = endpoint.find(']');
+        if (close == std::string::npos || close + 1 >= endpoint.size() || endpoint[close + 1] != ':') co_return nullptr;
+        host = endpoint.substr(1, close - 1);
+        port = endpoint.substr(close + 2);
+      } else {
+        auto colon = endpoint.rfind(':');
+        if (colon == std::string::npos) co_return nullptr;
+        host = endpoint.substr(0, colon);
+        port = endpoint.substr(colon + 1);
+      }
+      std::vector<tcp::endpoint> eps;
+      auto addr = asio::ip::make_address(host, ec);
+      if (!ec) {
+        unsigned long p = 0;
+        try {
+          p = std::stoul(port);
+        } catch (...) {
+          co_return nullptr;
+        }
+        if (p == 0 || p > 65535) co_return nullptr;
+        eps.emplace_back(addr, static_cast<unsigned short>(p));
+      } else {
+        tcp::resolver resolver(io);
+        auto results = co_await resolver.async_resolve(host, port, asio::redirect_error(use_awaitable, ec));
+        if (ec) co_return nullptr;
+        for (const auto& r : results) eps.push_back(r.endpoint());
+        if (eps.empty()) co_return nullptr;
+      }
+      it = resolved.emplace(endpoint, std::move(eps)).first;
+    }
+    // A copy: a routing-table update may drop the cache entry while we wait.
+    const std::vector<tcp::endpoint> targets = it->second;
+    auto s = std::make_unique<beast::tcp_stream>(io);
+    s->expires_after(cfg.connectTimeout);
+    co_await s->async_connect(targets, asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return nullptr;
+    s->socket().set_option(tcp::no_delay(true), ec);
+    co_return s;
+  }
+
+  std::unique_ptr<beast::tcp_stream> takeIdle(const std::string& endpoint) {
+    auto it = idle.find(endpoint);
+    if (it == idle.end() || it->second.empty()) return nullptr;
+    auto s = std::move(it->second.back());
+    it->second.pop_back();
+    return s;
+  }
+
+  void putIdle(const std::string& endpoint, std::unique_ptr<beast::tcp_stream> s) {
+    auto& v = idle[endpoint];
+    if (v.size() < cfg.maxIdlePerEndpoint) {
+      s->expires_never();
+      v.push_back(std::move(s));
+    }
+  }
+
+  awaitable<Outcome> forward(beast::tcp_stream& client, const http::request<http::string_body>& req, const Target& t,
+                             const routing::DeploymentRoutes& d, const routing::RoutingEntry& entry,
+                             const std::string& endpoint, const std::string& body, const Headers& extra) {
+    Outcome out;
+    const std::string dep = d.deployment.str();
+    InflightGuard guard(inflight[endpoint]);
+    beast::error_code ec;
+    std::unique_ptr<beast::tcp_stream> up = takeIdle(endpoint);
+    bool reused = up != nullptr;
+
+    http::request<http::span_body<const char>> upreq{http::verb::post, bsv(t.upstreamPath()), 11};
+    for (const auto& f : req) {
+      if (isHopByHop(f.name()) || f.name() == http::field::accept_encoding) continue;
+      upreq.insert(f.name_string(), f.value());
+    }
+    upreq.set(http::field::host, bsv(endpoint));
+    upreq.set(http::field::content_type, "application/json");
+    upreq.keep_alive(true);
+    upreq.body() = beast::span<const char>(body.data(), body.size());
+    upreq.prepare_payload();
+
+    beast::flat_buffer upbuf;
+    std::optional<http::response_parser<http::buffer_body>> p;
+    for (int round = 0;; ++round) {
+      if (!up) {
+        up = co_await connect(endpoint);
+        if (!up) {
+          ejectedUntil[endpoint] = steady::now() + cfg.ejectAfterConnectFailure;
+          recordAttempt(dep, entry.pool, "connect_error");
+          co_return out;
+        }
+        reused = false;
+      }
+      up->expires_after(cfg.upstreamHeaderTimeout);
+      co_await http::async_write(*up, upreq, asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        up.reset();
+        if (reused && round == 0) continue;  // a pooled connection the upstream had closed
+        recordAttempt(dep, entry.pool, "write_error");
+        co_return out;
+      }
+      p.emplace();
+      p->body_limit(std::numeric_limits<std::uint64_t>::max());  // not boost::none: Beast 1.74 compares the content length with the optional and fails
+      upbuf.clear();
+      co_await http::async_read_header(*up, upbuf, *p, asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        const bool nothing = !p->got_some();
+        up.reset();
+        if (reused && round == 0 && nothing) continue;
+        recordAttempt(dep, entry.pool, "header_error");
+        co_return out;
+      }
+      break;
+    }
+    auto& uh = p->get();
+    const int status = static_cast<int>(uh.result_int());
+    if (status >= 500) {
+      up.reset();
+      recordAttempt(dep, entry.pool, "status_5xx");
+      co_return out;
+    }
+
+    // Commit: from here on the client sees this response.
+    http::response<http::buffer_body> res;
+    res.version(req.version());
+    res.result(static_cast<unsigned>(status));
+    res.reason(uh.reason());
+    for (const auto& f : uh) {
+      if (isHopByHop(f.name())) continue;
+      res.insert(f.name_string(), f.value());
+    }
+    res.set("x-waterline-deployment", dep);
+    res.set("x-waterline-pool", entry.pool);
+    for (const auto& [k, v] : extra.items) res.set(k, v);
+    bool clientKeep = req.keep_alive();
+    if (auto len = p->content_length()) {
+      res.content_length(*len);
+    } else if (!p->is_done()) {
+      if (req.version() >= 11) res.chunked(true);
+      else clientKeep = false;
+    }
+    res.keep_alive(clientKeep);
+    out.keepAlive = clientKeep;
+    out.status = status;
+    const std::string_view ctype = ssv(uh[http::field::content_type]);
+    out.sse = ctype.substr(0, 17) == "text/event-stream";
+    routing::SseUsageScanner scanner;
+    std::string jsonBody;
+    bool jsonOverflow = false;
+
+    // A complete, bounded, non-streaming body (the usual JSON completion): read it all
+    // first and answer with one write (header and body in one sendmsg). A failure while
+    // reading it is still before any byte went to the client, so it fails over.
+    if (auto len = p->content_length(); len && !out.sse && *len <= kBufferedBodyLimit) {
+      std::string full(static_cast<std::size_t>(*len), '\0');
+      std::size_t got = 0;
+      while (!p->is_done()) {
+        p->get().body().data = full.data() + got;
+        p->get().body().size = full.size() - got;
+        up->expires_after(cfg.streamIdleTimeout);
+        co_await http::async_read_some(*up, upbuf, *p, asio::redirect_error(use_awaitable, ec));
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) {
+          recordAttempt(dep, entry.pool, "body_error");
+          out.kind = Outcome::Retry;
+          co_return out;
+        }
+        got = full.size() - p->get().body().size;
+      }
+      full.resize(got);
+      http::response<http::string_body> whole{http::response_header<>(res.base())};
+      whole.body() = std::move(full);
+      whole.content_length(whole.body().size());
+      client.expires_after(cfg.streamIdleTimeout);
+      co_await http::async_write(client, whole, asio::redirect_error(use_awaitable, ec));
+      recordAttempt(dep, entry.pool, "ok");
+      if (status < 400 && !whole.body().empty()) out.usage = routing::findUsage(whole.body());
+      if (p->keep_alive()) putIdle(endpoint, std::move(up));
+      out.kind = ec ? Outcome::Abort : Outcome::Done;
+      co_return out;
+    }
+
+    http::response_serializer<http::buffer_body> sr{res};
+    client.expires_after(cfg.streamIdleTimeout);
+    co_await http::async_write_header(client, sr, asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      out.kind = Outcome::Abort;
+      recordAttempt(dep, entry.pool, "ok");
+      co_return out;
+    }
+    std::array<char, 16384> chunk;
+    while (!p->is_done()) {
+      p->get().body().data = chunk.data();
+      p->get().body().size = chunk.size();
+      up->expires_after(cfg.streamIdleTimeout);
+      co_await http::async_read_some(*up, upbuf, *p, asio::redirect_error(use_awaitable, ec));
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        recordAttempt(dep, entry.pool, "body_error");
+        out.kind = Outcome::Abort;
+        out.sseEvents = scanner.events();
+        out.usage = scanner.usage();
+        co_return out;
+      }
+      const std::size_t n = chunk.size() - p->get().body().size;
+      if (n == 0) continue;
+      const std::string_view bytes(chunk.data(), n);
+      if (out.sse) {
+        scanner.feed(bytes);
+      } else if (!jsonOverflow) {
+        if (jsonBody.size() + n > (1u << 20)) {
+          jsonOverflow = true;
+          jsonBody.clear();
+        } else {
+          jsonBody.append(bytes);
+        }
+      }
+      res.body().data = chunk.data();
+      res.body().size = n;
+      res.body().more = true;
+      client.expires_after(cfg.streamIdleTimeout);
+      co_await http::async_write(client, sr, asio::redirect_error(use_awaitable, ec));
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        recordAttempt(dep, entry.pool, "ok");
+        out.kind = Outcome::Abort;
+        out.sseEvents = scanner.events();
+        out.usage = scanner.usage();
+        co_return out;
+      }
+    }
+    res.body().data = nullptr;
+    res.body().size = 0;
+    res.body().more = false;
+    co_await http::async_write(client, sr, asio::redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    recordAttempt(dep, entry.pool, "ok");
+    if (out.sse) {
+      out.usage = scanner.usage();
+      out.sseEvents = scanner.events();
+    } else if (!jsonBody.empty()) {
+      out.usage = routing::findUsage(jsonBody);
+    }
+    if (p->keep_alive()) putIdle(endpoint, std::move(up));
+    out.kind = ec ? Outcome::Abort : Outcome::Done;
+    co_return out;
+  }
+
+  Headers rateLimitHeaders(const routing::Admission& a, bool throttled) {
+    Headers h;
+    if (a.outcome == routing::AdmitOutcome::NoReservation) return h;
+    if (throttled) {
+      long long secs = retrySeconds(a.retryAfter);
+      h.add("Retry-After", std::to_string(secs));
+      long long ms = a.retryAfter == Duration::max()
+                         ? 60000
+                         : std::max<long long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(a.retryAfter).count());
+      h.add("retry-after-ms", std::to_string(ms));
+    }
+    h.add("x-ratelimit-remaining-tokens", fmtNum(a.remainingTokens));
+    h.add("x-ratelimit-remaining-requests", fmtNum(a.remainingRequests));
+    return h;
+  }
+
+  awaitable<bool> proxy(beast::tcp_stream& client, http::request<http::string_body>& req, const Target& t,
+                        steady::time_point t0) {
+    const unsigned ver = req.version();
+    const bool keep = req.keep_alive();
+    const bool openaiPath = t.kind == RouteKind::ChatCompletions || t.kind == RouteKind::Completions;
+    auto parsed = parseRequestBody(req.body(), t.apiKind(), openaiPath, cfg.maxJsonDepth);
+    if (!parsed) {
+      recordRequest("", "", parsed.error().status, t0);
+      co_return co_await sendError(client, ver, keep, parsed.error(), {});
+    }
+    json& body = *parsed;
+    auto routesNow = currentRoutes();
+    if (!routesNow) {
+      ApiError e = makeError(503, "The router has no routing table yet.", "server_error", "routes_unavailable");
+      recordRequest("", "", 503, t0);
+      co_return co_await sendError(client, ver, keep, e, {});
+    }
+    std::string requested;
+    if (openaiPath) requested = body["model"].get<std::string>();
+    else requested = t.deployment;
+    const routing::DeploymentRoutes* cur = routesNow->resolve(requested);
+    if (!cur) {
+      ApiError e;
+      e.status = 404;
+      if (openaiPath) {
+        e.message = "The model `" + requested + "` does not exist or you do not have access to it.";
+        e.code = "model_not_found";
+        e.param = "model";
+      } else {
+        e.message = "The API deployment `" + requested + "` does not exist.";
+        e.code = "DeploymentNotFound";
+      }
+      recordRequest("", "", 404, t0);
+      co_return co_await sendError(client, ver, keep, e, {});
+    }
+    const std::string requestedDep = cur->deployment.str();
+    const auto est = routing::estimateTokens(body, t.apiKind(), cfg.estimator);
+    const std::string originalModel = body.contains("model") && body["model"].is_string() ? body["model"].get<std::string>() : "";
+
+    std::vector<const routing::DeploymentRoutes*> visited;
+    int attemptsLeft = cfg.maxAttempts;
+    std::optional<ApiError> err;
+    Headers errHeaders;
+    const char* spilled = nullptr;
+    for (int hop = 0; cur && hop <= cfg.maxSpilloverHops; ++hop) {
+      if (std::find(visited.begin(), visited.end(), cur) != visited.end()) break;
+      visited.push_back(cur);
+      const std::string dep = cur->deployment.str();
+      const double charge = cur->weightedTokens(static_cast<double>(est.promptTokens), static_cast<double>(est.maxOutputTokens));
+      auto adm = sh.admission.admit(*cur, charge, sh.clock->monotonicTime());
+      if (adm.outcome == routing::AdmitOutcome::Spill) {
+        const auto* next = routesNow->spilloverOf(*cur);
+        recordSpill(dep, "ptu");
+        if (next) {
+          spilled = "ptu";
+          cur = next;
+          continue;
+        }
+        adm.outcome = routing::AdmitOutcome::Throttle;  // spillover target missing from the table
+      }
+      if (adm.outcome == routing::AdmitOutcome::Throttle) {
+        ApiError e = makeError(429, "", "rate_limit_error", "rate_limit_exceeded");
+        if (adm.retryAfter == Duration::max()) {
+          e.message = "The request needs about " + fmtNum(charge) + " tokens, more than reservation " +
+                      adm.reservation.str() + " admits per minute on this router.";
+        } else {
+          e.message = "Requests to deployment " + dep + " have exceeded the provisioned throughput of reservation " +
+                      adm.reservation.str() + ". Retry after " + std::to_string(retrySeconds(adm.retryAfter)) +
+                      " seconds.";
+        }
+        err = e;
+        errHeaders = rateLimitHeaders(adm, true);
+        break;
+      }
+      auto choice = routing::choosePools(*cur, sh.clock->systemTime(), cfg.selection, rand, adm.scope,
+                                         [this](const routing::RoutingEntry& e) {
+                                           return localLoad.extraUtilization(loadKey(e), e.heartbeatTime,
+                                                                             e.capacityTokensPerMinute);
+                                         });
+      std::vector<const routing::RoutingEntry*> order = choice.order;
+      if (order.empty() && cfg.overload == OverloadPolicy::BestEffort)
+        for (const auto* e : choice.saturated)
+          if (e->weight > 0) order.push_back(e);
+      if (order.empty()) {
+        sh.admission.settle(adm, 0, sh.clock->monotonicTime());  // refund
+        if (const auto* next = routesNow->spilloverOf(*cur)) {
+          recordSpill(dep, "capacity");
+          spilled = "capacity";
+          cur = next;
+          continue;
+        }
+        if (!choice.saturated.empty()) {
+          err = makeError(429, "Every pool of deployment " + dep + " is at its utilisation limit. Retry shortly.",
+                          "rate_limit_error", "capacity_exceeded");
+          errHeaders = rateLimitHeaders(adm, false);
+          errHeaders.add("Retry-After", "1");
+        } else {
+          err = makeError(503, "Deployment " + dep + " has no healthy replicas in the pools it may use.", "server_error",
+                          "no_healthy_upstream");
+        }
+        break;
+      }
+      // The body as this deployment's workers expect it (their model name).
+      std::string rewritten;
+      const std::string* bodyText = &req.body();
+      if (originalModel != cur->model) {
+        body["model"] = cur->model;
+        rewritten = body.dump(-1, ' ', false, json::error_handler_t::replace);
+        bodyText = &rewritten;
+      }
+      Headers extra = rateLimitHeaders(adm, false);
+      if (spilled) extra.add("x-waterline-spilled", spilled);
+      for (const auto* entry : order) {
+        if (attemptsLeft <= 0) break;
+        auto idx = routing::pickEndpoint(
+            *entry, [this](std::string_view ep) {
+              auto it = inflight.find(std::string(ep));
+              return it == inflight.end() ? 0 : it->second;
+            },
+            rand,
+            [this](std::string_view ep) {
+              auto it = ejectedUntil.find(std::string(ep));
+              return it != ejectedUntil.end() && it->second > steady::now();
+            });
+        if (!idx) continue;
+        --attemptsLeft;
+        localLoad.add(loadKey(*entry), entry->heartbeatTime, charge);
+        const std::string endpoint = entry->endpoints[*idx];
+        Outcome o = co_await forward(client, req, t, *cur, *entry, endpoint, *bodyText, extra);
+        if (o.kind == Outcome::Retry) continue;
+        // Settle with what the response reported.
+        double actual;
+        if (o.usage) actual = cur->weightedTokens(static_cast<double>(o.usage->promptTokens), static_cast<double>(o.usage->completionTokens));
+        else if (o.status >= 400) actual = 0;
+        else if (o.sse) actual = cur->weightedTokens(static_cast<double>(est.promptTokens), static_cast<double>(o.sseEvents));
+        else actual = charge;
+        sh.admission.settle(adm, actual, sh.clock->monotonicTime());
+        recordRequest(dep, entry->pool, o.status, t0);
+        if (o.kind == Outcome::Abort) co_return false;
+        co_return o.keepAlive;
+      }
+      sh.admission.settle(adm, 0, sh.clock->monotonicTime());  // nothing served: refund
+      const auto* next = routesNow->spilloverOf(*cur);
+      if (attemptsLeft > 0 && next) {
+        recordSpill(dep, "failover");
+        spilled = "failover";
+        cur = next;
+        continue;
+      }
+      break;
+    }
+    if (!err)
+      err = makeError(503, "No upstream replica of deployment " + requestedDep + " could take the request.", "server_error",
+                      "no_upstream_available");
+    recordRequest(requestedDep, "", err->status, t0);
+    co_return co_await sendError(client, ver, keep, *err, errHeaders);
+  }
+};
+
+// ---------------------------------------------------------------------------------
+
+void RouterServer::Impl::accept() {
+  if (!acceptor || !acceptor->is_open()) return;
+  Worker& w = *workers[nextWorker.fetch_add(1, std::memory_order_relaxed) % workers.size()];
+  acceptor->async_accept(w.io, [this, &w](beast::error_code ec, tcp::socket s) {
+    if (!ec) {
+      w.spawn(std::move(s));
+    } else if (ec == asio::error::operation_aborted || !acceptor || !acceptor->is_open()) {
+      return;
+    } else {
+      // e.g. EMFILE: back off briefly instead of spinning.
+      acceptRetry->expires_after(std::chrono::milliseconds(50));
+      acceptRetry->async_wait([this](beast::error_code e) {
+        if (!e) accept();
+      });
+      return;
+    }
+    accept();
+  });
+}
+
+void RouterServer::Impl::stopAll() {
+  std::lock_guard lk(lifecycleMu);
+  if (!started || stopped) return;
+  stopped = true;
+  if (!workers.empty()) {
+    std::promise<void> closed;
+    auto fut = closed.get_future();
+    asio::post(workers.front()->io, [this, &closed] {
+      beast::error_code ec;
+      if (acceptor) acceptor->close(ec);
+      if (acceptRetry) acceptRetry->cancel();
+      closed.set_value();
+    });
+    fut.wait_for(std::chrono::seconds(5));
+  }
+  for (auto& w : workers) w->io.stop();
+  for (auto& w : workers)
+    if (w->thread.joinable()) w->thread.join();
+  acceptRetry.reset();
+  acceptor.reset();
+  workers.clear();
+}
+
+RouterServer::RouterServer(RouterConfig cfg, TimeSourcePtr clock)
+    : impl_(std::make_unique<Impl>(std::move(cfg), std::move(clock))) {}
+
+RouterServer::~RouterServer() { stop(); }
+
+std::expected<void, std::string> RouterServer::start() {
+  auto& im = *impl_;
+  std::lock_guard lk(im.lifecycleMu);
+  if (im.started) return std::unexpected("already started");
+  int n = im.cfg.threads > 0 ? im.cfg.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::uint64_t seed = im.cfg.seed ? im.cfg.seed : std::random_device{}();
+  for (int i = 0; i < n; ++i) im.workers.push_back(std::make_unique<Worker>(im, seed + static_cast<std::uint64_t>(i) * 0x9E3779B97F4A7C15ull));
+  try {
+    beast::error_code ec;
+    auto addr = asio::ip::make_address(im.cfg.listenAddress, ec);
+    if (ec) {
+      im.workers.clear();
+      return std::unexpected("invalid listen address \"" + im.cfg.listenAddress + "\"");
+    }
+    tcp::endpoint ep(addr, static_cast<unsigned short>(im.cfg.port));
+    im.acceptor = std::make_unique<tcp::acceptor>(im.workers.front()->io);
+    im.acceptor->open(ep.protocol(), ec);
+    if (!ec) im.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) im.acceptor->bind(ep, ec);
+    if (!ec) im.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      std::string msg = "cannot listen on " + im.cfg.listenAddress + ":" + std::to_string(im.cfg.port) + ": " + ec.message();
+      im.acceptor.reset();
+      im.workers.clear();
+      return std::unexpected(msg);
+    }
+    im.boundPort = im.acceptor->local_endpoint().port();
+    im.acceptRetry = std::make_unique<asio::steady_timer>(im.workers.front()->io);
+  } catch (const std::exception& e) {
+    im.acceptor.reset();
+    im.workers.clear();
+    return std::unexpected(std::string("cannot listen: ") + e.what());
+  }
+  im.started = true;
+  im.accept();
+  for (auto& w : im.workers) {
+    Worker* wp = w.get();
+    const Duration busyPoll = im.cfg.busyPoll;
+    wp->thread = std::thread([wp, busyPoll] {
+      auto guard = asio::make_work_guard(wp->io);
+      for (;;) {
+        try {
+          if (busyPoll <= Duration::zero()) {
+            wp->io.run();
+          } else {
+            // Poll without sleeping while events keep coming (and for busyPoll after the
+            // last one), then block for the next one.
+            auto lastWork = steady::now();
+            while (!wp->io.stopped()) {
+              if (wp->io.poll() > 0) {
+                lastWork = steady::now();
+              } else if (steady::now() - lastWork > busyPoll) {
+                if (wp->io.run_one() > 0) lastWork = steady::now();
+              }
+            }
+          }
+          break;
+        } catch (const std::exception& e) {
+          rlog().error("io thread error", {{"error", e.what()}});
+        }
+      }
+    });
+  }
+  rlog().info("router listening", {{"address", im.cfg.listenAddress}, {"port", im.boundPort.load()}, {"threads", n}});
+  return {};
+}
+
+void RouterServer::stop() { impl_->stopAll(); }
+
+int RouterServer::port() const { return impl_->boundPort.load(); }
+
+void RouterServer::setRoutes(routing::RoutingTable t) {
+  auto& im = *impl_;
+  im.admission.sync(t, im.clock->monotonicTime());
+  auto idx = std::make_shared<const DeploymentIndex>(std::move(t));
+  {
+    std::lock_guard lk(im.routesMu);
+    im.routes = std::move(idx);
+    im.routesGen.fetch_add(1, std::memory_order_acq_rel);
+  }
+  im.routeUpdates->get().inc();
+}
+
+std::shared_ptr<const DeploymentIndex> RouterServer::routes() const {
+  std::lock_guard lk(impl_->routesMu);
+  return impl_->routes;
+}
+
+bool RouterServer::hasRoutes() const { return routes() != nullptr; }
+
+void RouterServer::setReplicaCount(int n) {
+  impl_->admission.setShare(1.0 / std::max(1, n), impl_->clock->monotonicTime());
+}
+
+metrics::Registry& RouterServer::registry() { return impl_->registry; }
+routing::AdmissionController& RouterServer::admission() { return impl_->admission; }
+const RouterConfig& RouterServer::config() const { return impl_->cfg; }
+
+}  // namespace waterline::router

@@ -1,0 +1,91 @@
+#include "waterline/router/config.h"
+
+#include <gtest/gtest.h>
+
+namespace waterline::router {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(RouterFlags, Defaults) {
+  auto c = parseFlags({});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->port, 8080);
+  EXPECT_EQ(c->maxBodyBytes, 4u << 20);
+  EXPECT_EQ(c->selection.staleAfter, 30s);
+  EXPECT_EQ(c->replicas, 1);
+  EXPECT_EQ(c->limiterMode, routing::LimiterMode::SlidingWindow);
+}
+
+TEST(RouterFlags, ParsesEveryFlag) {
+  auto c = parseFlags({"--listen=127.0.0.1:9000", "--threads", "3", "--routes-file=/tmp/r.json",
+                       "--routes-url=http://op:8081/v1/routes", "--routes-poll-interval=250ms", "--max-body-bytes=1Mi",
+                       "--max-header-bytes=8Ki", "--connect-timeout=500ms", "--upstream-timeout=2m",
+                       "--stream-idle-timeout=30s", "--client-idle-timeout=1h", "--max-attempts=2", "--stale-after=10s",
+                       "--epsilon=0.1", "--overload=best-effort", "--replicas=4", "--limiter=token-bucket",
+                       "--default-max-tokens=256", "--chars-per-token=3.5", "--seed=7", "--log-level=debug",
+                       "--busy-poll=50us"});
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->listenAddress, "127.0.0.1");
+  EXPECT_EQ(c->port, 9000);
+  EXPECT_EQ(c->threads, 3);
+  EXPECT_EQ(c->routesFile, "/tmp/r.json");
+  EXPECT_EQ(c->routesUrl, "http://op:8081/v1/routes");
+  EXPECT_EQ(c->routesPollInterval, 250ms);
+  EXPECT_EQ(c->maxBodyBytes, 1u << 20);
+  EXPECT_EQ(c->maxHeaderBytes, 8u << 10);
+  EXPECT_EQ(c->connectTimeout, 500ms);
+  EXPECT_EQ(c->upstreamHeaderTimeout, 2min);
+  EXPECT_EQ(c->streamIdleTimeout, 30s);
+  EXPECT_EQ(c->clientIdleTimeout, 1h);
+  EXPECT_EQ(c->maxAttempts, 2);
+  EXPECT_EQ(c->selection.staleAfter, 10s);
+  EXPECT_DOUBLE_EQ(c->selection.epsilon, 0.1);
+  EXPECT_EQ(c->overload, OverloadPolicy::BestEffort);
+  EXPECT_EQ(c->replicas, 4);
+  EXPECT_EQ(c->limiterMode, routing::LimiterMode::TokenBucket);
+  EXPECT_EQ(c->estimator.defaultMaxTokens, 256);
+  EXPECT_DOUBLE_EQ(c->estimator.charsPerToken, 3.5);
+  EXPECT_EQ(c->seed, 7u);
+  EXPECT_EQ(c->logLevel, "debug");
+  EXPECT_EQ(c->busyPoll, 50us);
+  auto p = parseFlags({"--port=0", "--listen=[::1]:81"});
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->listenAddress, "::1");
+  EXPECT_EQ(p->port, 81);
+}
+
+TEST(RouterFlags, ErrorsNameTheFlag) {
+  auto bad = [](std::vector<std::string> a, const std::string& want) {
+    auto c = parseFlags(a);
+    ASSERT_FALSE(c);
+    EXPECT_NE(c.error().find(want), std::string::npos) << c.error();
+  };
+  bad({"--nope=1"}, "unknown flag --nope");
+  bad({"--port=70000"}, "--port");
+  bad({"--threads"}, "--threads: missing value");
+  bad({"--max-body-bytes=12Q"}, "--max-body-bytes");
+  bad({"--connect-timeout=soon"}, "--connect-timeout");
+  bad({"--routes-url=https://x/v1/routes"}, "https is not supported");
+  bad({"--overload=maybe"}, "--overload");
+  bad({"--limiter=leaky"}, "--limiter");
+  bad({"--epsilon=2"}, "--epsilon");
+  bad({"--replicas=0"}, "--replicas");
+  bad({"positional"}, "unexpected argument");
+  EXPECT_EQ(parseFlags({"--help"}).error(), "help");
+  EXPECT_NE(helpText().find("--routes-file"), std::string::npos);
+}
+
+TEST(RouterFlags, DurationsAndSizes) {
+  EXPECT_EQ(*parseDuration("1.5s"), 1500ms);
+  EXPECT_EQ(*parseDuration("2"), 2s);
+  EXPECT_EQ(*parseDuration("100us"), 100us);
+  EXPECT_FALSE(parseDuration("-1s"));
+  EXPECT_FALSE(parseDuration("1d"));
+  EXPECT_EQ(*parseBytes("2M"), 2000000u);
+  EXPECT_EQ(*parseBytes("3Gi"), 3ull << 30);
+  EXPECT_FALSE(parseBytes("Mi"));
+}
+
+}  // namespace
+}  // namespace waterline::router

@@ -1,0 +1,127 @@
+#include "waterline/router/openai.h"
+
+#include <gtest/gtest.h>
+
+#include "fixtures.h"
+
+namespace waterline::router {
+namespace {
+
+using json = nlohmann::json;
+using routing::ApiKind;
+
+TEST(Targets, Classify) {
+  EXPECT_EQ(classifyTarget("/v1/chat/completions").kind, RouteKind::ChatCompletions);
+  EXPECT_EQ(classifyTarget("/v1/chat/completions/").kind, RouteKind::ChatCompletions);
+  EXPECT_EQ(classifyTarget("/v1/completions?x=1").kind, RouteKind::Completions);
+  auto az = classifyTarget("/openai/deployments/llama%2D8b/chat/completions?api-version=2024-06-01");
+  EXPECT_EQ(az.kind, RouteKind::AzureChat);
+  EXPECT_EQ(az.deployment, "llama-8b");
+  EXPECT_EQ(az.upstreamPath(), "/v1/chat/completions");
+  auto azc = classifyTarget("/openai/deployments/d/completions");
+  EXPECT_EQ(azc.kind, RouteKind::AzureCompletions);
+  EXPECT_EQ(azc.upstreamPath(), "/v1/completions");
+  EXPECT_TRUE(azc.proxied());
+  EXPECT_EQ(classifyTarget("/openai/deployments//chat/completions").kind, RouteKind::NotFound);
+  EXPECT_EQ(classifyTarget("/openai/deployments/d/embeddings").kind, RouteKind::NotFound);
+  EXPECT_EQ(classifyTarget("/v1/embeddings").kind, RouteKind::NotFound);
+  EXPECT_EQ(classifyTarget("/metrics").kind, RouteKind::Metrics);
+  EXPECT_EQ(classifyTarget("/healthz").kind, RouteKind::Healthz);
+  EXPECT_EQ(classifyTarget("/readyz").kind, RouteKind::Readyz);
+  EXPECT_EQ(classifyTarget("/v1/models").kind, RouteKind::Models);
+  EXPECT_FALSE(classifyTarget("/v1/models").proxied());
+  EXPECT_EQ(classifyTarget("").kind, RouteKind::NotFound);
+}
+
+TEST(ApiErrors, OpenAiShape) {
+  auto e = makeError(400, "bad", "invalid_request_error", "invalid_json", "model");
+  json j = json::parse(e.body());
+  EXPECT_EQ(j, (json{{"error", {{"message", "bad"}, {"type", "invalid_request_error"}, {"param", "model"}, {"code", "invalid_json"}}}}));
+  json k = json::parse(makeError(404, "x").body());
+  EXPECT_TRUE(k["error"]["param"].is_null());
+  EXPECT_TRUE(k["error"]["code"].is_null());
+}
+
+void expectBad(std::string_view body, ApiKind kind, bool requireModel, const std::string& param, const std::string& msgPart) {
+  auto r = parseRequestBody(body, kind, requireModel);
+  ASSERT_FALSE(r) << body;
+  EXPECT_EQ(r.error().status, 400);
+  EXPECT_EQ(r.error().type, "invalid_request_error");
+  if (param.empty()) EXPECT_FALSE(r.error().param) << body;
+  else EXPECT_EQ(r.error().param.value_or(""), param) << body;
+  EXPECT_NE(r.error().message.find(msgPart), std::string::npos) << r.error().message;
+}
+
+TEST(RequestBody, EveryBadInput) {
+  auto chat = ApiKind::ChatCompletions;
+  expectBad("", chat, true, "", "empty");
+  expectBad("{\"model\":", chat, true, "", "could not parse");
+  expectBad("not json", chat, true, "", "could not parse");
+  expectBad("{\"model\":\"m\",\"messages\":[]} trailing", chat, true, "", "could not parse");
+  expectBad("\"a string\"", chat, true, "", "must be a JSON object");
+  expectBad("[1,2]", chat, true, "", "must be a JSON object");
+  expectBad(std::string(100, '[') + std::string(100, ']'), chat, true, "", "nests deeper");
+  expectBad(R"({"messages":[{"role":"user","content":"hi"}]})", chat, true, "model", "must provide a model");
+  expectBad(R"({"model":null,"messages":[{"role":"user","content":"hi"}]})", chat, true, "model", "must provide a model");
+  expectBad(R"({"model":"","messages":[{"role":"user","content":"hi"}]})", chat, true, "model", "must provide a model");
+  expectBad(R"({"model":42,"messages":[{"role":"user","content":"hi"}]})", chat, true, "model", "expected a string");
+  expectBad(R"({"model":"m"})", chat, true, "messages", "Missing required parameter");
+  expectBad(R"({"model":"m","messages":"hi"})", chat, true, "messages", "expected an array");
+  expectBad(R"({"model":"m","messages":[]})", chat, true, "messages", "empty array");
+  expectBad(R"({"model":"m","messages":["hi"]})", chat, true, "messages[0]", "expected an object");
+  expectBad(R"({"model":"m","messages":[{"content":"hi"}]})", chat, true, "messages[0].role", "Missing required");
+  expectBad(R"({"model":"m","messages":[{"role":"user"}],"stream":"yes"})", chat, true, "stream", "boolean");
+  expectBad(R"({"model":"m","messages":[{"role":"user"}],"max_tokens":-1})", chat, true, "max_tokens", "non-negative");
+  expectBad(R"({"model":"m","messages":[{"role":"user"}],"max_tokens":1.5})", chat, true, "max_tokens", "non-negative");
+  expectBad(R"({"model":"m","messages":[{"role":"user"}],"n":"2"})", chat, true, "n", "non-negative");
+  expectBad(R"({"model":"m"})", ApiKind::Completions, true, "prompt", "Missing required");
+  expectBad(R"({"model":"m","prompt":{}})", ApiKind::Completions, true, "prompt", "string or array");
+  expectBad("{\"model\":\"m\",\"prompt\":\"\xff\"}", ApiKind::Completions, true, "", "could not parse");  // invalid UTF-8
+}
+
+TEST(RequestBody, GoodInputs) {
+  auto r = parseRequestBody(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"max_tokens":5})",
+                            ApiKind::ChatCompletions, true);
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)["model"], "m");
+  // Azure paths need no model.
+  EXPECT_TRUE(parseRequestBody(R"({"messages":[{"role":"user","content":"hi"}]})", ApiKind::ChatCompletions, false));
+  EXPECT_TRUE(parseRequestBody(R"({"model":"m","prompt":[1,2,3],"stream":null})", ApiKind::Completions, true));
+  // Strings with brackets do not count towards the depth.
+  EXPECT_TRUE(parseRequestBody(R"({"model":"m","prompt":")" + std::string(200, '[') + R"("})", ApiKind::Completions, true));
+}
+
+TEST(JsonDepth, Counts) {
+  EXPECT_EQ(jsonDepth("{}"), 1);
+  EXPECT_EQ(jsonDepth(R"({"a":[{"b":"[[["}]})"), 3);
+  EXPECT_EQ(jsonDepth(R"("\"[")"), 0);
+  EXPECT_EQ(jsonDepth(std::string(1000, '['), 10), 11);
+}
+
+TEST(DeploymentIndex, ResolvesKeyNameThenModel) {
+  using namespace routing::testing;
+  routing::RoutingTable t;
+  auto eu = deployment("llama-eu", api::DeploymentType::DataZone, threePools(0, 0, 0), "", "EU");
+  eu.spillover = "llama-global";
+  auto global = deployment("llama-global", api::DeploymentType::Global, threePools(0, 0, 0));
+  auto other = deployment("llama-eu", api::DeploymentType::Global, threePools(0, 0, 0));
+  other.deployment.namespace_ = "zz-other";
+  other.model = "other-model";
+  t.deployments = {eu, global, other};
+  t.normalize();
+  DeploymentIndex idx(t);
+  EXPECT_EQ(idx.resolve("team/llama-global")->deployment.str(), "team/llama-global");
+  EXPECT_EQ(idx.resolve("zz-other/llama-eu")->deployment.str(), "zz-other/llama-eu");
+  // The name is shared by two namespaces: the first by namespace/name.
+  EXPECT_EQ(idx.resolve("llama-eu")->deployment.str(), "team/llama-eu");
+  // The model is served by llama-eu and llama-global; llama-global is llama-eu's spillover.
+  EXPECT_EQ(idx.resolve("meta-llama/Llama-3.1-8B-Instruct")->deployment.str(), "team/llama-eu");
+  EXPECT_EQ(idx.resolve("other-model")->deployment.str(), "zz-other/llama-eu");
+  EXPECT_EQ(idx.resolve("nope"), nullptr);
+  EXPECT_EQ(idx.resolve(""), nullptr);
+  EXPECT_EQ(idx.spilloverOf(*idx.resolve("team/llama-eu"))->deployment.name, "llama-global");
+  EXPECT_EQ(idx.spilloverOf(*idx.resolve("team/llama-global")), nullptr);
+}
+
+}  // namespace
+}  // namespace waterline::router

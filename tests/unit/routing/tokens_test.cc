@@ -1,0 +1,112 @@
+#include "waterline/routing/tokens.h"
+
+#include <gtest/gtest.h>
+
+namespace waterline::routing {
+namespace {
+
+using json = nlohmann::json;
+
+TEST(Estimator, ChatCountsCharsOverFourPlusPerMessageOverhead) {
+  json body = {{"model", "m"},
+               {"messages", json::array({{{"role", "system"}, {"content", std::string(40, 'a')}},
+                                         {{"role", "user"}, {"content", std::string(10, 'b')}}})},
+               {"max_tokens", 100}};
+  auto e = estimateTokens(body, ApiKind::ChatCompletions);
+  EXPECT_EQ(e.promptTokens, 4 + 10 + 4 + 3);  // ceil(10/4) = 3
+  EXPECT_EQ(e.maxOutputTokens, 100);
+}
+
+TEST(Estimator, ContentPartsNamesAndImages) {
+  json body = {{"messages", json::array({{{"role", "user"},
+                                          {"name", "abcd"},
+                                          {"content", json::array({{{"type", "text"}, {"text", "12345678"}},
+                                                                   {{"type", "image_url"}, {"image_url", {{"url", "x"}}}}})}}})}};
+  EstimatorOptions o;
+  auto e = estimateTokens(body, ApiKind::ChatCompletions, o);
+  EXPECT_EQ(e.promptTokens, 4 + 1 + 2 + 85);
+  EXPECT_EQ(e.maxOutputTokens, o.defaultMaxTokens);
+}
+
+TEST(Estimator, CountsCodePointsNotBytes) {
+  json body = {{"messages", json::array({{{"role", "user"}, {"content", "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"}}})}};  // 4 x é
+  EXPECT_EQ(estimateTokens(body, ApiKind::ChatCompletions).promptTokens, 4 + 1);
+  EXPECT_EQ(countCodePoints("\xE2\x82\xAC" "a"), 2u);
+}
+
+TEST(Estimator, CompletionsPromptForms) {
+  EXPECT_EQ(estimateTokens(json{{"prompt", std::string(8, 'x')}}, ApiKind::Completions).promptTokens, 2);
+  EXPECT_EQ(estimateTokens(json{{"prompt", json::array({"abcd", "abcdefgh"})}}, ApiKind::Completions).promptTokens, 3);
+  EXPECT_EQ(estimateTokens(json{{"prompt", json::array({1, 2, 3})}}, ApiKind::Completions).promptTokens, 3);
+  EXPECT_EQ(estimateTokens(json{{"prompt", json::array({json::array({1, 2}), json::array({3})})}}, ApiKind::Completions).promptTokens, 3);
+  EXPECT_EQ(estimateTokens(json{{"prompt", "abcd"}, {"suffix", "abcd"}}, ApiKind::Completions).promptTokens, 2);
+}
+
+TEST(Estimator, MaxTokensVariantsAndN) {
+  EXPECT_EQ(estimateTokens(json{{"max_completion_tokens", 50}, {"max_tokens", 70}}, ApiKind::ChatCompletions).maxOutputTokens, 50);
+  EXPECT_EQ(estimateTokens(json{{"max_tokens", 70}, {"n", 3}}, ApiKind::ChatCompletions).maxOutputTokens, 210);
+  EXPECT_EQ(estimateTokens(json{{"max_tokens", -1}}, ApiKind::ChatCompletions).maxOutputTokens, 1024);
+  EXPECT_EQ(estimateTokens(json{{"max_tokens", "9"}}, ApiKind::ChatCompletions).maxOutputTokens, 1024);
+  EstimatorOptions o;
+  o.defaultMaxTokens = 16;
+  o.charsPerToken = 2;
+  auto e = estimateTokens(json{{"prompt", "abcdef"}}, ApiKind::Completions, o);
+  EXPECT_EQ(e.promptTokens, 3);
+  EXPECT_EQ(e.maxOutputTokens, 16);
+  // Wrong shapes never throw.
+  EXPECT_EQ(estimateTokens(json::array(), ApiKind::ChatCompletions).promptTokens, 0);
+  EXPECT_EQ(estimateTokens(json{{"messages", 5}}, ApiKind::ChatCompletions).promptTokens, 0);
+  EXPECT_EQ(estimateTokens(json{{"messages", json::array({1, "x"})}}, ApiKind::ChatCompletions).promptTokens, 8);
+}
+
+TEST(Usage, FromJson) {
+  auto u = usageFromJson(json::parse(R"({"id":"x","usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46}})"));
+  ASSERT_TRUE(u);
+  EXPECT_EQ(*u, (Usage{12, 34}));
+  EXPECT_FALSE(usageFromJson(json::parse(R"({"usage":null})")));
+  EXPECT_FALSE(usageFromJson(json::parse(R"({"usage":{}})")));
+  EXPECT_FALSE(usageFromJson(json::parse(R"([1])")));
+}
+
+TEST(SseScanner, CountsEventsAndFindsTheUsageChunkAcrossSplits) {
+  std::string stream =
+      "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}],\"usage\":null}\n\n"
+      "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}],\"usage\":null}\n\n"
+      "data: {\"choices\":[],\"usage\": {\"prompt_tokens\":7,\"completion_tokens\":2}}\r\n\r\n"
+      "data: [DONE]\n\n";
+  for (size_t split = 1; split < stream.size(); split += 7) {
+    SseUsageScanner s;
+    for (size_t i = 0; i < stream.size(); i += split) s.feed(std::string_view(stream).substr(i, split));
+    EXPECT_EQ(s.events(), 3) << split;
+    ASSERT_TRUE(s.usage()) << split;
+    EXPECT_EQ(*s.usage(), (Usage{7, 2}));
+  }
+  SseUsageScanner none;
+  none.feed("data: {\"choices\":[]}\n\nevent: ping\n: comment\ndata: [DONE]\n\n");
+  EXPECT_EQ(none.events(), 1);
+  EXPECT_FALSE(none.usage());
+  SseUsageScanner garbage;
+  garbage.feed("data: {\"usage\": {not json\n\n");
+  EXPECT_FALSE(garbage.usage());
+}
+
+}  // namespace
+}  // namespace waterline::routing
+
+namespace waterline::routing {
+namespace {
+
+TEST(Usage, FindUsageScansText) {
+  EXPECT_EQ(findUsage(R"({"id":"x","choices":[{"message":{"content":"the \"usage\": {\"prompt_tokens\":99}"}}],"usage":{"prompt_tokens":12,"completion_tokens":34,"prompt_tokens_details":{"cached_tokens":0}}})"),
+            (Usage{12, 34}));
+  EXPECT_EQ(findUsage(R"({"usage" : { "prompt_tokens" : 1 , "completion_tokens" : 2 } })"), (Usage{1, 2}));
+  EXPECT_FALSE(findUsage(R"({"usage":null})"));
+  EXPECT_FALSE(findUsage(R"({"choices":[]})"));
+  EXPECT_FALSE(findUsage(R"({"usage":{"prompt_tokens":1,)"));  // truncated
+  EXPECT_FALSE(findUsage(""));
+  // Only text inside strings mentions usage: nothing found.
+  EXPECT_FALSE(findUsage(R"({"content":"\"usage\":{\"prompt_tokens\":5}"})"));
+}
+
+}  // namespace
+}  // namespace waterline::routing
