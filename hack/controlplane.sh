@@ -16,6 +16,7 @@
 #                            from a compacted resourceVersion get 410 Gone deterministically)
 #   WL_CP_TIMEOUT=90         seconds to wait for each component to become ready
 #   WL_CP_APISERVER_ARGS     extra kube-apiserver flags (space separated)
+#   WL_CP_POD_CIDR           kwok's pod IP range (default 10.64.0.0/12)
 set -euo pipefail
 
 # shellcheck source=hack/lib.sh
@@ -23,7 +24,9 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 TIMEOUT="${WL_CP_TIMEOUT:-90}"
 SERVICE_CIDR=10.96.0.0/16     # --service-cluster-ip-range
-POD_CIDR=10.64.0.0/12         # kwok hands out fake pod IPs from here
+# kwok hands out fake pod IPs from here. A loopback range (WL_CP_POD_CIDR=127.1.0.0/16)
+# makes them reachable: a test can serve a pod's IP on this host.
+POD_CIDR="${WL_CP_POD_CIDR:-10.64.0.0/12}"
 KWOK_SELECTOR=kwok.x-k8s.io/node=fake
 COMPONENTS=(etcd kube-apiserver kwok) # start order; stopped in reverse
 

@@ -20,6 +20,7 @@ struct HttpServer::Impl {
   asio::io_context io{1};
   std::unique_ptr<tcp::acceptor> acceptor;
   std::map<std::string, HttpHandler> routes;
+  std::map<std::string, AsyncHttpHandler> asyncRoutes;
   std::thread thread;
   std::atomic<int> port{0};
 
@@ -34,7 +35,20 @@ struct HttpServer::Impl {
     });
   }
 
-  HttpResponse dispatch(const HttpRequest& req) {
+  // Calls `done` with the response, now (plain handlers) or later (async handlers).
+  void dispatch(const HttpRequest& req, HttpResponder done) {
+    if (auto it = asyncRoutes.find(req.path); it != asyncRoutes.end()) {
+      try {
+        it->second(req, done);  // a copy: `done` answers at most once (see Session)
+      } catch (const std::exception& e) {
+        done(HttpResponse{500, "text/plain; charset=utf-8", std::string("error: ") + e.what() + "\n", {}});
+      }
+      return;
+    }
+    done(dispatchSync(req));
+  }
+
+  HttpResponse dispatchSync(const HttpRequest& req) {
     auto it = routes.find(req.path);
     if (it == routes.end()) return HttpResponse{404, "text/plain; charset=utf-8", "not found\n", {}};
     try {
@@ -74,7 +88,17 @@ struct HttpServer::Impl {
         r.headers[name] = std::string(f.value());
       }
       r.body = req.body();
-      HttpResponse out = impl.dispatch(r);
+      // No read deadline while the handler holds the request (long-poll); the response
+      // is written on the I/O thread whichever thread answers.
+      stream.expires_never();
+      auto once = std::make_shared<std::atomic<bool>>(false);
+      impl.dispatch(r, [self = shared_from_this(), once](HttpResponse out) {
+        if (once->exchange(true)) return;
+        asio::post(self->stream.get_executor(),
+                   [self, out = std::move(out)]() mutable { self->write(std::move(out)); });
+      });
+    }
+    void write(HttpResponse out) {
       res = std::make_shared<http::response<http::string_body>>(
           static_cast<http::status>(out.status), req.version());
       res->set(http::field::server, "waterline");
@@ -83,6 +107,7 @@ struct HttpServer::Impl {
       res->keep_alive(req.keep_alive());
       res->body() = std::move(out.body);
       res->prepare_payload();
+      stream.expires_after(std::chrono::seconds(30));
       http::async_write(stream, *res,
                         [self = shared_from_this()](beast::error_code ec, std::size_t) {
                           if (ec || !self->res->keep_alive()) return self->close();
@@ -100,6 +125,9 @@ HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {}
 HttpServer::~HttpServer() { stop(); }
 
 void HttpServer::handle(const std::string& path, HttpHandler h) { impl_->routes[path] = std::move(h); }
+void HttpServer::handleAsync(const std::string& path, AsyncHttpHandler h) {
+  impl_->asyncRoutes[path] = std::move(h);
+}
 
 std::string HttpServer::start(const std::string& bindAddress) {
   std::string host = "0.0.0.0", port = bindAddress;

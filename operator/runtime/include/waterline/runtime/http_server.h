@@ -26,6 +26,10 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// Answers a request later (long-poll). `respond` may be called from any thread, exactly
+// once; a session waits for it without blocking the I/O thread.
+using HttpResponder = std::function<void(HttpResponse)>;
+using AsyncHttpHandler = std::function<void(const HttpRequest&, HttpResponder respond)>;
 
 class HttpServer {
  public:
@@ -36,6 +40,7 @@ class HttpServer {
 
   // Exact-path routes; must be registered before start().
   void handle(const std::string& path, HttpHandler h);
+  void handleAsync(const std::string& path, AsyncHttpHandler h);
   // Binds "host:port" (port 0 = any free port) and starts serving. Returns an error
   // message on failure, "" on success.
   std::string start(const std::string& bindAddress);

@@ -1,0 +1,69 @@
+#pragma once
+// Routing publisher: for each ModelDeployment, computes this cluster's routing entries
+// (routing::planRoutes over the cached deployment, pools, worker pods and
+// PTUReservations) and writes them into the deployment's cluster-scoped RoutingTable
+// on the routing hub (its own cluster unless --routing-kubeconfig names another) with
+// server-side apply under the field manager "waterline-operator/<cluster>". Each
+// operator owns only its own (cluster, pool) entries, so the operators of many clusters
+// share one object without overwriting each other; the union is the global table.
+//
+// Heartbeat: the entries carry heartbeatTime; the publisher rewrites them at least every
+// `heartbeat` (and at once on any change), so routers can drop the entries of a cluster
+// whose operator is gone (router --stale-after). An unchanged deployment costs one
+// write per heartbeat and nothing else.
+//
+// Deleted deployment: our entries are removed; the object is deleted once no cluster
+// has entries left in it.
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "waterline/api/model_deployment.h"
+#include "waterline/cache/informer.h"
+#include "waterline/kube/client.h"
+#include "waterline/routing/table.h"
+#include "waterline/runtime/controller.h"
+
+namespace waterline::reconcilers {
+
+// Observed load of a deployment, weighted tokens/min by pool (empty: unknown).
+using LoadFunc = std::function<std::map<std::string, double>(const api::ModelDeployment&)>;
+
+struct RoutingPublisherDeps {
+  kube::ClientPtr hub;  // where RoutingTables are written
+  cache::InformerPtr deployments;
+  cache::InformerPtr pools;
+  cache::InformerPtr workerPods;
+  cache::InformerPtr reservations = nullptr;  // PTUReservations (optional)
+  std::string cluster;                        // this cluster's name in entries ("" = single)
+  Duration heartbeat = std::chrono::seconds(10);
+  LoadFunc load = nullptr;
+  TimeSourcePtr time;
+};
+
+// "waterline-operator/<cluster>" ("waterline-operator/local" for the empty name).
+std::string routingFieldManager(const std::string& cluster);
+
+class RoutingPublisher final : public runtime::Reconciler {
+ public:
+  explicit RoutingPublisher(RoutingPublisherDeps deps) : d_(std::move(deps)) {}
+  runtime::ReconcileResult reconcile(const runtime::Request& req) override;
+
+ private:
+  runtime::ReconcileResult removeOurs(const routing::DeploymentKey& key);
+
+  struct Written {
+    std::string spec;  // canonical JSON of what we applied, heartbeats masked
+    MonotonicTime at;
+  };
+  RoutingPublisherDeps d_;
+  std::mutex mu_;
+  std::map<std::string, Written> written_;  // by deployment key
+};
+
+runtime::ControllerPtr newRoutingPublisherController(RoutingPublisherDeps deps,
+                                                     runtime::ControllerOptions opts = {});
+
+}  // namespace waterline::reconcilers

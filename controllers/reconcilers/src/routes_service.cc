@@ -1,0 +1,243 @@
+#include "waterline/reconcilers/routes_service.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "waterline/common/log.h"
+
+namespace waterline::reconcilers {
+
+namespace {
+
+constexpr int kMaxWaitSeconds = 300;
+
+// The value of `name` in a query string ("a=1&b=2"), or "".
+std::string queryParam(const std::string& query, std::string_view name) {
+  size_t pos = 0;
+  while (pos <= query.size()) {
+    size_t amp = query.find('&', pos);
+    if (amp == std::string::npos) amp = query.size();
+    std::string_view kv(query.data() + pos, amp - pos);
+    auto eq = kv.find('=');
+    if (kv.substr(0, eq) == name) return eq == std::string_view::npos ? "" : std::string(kv.substr(eq + 1));
+    pos = amp + 1;
+  }
+  return "";
+}
+
+}  // namespace
+
+RoutesService::RoutesService(cache::InformerPtr routingTables, TimeSourcePtr time)
+    : informer_(std::move(routingTables)), time_(time ? std::move(time) : RealTimeSource::instance()) {
+  auto empty = std::make_shared<Snapshot>();
+  empty->etag = empty->table.etag();
+  empty->body = empty->table.toJson().dump();
+  snap_ = std::move(empty);
+  auto mark = [this] {
+    std::lock_guard g(mu_);
+    dirty_ = true;
+    cv_.notify_all();
+  };
+  cache::EventHandler h;
+  h.onAdd = [mark](const cache::ObjectPtr&) { mark(); };
+  h.onUpdate = [mark](const cache::ObjectPtr&, const cache::ObjectPtr&) { mark(); };
+  h.onDelete = [mark](const cache::ObjectPtr&, bool) { mark(); };
+  informer_->addEventHandler(std::move(h));
+}
+
+RoutesService::~RoutesService() { stop(); }
+
+void RoutesService::install(runtime::HttpServer& server) {
+  server.handleAsync("/v1/routes", [this](const runtime::HttpRequest& req, runtime::HttpResponder r) {
+    serve(req, std::move(r));
+  });
+}
+
+void RoutesService::registerMetrics(metrics::Registry& reg) {
+  reg.gaugeFunc("waterline_routing_table_invalid_objects",
+                "RoutingTable objects left out of the served table because they do not decode.", {},
+                [this] { return std::vector<metrics::Sample>{{{}, double(current()->invalid)}}; });
+  reg.gaugeFunc("waterline_routing_table_objects", "RoutingTable objects in the served table.", {},
+                [this] {
+                  return std::vector<metrics::Sample>{{{}, double(current()->table.deployments.size())}};
+                });
+  reg.gaugeFunc("waterline_pool_utilization_ratio",
+                "Load over capacity of a deployment in a pool, as published in the routing table.",
+                {"pool", "region", "zone", "deployment", "cluster"}, [this] {
+                  std::vector<metrics::Sample> out;
+                  for (const auto& d : current()->table.deployments)
+                    for (const auto& e : d.entries)
+                      out.push_back({{e.pool, e.region, e.dataZone, d.deployment.str(), e.cluster}, e.utilization});
+                  return out;
+                });
+  reg.gaugeFunc("waterline_routing_endpoints", "Endpoints of a deployment in a pool, by state.",
+                {"pool", "deployment", "cluster", "state"}, [this] {
+                  std::vector<metrics::Sample> out;
+                  for (const auto& d : current()->table.deployments)
+                    for (const auto& e : d.entries) {
+                      out.push_back({{e.pool, d.deployment.str(), e.cluster, "ready"}, double(e.endpoints.size())});
+                      out.push_back(
+                          {{e.pool, d.deployment.str(), e.cluster, "draining"}, double(e.drainingEndpoints.size())});
+                    }
+                  return out;
+                });
+  reg.gaugeFunc("waterline_routing_entry_age_seconds",
+                "Seconds since the publishing operator last refreshed a routing entry (its heartbeat).",
+                {"pool", "deployment", "cluster"}, [this] {
+                  std::vector<metrics::Sample> out;
+                  const auto now = time_->systemTime();
+                  for (const auto& d : current()->table.deployments)
+                    for (const auto& e : d.entries)
+                      out.push_back({{e.pool, d.deployment.str(), e.cluster},
+                                     std::max(0.0, std::chrono::duration<double>(now - e.heartbeatTime).count())});
+                  return out;
+                });
+}
+
+void RoutesService::start() {
+  std::lock_guard g(mu_);
+  if (started_) return;
+  started_ = true;
+  stopping_ = false;
+  thread_ = std::thread([this] { loop(); });
+}
+
+void RoutesService::stop() {
+  std::vector<Waiter> left;
+  {
+    std::lock_guard g(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+    left.swap(waiters_);
+  }
+  if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard g(mu_);
+    started_ = false;
+  }
+  auto s = current();
+  for (auto& w : left) w.respond(notModified(*s));
+}
+
+std::shared_ptr<const RoutesService::Snapshot> RoutesService::current() const {
+  std::lock_guard g(mu_);
+  return snap_;
+}
+
+void RoutesService::rebuild() {
+  auto next = std::make_shared<Snapshot>();
+  for (const auto& obj : informer_->store().list()) {
+    auto d = routing::DeploymentRoutes::fromResource(*obj);
+    if (!d) {
+      ++next->invalid;
+      log::logger("routes").warn("skipping RoutingTable that does not decode",
+                                 {{"name", (*obj)["metadata"].value("name", "")}, {"err", d.error()}});
+      continue;
+    }
+    next->table.deployments.push_back(std::move(*d));
+  }
+  next->table.normalize();
+  next->table.generatedAt = time_->systemTime();
+  next->etag = next->table.etag();
+  next->body = next->table.toJson().dump();
+
+  std::vector<Waiter> wake;
+  {
+    std::lock_guard g(mu_);
+    const bool changed = next->etag != snap_->etag || next->invalid != snap_->invalid;
+    if (changed) {
+      snap_ = next;
+      // Everyone waiting on another ETag gets the new table.
+      auto it = std::partition(waiters_.begin(), waiters_.end(),
+                               [&](const Waiter& w) { return w.etag == next->etag; });
+      std::move(it, waiters_.end(), std::back_inserter(wake));
+      waiters_.erase(it, waiters_.end());
+    }
+  }
+  for (auto& w : wake) w.respond(okResponse(*next));
+}
+
+void RoutesService::loop() {
+  std::unique_lock lk(mu_);
+  while (!stopping_) {
+    if (dirty_) {
+      dirty_ = false;
+      lk.unlock();
+      rebuild();
+      lk.lock();
+      continue;
+    }
+    // Time out long-polls whose deadline passed.
+    const auto now = time_->monotonicTime();
+    MonotonicTime next = now + std::chrono::seconds(1);
+    std::vector<Waiter> expired;
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->deadline <= now) {
+        expired.push_back(std::move(*it));
+        it = waiters_.erase(it);
+      } else {
+        next = std::min(next, it->deadline);
+        ++it;
+      }
+    }
+    if (!expired.empty()) {
+      auto s = snap_;
+      lk.unlock();
+      for (auto& w : expired) w.respond(notModified(*s));
+      lk.lock();
+      continue;
+    }
+    time_->waitUntil(lk, cv_, next, [this] { return stopping_ || dirty_; });
+  }
+}
+
+runtime::HttpResponse RoutesService::okResponse(const Snapshot& s) {
+  runtime::HttpResponse r;
+  r.status = 200;
+  r.contentType = "application/json";
+  r.body = s.body;
+  r.headers["ETag"] = s.etag;
+  r.headers["Cache-Control"] = "no-cache";
+  return r;
+}
+
+runtime::HttpResponse RoutesService::notModified(const Snapshot& s) {
+  runtime::HttpResponse r;
+  r.status = 304;
+  r.contentType = "application/json";
+  r.headers["ETag"] = s.etag;
+  return r;
+}
+
+void RoutesService::serve(const runtime::HttpRequest& req, runtime::HttpResponder respond) {
+  if (req.method != "GET") {
+    runtime::HttpResponse r{405, "application/json",
+                            R"({"error":{"message":"only GET is allowed","type":"invalid_request_error"}})", {}};
+    r.headers["Allow"] = "GET";
+    return respond(std::move(r));
+  }
+  int wait = 0;
+  if (auto w = queryParam(req.query, "waitSeconds"); !w.empty()) {
+    auto [p, ec] = std::from_chars(w.data(), w.data() + w.size(), wait);
+    if (ec != std::errc{} || p != w.data() + w.size() || wait < 0 || wait > kMaxWaitSeconds)
+      return respond({400, "application/json",
+                      R"({"error":{"message":"waitSeconds must be an integer in [0, 300]","type":"invalid_request_error"}})",
+                      {}});
+  }
+  std::string inm;
+  if (auto it = req.headers.find("if-none-match"); it != req.headers.end()) inm = it->second;
+  std::unique_lock lk(mu_);
+  auto s = snap_;
+  if (inm.empty() || inm != s->etag) {
+    lk.unlock();
+    return respond(okResponse(*s));
+  }
+  if (wait == 0 || !started_) {
+    lk.unlock();
+    return respond(notModified(*s));
+  }
+  waiters_.push_back({inm, time_->monotonicTime() + std::chrono::seconds(wait), std::move(respond)});
+  cv_.notify_all();
+}
+
+}  // namespace waterline::reconcilers

@@ -1,0 +1,162 @@
+#include "waterline/reconcilers/routing_publisher.h"
+
+#include "waterline/api/capacity_pool.h"
+#include "waterline/api/keys.h"
+#include "waterline/api/ptu_reservation.h"
+#include "waterline/common/log.h"
+#include "waterline/routing/planner.h"
+#include "waterline/runtime/objects.h"
+
+namespace waterline::reconcilers {
+
+using runtime::ReconcileError;
+using runtime::Result;
+
+std::string routingFieldManager(const std::string& cluster) {
+  return std::string(api::kFieldManager) + "/" + (cluster.empty() ? "local" : cluster);
+}
+
+namespace {
+
+// What we applied, with heartbeats masked: equal means "nothing but the heartbeat".
+std::string canonical(const kube::Json& spec) {
+  kube::Json s = spec;
+  if (auto it = s.find("entries"); it != s.end() && it->is_array())
+    for (auto& e : *it) e.erase("heartbeatTime");
+  return s.dump();
+}
+
+}  // namespace
+
+runtime::ReconcileResult RoutingPublisher::removeOurs(const routing::DeploymentKey& key) {
+  {
+    std::lock_guard g(mu_);
+    written_.erase(key.str());
+  }
+  const std::string name = routing::resourceName(key);
+  auto cur = d_.hub->get(kube::kinds::RoutingTable, "", name);
+  if (!cur) {
+    if (cur.error().isNotFound()) return Result::done();
+    return std::unexpected(ReconcileError{"get RoutingTable: " + cur.error().describe()});
+  }
+  bool others = false, ours = false;
+  if (auto spec = cur->find("spec"); spec != cur->end())
+    if (auto ents = spec->find("entries"); ents != spec->end() && ents->is_array())
+      for (const auto& e : *ents) (e.value("cluster", "") == d_.cluster ? ours : others) = true;
+  if (!others) {
+    // Nobody else publishes this deployment: the object goes (only if unchanged since
+    // we read it, so a cluster that just added entries is not wiped out).
+    kube::DeleteOptions del;
+    del.preconditions.resourceVersion = (*cur)["metadata"].value("resourceVersion", "");
+    auto r = d_.hub->remove(kube::kinds::RoutingTable, "", name, del);
+    if (!r && !r.error().isNotFound())
+      return std::unexpected(ReconcileError{"delete RoutingTable: " + r.error().describe()});
+    return Result::done();
+  }
+  if (!ours) return Result::done();
+  // Others still publish it: give up our entries only (an empty list under our manager).
+  kube::Json obj = {{"apiVersion", kube::kinds::RoutingTable.apiVersion()},
+                    {"kind", std::string(routing::kRoutingTableKind)},
+                    {"metadata", {{"name", name}}},
+                    {"spec", {{"entries", kube::Json::array()}}}};
+  kube::PatchOptions po{routingFieldManager(d_.cluster), true, ""};
+  auto r = d_.hub->apply(kube::kinds::RoutingTable, "", obj, po);
+  if (!r && !r.error().isNotFound())
+    return std::unexpected(ReconcileError{"apply RoutingTable: " + r.error().describe()});
+  return Result::done();
+}
+
+runtime::ReconcileResult RoutingPublisher::reconcile(const runtime::Request& req) {
+  const routing::DeploymentKey key{req.ns, req.name};
+  auto obj = d_.deployments->store().get(req.key());
+  if (!obj) return removeOurs(key);
+  auto md = api::ModelDeployment::fromJson(*obj);
+  if (!md) return Result::done();  // the ModelDeployment controller reports it
+  if (md->metadata.deletionTimestamp) return removeOurs(key);
+
+  std::vector<api::CapacityPool> pools;
+  for (const auto& p : d_.pools->store().list())
+    if (auto pool = api::CapacityPool::fromJson(*p)) pools.push_back(std::move(*pool));
+  std::vector<api::PTUReservation> reservations;
+  if (d_.reservations)
+    for (const auto& r : d_.reservations->store().list())
+      if (auto res = api::PTUReservation::fromJson(*r); res && res->metadata.namespace_ == req.ns)
+        reservations.push_back(std::move(*res));
+
+  routing::RoutingSnapshot s;
+  s.deployment = &*md;
+  for (const auto& p : pools) s.pools.push_back(&p);
+  for (const auto& r : reservations) s.reservations.push_back(&r);
+  for (const auto& p : d_.workerPods->store().list()) {
+    if (runtime::namespaceOf(*p) != req.ns) continue;
+    const auto& labels = (*p)["metadata"].value("labels", kube::Json::object());
+    if (labels.value(std::string(api::labels::kDeployment), "") != req.name) continue;
+    s.pods.push_back(routing::workerPodFromJson(*p));
+  }
+  if (d_.load) s.loadTokensPerMinute = d_.load(*md);
+  s.cluster = d_.cluster;
+  s.now = d_.time->systemTime();
+  auto routes = routing::planRoutes(s);
+
+  if (routes.entries.empty()) {
+    // No replicas here (yet, or any more): publish nothing for this cluster.
+    auto r = removeOurs(key);
+    if (!r) return r;
+    return Result::after(d_.heartbeat);
+  }
+
+  kube::Json resource = routes.toResource();
+  const std::string canon = canonical(resource["spec"]);
+  const auto nowMono = d_.time->monotonicTime();
+  {
+    std::lock_guard g(mu_);
+    auto it = written_.find(key.str());
+    if (it != written_.end() && it->second.spec == canon && nowMono - it->second.at < d_.heartbeat)
+      return Result::after(d_.heartbeat - (nowMono - it->second.at));
+  }
+  kube::PatchOptions po{routingFieldManager(d_.cluster), true, ""};
+  auto r = d_.hub->apply(kube::kinds::RoutingTable, "", resource, po);
+  if (!r) return std::unexpected(ReconcileError{"apply RoutingTable: " + r.error().describe()});
+  {
+    std::lock_guard g(mu_);
+    written_[key.str()] = {canon, nowMono};
+  }
+  return Result::after(d_.heartbeat);
+}
+
+runtime::ControllerPtr newRoutingPublisherController(RoutingPublisherDeps deps,
+                                                     runtime::ControllerOptions opts) {
+  auto deployments = deps.deployments;
+  auto pools = deps.pools;
+  auto pods = deps.workerPods;
+  auto reservations = deps.reservations;
+  if (!deps.time) deps.time = RealTimeSource::instance();
+  auto c = std::make_unique<runtime::Controller>(
+      "routingpublisher", std::make_unique<RoutingPublisher>(std::move(deps)), std::move(opts));
+  c->watchFor(deployments);
+  // A worker's readiness, IP, drain mark or deletion changes its deployment's entries.
+  c->watchMapped(pods, [](const cache::Json& pod) {
+    const auto& labels = pod["metadata"].value("labels", kube::Json::object());
+    auto name = labels.value(std::string(api::labels::kDeployment), "");
+    if (name.empty()) return std::vector<runtime::Request>{};
+    return std::vector<runtime::Request>{{runtime::namespaceOf(pod), name}};
+  });
+  // A pool's region, zone, maxUtilization or health is in every entry it holds.
+  c->watchMapped(pools, [deployments](const cache::Json&) {
+    std::vector<runtime::Request> out;
+    for (const auto& d : deployments->store().list())
+      out.push_back({runtime::namespaceOf(*d), runtime::nameOf(*d)});
+    return out;
+  });
+  if (reservations)
+    c->watchMapped(reservations, [](const cache::Json& res) {
+      auto name = res.value("spec", kube::Json::object())
+                      .value("deploymentRef", kube::Json::object())
+                      .value("name", "");
+      if (name.empty()) return std::vector<runtime::Request>{};
+      return std::vector<runtime::Request>{{runtime::namespaceOf(res), name}};
+    });
+  return c;
+}
+
+}  // namespace waterline::reconcilers

@@ -1,0 +1,150 @@
+#include "waterline/reconcilers/routing_publisher.h"
+
+#include <gtest/gtest.h>
+
+#include "common.h"
+
+namespace waterline::reconcilers {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FakeClient;
+using testsupport::deploymentJson;
+using testsupport::eventually;
+using testsupport::podJson;
+using testsupport::poolJson;
+using Json = kube::Json;
+
+struct PublisherTest : ::testing::Test {
+  std::shared_ptr<FakeClient> client = std::make_shared<FakeClient>();
+  std::shared_ptr<SimulatedTimeSource> sim = std::make_shared<SimulatedTimeSource>();
+  cache::InformerPtr deployments, pools, pods;
+  std::unique_ptr<RoutingPublisher> pub;
+
+  void SetUp() override {
+    auto mk = [&](const kube::ResourceKind& k) {
+      auto i = std::make_shared<cache::Informer>(client, k, cache::InformerOptions{}, sim);
+      i->start();
+      return i;
+    };
+    deployments = mk(kube::kinds::ModelDeployment);
+    pools = mk(kube::kinds::CapacityPool);
+    pods = mk(kube::kinds::Pod);
+    ASSERT_TRUE(eventually([&] { return deployments->hasSynced() && pools->hasSynced() && pods->hasSynced(); }));
+    RoutingPublisherDeps d;
+    d.hub = client;
+    d.deployments = deployments;
+    d.pools = pools;
+    d.workerPods = pods;
+    d.cluster = "eu-1";
+    d.heartbeat = 10s;
+    d.time = sim;
+    pub = std::make_unique<RoutingPublisher>(std::move(d));
+
+    create(kube::kinds::CapacityPool, "", poolJson("p-eu", "eu-west", "EU"));
+    create(kube::kinds::ModelDeployment, "team", deploymentJson("team", "llama"));
+    create(kube::kinds::Pod, "team", podJson("team", "w1", "llama", "p-eu", "10.1.0.1", true));
+    create(kube::kinds::Pod, "team", podJson("team", "w2", "llama", "p-eu", "10.1.0.2", false));
+    create(kube::kinds::Pod, "team", podJson("team", "other", "phi", "p-eu", "10.1.0.9", true));
+    ASSERT_TRUE(eventually([&] {
+      return deployments->store().list().size() == 1 && pools->store().list().size() == 1 &&
+             pods->store().list().size() == 3;
+    }));
+  }
+  void TearDown() override {
+    for (auto& i : {deployments, pools, pods}) i->stop();
+  }
+  void create(const kube::ResourceKind& k, const std::string& ns, const Json& o) {
+    ASSERT_TRUE(client->create(k, ns, o, {})) << o.dump();
+  }
+  std::optional<Json> table() {
+    auto r = client->get(kube::kinds::RoutingTable, "", "team.llama");
+    if (!r) return std::nullopt;
+    return *r;
+  }
+  std::string rv() { return table().value_or(Json::object())["metadata"].value("resourceVersion", ""); }
+  runtime::Result reconcile() {
+    auto r = pub->reconcile({"team", "llama"});
+    EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
+    return r.value_or(runtime::Result{});
+  }
+};
+
+TEST_F(PublisherTest, PublishesThisClustersEntryFromReadyWorkers) {
+  auto res = reconcile();
+  EXPECT_EQ(res.requeueAfter, 10s) << "the heartbeat requeues the key";
+  auto t = table();
+  ASSERT_TRUE(t);
+  EXPECT_EQ((*t)["metadata"]["labels"]["waterline.dev/deployment"], "llama");
+  auto routes = routing::DeploymentRoutes::fromResource(*t);
+  ASSERT_TRUE(routes) << routes.error();
+  EXPECT_EQ(routes->model, "meta-llama/Llama-3.1-8B-Instruct");
+  ASSERT_EQ(routes->entries.size(), 1u);
+  const auto& e = routes->entries[0];
+  EXPECT_EQ(e.cluster, "eu-1");
+  EXPECT_EQ(e.pool, "p-eu");
+  EXPECT_EQ(e.region, "eu-west");
+  EXPECT_EQ(e.dataZone, "EU");
+  EXPECT_EQ(e.endpoints, (std::vector<std::string>{"10.1.0.1:8000"})) << "only the Ready worker, only llama's";
+  EXPECT_DOUBLE_EQ(e.capacityTokensPerMinute, 60000);
+  EXPECT_DOUBLE_EQ(e.maxUtilization, 0.8);
+  EXPECT_EQ(e.heartbeatTime, sim->systemTime());
+}
+
+TEST_F(PublisherTest, UnchangedRoutesAreRewrittenOnlyForTheHeartbeat) {
+  reconcile();
+  const std::string rv1 = rv();
+  sim->advance(3s);
+  auto res = reconcile();
+  EXPECT_EQ(rv(), rv1) << "nothing changed and the heartbeat is fresh: no write";
+  EXPECT_EQ(res.requeueAfter, 7s) << "requeued for the rest of the heartbeat";
+  sim->advance(7s);
+  reconcile();
+  EXPECT_NE(rv(), rv1) << "heartbeat due: rewritten";
+  auto routes = routing::DeploymentRoutes::fromResource(*table());
+  EXPECT_EQ(routes->entries[0].heartbeatTime, sim->systemTime());
+}
+
+TEST_F(PublisherTest, AChangeIsWrittenAtOnce) {
+  reconcile();
+  const std::string rv1 = rv();
+  ASSERT_TRUE(client->apply(kube::kinds::Pod, "team", podJson("team", "w2", "llama", "p-eu", "10.1.0.2", true),
+                            {"test", true, ""}));
+  ASSERT_TRUE(eventually([&] {
+    auto p = pods->store().get("team/w2");
+    return p && (*p)["status"]["conditions"][0]["status"] == "True";
+  }));
+  sim->advance(1s);
+  reconcile();
+  EXPECT_NE(rv(), rv1);
+  auto routes = routing::DeploymentRoutes::fromResource(*table());
+  EXPECT_EQ(routes->entries[0].endpoints, (std::vector<std::string>{"10.1.0.1:8000", "10.1.0.2:8000"}));
+  EXPECT_DOUBLE_EQ(routes->entries[0].capacityTokensPerMinute, 120000);
+}
+
+TEST_F(PublisherTest, ADeletedDeploymentTakesItsTableWithIt) {
+  reconcile();
+  ASSERT_TRUE(table());
+  ASSERT_TRUE(client->remove(kube::kinds::ModelDeployment, "team", "llama"));
+  ASSERT_TRUE(eventually([&] { return deployments->store().list().empty(); }));
+  reconcile();
+  EXPECT_FALSE(table()) << "no cluster has entries left: the object is deleted";
+  reconcile();  // idempotent
+  EXPECT_FALSE(table());
+}
+
+TEST_F(PublisherTest, NoWorkersHereMeansNoEntries) {
+  for (auto n : {"w1", "w2"}) ASSERT_TRUE(client->remove(kube::kinds::Pod, "team", n));
+  ASSERT_TRUE(eventually([&] { return pods->store().list().size() == 1; }));
+  auto res = reconcile();
+  EXPECT_FALSE(table());
+  EXPECT_EQ(res.requeueAfter, 10s);
+}
+
+TEST(RoutingFieldManager, NamesTheCluster) {
+  EXPECT_EQ(routingFieldManager("eu-1"), "waterline-operator/eu-1");
+  EXPECT_EQ(routingFieldManager(""), "waterline-operator/local");
+}
+
+}  // namespace
+}  // namespace waterline::reconcilers
