@@ -6,6 +6,7 @@
 #include <set>
 
 #include "waterline/api/keys.h"
+#include "waterline/planners/repair.h"
 #include "waterline/scheduling/analysis.h"
 #include "waterline/scheduling/annotation.h"
 #include "waterline/scheduling/scheduler.h"
@@ -51,11 +52,16 @@ int podIndex(const std::string& deployment, const std::string& name) {
   return v;
 }
 
-bool nodeBroken(const NodeView& n) {
-  if (!n.ready) return true;
-  for (const auto& t : n.taints)
-    if (t.effect == "NoExecute") return true;
-  return false;
+// GPU indices of `assignment` (on its node) that the node reports faulty.
+std::vector<int> faultyGpusOf(const std::string& assignment, const NodeView& n) {
+  std::vector<int> out;
+  auto faulty = n.faultyGpus();
+  if (faulty.empty() || assignment.empty()) return out;
+  auto a = scheduling::decodeAssignment(assignment);
+  if (!a) return out;
+  for (int g : a->gpus)
+    if (std::binary_search(faulty.begin(), faulty.end(), g)) out.push_back(g);
+  return out;
 }
 
 api::Condition cond(std::string_view type, bool status, std::string_view reason, std::string msg,
@@ -220,11 +226,20 @@ DeploymentPlan planDeployment(const DeploymentPlanInput& in, SystemTime now) {
 
   std::set<int> usedIdx;
   std::vector<const WorkerPod*> active;
+  std::vector<const WorkerPod*> moving;  // on faulty GPUs: replaced first, then drained
   int inFlight = 0;    // draining or being deleted: counted against maxUnavailable
   int live = 0;        // pods that exist and are not terminal / being deleted
   int repaired = 0, failed = 0;
+  int held = 0;        // worker-caused repairs postponed by the backoff
+  int heldFailed = 0;  // ... of them Failed pods, which keep their replica slot
+  const bool hold = in.repairHoldUntil && now < *in.repairHoldUntil;
   auto noteRequeue = [&](Duration d2) {
     if (!plan.requeueAfter || d2 < *plan.requeueAfter) plan.requeueAfter = d2;
+  };
+  auto addRepair = [&](const WorkerPod* p, std::string_view reason, std::string_view eventReason,
+                       std::string msg) {
+    plan.repairs.push_back({p->name, p->uid, p->node, std::string(reason), msg});
+    plan.events.push_back({"Warning", std::string(eventReason), msg + " (" + std::string(reason) + ")"});
   };
   for (auto* p : pods) {
     if (int i = podIndex(d.metadata.name, p->name); i >= 0) usedIdx.insert(i);
@@ -233,11 +248,20 @@ DeploymentPlan planDeployment(const DeploymentPlanInput& in, SystemTime now) {
       continue;
     }
     if (p->terminal()) {
-      plan.remove.push_back(p->name);
       if (p->phase == "Failed") {
+        if (hold) {
+          // Backoff: the failed pod (it holds no GPU) keeps its replica slot for now.
+          ++held;
+          ++heldFailed;
+          noteRequeue(std::chrono::duration_cast<Duration>(*in.repairHoldUntil - now));
+          continue;
+        }
+        plan.remove.push_back(p->name);
         ++failed;
-        plan.events.push_back({"Warning", "WorkerReplaced", "worker " + p->name + " failed on node " +
-                                                                 p->node + "; replacing it"});
+        addRepair(p, repair_reasons::kWorkerFailed, "WorkerReplaced",
+                  "worker " + p->name + " failed on node " + p->node + "; replacing it");
+      } else {
+        plan.remove.push_back(p->name);
       }
       continue;
     }
@@ -249,19 +273,77 @@ DeploymentPlan planDeployment(const DeploymentPlanInput& in, SystemTime now) {
       ++inFlight;
       continue;
     }
-    auto nit = nodes.find(p->node);
-    if (!p->node.empty() && (nit == nodes.end() || nodeBroken(*nit->second))) {
+    auto nit = p->node.empty() ? nodes.end() : nodes.find(p->node);
+    if (!p->node.empty() && (nit == nodes.end() || nit->second->broken())) {
       // Repair: the node is gone, not ready or evicting; the worker is not serving.
       plan.remove.push_back(p->name);
       ++repaired;
-      plan.events.push_back({"Warning", "WorkerReplaced",
-                             "worker " + p->name + " is on node " + p->node +
-                                 (nit == nodes.end() ? " which is gone" : " which is not ready or evicting") +
-                                 "; replacing it"});
+      const bool gone = nit == nodes.end();
+      const bool notReady = !gone && !nit->second->ready;
+      addRepair(p, gone ? repair_reasons::kNodeGone
+                        : notReady ? repair_reasons::kNodeNotReady : repair_reasons::kNodeEvicting,
+                "WorkerReplaced",
+                "worker " + p->name + " is on node " + p->node +
+                    (gone ? " which is gone" : notReady ? " which is not ready" : " which is evicting (NoExecute)") +
+                    "; replacing it");
+      continue;
+    }
+    if (in.unhealthyWorkers.count(p->name)) {
+      if (hold) {
+        // Backoff: keep the unhealthy worker (it holds its GPU) until the hold ends.
+        ++held;
+        noteRequeue(std::chrono::duration_cast<Duration>(*in.repairHoldUntil - now));
+        active.push_back(p);
+        continue;
+      }
+      plan.remove.push_back(p->name);
+      ++failed;
+      addRepair(p, repair_reasons::kProbeFailed, "WorkerReplaced",
+                "worker " + p->name + " on node " + p->node + " fails its health check; replacing it");
+      continue;
+    }
+    if (nit != nodes.end() && !faultyGpusOf(p->assignment, *nit->second).empty()) {
+      moving.push_back(p);
       continue;
     }
     active.push_back(p);
   }
+  // Workers on faulty GPUs move: a replacement is placed first (below, as a missing
+  // replica); the old worker is drained once the ready workers without it reach the
+  // desired count, or at once when it is not ready itself (it serves nothing).
+  {
+    int servingReady = int(std::count_if(active.begin(), active.end(), [](auto* p) { return p->ready; }));
+    for (auto* p : moving) servingReady += p->ready ? 1 : 0;
+    for (auto* p : moving) {
+      const bool release = !p->ready || servingReady - 1 >= desired;
+      if (!release) {
+        ++plan.moving;
+        continue;
+      }
+      if (p->ready) --servingReady;
+      if (!p->ready || drain.count() == 0) plan.remove.push_back(p->name);  // not serving: no drain
+      else {
+        plan.drain.push_back(p->name);
+        noteRequeue(drain);
+      }
+      ++inFlight;
+      ++repaired;
+      auto bad = faultyGpusOf(p->assignment, *nodes.at(p->node));
+      std::string idx;
+      for (size_t i = 0; i < bad.size(); ++i) idx += (i ? "," : "") + std::to_string(bad[i]);
+      addRepair(p, repair_reasons::kGpuUnhealthy, "WorkerMoved",
+                "worker " + p->name + " is on unhealthy GPU(s) " + idx + " of node " + p->node +
+                    (p->ready ? "; its replacement is ready, draining it" : "; removing it"));
+    }
+    // Still serving until their replacement is ready: counted as available below.
+    moving.erase(std::remove_if(moving.begin(), moving.end(),
+                                [&](auto* p) {
+                                  return std::find(plan.drain.begin(), plan.drain.end(), p->name) != plan.drain.end() ||
+                                         std::find(plan.remove.begin(), plan.remove.end(), p->name) != plan.remove.end();
+                                }),
+                 moving.end());
+  }
+  plan.repairsHeld = held;
 
   auto startDrain = [&](const WorkerPod* p) {
     if (drain.count() == 0) plan.remove.push_back(p->name);
@@ -320,7 +402,7 @@ DeploymentPlan planDeployment(const DeploymentPlanInput& in, SystemTime now) {
   }
 
   // Scale up: place what fits, explain the rest.
-  const int missing = desired - int(active.size());
+  const int missing = desired - int(active.size()) - heldFailed;
   std::string insufficient;
   std::string insufficientReason;
   if (missing > 0) {
@@ -378,6 +460,15 @@ DeploymentPlan planDeployment(const DeploymentPlanInput& in, SystemTime now) {
     }
     if (p->templateHash == hash) ++st.updatedReplicas;
   }
+  for (auto* p : moving) {  // on faulty GPUs, serving until their replacement is ready
+    auto& pl = byPool[p->pool];
+    pl.pool = p->pool;
+    ++pl.replicas;
+    if (p->ready) {
+      ++pl.readyReplicas;
+      ++st.readyReplicas;
+    }
+  }
   for (const auto& c : plan.creates) {
     auto& pl = byPool[c.pool];
     pl.pool = c.pool;
@@ -432,11 +523,17 @@ DeploymentPlan planDeployment(const DeploymentPlanInput& in, SystemTime now) {
                                           gen), now);
   if (plan.unschedulable)
     api::setCondition(st.conditions, cond(kDegraded, true, R::kInsufficientCapacity, insufficient, gen), now);
-  else if (failed + repaired > 0)
-    api::setCondition(st.conditions,
-                      cond(kDegraded, true, R::kReplicasUnhealthy,
-                           std::to_string(failed + repaired) + " replicas failed or on broken nodes", gen),
-                      now);
+  else if (failed + repaired + held + plan.moving > 0) {
+    std::string msg;
+    if (failed + repaired > 0) msg = std::to_string(failed + repaired) + " replicas failed or on broken nodes or GPUs";
+    if (plan.moving > 0)
+      msg += (msg.empty() ? "" : "; ") + std::to_string(plan.moving) +
+             " replicas on unhealthy GPUs waiting for their replacement";
+    if (held > 0)
+      msg += (msg.empty() ? "" : "; ") + std::to_string(held) + " repairs delayed by backoff until " +
+             api::formatTime(*in.repairHoldUntil);
+    api::setCondition(st.conditions, cond(kDegraded, true, R::kReplicasUnhealthy, msg, gen), now);
+  }
   else
     api::setCondition(st.conditions, cond(kDegraded, false, R::kReplicasHealthy, "", gen), now);
 

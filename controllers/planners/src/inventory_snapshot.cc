@@ -5,6 +5,7 @@
 
 #include "waterline/api/keys.h"
 #include "waterline/api/meta.h"
+#include "waterline/scheduling/analysis.h"
 #include "waterline/scheduling/annotation.h"
 
 namespace waterline::planners {
@@ -89,6 +90,10 @@ scheduling::NodeSpec toNodeSpec(const NodeView& n, const std::string& pool) {
   s.gpu_product = n.gpuProduct;
   s.gpu_count = n.gpuCount;
   s.gpu_memory_mib = n.gpuMemoryMiB;
+  // GPU faults (taint or annotation): no new work on those GPUs. Workers already there
+  // keep their claim until they are moved (the rebuild does not check health).
+  for (int i : n.faultyGpus())
+    if (i < n.gpuCount) s.unhealthy_gpus.push_back(i);
   return s;
 }
 
@@ -207,13 +212,30 @@ std::map<std::string, PoolAllocation> allocationByPool(const scheduling::Invento
     auto& a = out[inv.pool(n.pool).spec.name];
     if (!n.spec.ready || n.spec.unschedulable) continue;
     for (const auto& g : n.gpus) {
-      if (g.idle()) continue;
+      if (g.idle() || !g.healthy) continue;  // unhealthy GPUs are not allocatable
       ++a.gpus;
       if (g.whole_owner != scheduling::kNone) a.slices += 1;
       else if (g.share_mask) a.slices += std::popcount(g.share_mask);
       else a.slices += 1;  // MIG: a GPU with instances counts as one slice of the GPU view
     }
   }
+  return out;
+}
+
+std::map<std::string, double> fragmentationByPool(const scheduling::Inventory& inv,
+                                                  std::vector<scheduling::Request> shapes) {
+  if (shapes.empty()) {
+    scheduling::Request r;
+    r.worker = "fragmentation/probe";
+    r.deployment = "fragmentation/probe";
+    r.type = scheduling::DeploymentType::Global;
+    r.shape = scheduling::GpuShape::whole(1);
+    shapes.push_back(r);
+  }
+  std::map<std::string, double> out;
+  auto report = scheduling::fragmentation(inv, scheduling::Profile::defaults(), shapes);
+  for (const auto& p : report.pools)
+    out[p.pool] = p.free_gpus > 0 ? std::clamp(p.stranded_gpus / p.free_gpus, 0.0, 1.0) : 0.0;
   return out;
 }
 

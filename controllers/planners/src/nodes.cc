@@ -1,5 +1,6 @@
 #include "waterline/planners/nodes.h"
 
+#include <algorithm>
 #include <string_view>
 
 namespace waterline::planners {
@@ -16,7 +17,51 @@ int64_t parseCount(const nlohmann::json& v) {
   }
   return 0;
 }
+// "0,3" -> {0, 3}; entries that are not canonical non-negative integers are skipped.
+std::vector<int> parseIndexList(std::string_view s) {
+  std::vector<int> out;
+  while (!s.empty()) {
+    auto comma = s.find(',');
+    std::string_view part = s.substr(0, comma);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+    bool ok = !part.empty() && part.size() <= 3;
+    int v = 0;
+    for (char c : part) {
+      if (c < '0' || c > '9') ok = false;
+      else v = v * 10 + (c - '0');
+    }
+    if (ok) out.push_back(v);
+    if (comma == std::string_view::npos) break;
+    s.remove_prefix(comma + 1);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 }  // namespace
+
+bool NodeView::broken() const {
+  if (!ready) return true;
+  for (const auto& t : taints)
+    if (t.effect == "NoExecute") return true;
+  return false;
+}
+
+std::vector<int> NodeView::faultyGpus() const {
+  if (!gpuFaultTaint.empty()) {
+    std::vector<int> all;
+    for (int i = 0; i < gpuCount; ++i) all.push_back(i);
+    return all;
+  }
+  return unhealthyGpus;
+}
+
+int32_t NodeView::unhealthyGpuCount() const {
+  if (!ready || unschedulable || !gpuFaultTaint.empty()) return gpuCount;
+  return int32_t(unhealthyGpus.size());
+}
 
 NodeView NodeView::fromJson(const nlohmann::json& node) {
   NodeView n;
@@ -49,6 +94,19 @@ NodeView NodeView::fromJson(const nlohmann::json& node) {
   if (auto c = label("nvidia.com/gpu.count"); !c.empty()) n.gpuCount = int32_t(parseCount(c));
   else if (n.gpuAllocatable.contains("nvidia.com/gpu")) n.gpuCount = int32_t(n.gpuAllocatable["nvidia.com/gpu"]);
   if (auto m = label("nvidia.com/gpu.memory"); !m.empty()) n.gpuMemoryMiB = parseCount(m);
+  for (const auto& t : n.taints) {
+    if (t.effect != "NoSchedule" && t.effect != "NoExecute") continue;
+    if (std::find(kGpuFaultTaintKeys.begin(), kGpuFaultTaintKeys.end(), t.key) != kGpuFaultTaintKeys.end()) {
+      n.gpuFaultTaint = t.key;
+      break;
+    }
+  }
+  if (md.contains("annotations") && md["annotations"].is_object()) {
+    auto it = md["annotations"].find(std::string(kUnhealthyGpusAnnotation));
+    if (it != md["annotations"].end() && it->is_string())
+      for (int i : parseIndexList(it->get<std::string>()))
+        if (i < n.gpuCount) n.unhealthyGpus.push_back(i);
+  }
   return n;
 }
 

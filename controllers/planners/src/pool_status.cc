@@ -1,6 +1,7 @@
 #include "waterline/planners/pool_status.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "waterline/api/keys.h"
 
@@ -22,11 +23,13 @@ PoolStatusPlan planPoolStatus(const PoolStatusInput& in, SystemTime now) {
     if (conflict) plan.conflictingNodes.push_back(n.name);
     plan.nodeNames.push_back(n.name);
     ++st.nodes;
-    const bool healthy = n.ready && !n.unschedulable && !conflict;
+    // Not ready, cordoned, in two pools or GPU-fault tainted: every GPU; else the GPUs
+    // the node's waterline.dev/unhealthy-gpus annotation lists.
+    const int32_t unhealthy = conflict ? n.gpuCount : n.unhealthyGpuCount();
     if (n.ready) ++st.readyNodes;
     st.gpus.total += n.gpuCount;
-    if (healthy) st.gpus.allocatable += n.gpuCount;
-    else st.gpus.unhealthy += n.gpuCount;
+    st.gpus.allocatable += n.gpuCount - unhealthy;
+    st.gpus.unhealthy += unhealthy;
   }
   std::sort(plan.nodeNames.begin(), plan.nodeNames.end());
   st.nodeNames = plan.nodeNames;
@@ -43,6 +46,9 @@ PoolStatusPlan planPoolStatus(const PoolStatusInput& in, SystemTime now) {
     s.free = std::max(0, s.allocatable - s.allocated);
     st.slices = s;
   }
+  st.fragmentation = in.fragmentation.value_or(0.0);
+  // Rounded so that tiny changes do not rewrite the status.
+  st.fragmentation = std::round(st.fragmentation * 1000.0) / 1000.0;
   st.utilization = st.gpus.allocatable > 0 ? double(st.gpus.allocated) / st.gpus.allocatable : 0.0;
 
   const int64_t gen = pool.metadata.generation;
@@ -74,7 +80,7 @@ PoolStatusPlan planPoolStatus(const PoolStatusInput& in, SystemTime now) {
   } else if (st.gpus.unhealthy > 0) {
     degraded.status = ConditionStatus::True;
     degraded.reason = std::string(api::reasons::kGpusUnhealthy);
-    degraded.message = std::to_string(st.gpus.unhealthy) + " GPUs are on nodes that are not ready or not schedulable";
+    degraded.message = std::to_string(st.gpus.unhealthy) + " GPUs are unhealthy (node not ready, cordoned or GPU fault)";
   }
   api::setCondition(st.conditions, ready, now);
   api::setCondition(st.conditions, degraded, now);

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "it_support.h"
+#include "operator_process.h"
 #include "waterline/api/capacity_pool.h"
 
 namespace waterline {
@@ -17,73 +18,7 @@ namespace {
 using namespace std::chrono_literals;
 using kube::Json;
 
-// A child operator process with its own log file.
-struct OperatorProcess {
-  pid_t pid = -1;
-  int port = 0;
-  std::string log;
-
-  void start(const std::vector<std::string>& extra) {
-    port = 20000 + int(getpid() * 7 + extra.size() * 131 + std::rand()) % 20000;
-    log = "/tmp/" + it::uniqueName("wl-op") + ".log";
-    std::vector<std::string> args = {it::env("WATERLINE_BINARY_DIR") + "/operator/main/waterline-operator",
-                                     "--kubeconfig=" + it::env("WATERLINE_TEST_KUBECONFIG"),
-                                     "--bind-address=127.0.0.1:" + std::to_string(port)};
-    args.insert(args.end(), extra.begin(), extra.end());
-    pid = fork();
-    if (pid == 0) {
-      FILE* f = std::fopen(log.c_str(), "w");
-      if (f) {
-        dup2(fileno(f), 1);
-        dup2(fileno(f), 2);
-      }
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-  }
-  void kill(int sig) {
-    if (pid > 0) {
-      ::kill(pid, sig);
-      int st;
-      waitpid(pid, &st, 0);
-      pid = -1;
-    }
-  }
-  ~OperatorProcess() { kill(SIGKILL); }
-  // GET http://127.0.0.1:port/path with curl; "" when unreachable.
-  std::string get(const std::string& path) const {
-    std::string cmd = "curl -s --max-time 2 http://127.0.0.1:" + std::to_string(port) + path;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return "";
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    pclose(p);
-    return out;
-  }
-  double metric(const std::string& series) const {
-    std::istringstream in(get("/metrics"));
-    std::string line;
-    double sum = 0;
-    while (std::getline(in, line)) {
-      if (line.rfind(series, 0) == 0) {
-        auto sp = line.rfind(' ');
-        sum += std::stod(line.substr(sp + 1));
-      }
-    }
-    return sum;
-  }
-  std::string logText() const {
-    std::ifstream f(log);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
-};
+using it::OperatorProcess;
 
 // Each test gets its own kwok GPU nodes (a unique name prefix and label), so pools of
 // different tests never select the same nodes.

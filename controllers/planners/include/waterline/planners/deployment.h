@@ -5,6 +5,7 @@
 // to delete, and the status to write. New placements are assumed into `inventory`, so the
 // caller (holding the placement lock) sees them in the next plan of any deployment.
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,18 @@ struct DeploymentPlanInput {
   std::vector<WorkerPod> pods;            // this deployment's pods (cache plus assumed)
   std::vector<NodeView> nodes;            // for repairs: pods on broken nodes
   scheduling::Inventory* inventory = nullptr;  // shared state; placements are assumed into it
+  // Repair backoff (RepairBackoff::holdUntil): until then, worker-caused repairs (Failed
+  // pods, failing probes) wait; a Failed pod keeps its replica slot meanwhile.
+  std::optional<SystemTime> repairHoldUntil;
+  // Pods that active health probing turned unhealthy (names): replaced like Failed pods.
+  std::set<std::string> unhealthyWorkers;
+};
+
+// One worker replaced or moved for health reasons (an Event and a metric each).
+struct Repair {
+  std::string pod, uid, node;
+  std::string reason;  // planners::repair_reasons
+  std::string message;
 };
 
 struct DeploymentPlan {
@@ -60,6 +73,9 @@ struct DeploymentPlan {
   std::optional<Duration> requeueAfter;  // next drain deadline
   api::ModelDeploymentStatus status;
   std::vector<PlannedEvent> events;
+  std::vector<Repair> repairs;  // the Events for them are in `events` already
+  int repairsHeld = 0;          // worker-caused repairs postponed by the backoff
+  int moving = 0;               // workers on faulty GPUs waiting for their replacement
   bool unschedulable = false;  // some desired replica has no capacity
 };
 

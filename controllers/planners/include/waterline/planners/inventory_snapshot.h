@@ -80,4 +80,12 @@ struct PoolAllocation {
 };
 std::map<std::string, PoolAllocation> allocationByPool(const scheduling::Inventory& inv);
 
+// Per pool, the share (0..1) of its free capacity (GPU-equivalents on healthy,
+// schedulable, unreserved GPUs) that none of `shapes` can use in one placement
+// (scheduling::fragmentation; docs/scheduling.md). `shapes`: one request per
+// ModelDeployment (toRequest), the demand the pool may have to serve; with none, a
+// one-GPU whole request stands in. Pools with no free capacity get 0.
+std::map<std::string, double> fragmentationByPool(const scheduling::Inventory& inv,
+                                                  std::vector<scheduling::Request> shapes);
+
 }  // namespace waterline::planners

@@ -1,9 +1,19 @@
 #pragma once
 // A read-only view of a Kubernetes Node as GPU inventory sees it: GFD labels, GPU
-// allocatable resources, readiness, schedulability and taints.
+// allocatable resources, readiness, schedulability, taints and GPU faults.
+//
+// GPU faults (docs/workers.md, "GPU and node faults"):
+// - a NoSchedule or NoExecute taint whose key is one of kGpuFaultTaintKeys marks every
+//   GPU of the node unhealthy (GPU health tooling: NVIDIA's health checks, Node Problem
+//   Detector rules, or an SRE by hand);
+// - the annotation waterline.dev/unhealthy-gpus="0,3" marks those GPU indices
+//   unhealthy (an annotation because label values cannot hold commas); malformed or
+//   out-of-range entries are ignored.
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -17,6 +27,15 @@ struct Taint {
   bool operator==(const Taint&) const = default;
 };
 
+// Taint keys that mean "this node's GPUs are faulty" (with effect NoSchedule or NoExecute).
+inline constexpr std::array<std::string_view, 3> kGpuFaultTaintKeys = {
+    "nvidia.com/gpu.health",       // value e.g. "unhealthy", "xid-79"
+    "nvidia.com/gpu-unhealthy",
+    "waterline.dev/gpu-unhealthy",
+};
+// Annotation listing unhealthy GPU indices of the node: "0,3".
+inline constexpr std::string_view kUnhealthyGpusAnnotation = "waterline.dev/unhealthy-gpus";
+
 struct NodeView {
   std::string name;
   api::Labels labels;
@@ -28,6 +47,19 @@ struct NodeView {
   int64_t gpuMemoryMiB = 0;    // nvidia.com/gpu.memory
   // Allocatable extended resources under nvidia.com/ (gpu, mig-1g.10gb, ...).
   std::map<std::string, int64_t> gpuAllocatable;
+  // Key of the first GPU-fault taint (NoSchedule / NoExecute), "" for none.
+  std::string gpuFaultTaint;
+  // From the waterline.dev/unhealthy-gpus annotation: ascending, unique, in [0, gpuCount).
+  std::vector<int> unhealthyGpus;
+
+  // Not Ready, or tainted NoExecute: its workers are not serving and are evicted.
+  bool broken() const;
+  // Indices of GPUs that must take no new work and whose workers move: every GPU when
+  // the node carries a GPU-fault taint, else the annotated ones.
+  std::vector<int> faultyGpus() const;
+  // GPUs counted unhealthy in pool status: all of them when the node is not ready, is
+  // cordoned or has a GPU-fault taint; else the annotated ones.
+  int32_t unhealthyGpuCount() const;
 
   static NodeView fromJson(const nlohmann::json& node);
 };

@@ -18,6 +18,8 @@ struct PoolStatusInput {
   // GPUs / slices held by worker pods (from the inventory rebuilt from their
   // waterline.dev/gpu-assignment annotations); absent: nothing allocated.
   std::optional<PoolAllocation> allocated;
+  // fragmentationByPool for this pool; absent: 0.
+  std::optional<double> fragmentation;
 };
 
 struct PoolStatusPlan {
