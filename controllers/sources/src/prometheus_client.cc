@@ -4,6 +4,8 @@
 #include <pplx/pplxtasks.h>
 
 #include <cerrno>
+#include <future>
+#include <memory>
 
 #include "waterline/common/backoff.h"
 #include "waterline/common/log.h"
@@ -80,9 +82,35 @@ class HttpPrometheusClient final : public PrometheusClient {
       req.headers().add("Accept", "application/json");
       if (!cfg_.bearerToken.empty()) req.headers().add("Authorization", "Bearer " + cfg_.bearerToken);
       for (const auto& [k, v] : cfg_.headers) req.headers().add(k, v);
-      http::http_response resp = client_->request(req).get();
-      const std::string body = resp.extract_utf8string(true).get();
-      return parseQueryResponse(resp.status_code(), body);
+      // cpprestsdk's timeout is an inactivity timer; a hard deadline on top of it makes
+      // sure that no answer ever blocks a reconcile worker for longer (the request is
+      // cancelled, and its continuation only touches the shared promise).
+      pplx::cancellation_token_source cts;
+      auto done = std::make_shared<std::promise<std::pair<int, std::string>>>();
+      auto answer = done->get_future();
+      client_->request(req, cts.get_token())
+          .then([](http::http_response resp) {
+            const int code = resp.status_code();
+            return resp.extract_utf8string(true).then(
+                [code](std::string body) { return std::make_pair(code, std::move(body)); });
+          })
+          .then([done](pplx::task<std::pair<int, std::string>> t) {
+            try {
+              done->set_value(t.get());
+            } catch (...) {
+              done->set_exception(std::current_exception());
+            }
+          });
+      const auto deadline = cfg_.timeout * 2 + std::chrono::seconds(1);
+      if (answer.wait_for(deadline) != std::future_status::ready) {
+        cts.cancel();
+        return std::unexpected(transportError(
+            PromErrorKind::Timeout,
+            where + ": no answer within " +
+                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count()) + " ms"));
+      }
+      auto [code, body] = answer.get();  // rethrows the request's exception
+      return parseQueryResponse(code, body);
     } catch (...) {
       return std::unexpected(fromException(std::current_exception(), where));
     }
