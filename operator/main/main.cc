@@ -14,10 +14,17 @@
 #include "waterline/kube/config.h"
 #include "waterline/kube/rest_client.h"
 #include "waterline/api/keys.h"
+#include "waterline/reconcilers/autoscaler.h"
 #include "waterline/reconcilers/capacity_pool.h"
+#include "waterline/reconcilers/fleet_metrics.h"
+#include "waterline/reconcilers/health_prober.h"
 #include "waterline/reconcilers/model_deployment.h"
+#include "waterline/reconcilers/ptu_reservation.h"
+#include "waterline/reconcilers/routes_service.h"
+#include "waterline/reconcilers/routing_publisher.h"
 #include "waterline/runtime/client_metrics.h"
 #include "waterline/runtime/manager.h"
+#include "waterline/sources/prometheus.h"
 
 #ifndef WATERLINE_VERSION
 #define WATERLINE_VERSION "dev"
@@ -44,6 +51,13 @@ struct Options {
   std::string qps = "50", burst = "100";
   std::string logLevel = "info", verbosity = "0";
   std::string resync = "600";
+  std::string activeHealthProbes = "false";
+  std::string prometheusUrl;  // default: $WATERLINE_PROMETHEUS_URL
+  std::string prometheusTimeout = "5";
+  std::string autoscalerSyncPeriod = "15";
+  std::string clusterName;        // this cluster's name in routing entries
+  std::string routingKubeconfig;  // the routing hub (default: this cluster)
+  std::string routingHeartbeat = "10";
 };
 
 void usage(const std::vector<Flag>& flags) {
@@ -95,6 +109,13 @@ int main(int argc, char** argv) {
       {"kube-api-qps", o.qps, "client-side rate limit on API requests (per second)", &o.qps},
       {"kube-api-burst", o.burst, "client-side burst of API requests", &o.burst},
       {"resync-period", o.resync, "seconds between full cache resyncs (level-based catch-up)", &o.resync},
+      {"active-health-probes", o.activeHealthProbes, "probe workers' spec.healthCheck over HTTP from the operator and replace unhealthy ones", &o.activeHealthProbes},
+      {"prometheus-url", "", "Prometheus base URL for autoscaling queries (default $WATERLINE_PROMETHEUS_URL; unset: autoscaling holds)", &o.prometheusUrl},
+      {"prometheus-timeout", o.prometheusTimeout, "seconds per Prometheus query attempt", &o.prometheusTimeout},
+      {"autoscaler-sync-period", o.autoscalerSyncPeriod, "seconds between autoscaler evaluations of a deployment", &o.autoscalerSyncPeriod},
+      {"cluster-name", "", "this cluster's name in the routing entries it publishes (needed when several clusters share a hub)", &o.clusterName},
+      {"routing-kubeconfig", "", "kubeconfig of the routing hub cluster where RoutingTables are written and read (default $WATERLINE_HUB_KUBECONFIG, else this cluster)", &o.routingKubeconfig},
+      {"routing-heartbeat", o.routingHeartbeat, "seconds between refreshes of this cluster's routing entries (their heartbeatTime)", &o.routingHeartbeat},
       {"log-level", o.logLevel, "error, warn, info or debug", &o.logLevel},
       {"v", o.verbosity, "info verbosity (klog-style -v)", &o.verbosity},
   };
@@ -209,11 +230,117 @@ int main(int argc, char** argv) {
       std::string(api::labels::kManagedBy) + "=" + std::string(api::labels::kManagedByValue);
   auto workerPods = mgr.informers().informerFor(kube::kinds::Pod, podOpts);
   auto deployments = mgr.informers().informerFor(kube::kinds::ModelDeployment);
-  mgr.add(reconcilers::newCapacityPoolController({*client, pools, nodes, workerPods, recorder, time}, co));
+  auto ptus = mgr.informers().informerFor(kube::kinds::PTUReservation);
+  mgr.add(reconcilers::newCapacityPoolController({*client, pools, nodes, workerPods, recorder, time, deployments, ptus}, co));
   // The one scheduler state of the process, shared by every reconciler that places pods.
   auto placement = std::make_shared<reconcilers::PlacementCache>(workerPods, time);
-  mgr.add(reconcilers::newModelDeploymentController(
-      {*client, deployments, pools, nodes, placement, recorder, time}, co));
+  // Worker repairs: per-deployment backoff and waterline_repairs_total{reason}.
+  auto repairs = std::make_shared<reconcilers::RepairTracker>(mgr.registry());
+  // Active HTTP health probing of workers (spec.healthCheck), opt-in: kwok pod IPs are
+  // not reachable. A transition enqueues the deployment; unhealthy workers are replaced.
+  std::shared_ptr<reconcilers::HealthProber> prober;
+  auto mdController = std::make_shared<runtime::Controller*>(nullptr);
+  if (o.activeHealthProbes == "true" || o.activeHealthProbes == "1") {
+    reconcilers::HealthProberOptions po;
+    po.deployments = deployments;
+    po.pods = workerPods;
+    po.time = time;
+    po.registry = &mgr.registry();
+    po.onTransition = [mdController](const std::string& ns, const std::string& name) {
+      if (*mdController) (*mdController)->enqueue({ns, name});
+    };
+    prober = std::make_shared<reconcilers::HealthProber>(std::move(po));
+    mgr.addRunnable({"health-prober", true, [prober] { prober->start(); }, [prober] { prober->stop(); }});
+  }
+  reconcilers::UnhealthyWorkersFn unhealthyWorkers = nullptr;
+  if (prober)
+    unhealthyWorkers = [prober](const std::string& ns, const std::string& name) { return prober->unhealthy(ns, name); };
+  *mdController = &mgr.add(reconcilers::newModelDeploymentController(
+      {*client, deployments, pools, nodes, placement, recorder, time, repairs, unhealthyWorkers}, co));
+
+  // The autoscaler: its own controller keyed by ModelDeployment (docs/autoscaling.md).
+  {
+    if (o.prometheusUrl.empty())
+      if (const char* e = std::getenv("WATERLINE_PROMETHEUS_URL")) o.prometheusUrl = e;
+    reconcilers::AutoscalerDeps ad;
+    ad.client = *client;
+    ad.deployments = deployments;
+    ad.reservations = ptus;
+    ad.recorder = recorder;
+    ad.time = time;
+    ad.syncPeriod = std::chrono::seconds(std::max(1, toInt("autoscaler-sync-period", o.autoscalerSyncPeriod)));
+    if (!o.prometheusUrl.empty()) {
+      sources::PrometheusClientConfig pc;
+      pc.baseUrl = o.prometheusUrl;
+      pc.timeout = std::chrono::seconds(std::max(1, toInt("prometheus-timeout", o.prometheusTimeout)));
+      ad.prometheus = sources::makeHttpPrometheusClient(pc, time);
+      lg.info("autoscaling queries go to Prometheus", {{"url", o.prometheusUrl}});
+    } else {
+      lg.info("no --prometheus-url: autoscaled deployments hold their replica count");
+    }
+    mgr.add(reconcilers::newAutoscalerController(std::move(ad), co));
+  }
+  // PTUReservations: admission, status, accrual, finalizer (docs/autoscaling.md).
+  mgr.add(reconcilers::newPtuReservationController({*client, ptus, deployments, pools, recorder, time}, co));
+
+  // Routing (docs/routing.md): publish this cluster's entries into the hub's RoutingTables
+  // (leader only) and serve the hub's whole table at /v1/routes (every replica).
+  std::unique_ptr<cache::InformerFactory> hubInformers;
+  std::shared_ptr<reconcilers::RoutesService> routesService;
+  {
+    kube::ClientPtr hub = *client;
+    if (o.routingKubeconfig.empty())
+      if (const char* e = std::getenv("WATERLINE_HUB_KUBECONFIG")) o.routingKubeconfig = e;
+    if (!o.routingKubeconfig.empty()) {
+      auto hcfg = kube::loadDefault(o.routingKubeconfig, "");
+      if (!hcfg) {
+        lg.error("cannot load the routing hub's kubeconfig", {{"err", hcfg.error()}});
+        return 1;
+      }
+      hcfg->qps = cfg->qps;
+      hcfg->burst = cfg->burst;
+      hcfg->userAgent = cfg->userAgent;
+      auto hc = kube::RestClient::create(*hcfg, time, clientMetrics);
+      if (!hc) {
+        lg.error("cannot create the routing hub client", {{"err", hc.error()}});
+        return 1;
+      }
+      hub = *hc;
+      hubInformers = std::make_unique<cache::InformerFactory>(hub, time, mo.resyncPeriod);
+      lg.info("routing hub", {{"server", hcfg->server}, {"cluster", o.clusterName}});
+    }
+    auto tables = hubInformers ? hubInformers->informerFor(kube::kinds::RoutingTable)
+                               : mgr.informers().informerFor(kube::kinds::RoutingTable);
+    routesService = std::make_shared<reconcilers::RoutesService>(tables, time);
+    routesService->install(mgr.http());
+    routesService->registerMetrics(mgr.registry());
+    auto* hf = hubInformers.get();
+    mgr.addRunnable({"routes-service", false,
+                     [hf, rs = routesService] {
+                       if (hf) hf->start();
+                       rs->start();
+                     },
+                     [hf, rs = routesService] {
+                       rs->stop();
+                       if (hf) hf->stop();
+                     }});
+    reconcilers::RoutingPublisherDeps rp;
+    rp.hub = hub;
+    rp.deployments = deployments;
+    rp.pools = pools;
+    rp.workerPods = workerPods;
+    rp.reservations = mgr.informers().informerFor(kube::kinds::PTUReservation);
+    rp.cluster = o.clusterName;
+    rp.heartbeat = std::chrono::seconds(std::max(1, toInt("routing-heartbeat", o.routingHeartbeat)));
+    rp.time = time;
+    mgr.add(reconcilers::newRoutingPublisherController(std::move(rp), co));
+  }
+
+  // Fleet gauges (pools, deployments, reservations) from the informer caches, at scrape
+  // time, on every replica (docs/metrics.md).
+  reconcilers::registerFleetMetrics(
+      mgr.registry(), reconcilers::FleetSources::fromInformers(
+                          pools, deployments, mgr.informers().informerFor(kube::kinds::PTUReservation)));
 
   {
     std::lock_guard g(mgrMu);

@@ -2,9 +2,11 @@
 
 #include "waterline/api/capacity_pool.h"
 #include "waterline/api/keys.h"
+#include "waterline/api/model_deployment.h"
 #include "waterline/common/log.h"
 #include "waterline/planners/inventory_snapshot.h"
 #include "waterline/planners/pool_status.h"
+#include "waterline/reconcilers/ptu_reservation.h"
 
 namespace waterline::reconcilers {
 
@@ -72,9 +74,18 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
     auto snap = planners::buildSnapshot(si);
     auto alloc = planners::allocationByPool(snap.inventory);
     in.allocated = alloc[pool->metadata.name];
+    if (d_.deployments) {
+      std::vector<scheduling::Request> shapes;
+      for (const auto& o : d_.deployments->store().list())
+        if (auto md = api::ModelDeployment::fromJson(*o); md && api::validate(*md).empty())
+          shapes.push_back(planners::toRequest(*md, md->metadata.name + "-shape"));
+      in.fragmentation = planners::fragmentationByPool(snap.inventory, std::move(shapes))[pool->metadata.name];
+    }
   }
 
   auto plan = planners::planPoolStatus(in, now);
+  if (d_.reservations)  // PTU hook: GPUs held by Active reservations (ptu_reservation.h)
+    plan.status.gpus.reserved = reservedGpusInPool(d_.reservations->store().list(), pool->metadata.name);
   if (plan.status == pool->status) return Result::done();
 
   kube::PatchOptions po{std::string(api::kFieldManager), true, "status"};
@@ -136,6 +147,32 @@ runtime::ControllerPtr newCapacityPoolController(CapacityPoolDeps deps,
       if (it != l.end() && it->is_string()) out.push_back({"", it->get<std::string>()});
       return out;
     }, {placement});
+  }
+  if (deps.workerPods && deps.deployments) {
+    // The demand's shapes changed: every pool's fragmentation may have.
+    c->watchMapped(deps.deployments, [pools](const cache::Json&) {
+      std::vector<runtime::Request> out;
+      for (const auto& p : pools->store().list()) out.push_back({"", runtime::nameOf(*p)});
+      return out;
+    }, {runtime::generationChangedPredicate()});
+  }
+  if (deps.reservations) {
+    // A reservation taking or releasing capacity changes status.gpus.reserved.
+    runtime::Predicate held{[](const cache::Json&) { return true; },
+                            [](const cache::Json& o, const cache::Json& n) {
+                              auto part = [](const cache::Json& j) {
+                                return j.contains("status") ? std::make_pair(j["status"].value("phase", ""),
+                                                                             j["status"].value("placements", cache::Json()))
+                                                            : std::make_pair(std::string(), cache::Json());
+                              };
+                              return part(o) != part(n);
+                            },
+                            [](const cache::Json&) { return true; }};
+    c->watchMapped(deps.reservations, [pools](const cache::Json&) {
+      std::vector<runtime::Request> out;
+      for (const auto& p : pools->store().list()) out.push_back({"", runtime::nameOf(*p)});
+      return out;
+    }, {held});
   }
   return c;
 }

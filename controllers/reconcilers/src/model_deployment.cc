@@ -8,6 +8,7 @@
 #include "waterline/planners/deployment.h"
 #include "waterline/planners/inventory_snapshot.h"
 #include "waterline/planners/nodes.h"
+#include "waterline/reconcilers/autoscaler.h"
 
 namespace waterline::reconcilers {
 
@@ -48,15 +49,79 @@ size_t PlacementCache::assumedCount() {
   return assumed_.size();
 }
 
+// ---- RepairTracker --------------------------------------------------------------------
+
+namespace {
+metrics::CounterFamily& repairsFamily(metrics::Registry& reg) {
+  // One family per registry, shared by every tracker on it. A registry that does not
+  // hold the name (a new one, possibly at a dead one's address) gets a fresh family.
+  static std::mutex mu;
+  static std::map<metrics::Registry*, metrics::CounterFamily*> families;
+  std::lock_guard g(mu);
+  auto& f = families[&reg];
+  if (!f || !reg.contains("waterline_repairs_total")) {
+    f = &reg.counter("waterline_repairs_total",
+                     "ModelDeployment workers replaced or moved for health reasons, by reason.", {"reason"});
+    namespace R = planners::repair_reasons;
+    for (auto r : {R::kWorkerFailed, R::kProbeFailed, R::kNodeNotReady, R::kNodeGone, R::kNodeEvicting,
+                   R::kGpuUnhealthy})
+      f->withLabels({r});  // every reason present from the start (0)
+  }
+  return *f;
+}
+}  // namespace
+
+RepairTracker::RepairTracker(metrics::Registry& reg, planners::RepairBackoffPolicy policy)
+    : backoff_(policy), counter_(repairsFamily(reg)) {}
+
+std::optional<SystemTime> RepairTracker::holdUntil(const std::string& key, SystemTime now) {
+  std::lock_guard g(mu_);
+  return backoff_.holdUntil(key, now);
+}
+
+std::vector<planners::Repair> RepairTracker::record(const std::string& key,
+                                                    const std::vector<planners::Repair>& repairs,
+                                                    SystemTime now) {
+  std::lock_guard g(mu_);
+  for (auto it = seen_.begin(); it != seen_.end();)
+    it = now - it->second > std::chrono::minutes(30) ? seen_.erase(it) : std::next(it);
+  std::vector<planners::Repair> fresh;
+  bool workerCaused = false;
+  for (const auto& r : repairs) {
+    const std::string id = r.uid.empty() ? key + "/" + r.pod : r.uid;
+    if (!seen_.emplace(id, now).second) continue;
+    counter_.withLabels({r.reason}).inc();
+    workerCaused |= planners::workerCaused(r.reason);
+    fresh.push_back(r);
+  }
+  if (workerCaused) backoff_.record(key, now);
+  return fresh;
+}
+
+void RepairTracker::forget(const std::string& key) {
+  std::lock_guard g(mu_);
+  backoff_.forget(key);
+}
+
+double RepairTracker::count(std::string_view reason) {
+  return counter_.withLabels({reason}).value();
+}
+
 // ---- reconciler ----------------------------------------------------------------------
+
+ModelDeploymentReconciler::ModelDeploymentReconciler(ModelDeploymentDeps deps) : d_(std::move(deps)) {
+  if (!d_.repairs) d_.repairs = std::make_shared<RepairTracker>(metrics::defaultRegistry());
+}
 
 namespace {
 
 kube::Json statusApplyObject(const api::ModelDeployment& d, const api::ModelDeploymentStatus& st) {
+  kube::Json status = api::toJson(st);
+  stripAutoscalerStatus(status);  // the autoscaler's conditions are applied by its own manager
   return {{"apiVersion", kube::kinds::ModelDeployment.apiVersion()},
           {"kind", "ModelDeployment"},
           {"metadata", {{"name", d.metadata.name}, {"namespace", d.metadata.namespace_}}},
-          {"status", api::toJson(st)}};
+          {"status", status}};
 }
 
 bool isWorkerOf(const kube::Json& pod, const std::string& ns, const std::string& name) {
@@ -82,6 +147,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
       if (!r && !r.error().isNotFound() && !r.error().isConflict())
         return std::unexpected(ReconcileError{"delete orphan worker: " + r.error().describe()});
     }
+    d_.repairs->forget(req.key());
     return Result::done();
   }
   auto md = api::ModelDeployment::fromJson(*obj);
@@ -130,6 +196,8 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
               {{"worker", c.worker}, {"holder", c.holder}, {"node", c.node}, {"message", c.message}});
     pin.nodes = std::move(in.nodes);
     pin.inventory = &snap.inventory;
+    pin.repairHoldUntil = d_.repairs->holdUntil(req.key(), now);
+    if (d_.unhealthyWorkers) pin.unhealthyWorkers = d_.unhealthyWorkers(md->metadata.namespace_, md->metadata.name);
     plan = planners::planDeployment(pin, now);
     for (const auto& c : plan.creates) d_.placement->assumeLocked(c.pod);
   }
@@ -159,8 +227,15 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     if (!r && !r.error().isNotFound() && firstError.empty())
       firstError = "mark " + name + " draining: " + r.error().describe();
   }
+  // Pods of a node that is gone are deleted at once (grace 0), as kube-controller-manager's
+  // pod GC does: no kubelet is left to confirm a graceful deletion.
+  std::set<std::string> orphaned;
+  for (const auto& r : plan.repairs)
+    if (r.reason == planners::repair_reasons::kNodeGone) orphaned.insert(r.pod);
   for (const auto& name : plan.remove) {
-    auto r = d_.client->remove(kube::kinds::Pod, ns, name);
+    kube::DeleteOptions del;
+    if (orphaned.count(name)) del.gracePeriodSeconds = 0;
+    auto r = d_.client->remove(kube::kinds::Pod, ns, name, del);
     if (!r && !r.error().isNotFound() && firstError.empty())
       firstError = "delete worker " + name + ": " + r.error().describe();
   }
@@ -170,9 +245,22 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     auto r = d_.client->apply(kube::kinds::ModelDeployment, ns, statusApplyObject(*md, plan.status), po);
     if (!r && firstError.empty()) firstError = "apply status: " + r.error().describe();
   }
+  // Repairs: counted (and their Events sent) once per pod, whatever the cache showed.
+  std::set<std::string> repeated;
+  {
+    auto fresh = d_.repairs->record(req.key(), plan.repairs, now);
+    for (const auto& r : plan.repairs) {
+      bool isNew = false;
+      for (const auto& f : fresh) isNew |= f.pod == r.pod && f.uid == r.uid;
+      if (!isNew) repeated.insert(r.message + " (" + r.reason + ")");
+    }
+    for (const auto& r : fresh)
+      lg.info("worker repair", {{"deployment", req.key()}, {"pod", r.pod}, {"node", r.node}, {"reason", r.reason}});
+  }
   // Events: scaling and rollouts as they happen; capacity shortage on the transition.
   const auto* before = api::findCondition(md->status.conditions, api::conditions::kScheduled);
   for (const auto& e : plan.events) {
+    if (repeated.count(e.message)) continue;
     if (e.type == "Warning" && (e.reason == api::reasons::kInsufficientCapacity ||
                                 e.reason == api::reasons::kNoMatchingPool) &&
         before && before->status == api::ConditionStatus::False && before->message == e.message)
@@ -200,7 +288,8 @@ std::vector<runtime::Request> waitingForCapacity(const cache::InformerPtr& mds) 
 
 bool sameCapacity(const planners::NodeView& a, const planners::NodeView& b) {
   return a.labels == b.labels && a.ready == b.ready && a.unschedulable == b.unschedulable &&
-         a.taints == b.taints && a.gpuCount == b.gpuCount && a.gpuAllocatable == b.gpuAllocatable;
+         a.taints == b.taints && a.gpuCount == b.gpuCount && a.gpuAllocatable == b.gpuAllocatable &&
+         a.unhealthyGpus == b.unhealthyGpus;
 }
 
 std::string phaseOf(const kube::Json& p) {

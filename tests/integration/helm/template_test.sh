@@ -31,7 +31,7 @@ jqcheck "deployment: 2 replicas, image from appVersion" "$f" \
 jqcheck "deployment: leader election flags" "$f" --arg D "$D" \
   'args($D; "operator") as $a | ["--bind-address=:8080", "--leader-elect=true", "--leader-election-namespace=$(POD_NAMESPACE)", "--leader-election-id=wl-waterline", "--identity=$(POD_NAME)", "--lease-duration=15", "--renew-deadline=10", "--retry-period=2", "--log-level=info", "--v=0", "--workers=4"] - $a == []'
 jqcheck "deployment: every flag is one the operator knows" "$f" --arg D "$D" \
-  'args($D; "operator") | all(test("^--(bind-address|leader-elect|leader-election-namespace|leader-election-id|identity|lease-duration|renew-deadline|retry-period|workers|kube-api-qps|kube-api-burst|resync-period|log-level|v)="))'
+  'args($D; "operator") | all(test("^--(bind-address|leader-elect|leader-election-namespace|leader-election-id|identity|lease-duration|renew-deadline|retry-period|workers|kube-api-qps|kube-api-burst|resync-period|routing-heartbeat|cluster-name|prometheus-url|log-level|v)="))'
 jqcheck "deployment: POD_NAME/POD_NAMESPACE from the downward API, no optional env" "$f" --arg D "$D" \
   '[container($D; "operator").env[] | .name] == ["POD_NAME", "POD_NAMESPACE"] and (container($D; "operator").env[1].valueFrom.fieldRef.fieldPath == "metadata.namespace")'
 jqcheck "deployment: probes on the metrics port" "$f" --arg D "$D" \
@@ -110,11 +110,20 @@ jqcheck "monitoring API present + enabled: ServiceMonitor and PrometheusRule" "$
 jqcheck "ServiceMonitor selects the metrics Service and its port" "$f" --arg D "$D" '
   one("ServiceMonitor"; $D).spec as $m | subset($m.selector.matchLabels; one("Service"; "wl-waterline-metrics").metadata.labels) and
   $m.endpoints == [{"port":"metrics","path":"/metrics","interval":"30s","scrapeTimeout":"10s"}] and $m.namespaceSelector.matchNames == ["wl-sys"]'
-jqcheck "PrometheusRule carries the alerts of files/prometheus-rules.yaml on existing metrics" "$f" --arg D "$D" '
-  one("PrometheusRule"; $D).spec.groups[0].rules as $r |
-  ([$r[].alert] == ["WaterlineNoLeader","WaterlineMultipleLeaders","WaterlineReconcileErrors","WaterlineWorkqueueBacklog"]) and
-  ([$r[].expr] | all(test("waterline_(leader_is_leader|controller_reconcile_errors_total|workqueue_depth)"))) and
-  ($r[2].annotations.summary | contains("{{ $labels.controller }}"))'
+jqcheck "PrometheusRule carries the alerts of deploy/prometheus/waterline-alerts.yaml" "$f" --arg D "$D" '
+  one("PrometheusRule"; $D).spec.groups as $g |
+  ([$g[].name] == ["waterline.operator","waterline.fleet","waterline.routing"]) and
+  ([$g[].rules[].alert] == ["WaterlineNoLeader","WaterlineMultipleLeaders","WaterlineReconcileErrors",
+    "WaterlineWorkqueueBacklog","WaterlineInformerNotSynced","WaterlineKubeApiErrors",
+    "WaterlinePoolCapacityExhausted","WaterlinePoolNotReady","WaterlineGPUsUnhealthy",
+    "WaterlineDeploymentUnavailable","WaterlineDeploymentUnschedulable","WaterlineReservationInsufficient",
+    "WaterlineRoutingTableStale"]) and
+  ([$g[].rules[] | .labels.severity] | all(IN("critical","warning"))) and
+  ([$g[].rules[] | .annotations.runbook] | all(startswith("docs/operations.md#"))) and
+  ($g[0].rules[2].annotations.summary | contains("{{ $labels.controller }}"))'
+yaml_to_json <"$ROOT/deploy/prometheus/waterline-prometheusrule.yaml" >"$TMP/plain-rule.json"
+jqcheck "deploy/prometheus/waterline-prometheusrule.yaml has the chart's rules" "$f" --arg D "$D" --slurpfile p "$TMP/plain-rule.json" \
+  '($p[0] | length) == 1 and one("PrometheusRule"; $D).spec == $p[0][0].spec and $p[0][0].metadata.namespace == "waterline-system"'
 f="$(render mon-router --api-versions monitoring.coreos.com/v1 --set monitoring.serviceMonitor.enabled=true --set router.enabled=true)"
 jqcheck "router ServiceMonitor on the router Service" "$f" \
   'one("ServiceMonitor"; "wl-waterline-router").spec as $m | subset($m.selector.matchLabels; one("Service"; "wl-waterline-router").metadata.labels) and $m.endpoints[0].port == "http" and none("PrometheusRule")'
@@ -122,6 +131,25 @@ f="$(render mon-noapi --set monitoring.serviceMonitor.enabled=true --set monitor
 jqcheck "enabled but monitoring.coreos.com/v1 not served: nothing rendered" "$f" 'none("ServiceMonitor") and none("PrometheusRule")'
 f="$(render mon-off --api-versions monitoring.coreos.com/v1)"
 jqcheck "API served but not enabled: nothing rendered" "$f" 'none("ServiceMonitor") and none("PrometheusRule")'
+# Grafana dashboard ConfigMap: off by default, needs no monitoring API, carries the
+# sidecar's label and the same dashboard JSON as deploy/grafana.
+jqcheck "no dashboard ConfigMap by default" "$TMP/defaults.json" 'none("ConfigMap")'
+f="$(render dash --set monitoring.grafanaDashboard.enabled=true --set monitoring.grafanaDashboard.namespace=monitoring \
+  --set monitoring.grafanaDashboard.annotations.grafana_folder=Waterline)"
+jqcheck "dashboard ConfigMap: label, namespace, folder annotation, the dashboard JSON" "$f" --arg D "$D" \
+  --slurpfile dash "$ROOT/deploy/grafana/waterline-fleet.json" '
+  one("ConfigMap"; $D + "-dashboard") as $c | $c.metadata.labels.grafana_dashboard == "1" and
+  $c.metadata.namespace == "monitoring" and $c.metadata.annotations.grafana_folder == "Waterline" and
+  ($c.data | keys) == ["waterline-fleet.json"] and ($c.data["waterline-fleet.json"] | fromjson) == $dash[0] and
+  $dash[0].uid == "waterline-fleet"'
+f="$(render dash-default-ns --set monitoring.grafanaDashboard.enabled=true --set monitoring.grafanaDashboard.labels.grafana_dashboard=yes)"
+jqcheck "dashboard ConfigMap: release namespace by default, label value overridable" "$f" --arg D "$D" '
+  one("ConfigMap"; $D + "-dashboard").metadata as $m | $m.namespace == "wl-sys" and $m.labels.grafana_dashboard == "yes"'
+KUBECONFIG=/dev/null kc kustomize "$ROOT/deploy/grafana" | yaml_to_json >"$TMP/grafana.json"
+jqcheck "deploy/grafana: kustomize makes the labelled dashboard ConfigMap" "$TMP/grafana.json" \
+  --slurpfile dash "$ROOT/deploy/grafana/waterline-fleet.json" '
+  one("ConfigMap"; "waterline-dashboard") as $c | $c.metadata.labels.grafana_dashboard == "1" and
+  ($c.data["waterline-fleet.json"] | fromjson) == $dash[0]'
 if command -v promtool >/dev/null; then
   check "promtool check rules files/prometheus-rules.yaml" promtool check rules "$CHART/files/prometheus-rules.yaml"
 else
@@ -187,6 +215,7 @@ rejects "leaderElection.renewDeadline (2) must be greater than leaderElection.re
 rejects "more than one replica needs leader election" --set leaderElection.enabled=false
 rejects "serviceAccount.name is required when serviceAccount.create is false" --set serviceAccount.create=false
 rejects "controller.kubeApiBurst (10) must be at least controller.kubeApiQps (50)" --set controller.kubeApiBurst=10
+rejects "at '/monitoring/grafanaDashboard/namespace'" --set monitoring.grafanaDashboard.namespace=Bad_NS
 
 # ---------------------------------------------------------------- plain manifests
 KUBECONFIG=/dev/null kc kustomize "$ROOT/deploy/manifests" | yaml_to_json >"$TMP/manifests.json"

@@ -20,6 +20,11 @@ struct CapacityPoolDeps {
   cache::InformerPtr workerPods = nullptr;
   runtime::EventRecorderPtr recorder;
   TimeSourcePtr time;
+  // ModelDeployments (optional, with workerPods): their request shapes give
+  // status.fragmentation; a spec change re-plans every pool.
+  cache::InformerPtr deployments = nullptr;
+  // PTUReservations (optional): GPUs held by Active ones give status.gpus.reserved.
+  cache::InformerPtr reservations = nullptr;
 };
 
 class CapacityPoolReconciler final : public runtime::Reconciler {

@@ -10,19 +10,52 @@
 // plans, and assumes the new pods before letting go. Two reconciles (on two workers, for
 // two deployments) therefore never pick the same GPU, and a reconcile that runs before
 // the watch delivers the pods it created does not create them again.
+#include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "waterline/cache/informer.h"
+#include "waterline/common/metrics.h"
 #include "waterline/common/time.h"
 #include "waterline/kube/client.h"
 #include "waterline/runtime/controller.h"
+#include "waterline/planners/deployment.h"
+#include "waterline/planners/repair.h"
 #include "waterline/runtime/events.h"
 
 namespace waterline::reconcilers {
+
+// Repairs of the process: the per-deployment backoff (planners::RepairBackoff on the
+// injected clock) and waterline_repairs_total{reason}. A pod's repair is counted once
+// (by uid) even when a stale cache shows it to a second reconcile. Thread-safe. The
+// backoff lives in memory: a restarted operator starts every deployment at zero.
+class RepairTracker {
+ public:
+  explicit RepairTracker(metrics::Registry& reg, planners::RepairBackoffPolicy policy = {});
+
+  std::optional<SystemTime> holdUntil(const std::string& key, SystemTime now);
+  // Counts the repairs of `key`'s plan that were not counted before and feeds the
+  // worker-caused ones to the backoff; returns those new repairs.
+  std::vector<planners::Repair> record(const std::string& key, const std::vector<planners::Repair>& repairs,
+                                       SystemTime now);
+  void forget(const std::string& key);
+  double count(std::string_view reason);  // the metric's value (tests)
+
+ private:
+  std::mutex mu_;
+  planners::RepairBackoff backoff_;
+  std::map<std::string, SystemTime> seen_;  // pod uid (or key/name) -> when counted
+  metrics::CounterFamily& counter_;
+};
+using RepairTrackerPtr = std::shared_ptr<RepairTracker>;
+
+// Workers that active health probing finds unhealthy, for one deployment ("ns", "name"):
+// pod names. Empty function: no probing.
+using UnhealthyWorkersFn = std::function<std::set<std::string>(const std::string& ns, const std::string& name)>;
 
 class PlacementCache {
  public:
@@ -63,11 +96,14 @@ struct ModelDeploymentDeps {
   PlacementCachePtr placement;  // holds the pods informer
   runtime::EventRecorderPtr recorder;
   TimeSourcePtr time;
+  // Optional: repairs (backoff and metric); default: one on metrics::defaultRegistry().
+  RepairTrackerPtr repairs = nullptr;
+  UnhealthyWorkersFn unhealthyWorkers = nullptr;
 };
 
 class ModelDeploymentReconciler final : public runtime::Reconciler {
  public:
-  explicit ModelDeploymentReconciler(ModelDeploymentDeps deps) : d_(std::move(deps)) {}
+  explicit ModelDeploymentReconciler(ModelDeploymentDeps deps);
   runtime::ReconcileResult reconcile(const runtime::Request& req) override;
 
  private:
