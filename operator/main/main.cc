@@ -22,6 +22,7 @@
 #include "waterline/reconcilers/ptu_reservation.h"
 #include "waterline/reconcilers/routes_service.h"
 #include "waterline/reconcilers/routing_publisher.h"
+#include "waterline/reconcilers/xid_watcher.h"
 #include "waterline/runtime/client_metrics.h"
 #include "waterline/runtime/manager.h"
 #include "waterline/sources/prometheus.h"
@@ -55,6 +56,7 @@ struct Options {
   std::string prometheusUrl;  // default: $WATERLINE_PROMETHEUS_URL
   std::string prometheusTimeout = "5";
   std::string autoscalerSyncPeriod = "15";
+  std::string xidPollPeriod = "30";
   std::string clusterName;        // this cluster's name in routing entries
   std::string routingKubeconfig;  // the routing hub (default: this cluster)
   std::string routingHeartbeat = "10";
@@ -112,6 +114,7 @@ int main(int argc, char** argv) {
       {"active-health-probes", o.activeHealthProbes, "probe workers' spec.healthCheck over HTTP from the operator and replace unhealthy ones", &o.activeHealthProbes},
       {"prometheus-url", "", "Prometheus base URL for autoscaling queries (default $WATERLINE_PROMETHEUS_URL; unset: autoscaling holds)", &o.prometheusUrl},
       {"prometheus-timeout", o.prometheusTimeout, "seconds per Prometheus query attempt", &o.prometheusTimeout},
+      {"xid-poll-period", o.xidPollPeriod, "seconds between queries of DCGM XID errors (with --prometheus-url); fatal XIDs mark GPUs unhealthy", &o.xidPollPeriod},
       {"autoscaler-sync-period", o.autoscalerSyncPeriod, "seconds between autoscaler evaluations of a deployment", &o.autoscalerSyncPeriod},
       {"cluster-name", "", "this cluster's name in the routing entries it publishes (needed when several clusters share a hub)", &o.clusterName},
       {"routing-kubeconfig", "", "kubeconfig of the routing hub cluster where RoutingTables are written and read (default $WATERLINE_HUB_KUBECONFIG, else this cluster)", &o.routingKubeconfig},
@@ -259,6 +262,7 @@ int main(int argc, char** argv) {
       {*client, deployments, pools, nodes, placement, recorder, time, repairs, unhealthyWorkers}, co));
 
   // The autoscaler: its own controller keyed by ModelDeployment (docs/autoscaling.md).
+  sources::PrometheusClientPtr prometheus;
   {
     if (o.prometheusUrl.empty())
       if (const char* e = std::getenv("WATERLINE_PROMETHEUS_URL")) o.prometheusUrl = e;
@@ -273,12 +277,25 @@ int main(int argc, char** argv) {
       sources::PrometheusClientConfig pc;
       pc.baseUrl = o.prometheusUrl;
       pc.timeout = std::chrono::seconds(std::max(1, toInt("prometheus-timeout", o.prometheusTimeout)));
-      ad.prometheus = sources::makeHttpPrometheusClient(pc, time);
+      prometheus = sources::makeHttpPrometheusClient(pc, time);
+      ad.prometheus = prometheus;
       lg.info("autoscaling queries go to Prometheus", {{"url", o.prometheusUrl}});
     } else {
       lg.info("no --prometheus-url: autoscaled deployments hold their replica count");
     }
     mgr.add(reconcilers::newAutoscalerController(std::move(ad), co));
+  }
+  // GPU faults from DCGM XID errors (docs/workers.md): leader only, with Prometheus.
+  if (prometheus) {
+    reconcilers::XidWatcherDeps xd;
+    xd.client = *client;
+    xd.nodes = nodes;
+    xd.prometheus = prometheus;
+    xd.recorder = recorder;
+    xd.time = time;
+    xd.period = std::chrono::seconds(std::max(1, toInt("xid-poll-period", o.xidPollPeriod)));
+    auto xid = std::make_shared<reconcilers::XidWatcher>(std::move(xd));
+    mgr.addRunnable({"xid-watcher", true, [xid] { xid->start(); }, [xid] { xid->stop(); }});
   }
   // PTUReservations: admission, status, accrual, finalizer (docs/autoscaling.md).
   mgr.add(reconcilers::newPtuReservationController({*client, ptus, deployments, pools, recorder, time}, co));

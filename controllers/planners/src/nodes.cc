@@ -17,7 +17,8 @@ int64_t parseCount(const nlohmann::json& v) {
   }
   return 0;
 }
-// "0,3" -> {0, 3}; entries that are not canonical non-negative integers are skipped.
+}  // namespace
+
 std::vector<int> parseIndexList(std::string_view s) {
   std::vector<int> out;
   while (!s.empty()) {
@@ -39,8 +40,6 @@ std::vector<int> parseIndexList(std::string_view s) {
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
-
-}  // namespace
 
 bool NodeView::broken() const {
   if (!ready) return true;
@@ -102,10 +101,14 @@ NodeView NodeView::fromJson(const nlohmann::json& node) {
     }
   }
   if (md.contains("annotations") && md["annotations"].is_object()) {
-    auto it = md["annotations"].find(std::string(kUnhealthyGpusAnnotation));
-    if (it != md["annotations"].end() && it->is_string())
-      for (int i : parseIndexList(it->get<std::string>()))
-        if (i < n.gpuCount) n.unhealthyGpus.push_back(i);
+    for (auto key : {kUnhealthyGpusAnnotation, kXidUnhealthyGpusAnnotation}) {
+      auto it = md["annotations"].find(std::string(key));
+      if (it != md["annotations"].end() && it->is_string())
+        for (int i : parseIndexList(it->get<std::string>()))
+          if (i < n.gpuCount) n.unhealthyGpus.push_back(i);
+    }
+    std::sort(n.unhealthyGpus.begin(), n.unhealthyGpus.end());
+    n.unhealthyGpus.erase(std::unique(n.unhealthyGpus.begin(), n.unhealthyGpus.end()), n.unhealthyGpus.end());
   }
   return n;
 }

@@ -131,7 +131,8 @@ can yes get "leases.coordination.k8s.io/$FULL" -n "$NS"
 can yes update "leases.coordination.k8s.io/$FULL" -n "$NS"
 can yes create leases.coordination.k8s.io -n "$NS"
 can no delete nodes
-can no patch nodes
+can yes patch nodes
+can no update nodes
 can no update nodes --subresource=status
 can no get secrets -n "$NS"
 can no list secrets --all-namespaces

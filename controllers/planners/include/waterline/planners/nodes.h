@@ -35,6 +35,13 @@ inline constexpr std::array<std::string_view, 3> kGpuFaultTaintKeys = {
 };
 // Annotation listing unhealthy GPU indices of the node: "0,3".
 inline constexpr std::string_view kUnhealthyGpusAnnotation = "waterline.dev/unhealthy-gpus";
+// The same, written by the operator itself from DCGM XID errors (planners/xid.h); kept
+// apart so that clearing an XID never clears what a person or other tooling set.
+inline constexpr std::string_view kXidUnhealthyGpusAnnotation = "waterline.dev/xid-unhealthy-gpus";
+
+// "0,3" -> {0, 3} (sorted, unique); entries that are not non-negative integers of at most
+// three digits are skipped.
+std::vector<int> parseIndexList(std::string_view s);
 
 struct NodeView {
   std::string name;
