@@ -349,6 +349,7 @@ int main(int argc, char** argv) {
     rp.reservations = mgr.informers().informerFor(kube::kinds::PTUReservation);
     rp.cluster = o.clusterName;
     rp.heartbeat = std::chrono::seconds(std::max(1, toInt("routing-heartbeat", o.routingHeartbeat)));
+    if (prometheus) rp.load = reconcilers::makePrometheusLoad(prometheus);  // per-pool tokens/min
     rp.time = time;
     mgr.add(reconcilers::newRoutingPublisherController(std::move(rp), co));
   }

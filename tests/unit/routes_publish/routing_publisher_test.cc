@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "common.h"
 
 namespace waterline::reconcilers {
@@ -144,6 +146,63 @@ TEST_F(PublisherTest, NoWorkersHereMeansNoEntries) {
 TEST(RoutingFieldManager, NamesTheCluster) {
   EXPECT_EQ(routingFieldManager("eu-1"), "waterline-operator/eu-1");
   EXPECT_EQ(routingFieldManager(""), "waterline-operator/local");
+}
+
+}  // namespace
+}  // namespace waterline::reconcilers
+
+namespace waterline::reconcilers {
+namespace {
+
+struct RecordingProm : sources::PrometheusClient {
+  std::vector<std::string> queries;
+  std::optional<sources::PromResult> answer;
+  sources::PromResultOr query(std::string_view q, std::optional<SystemTime>) override {
+    queries.emplace_back(q);
+    if (!answer) return std::unexpected(sources::PromError{sources::PromErrorKind::Timeout, "", "slow", 0, 1});
+    return *answer;
+  }
+};
+
+TEST(PrometheusLoad, PerPoolWeightedTokensFromTheWorkersCounters) {
+  auto prom = std::make_shared<RecordingProm>();
+  sources::PromResult r;
+  r.samples = {{{{"pool", "p-eu"}}, 30000, 0},
+               {{{"pool", "p-us"}}, 12000.5, 0},
+               {{{"pool", "p-bad"}}, std::nan(""), 0},
+               {{}, 99, 0}};
+  prom->answer = r;
+  auto load = makePrometheusLoad(prom);
+  auto md = api::ModelDeployment::fromJson(testsupport::deploymentJson("team", "llama"));
+  ASSERT_TRUE(md) << md.error();
+  md->spec.throughput->inputTokenWeight = 0.25;
+  md->spec.throughput->outputTokenWeight = 4;
+  auto m = load(*md);
+  EXPECT_EQ(m, (std::map<std::string, double>{{"p-eu", 30000}, {"p-us", 12000.5}}));
+  ASSERT_EQ(prom->queries.size(), 1u);
+  const auto& q = prom->queries[0];
+  EXPECT_NE(q.find(R"(vllm:prompt_tokens_total{namespace="team",deployment="llama"})"), std::string::npos) << q;
+  EXPECT_NE(q.find("[1m])) * 0.25"), std::string::npos) << q;
+  EXPECT_NE(q.find("[1m])) * 4)"), std::string::npos) << q;
+  prom->answer.reset();
+  EXPECT_TRUE(load(*md).empty()) << "a failed query is unknown load, not zero";
+}
+
+TEST_F(PublisherTest, ObservedLoadSetsUtilization) {
+  RoutingPublisherDeps d;
+  d.hub = client;
+  d.deployments = deployments;
+  d.pools = pools;
+  d.workerPods = pods;
+  d.cluster = "eu-1";
+  d.time = sim;
+  d.load = [](const api::ModelDeployment&) { return std::map<std::string, double>{{"p-eu", 15000}}; };
+  RoutingPublisher p(std::move(d));
+  ASSERT_TRUE(p.reconcile({"team", "llama"}));
+  auto routes = routing::DeploymentRoutes::fromResource(*table());
+  ASSERT_TRUE(routes);
+  EXPECT_DOUBLE_EQ(routes->entries[0].loadTokensPerMinute, 15000);
+  EXPECT_DOUBLE_EQ(routes->entries[0].utilization, 0.25) << "15k of one ready replica's 60k tokens/min";
 }
 
 }  // namespace

@@ -25,11 +25,27 @@
 #include "waterline/kube/client.h"
 #include "waterline/routing/table.h"
 #include "waterline/runtime/controller.h"
+#include "waterline/sources/prometheus.h"
 
 namespace waterline::reconcilers {
 
 // Observed load of a deployment, weighted tokens/min by pool (empty: unknown).
 using LoadFunc = std::function<std::map<std::string, double>(const api::ModelDeployment&)>;
+
+// The default per-pool load query: weighted tokens/min from the workers' vLLM counters,
+// with {{namespace}}, {{deployment}} and the weights {{in}}/{{out}} filled in.
+inline constexpr std::string_view kDefaultLoadQuery =
+    "60 * (sum by (pool) (rate(vllm:prompt_tokens_total{namespace=\"{{namespace}}\",deployment=\"{{deployment}}\"}[1m])) * {{in}}"
+    " + sum by (pool) (rate(vllm:generation_tokens_total{namespace=\"{{namespace}}\",deployment=\"{{deployment}}\"}[1m])) * {{out}})";
+
+// Pool -> value of a per-pool vector (label `pool`); NaN, infinite or negative samples and
+// samples without the label are left out.
+std::map<std::string, double> loadByPool(const sources::PromResult& r);
+
+// A LoadFunc asking Prometheus (kDefaultLoadQuery unless `queryTemplate` is given). A
+// failed query is unknown load (an empty map), never zero-filled.
+LoadFunc makePrometheusLoad(sources::PrometheusClientPtr prometheus,
+                            std::string queryTemplate = std::string(kDefaultLoadQuery));
 
 struct RoutingPublisherDeps {
   kube::ClientPtr hub;  // where RoutingTables are written
