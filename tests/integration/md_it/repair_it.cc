@@ -85,7 +85,12 @@ TEST(RepairIT, UnhealthyGpuMovesItsWorkerAndRecoveryReturnsCapacity) {
   ASSERT_TRUE(it::eventually([&] { return poolGpus(w).value("unhealthy", -1) == 1; }, 60s)) << op.logText();
   EXPECT_EQ(poolGpus(w).value("allocatable", -1), 15);
   ASSERT_TRUE(it::eventually([&] { return settledAway(w, "llama", 2, a.node, bad); }, 90s)) << op.logText();
-  for (const auto& p : w.pods("llama")) EXPECT_NE(p["metadata"]["name"], victim);
+  // The victim may still be terminating when the others have settled: wait until it is gone.
+  EXPECT_TRUE(it::eventually([&] {
+    for (const auto& p : w.pods("llama"))
+      if (p["metadata"]["name"] == victim) return false;
+    return true;
+  }, 30s)) << victim << " is still there";
   expectNoDoubleBooking(w.pods("llama"));
   ASSERT_TRUE(it::eventually([&] { return hasEvent(w, "llama", "WorkerMoved", victim); }, 30s));
   EXPECT_TRUE(hasEvent(w, "llama", "WorkerMoved", "GpuUnhealthy"));
