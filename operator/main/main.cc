@@ -259,7 +259,7 @@ int main(int argc, char** argv) {
   if (prober)
     unhealthyWorkers = [prober](const std::string& ns, const std::string& name) { return prober->unhealthy(ns, name); };
   *mdController = &mgr.add(reconcilers::newModelDeploymentController(
-      {*client, deployments, pools, nodes, placement, recorder, time, repairs, unhealthyWorkers}, co));
+      {*client, deployments, pools, nodes, placement, recorder, time, repairs, unhealthyWorkers, ptus}, co));
 
   // The autoscaler: its own controller keyed by ModelDeployment (docs/autoscaling.md).
   sources::PrometheusClientPtr prometheus;
@@ -298,7 +298,16 @@ int main(int argc, char** argv) {
     mgr.addRunnable({"xid-watcher", true, [xid] { xid->start(); }, [xid] { xid->stop(); }});
   }
   // PTUReservations: admission, status, accrual, finalizer (docs/autoscaling.md).
-  mgr.add(reconcilers::newPtuReservationController({*client, ptus, deployments, pools, recorder, time}, co));
+  {
+    reconcilers::PtuReservationDeps pd{*client, ptus, deployments, pools, recorder, time};
+    pd.nodes = nodes;
+    pd.placement = placement;  // reclaim shares the placement lock with the MD controller
+    if (prometheus) {
+      pd.load = reconcilers::makePrometheusLoad(prometheus);          // usedTokensPerMinute
+      pd.routerCounts = reconcilers::makePrometheusPtuCounters(prometheus);  // 429s, spillovers
+    }
+    mgr.add(reconcilers::newPtuReservationController(std::move(pd), co));
+  }
 
   // Routing (docs/routing.md): publish this cluster's entries into the hub's RoutingTables
   // (leader only) and serve the hub's whole table at /v1/routes (every replica).

@@ -213,7 +213,10 @@ DeploymentPlan planDeployment(const DeploymentPlanInput& in, SystemTime now) {
   DeploymentPlan plan;
   const int64_t gen = d.metadata.generation;
   const std::string hash = templateHash(d);
-  const int32_t desired = desiredReplicas(d);
+  int32_t desired = desiredReplicas(d);
+  // Without autoscaling nothing else raises replicas to the reservations' floor.
+  if (!d.spec.autoscalingEnabled() && in.ptuFloor > desired)
+    desired = d.spec.maxReplicas ? std::min(in.ptuFloor, *d.spec.maxReplicas) : in.ptuFloor;
   const int32_t maxU = maxUnavailable(d, desired);
   const Duration drain = std::chrono::seconds(std::max(0, d.spec.drainSeconds));
 

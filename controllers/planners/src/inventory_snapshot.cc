@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 
 #include "waterline/api/keys.h"
 #include "waterline/api/meta.h"
@@ -145,6 +146,46 @@ scheduling::Request requestFromAssignment(const scheduling::Assignment& a, const
   return r;
 }
 
+namespace {
+
+void applyHolds(Snapshot& snap, const std::vector<PoolHold>& holds) {
+  struct Sum {
+    int32_t replicas = 0;
+    double gpus = 0;
+  };
+  std::map<std::pair<std::string, std::string>, Sum> byPoolDeployment;  // (pool, deployment)
+  for (const auto& h : holds) {
+    auto& s = byPoolDeployment[{h.pool, h.deployment}];
+    s.replicas += h.replicas;
+    s.gpus += h.gpus;
+  }
+  auto& inv = snap.inventory;
+  for (const auto& [k, s] : byPoolDeployment) {
+    const auto& [pool, deployment] = k;
+    const scheduling::PoolId pid = inv.findPool(pool);
+    if (pid == scheduling::kNone || s.replicas <= 0) continue;
+    const scheduling::DeploymentId did = inv.findDeployment(deployment);
+    const int32_t have = did == scheduling::kNone ? 0 : int32_t(inv.pool(pid).replicasOf(did));
+    HoldShortfall sf;
+    sf.pool = pool;
+    sf.deployment = deployment;
+    const int32_t missingReplicas = std::max(0, s.replicas - have);
+    sf.missingReplicas = missingReplicas;
+    sf.gpusPerReplica = s.gpus / s.replicas;
+    sf.needGpus = int32_t(std::ceil(s.gpus * missingReplicas / s.replicas - 1e-9));
+    int32_t take = std::min(sf.needGpus, idleGpus(inv, pid));
+    while (take > 0) {
+      auto ok = inv.createReservation("ptu:" + pool + ":" + deployment, deployment, pool, take);
+      if (ok) break;
+      --take;  // over the pool's reservableFraction (counted on physical GPUs): take less
+    }
+    sf.reservedGpus = std::max(0, take);
+    snap.holds.push_back(std::move(sf));
+  }
+}
+
+}  // namespace
+
 Snapshot buildSnapshot(const SnapshotInput& in) {
   std::vector<const api::CapacityPool*> pools;
   for (const auto& p : in.pools) pools.push_back(&p);
@@ -201,7 +242,48 @@ Snapshot buildSnapshot(const SnapshotInput& in) {
   auto rb = scheduling::Inventory::rebuild(std::move(ps), std::move(ns), std::move(recs));
   snap.inventory = std::move(rb.inventory);
   for (auto& c : rb.conflicts) snap.conflicts.push_back(std::move(c));
+  applyHolds(snap, in.holds);
   return snap;
+}
+
+int32_t idleGpus(const scheduling::Inventory& inv, scheduling::PoolId pool) {
+  int32_t n = 0;
+  for (scheduling::ClassId c : inv.pool(pool).classes)
+    for (scheduling::NodeId id : inv.nodeClass(c).members) {
+      const auto& ns = inv.node(id);
+      if (!ns.schedulable()) continue;
+      for (const auto& g : ns.gpus)
+        if (g.healthy && g.idle() && g.reserved_for == scheduling::kNone) ++n;
+    }
+  return n;
+}
+
+std::vector<PoolHold> holdsFromReservations(const std::vector<std::shared_ptr<const nlohmann::json>>& reservations) {
+  std::vector<PoolHold> out;
+  for (const auto& r : reservations) {
+    if (!r || !r->contains("status") || !(*r)["status"].is_object()) continue;
+    const auto& st = (*r)["status"];
+    if (st.value("phase", "") != "Active") continue;
+    if (r->contains("metadata") && (*r)["metadata"].contains("deletionTimestamp")) continue;
+    if (!r->contains("spec") || !(*r)["spec"].contains("deploymentRef") || !st.contains("placements") ||
+        !st["placements"].is_array())
+      continue;
+    const std::string ns = (*r)["metadata"].value("namespace", "");
+    const std::string name = (*r)["metadata"].value("name", "");
+    const auto& ref = (*r)["spec"]["deploymentRef"];
+    if (!ref.is_object() || !ref.contains("name") || !ref["name"].is_string()) continue;
+    for (const auto& p : st["placements"]) {
+      if (!p.is_object() || !p.contains("pool") || !p["pool"].is_string()) continue;
+      PoolHold h;
+      h.reservation = ns + "/" + name;
+      h.deployment = ns + "/" + ref["name"].get<std::string>();
+      h.pool = p["pool"].get<std::string>();
+      if (p.contains("replicas") && p["replicas"].is_number_integer()) h.replicas = p["replicas"].get<int32_t>();
+      if (p.contains("gpus") && p["gpus"].is_number()) h.gpus = p["gpus"].get<double>();
+      if (h.replicas > 0 && h.gpus > 0) out.push_back(std::move(h));
+    }
+  }
+  return out;
 }
 
 std::map<std::string, PoolAllocation> allocationByPool(const scheduling::Inventory& inv) {

@@ -183,6 +183,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     for (const auto& p : d_.pools->store().list())
       if (auto pool = api::CapacityPool::fromJson(*p)) in.pools.push_back(std::move(*pool));
     for (const auto& n : d_.nodes->store().list()) in.nodes.push_back(planners::NodeView::fromJson(*n));
+    if (d_.reservations) in.holds = planners::holdsFromReservations(d_.reservations->store().list());
     planners::DeploymentPlanInput pin;
     pin.deployment = &*md;
     for (const auto& p : d_.placement->workerPodsLocked()) {
@@ -198,6 +199,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     pin.inventory = &snap.inventory;
     pin.repairHoldUntil = d_.repairs->holdUntil(req.key(), now);
     if (d_.unhealthyWorkers) pin.unhealthyWorkers = d_.unhealthyWorkers(md->metadata.namespace_, md->metadata.name);
+    if (d_.reservations) pin.ptuFloor = ptuFloorFor(d_.reservations->store().list(), req.ns, req.name);
     plan = planners::planDeployment(pin, now);
     for (const auto& c : plan.creates) d_.placement->assumeLocked(c.pod);
   }
@@ -338,6 +340,29 @@ runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
   }, {nodeChanged});
   c->watchMapped(pools, [mds](const kube::Json&) { return waitingForCapacity(mds); },
                  {runtime::generationChangedPredicate()});
+  if (deps.reservations) {
+    // A reservation's hold changed (activated, placements moved, released): its deployment
+    // (floor, reserved GPUs) and the deployments waiting for capacity (released GPUs).
+    auto holdOf = [](const kube::Json& j) {
+      kube::Json out = kube::Json::object();
+      if (j.contains("status")) {
+        out["phase"] = j["status"].value("phase", "");
+        if (j["status"].contains("placements")) out["placements"] = j["status"]["placements"];
+        if (j["status"].contains("reservedReplicas")) out["replicas"] = j["status"]["reservedReplicas"];
+      }
+      out["deleting"] = j.contains("metadata") && j["metadata"].contains("deletionTimestamp");
+      return out;
+    };
+    runtime::Predicate holdChanged{[](const kube::Json&) { return true; },
+                                   [holdOf](const kube::Json& o, const kube::Json& n) { return holdOf(o) != holdOf(n); },
+                                   [](const kube::Json&) { return true; }};
+    c->watchMapped(deps.reservations, [mds](const kube::Json& r) {
+      auto out = waitingForCapacity(mds);
+      if (r.contains("spec") && r["spec"].contains("deploymentRef") && r["spec"]["deploymentRef"].is_object())
+        out.push_back({runtime::namespaceOf(r), r["spec"]["deploymentRef"].value("name", "")});
+      return out;
+    }, {holdChanged});
+  }
   return c;
 }
 

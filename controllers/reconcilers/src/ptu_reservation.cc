@@ -1,6 +1,7 @@
 #include "waterline/reconcilers/ptu_reservation.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 #include "waterline/api/capacity_pool.h"
@@ -8,7 +9,11 @@
 #include "waterline/api/model_deployment.h"
 #include "waterline/api/ptu_reservation.h"
 #include "waterline/common/log.h"
+#include "waterline/planners/inventory_snapshot.h"
+#include "waterline/planners/nodes.h"
 #include "waterline/planners/ptu_admission.h"
+#include "waterline/planners/ptu_sizing.h"
+#include "waterline/planners/reclaim.h"
 
 namespace waterline::reconcilers {
 
@@ -26,6 +31,32 @@ int32_t reservedGpusInPool(const std::vector<std::shared_ptr<const kube::Json>>&
       if (p.value("pool", "") == pool && p.contains("gpus") && p["gpus"].is_number()) sum += p["gpus"].get<double>();
   }
   return int32_t(std::ceil(sum - 1e-9));
+}
+
+PtuCountersFunc makePrometheusPtuCounters(sources::PrometheusClientPtr prometheus, Duration window) {
+  const auto secs = std::max<int64_t>(60, std::chrono::duration_cast<std::chrono::seconds>(window).count());
+  return [prometheus, secs](const std::string& reservation) -> std::optional<PtuRouterCounts> {
+    static const auto log = log::logger("ptureservation");
+    // Reservation keys are namespace/name of DNS labels: nothing to escape, but refuse
+    // anything else rather than build a query from it.
+    for (char c : reservation)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '/')) return std::nullopt;
+    auto count = [&](const char* metric) -> std::optional<int64_t> {
+      const std::string q = "round(sum(increase(" + std::string(metric) + "{reservation=\"" + reservation + "\"}[" +
+                            std::to_string(secs) + "s])))";
+      auto v = sources::queryTotal(*prometheus, q);
+      if (!v) {
+        log.debug("router counter query failed", {{"reservation", reservation}, {"err", v.error().toString()}});
+        return std::nullopt;
+      }
+      if (!std::isfinite(*v) || *v < 0) return std::nullopt;
+      return int64_t(std::llround(*v));
+    };
+    auto t = count("waterline_router_ptu_throttled_total");
+    auto sp = count("waterline_router_ptu_spilled_total");
+    if (!t || !sp) return std::nullopt;
+    return PtuRouterCounts{*t, *sp};
+  };
 }
 
 namespace {
@@ -90,6 +121,36 @@ runtime::ReconcileResult PtuReservationReconciler::reconcile(const runtime::Requ
   if (it == plan.byReservation.end()) return Result::done();
   const auto& a = it->second;
   auto st = planners::planPtuStatus(*r, a, now);
+  const std::string deploymentKey = req.ns + "/" + r->spec.deploymentRef.name;
+  if (st.phase == api::ReservationPhase::Active) {
+    // Observed use: the deployment's weighted tokens/min, shared among its Active
+    // reservations by provisioned tokens (unknown load keeps what the status had).
+    if (d_.load) {
+      if (auto it = in.deployments.find(deploymentKey); it != in.deployments.end()) {
+        auto byPool = d_.load(it->second);
+        if (!byPool.empty()) {
+          double total = 0;
+          for (const auto& [_, v] : byPool) total += v;
+          int64_t provisioned = 0;
+          for (const auto& x : in.reservations) {
+            if (x.metadata.namespace_ != req.ns || x.spec.deploymentRef.name != r->spec.deploymentRef.name) continue;
+            auto xa = plan.byReservation.find(x.metadata.key());
+            if (xa != plan.byReservation.end() && xa->second.phase == api::ReservationPhase::Active)
+              provisioned += xa->second.provisionedTokensPerMinute;
+          }
+          const double share = provisioned > 0 ? double(a.provisionedTokensPerMinute) / double(provisioned) : 1.0;
+          st.usedTokensPerMinute = std::max<int64_t>(0, std::llround(total * share));
+          st.utilization = planners::ptuUtilization(double(st.usedTokensPerMinute), st.provisionedTokensPerMinute);
+        }
+      }
+    }
+    if (d_.routerCounts) {
+      if (auto c = d_.routerCounts(req.key())) {
+        st.throttledRequests = c->throttled;
+        st.spilledRequests = c->spilled;
+      }
+    }
+  }
 
   if (!(st == r->status)) {
     kube::PatchOptions po{std::string(api::kFieldManager), true, "status"};
@@ -108,15 +169,96 @@ runtime::ReconcileResult PtuReservationReconciler::reconcile(const runtime::Requ
                                   {"reason", a.reason}});
   }
 
-  // Requeue at the next time boundary, and every minute while Active (accrual).
+  // Reclaim: GPUs the reservation holds but other deployments' workers fill.
+  bool reclaimPending = false;
+  if (st.phase == api::ReservationPhase::Active && d_.placement && d_.nodes) {
+    auto rc = reclaim(*r, st, deploymentKey, in);
+    if (!rc) return std::unexpected(ReconcileError{rc.error()});
+    reclaimPending = *rc;
+  }
+
+  // Requeue at the next time boundary, and every minute while Active (accrual); soon
+  // while a reclaim is under way.
   std::optional<Duration> after;
+  if (reclaimPending) after = std::chrono::seconds(2);
   if (a.nextChange && *a.nextChange > now) after = *a.nextChange - now;
   if (st.phase == api::ReservationPhase::Active) {
     const Duration minute = std::chrono::seconds(60);
+    if (d_.load || d_.routerCounts) after = after ? std::min(*after, Duration(std::chrono::seconds(30))) : std::chrono::seconds(30);
     after = after ? std::min(*after, minute) : minute;
   }
   if (after) return Result::after(*after + std::chrono::milliseconds(50));
   return Result::done();
+}
+
+std::expected<bool, std::string> PtuReservationReconciler::reclaim(const api::PTUReservation& r,
+                                                                   const api::PTUReservationStatus& st,
+                                                                   const std::string& deploymentKey,
+                                                                   const planners::PtuAdmissionInput& in) {
+  const auto lg = log::logger("ptureservation");
+  const std::string key = r.metadata.key();
+  planners::ReclaimPlan rp;
+  {
+    std::lock_guard g(d_.placement->mutex());
+    planners::SnapshotInput si;
+    si.pools = in.pools;
+    for (const auto& n : d_.nodes->store().list()) si.nodes.push_back(planners::NodeView::fromJson(*n));
+    for (const auto& p : d_.placement->workerPodsLocked()) si.pods.push_back(planners::WorkerPod::fromJson(p));
+    // Every Active reservation's holds, this one's as just decided (the cache may lag).
+    for (auto& h : planners::holdsFromReservations(d_.reservations->store().list()))
+      if (h.reservation != key) si.holds.push_back(std::move(h));
+    for (const auto& pl : st.placements)
+      if (pl.replicas > 0 && pl.gpus > 0) si.holds.push_back({key, deploymentKey, pl.pool, pl.replicas, pl.gpus});
+    auto snap = planners::buildSnapshot(si);
+    planners::ReclaimInput ri;
+    ri.snapshot = &snap;
+    ri.pods = si.pods;
+    ri.deployments = in.deployments;
+    ri.holds = si.holds;
+    ri.deployment = deploymentKey;
+    rp = planners::planReclaim(ri);
+  }
+  if (rp.pools.empty()) return false;
+  auto obj = d_.reservations->store().get(key);
+  bool blocked = false;
+  for (const auto& e : rp.evictions) {
+    kube::Json ev = {{"apiVersion", "policy/v1"},
+                     {"kind", "Eviction"},
+                     {"metadata", {{"name", e.name}, {"namespace", e.ns}}},
+                     {"deleteOptions", {{"preconditions", {{"uid", e.uid}}}}}};
+    auto res = d_.client->create(kube::kinds::Pod, e.ns, ev, {"", "eviction", false});
+    if (!res) {
+      if (res.error().isNotFound() || res.error().isConflict()) continue;  // gone or replaced already
+      if (res.error().isTooManyRequests()) {  // a PodDisruptionBudget says not now
+        blocked = true;
+        if (obj)
+          d_.recorder->event(*obj, "Warning", "ReclaimBlocked",
+                             "eviction of worker " + e.ns + "/" + e.name + " refused: " + res.error().message);
+        continue;
+      }
+      return std::unexpected("evict " + e.ns + "/" + e.name + ": " + res.error().describe());
+    }
+    const std::string why = "pool " + e.pool + " capacity is reserved for ModelDeployment " + deploymentKey +
+                            " by PTUReservation " + key;
+    lg.info("reclaim: evicted worker", {{"reservation", key}, {"pod", e.ns + "/" + e.name}, {"node", e.node},
+                                        {"pool", e.pool}, {"deployment", e.deployment}});
+    if (obj)
+      d_.recorder->event(*obj, "Normal", "Reclaimed",
+                         "evicted worker " + e.ns + "/" + e.name + " of ModelDeployment " + e.deployment +
+                             " (priority " + std::to_string(e.priority) + ") on node " + e.node + ": " + why);
+    if (auto victim = d_.deployments->store().get(e.deployment))
+      d_.recorder->event(*victim, "Warning", "Preempted", "worker " + e.name + " evicted: " + why);
+  }
+  for (const auto& p : rp.pools) {
+    const int32_t stillMissing = p.missingUnits - p.fittingUnits - p.freedUnits;
+    if (stillMissing > 0 && p.blocked > 0 && obj)
+      d_.recorder->event(*obj, "Normal", "ReclaimWaiting",
+                         std::to_string(stillMissing) + " reserved replicas' worth of GPUs (" +
+                             std::to_string(p.gpusPerUnit) + " per node) in pool " + p.pool +
+                             " are still held by other deployments' workers; " + std::to_string(p.blocked) +
+                             " evictions wait for their deployment's maxUnavailable");
+  }
+  return rp.pending() || blocked || !rp.evictions.empty();
 }
 
 namespace {

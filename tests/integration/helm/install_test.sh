@@ -113,6 +113,7 @@ can yes list pods --all-namespaces
 can yes create pods -n default
 can yes delete pods -n default
 can yes patch pods -n "$NS"
+can yes create pods --subresource=eviction -n default
 can yes list capacitypools.waterline.dev
 can yes watch modeldeployments.waterline.dev --all-namespaces
 can yes list ptureservations.waterline.dev --all-namespaces

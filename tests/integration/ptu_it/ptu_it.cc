@@ -3,6 +3,9 @@
 // (hack/fixtures/gpu-nodes.sh --prefix) and a pool selecting that prefix.
 #include "procs.h"
 #include "waterline/api/meta.h"
+#include "waterline/scheduling/annotation.h"
+
+#include <set>
 
 namespace waterline {
 namespace {
@@ -250,6 +253,110 @@ TEST(PtuIT, ActiveReservationsFloorAnAutoscaledDeployment) {
   ASSERT_TRUE(it::eventually([&] { return !client->get(kube::kinds::PTUReservation, w.ns, "f2"); }, 30s));
   std::this_thread::sleep_for(3s);
   EXPECT_EQ(replicas(), 2);
+}
+
+// Pay-as-you-go workers fill the pool; a reservation that activates takes its GPUs back:
+// the lowest-priority deployment's workers are evicted (Eviction API), at most its
+// maxUnavailable at a time, the higher-priority one keeps every worker, the reserved
+// deployment (no autoscaling) is raised to its floor and placed, and nothing is ever
+// double-allocated. The victims' deployment cannot take the GPUs back.
+TEST(PtuIT, ActivationReclaimsCapacityFromLowerPriorityPayAsYouGoWorkers) {
+  WL_CLIENT_OR_SKIP(client);
+  World w(client);
+  it::Operator op;
+  op.start({});
+  ASSERT_TRUE(it::eventually([&] { return w.poolGpus("allocatable") == 16; }, 60s)) << op.logText();
+  auto payg = [&](const std::string& name, int priority) {
+    Json d = {{"apiVersion", "waterline.dev/v1alpha1"},
+              {"kind", "ModelDeployment"},
+              {"metadata", {{"name", name}, {"namespace", w.ns}}},
+              {"spec",
+               {{"model", {{"name", "meta-llama/Llama-3.1-8B-Instruct"}, {"version", "v1"}}},
+                {"region", "eu-west"},
+                {"template", {{"spec", {{"image", "vllm/vllm-openai:v0.6.3"}, {"ports", {{{"containerPort", 8000}}}}}}}},
+                {"gpu", {{"count", 1}}},
+                {"replicas", 8},
+                {"priority", priority},
+                {"maxUnavailable", 3}}}};
+    ASSERT_TRUE(client->apply(kube::kinds::ModelDeployment, w.ns, d, {"it-test", true, ""}));
+  };
+  payg("low", -10);
+  ASSERT_TRUE(it::eventually([&] { return w.poolGpus("free") == 8; }, 60s)) << op.logText();
+  payg("high", 10);
+  auto pods = [&](const std::string& deployment) {
+    std::vector<Json> out;
+    kube::ListOptions lo;
+    lo.labelSelector = "waterline.dev/deployment=" + deployment;
+    if (auto l = client->list(kube::kinds::Pod, w.ns, lo)) out = l->items;
+    return out;
+  };
+  auto running = [&](const std::string& deployment) {
+    int n = 0;
+    for (const auto& p : pods(deployment))
+      if (!p["metadata"].contains("deletionTimestamp") && p.contains("status") &&
+          p["status"].value("phase", "") == "Running")
+        ++n;
+    return n;
+  };
+  ASSERT_TRUE(it::eventually([&] { return running("low") == 8 && running("high") == 8; }, 60s)) << op.logText();
+  ASSERT_TRUE(it::eventually([&] { return w.poolGpus("free") == 0; }, 30s)) << op.logText();
+  std::set<std::string> highUids;
+  for (const auto& p : pods("high")) highUids.insert(p["metadata"].value("uid", ""));
+
+  // 2 units x 1000 tokens/min = 2 replicas of 4 GPUs = 8 GPUs (the reservable half).
+  w.reserve("r1", 2);
+  ASSERT_TRUE(it::eventually([&] { return w.phase("r1") == "Active"; }, 30s)) << w.ptu("r1").dump() << op.logText();
+  // Watch the victims while the reclaim runs: never more than maxUnavailable (3) of
+  // "low" going at once.
+  int maxDeleting = 0;
+  ASSERT_TRUE(it::eventually([&] {
+    int deleting = 0;
+    for (const auto& p : pods("low")) deleting += p["metadata"].contains("deletionTimestamp") ? 1 : 0;
+    maxDeleting = std::max(maxDeleting, deleting);
+    return running("llama") == 2;
+  }, 90s)) << w.ptu("r1").dump() << op.logText();
+  EXPECT_LE(maxDeleting, 3);
+  // The reserved deployment has no autoscaling and replicas 0: the floor raised it.
+  auto llama = client->get(kube::kinds::ModelDeployment, w.ns, "llama");
+  ASSERT_TRUE(llama);
+  EXPECT_EQ((*llama)["status"].value("desiredReplicas", -1), 2);
+  // The lower-priority deployment lost 8 GPUs' worth, the higher one nothing.
+  ASSERT_TRUE(it::eventually([&] { return running("low") == 0 && pods("low").empty(); }, 30s)) << op.logText();
+  std::set<std::string> highNow;
+  for (const auto& p : pods("high")) highNow.insert(p["metadata"].value("uid", ""));
+  EXPECT_EQ(highNow, highUids);
+  // It waits for capacity and does not take the reserved GPUs back.
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(running("low"), 0);
+  auto low = client->get(kube::kinds::ModelDeployment, w.ns, "low");
+  ASSERT_TRUE(low);
+  bool waiting = false;
+  for (const auto& c : (*low)["status"].value("conditions", Json::array()))
+    waiting |= c.value("type", "") == "Scheduled" && c.value("status", "") == "False";
+  EXPECT_TRUE(waiting) << low->dump();
+  // No GPU is held twice.
+  std::set<std::string> gpus;
+  int held = 0;
+  for (const auto& d : {"llama", "low", "high"})
+    for (const auto& p : pods(d)) {
+      if (p["metadata"].contains("deletionTimestamp")) continue;
+      auto a = scheduling::decodeAssignment(p["metadata"]["annotations"].value("waterline.dev/gpu-assignment", ""));
+      ASSERT_TRUE(a) << p.dump();
+      for (int g : a->gpus) {
+        ++held;
+        gpus.insert(a->node + "/" + std::to_string(g));
+      }
+    }
+  EXPECT_EQ(held, 16);
+  EXPECT_EQ(gpus.size(), 16u);
+  // Events: on the reservation and on the victims' deployment.
+  auto hasEvent = [&](const std::string& object, const std::string& reason) {
+    if (auto l = client->list(kube::kinds::CoreEvent, w.ns))
+      for (const auto& e : l->items)
+        if (e["involvedObject"].value("name", "") == object && e.value("reason", "") == reason) return true;
+    return false;
+  };
+  EXPECT_TRUE(it::eventually([&] { return hasEvent("r1", "Reclaimed") && hasEvent("low", "Preempted"); }, 10s));
 }
 
 }  // namespace

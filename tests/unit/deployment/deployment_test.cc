@@ -9,6 +9,7 @@
 #include "waterline/planners/deployment.h"
 #include "waterline/planners/inventory_snapshot.h"
 #include "waterline/planners/pool_status.h"
+#include "waterline/planners/reclaim.h"
 #include "waterline/scheduling/annotation.h"
 
 namespace waterline::planners {
@@ -440,6 +441,262 @@ TEST(PoolStatusAllocation, CountsAllocatedAndFreeFromWorkers) {
   // Without worker data the old behaviour stays.
   in.allocated.reset();
   EXPECT_EQ(planPoolStatus(in, kNow).status.gpus.free, 16);
+}
+
+// ---- PTU holds (reserved GPUs), the floor without autoscaling, reclaim ----------------
+
+PoolHold hold(const std::string& deployment, int replicas, double gpus, const std::string& reservation = "r1") {
+  return {"llm/" + reservation, "llm/" + deployment, "h100-eu-west", replicas, gpus};
+}
+
+struct HoldWorld : World {
+  std::vector<PoolHold> holds;
+  HoldWorld() { pools[0].spec.reservableFraction = 0.5; }
+  Snapshot snapshotWithHolds() const {
+    SnapshotInput in{pools, nodes, pods};
+    in.holds = holds;
+    return buildSnapshot(in);
+  }
+  DeploymentPlan stepWithHolds(const api::ModelDeployment& d, int32_t ptuFloor = 0) {
+    auto snap = snapshotWithHolds();
+    DeploymentPlanInput in;
+    in.deployment = &d;
+    for (const auto& p : pods)
+      if (p.deployment == d.metadata.name) in.pods.push_back(p);
+    in.nodes = nodes;
+    in.inventory = &snap.inventory;
+    in.ptuFloor = ptuFloor;
+    auto plan = planDeployment(in, kNow);
+    for (const auto& c : plan.creates) pods.push_back(created(c));
+    return plan;
+  }
+  ReclaimPlan reclaim(const std::string& forDeployment, const std::vector<api::ModelDeployment>& mds) const {
+    auto snap = snapshotWithHolds();
+    ReclaimInput in;
+    in.snapshot = &snap;
+    in.pods = pods;
+    for (const auto& d : mds) in.deployments[d.metadata.key()] = d;
+    in.holds = holds;
+    in.deployment = "llm/" + forDeployment;
+    return planReclaim(in);
+  }
+};
+
+int gpusOf(const std::vector<PodToCreate>& creates) {
+  int n = 0;
+  for (const auto& c : creates) n += int(c.assignment.gpus.size());
+  return n;
+}
+
+TEST(PtuHolds, IdleGpusAreKeptForTheReservedDeploymentOnly) {
+  HoldWorld w;
+  w.holds = {hold("ptu", 4, 4)};
+  auto snap = w.snapshotWithHolds();
+  ASSERT_EQ(snap.holds.size(), 1u);
+  EXPECT_EQ(snap.holds[0].needGpus, 4);
+  EXPECT_EQ(snap.holds[0].reservedGpus, 4);
+  EXPECT_EQ(snap.holds[0].missingGpus(), 0);
+  // Another deployment gets the 12 other GPUs and no more.
+  auto payg = w.stepWithHolds(deployment("payg", 16, 1));
+  EXPECT_EQ(payg.creates.size(), 12u);
+  EXPECT_TRUE(payg.unschedulable);
+  // The reserved deployment still has its 4.
+  auto ptu = w.stepWithHolds(deployment("ptu", 4, 1));
+  EXPECT_EQ(ptu.creates.size(), 4u);
+  EXPECT_FALSE(ptu.unschedulable);
+  auto after = w.snapshotWithHolds();
+  EXPECT_EQ(after.holds[0].needGpus, 0);  // its workers now use the hold
+  EXPECT_TRUE(after.inventory.checkInvariants().empty());
+}
+
+TEST(PtuHolds, TheDeploymentsOwnWorkersCountAndSeveralReservationsAddUp) {
+  HoldWorld w;
+  w.stepWithHolds(deployment("ptu", 2, 1));  // placed before any reservation
+  w.holds = {hold("ptu", 2, 2, "r1"), hold("ptu", 3, 3, "r2")};
+  auto snap = w.snapshotWithHolds();
+  ASSERT_EQ(snap.holds.size(), 1u);
+  EXPECT_EQ(snap.holds[0].needGpus, 3);  // 5 replicas held, 2 running
+  EXPECT_EQ(snap.holds[0].reservedGpus, 3);
+}
+
+TEST(PtuHolds, WithoutAutoscalingTheFloorRaisesReplicasUpToMax) {
+  HoldWorld w;
+  auto d = deployment("ptu", 1, 1);
+  auto p = w.stepWithHolds(d, 3);
+  EXPECT_EQ(p.creates.size(), 3u);
+  EXPECT_EQ(p.status.desiredReplicas, 3);
+  HoldWorld w2;
+  auto capped = deployment("ptu", 1, 1, {{"maxReplicas", 2}});
+  EXPECT_EQ(w2.stepWithHolds(capped, 3).creates.size(), 2u);
+  // With autoscaling on, the autoscaler owns replicas: the planner does not add any.
+  HoldWorld w3;
+  auto scaled = deployment("ptu", 1, 1, {{"autoscaling", {{"enabled", true}, {"targetPerReplica", "10"}}}});
+  EXPECT_EQ(w3.stepWithHolds(scaled, 3).creates.size(), 1u);
+}
+
+TEST(PtuReclaim, EvictsLowestPriorityNewestWorkersUntilTheHoldFits) {
+  HoldWorld w;
+  auto low = deployment("low", 8, 1, {{"priority", -5}, {"maxUnavailable", "50%"}});
+  auto high = deployment("high", 8, 1, {{"priority", 5}, {"maxUnavailable", "50%"}});
+  auto ptu = deployment("ptu", 3, 1);
+  w.step(low);
+  w.step(high);
+  for (auto& p : w.pods)  // low-1 newest of its deployment... by creation time
+    if (p.deployment == "low") p.created = kNow - std::chrono::seconds(1000 - std::stoi(p.name.substr(4)));
+  w.holds = {hold("ptu", 3, 3)};
+  auto snap = w.snapshotWithHolds();
+  ASSERT_EQ(snap.holds.size(), 1u);
+  EXPECT_EQ(snap.holds[0].missingGpus(), 3);
+  auto plan = w.reclaim("ptu", {low, high, ptu});
+  ASSERT_EQ(plan.evictions.size(), 3u);
+  std::vector<std::string> names;
+  for (const auto& e : plan.evictions) {
+    names.push_back(e.name);
+    EXPECT_EQ(e.deployment, "llm/low");
+    EXPECT_EQ(e.pool, "h100-eu-west");
+    EXPECT_FALSE(e.uid.empty());
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"low-7", "low-6", "low-5"}));
+  EXPECT_FALSE(plan.pending());
+  ASSERT_EQ(plan.pools.size(), 1u);
+  EXPECT_EQ(plan.pools[0].missingUnits, 3);
+  EXPECT_EQ(plan.pools[0].freedUnits, 3);
+  // Once they are gone, the holds get their GPUs and nothing more is evicted.
+  std::erase_if(w.pods, [&](const WorkerPod& p) { return p.name == "low-7" || p.name == "low-6" || p.name == "low-5"; });
+  auto after = w.snapshotWithHolds();
+  EXPECT_EQ(after.holds[0].missingGpus(), 0);
+  EXPECT_TRUE(w.reclaim("ptu", {low, high, ptu}).evictions.empty());
+  // And the victims' deployment cannot take them back.
+  auto again = w.stepWithHolds(low);
+  EXPECT_TRUE(again.creates.empty());
+  EXPECT_TRUE(again.unschedulable);
+  EXPECT_EQ(w.stepWithHolds(ptu).creates.size(), 3u);
+}
+
+TEST(PtuReclaim, DisruptionLimitsHoldBackEvictions) {
+  HoldWorld w;
+  auto low = deployment("low", 16, 1);  // maxUnavailable defaults to 1
+  w.step(low);
+  w.holds = {hold("ptu", 3, 3)};
+  auto plan = w.reclaim("ptu", {low});
+  ASSERT_EQ(plan.evictions.size(), 1u);
+  EXPECT_TRUE(plan.pending());
+  EXPECT_GT(plan.pools[0].blocked, 0);
+  // That one being deleted (unavailable) uses the budget: nothing more until it is gone,
+  // and its GPU counts as in flight.
+  for (auto& p : w.pods)
+    if (p.name == plan.evictions[0].name) p.deleting = true;
+  auto next = w.reclaim("ptu", {low});
+  EXPECT_TRUE(next.evictions.empty());
+  EXPECT_EQ(next.pools[0].fittingUnits, 1);
+  EXPECT_TRUE(next.pending());
+}
+
+TEST(PtuReclaim, NothingToEvictWhenInFlightDeletionsCoverIt) {
+  HoldWorld w;
+  auto low = deployment("low", 16, 1, {{"maxUnavailable", 4}});
+  w.step(low);
+  w.holds = {hold("ptu", 2, 2)};
+  for (auto& p : w.pods)
+    if (p.name == "low-0" || p.name == "low-1") p.deleting = true;
+  auto plan = w.reclaim("ptu", {low});
+  EXPECT_TRUE(plan.evictions.empty());
+  EXPECT_EQ(plan.pools[0].fittingUnits, 2);
+  EXPECT_FALSE(plan.pending());
+}
+
+TEST(PtuReclaim, AnotherReservationsWorkersAreProtected) {
+  HoldWorld w;
+  auto other = deployment("other", 16, 1, {{"priority", -100}, {"maxUnavailable", "100%"}});
+  w.step(other);
+  // "other" holds 15 replicas itself (reservable 8 of 16: the test bypasses admission);
+  // only its one unreserved worker may go.
+  w.holds = {hold("ptu", 2, 2, "r-ptu"), hold("other", 15, 15, "r-other")};
+  auto plan = w.reclaim("ptu", {other});
+  ASSERT_EQ(plan.evictions.size(), 1u);
+  EXPECT_TRUE(plan.pending());
+}
+
+TEST(PtuReclaim, IdleGpusOverTheReservableShareAreNotOccupancy) {
+  HoldWorld w;
+  w.pools[0].spec.reservableFraction = 0.125;  // 2 of 16 GPUs
+  auto low = deployment("low", 4, 1, {{"maxUnavailable", 4}});
+  w.step(low);
+  w.holds = {hold("ptu", 4, 4)};
+  auto snap = w.snapshotWithHolds();
+  EXPECT_EQ(snap.holds[0].reservedGpus, 2);
+  EXPECT_EQ(snap.holds[0].missingGpus(), 2);
+  EXPECT_TRUE(w.reclaim("ptu", {low}).evictions.empty());  // idle GPUs exist: evicting frees nothing new
+}
+
+TEST(PtuReclaim, MultiGpuReplicasAreFreedOnOneNode) {
+  HoldWorld w;
+  auto low = deployment("low", 16, 1, {{"maxUnavailable", "100%"}});
+  w.step(low);  // low-0..7 on euw-0, low-8..15 on euw-1
+  // The newest alternate between the nodes: counting GPUs alone would free 2 + 2.
+  const std::vector<std::string> newestFirst = {"low-0", "low-8", "low-1", "low-9", "low-2", "low-10", "low-3", "low-11"};
+  for (auto& p : w.pods) {
+    auto it = std::find(newestFirst.begin(), newestFirst.end(), p.name);
+    const int rank = it == newestFirst.end() ? 100 : int(it - newestFirst.begin());
+    p.created = kNow - std::chrono::seconds(10 + rank);
+  }
+  w.holds = {hold("ptu", 1, 4)};
+  auto plan = w.reclaim("ptu", {low});
+  ASSERT_EQ(plan.evictions.size(), 4u);
+  for (const auto& e : plan.evictions) EXPECT_EQ(e.node, plan.evictions[0].node) << e.name;
+  EXPECT_EQ(plan.pools[0].gpusPerUnit, 4);
+  EXPECT_FALSE(plan.pending());
+  // Gone: the reserved deployment's 4-GPU replica is placed on that node.
+  std::set<std::string> gone;
+  for (const auto& e : plan.evictions) gone.insert(e.name);
+  std::erase_if(w.pods, [&](const WorkerPod& p) { return gone.count(p.name) > 0; });
+  auto p = w.stepWithHolds(deployment("ptu", 1, 4));
+  ASSERT_EQ(p.creates.size(), 1u);
+  EXPECT_EQ(p.creates[0].assignment.node, plan.evictions[0].node);
+}
+
+TEST(PtuReclaim, ABudgetSmallerThanAReplicaProgressesPassByPass) {
+  HoldWorld w;
+  auto low = deployment("low", 16, 1, {{"maxUnavailable", 2}});
+  w.step(low);
+  w.holds = {hold("ptu", 1, 4)};
+  std::set<std::string> evicted;
+  for (int pass = 0; pass < 5; ++pass) {
+    auto plan = w.reclaim("ptu", {low});
+    if (!plan.pending() && plan.evictions.empty()) break;
+    EXPECT_LE(plan.evictions.size(), 2u);
+    for (const auto& e : plan.evictions) {
+      EXPECT_TRUE(evicted.insert(e.name).second) << e.name << " evicted twice";
+      EXPECT_EQ(e.node, "euw-0");
+    }
+    // The evicted pods finish terminating before the next pass.
+    std::erase_if(w.pods, [&](const WorkerPod& p) { return evicted.count(p.name) > 0; });
+  }
+  EXPECT_EQ(evicted.size(), 4u);
+  auto snap = w.snapshotWithHolds();
+  EXPECT_EQ(snap.holds[0].missingGpus(), 0);
+  EXPECT_EQ(w.stepWithHolds(deployment("ptu", 1, 4)).creates.size(), 1u);
+}
+
+TEST(PtuHolds, FromReservationObjectsOnlyActiveAndNotDeleting) {
+  auto r = [](const std::string& name, const std::string& phase, bool deleting) {
+    json j = {{"metadata", {{"name", name}, {"namespace", "llm"}}},
+              {"spec", {{"deploymentRef", {{"name", "ptu"}}}}},
+              {"status",
+               {{"phase", phase},
+                {"placements", json::array({{{"pool", "p1"}, {"replicas", 2}, {"gpus", 2.0}},
+                                            {{"pool", "p2"}, {"replicas", 1}, {"gpus", 0.5}}})}}}};
+    if (deleting) j["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z";
+    return std::make_shared<const json>(j);
+  };
+  auto holds = holdsFromReservations({r("a", "Active", false), r("b", "Insufficient", false), r("c", "Active", true),
+                                      std::make_shared<const json>(json{{"status", "garbage"}})});
+  ASSERT_EQ(holds.size(), 2u);
+  EXPECT_EQ(holds[0].reservation, "llm/a");
+  EXPECT_EQ(holds[0].deployment, "llm/ptu");
+  EXPECT_EQ(holds[0].pool, "p1");
+  EXPECT_EQ(holds[0].replicas, 2);
+  EXPECT_DOUBLE_EQ(holds[1].gpus, 0.5);
 }
 
 }  // namespace

@@ -23,7 +23,8 @@ namespace waterline::planners {
 // Hash of everything that shapes a worker pod (template, GPU request, health check,
 // model), as 10 hex digits: the waterline.dev/template-hash label.
 std::string templateHash(const api::ModelDeployment& d);
-// clamp(spec.replicas, minReplicas, maxReplicas).
+// clamp(spec.replicas, minReplicas, maxReplicas) (planDeployment raises it to the PTU
+// floor for deployments without autoscaling).
 int32_t desiredReplicas(const api::ModelDeployment& d);
 // maxUnavailable resolved against `desired` (percent rounded down), at least 1.
 int32_t maxUnavailable(const api::ModelDeployment& d, int32_t desired);
@@ -57,6 +58,10 @@ struct DeploymentPlanInput {
   std::optional<SystemTime> repairHoldUntil;
   // Pods that active health probing turned unhealthy (names): replaced like Failed pods.
   std::set<std::string> unhealthyWorkers;
+  // Replicas held by the deployment's Active PTU reservations. Without autoscaling the
+  // deployment runs at least this many (capped by maxReplicas); with autoscaling the
+  // autoscaler applies the floor to spec.replicas instead.
+  int32_t ptuFloor = 0;
 };
 
 // One worker replaced or moved for health reasons (an Event and a metric each).

@@ -5,6 +5,7 @@
 // restarted operator rebuild the GPU map without double allocation.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,23 +54,62 @@ scheduling::Request requestFromAssignment(const scheduling::Assignment& a,
                                           const std::string& worker,
                                           const std::string& deployment);
 
+// Capacity an Active PTUReservation holds in one pool for its deployment (its
+// status.placements entry): `replicas` workers of `gpus` GPUs in all.
+struct PoolHold {
+  std::string reservation;  // "namespace/name"
+  std::string deployment;   // "namespace/name"
+  std::string pool;
+  int32_t replicas = 0;
+  double gpus = 0;
+};
+
+// Holds of every Active reservation (status.phase Active, not being deleted), from
+// PTUReservation objects as JSON.
+std::vector<PoolHold> holdsFromReservations(const std::vector<std::shared_ptr<const nlohmann::json>>& reservations);
+
 struct SnapshotInput {
   std::vector<api::CapacityPool> pools;
   std::vector<NodeView> nodes;
   std::vector<WorkerPod> pods;  // every worker pod (cache plus assumed)
+  std::vector<PoolHold> holds;  // PTU capacity kept for its deployment (see buildSnapshot)
+};
+
+// What a pool's holds for one deployment could not get: GPUs that would have to be
+// freed (reclaimed from other deployments' workers) for the reservation to be whole.
+struct HoldShortfall {
+  std::string pool, deployment;
+  int32_t missingReplicas = 0;  // replicas held beyond the deployment's workers in the pool
+  double gpusPerReplica = 0;    // as held (whole count, or a fraction of one GPU)
+  int32_t needGpus = 0;         // GPUs held for the deployment beyond what its workers there use
+  int32_t reservedGpus = 0;     // idle GPUs kept for it now
+  int32_t missingGpus() const { return needGpus - reservedGpus; }
 };
 
 struct Snapshot {
   scheduling::Inventory inventory;
   std::vector<scheduling::Conflict> conflicts;  // claims refused (clashes, malformed)
   std::map<std::string, std::string> nodePool;  // node -> pool it belongs to
+  std::vector<HoldShortfall> holds;  // one per (pool, deployment) with holds, sorted
 };
 
 // Pools and nodes in name order; a node selected by several pools belongs to the first by
 // name and is marked unschedulable (the pool status reports it as conflicting). Pods that
 // are terminal or carry no assignment hold nothing; pods being deleted still hold their
 // GPUs until they are gone. Assignments apply oldest pod first.
+//
+// Holds: after the workers, per (pool, deployment) the holds add up to R replicas and G
+// GPUs; the deployment's workers already in the pool (W) count against them, and
+//   need = ceil(G × max(0, R − W) / R)
+// whole idle GPUs of the pool are reserved for that deployment (scheduling reservations
+// named "ptu:<pool>:<deployment>"): its own placements use them first, no other
+// deployment's may. Idle GPUs are taken in (pool, deployment) order, up to what is idle
+// and within the pool's reservableFraction; the rest is the shortfall (Snapshot::holds),
+// what reclaim frees. Deterministic: the same objects give the same reservations.
 Snapshot buildSnapshot(const SnapshotInput& in);
+
+// Healthy, idle, unreserved GPUs on schedulable nodes of a pool.
+int32_t idleGpus(const scheduling::Inventory& inv, scheduling::PoolId pool);
 
 // GPUs holding at least one worker and slices held, per pool (healthy, schedulable
 // nodes only, as counted against allocatable).

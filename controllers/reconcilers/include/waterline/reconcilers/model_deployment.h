@@ -99,6 +99,9 @@ struct ModelDeploymentDeps {
   // Optional: repairs (backoff and metric); default: one on metrics::defaultRegistry().
   RepairTrackerPtr repairs = nullptr;
   UnhealthyWorkersFn unhealthyWorkers = nullptr;
+  // Optional: PTUReservations. Their Active placements hold GPUs for their deployment
+  // (planners::PoolHold) and, without autoscaling, raise its replicas to their floor.
+  cache::InformerPtr reservations = nullptr;
 };
 
 class ModelDeploymentReconciler final : public runtime::Reconciler {

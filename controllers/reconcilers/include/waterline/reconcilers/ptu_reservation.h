@@ -7,15 +7,35 @@
 // reservableFraction changing), another reservation released, or the deployment changing
 // re-admits the waiting reservations. Time boundaries (startTime, endTime) and accrual
 // (every minute while Active) are requeues.
+#include <functional>
 #include <memory>
+#include <optional>
 
+#include "waterline/api/ptu_reservation.h"
 #include "waterline/cache/informer.h"
+#include "waterline/planners/ptu_admission.h"
 #include "waterline/common/time.h"
 #include "waterline/kube/client.h"
 #include "waterline/runtime/controller.h"
 #include "waterline/runtime/events.h"
+#include "waterline/reconcilers/model_deployment.h"
+#include "waterline/reconcilers/routing_publisher.h"
+#include "waterline/sources/prometheus.h"
 
 namespace waterline::reconcilers {
+
+// Router counters of one reservation over the status window (PtuCountersFunc).
+struct PtuRouterCounts {
+  int64_t throttled = 0;
+  int64_t spilled = 0;
+};
+// Throttled (429) and spilled requests of a reservation ("namespace/name") summed over
+// every router replica; nullopt when unknown (the status keeps what it had).
+using PtuCountersFunc = std::function<std::optional<PtuRouterCounts>(const std::string& reservation)>;
+// From Prometheus: round(sum(increase(waterline_router_ptu_{throttled,spilled}_total
+// {reservation="ns/name"}[window]))), so router restarts (counter resets) do not matter.
+PtuCountersFunc makePrometheusPtuCounters(sources::PrometheusClientPtr prometheus,
+                                          Duration window = std::chrono::hours(1));
 
 struct PtuReservationDeps {
   kube::ClientPtr client;  // writes only
@@ -24,6 +44,18 @@ struct PtuReservationDeps {
   cache::InformerPtr pools;
   runtime::EventRecorderPtr recorder;
   TimeSourcePtr time;
+  // Reclaim (optional, both needed): the nodes informer and the process's placement state
+  // (worker pods, under whose lock snapshots are built). An Active reservation whose
+  // holds miss GPUs because other deployments' workers fill the pool evicts the lowest-
+  // priority unreserved ones (planners::planReclaim) through the Eviction API, so
+  // PodDisruptionBudgets apply too.
+  cache::InformerPtr nodes = nullptr;
+  PlacementCachePtr placement = nullptr;
+  // Observed load (optional): weighted tokens/min per pool of a deployment (the routing
+  // publisher's LoadFunc, from Prometheus); usedTokensPerMinute is its sum, shared among
+  // the deployment's Active reservations by provisioned tokens.
+  LoadFunc load = nullptr;
+  PtuCountersFunc routerCounts = nullptr;  // optional: throttledRequests, spilledRequests
 };
 
 class PtuReservationReconciler final : public runtime::Reconciler {
@@ -32,6 +64,9 @@ class PtuReservationReconciler final : public runtime::Reconciler {
   runtime::ReconcileResult reconcile(const runtime::Request& req) override;
 
  private:
+  // Evicts what planReclaim picks; true while GPUs are still missing (requeue soon).
+  std::expected<bool, std::string> reclaim(const api::PTUReservation& r, const api::PTUReservationStatus& st,
+                                           const std::string& deploymentKey, const planners::PtuAdmissionInput& in);
   PtuReservationDeps d_;
 };
 
