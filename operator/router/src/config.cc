@@ -1,5 +1,7 @@
 #include "waterline/router/config.h"
 
+#include "waterline/router/membership.h"
+
 #include <charconv>
 #include <cmath>
 #include <map>
@@ -81,7 +83,22 @@ Flags (--flag=value or --flag value):
   --overload=reject|best-effort all allowed pools over maxUtilization and no spillover:
                                 429 (default) or send to the least utilised anyway
   --replicas=N                  router replicas sharing each PTU reservation; each
-                                enforces 1/N of it (default 1)
+                                enforces 1/N of it (default 1). With --membership-group:
+                                N until the first count of the group's Leases
+  --membership-group=NAME       count N from Leases: every router with this group (a label
+                                value) keeps a coordination.k8s.io/v1 Lease labelled
+                                waterline.dev/router-group=NAME, and N = the live ones
+                                (default: off, N = --replicas)
+  --membership-namespace=NS     namespace of the Leases (default: the kubeconfig
+                                context's or the pod's namespace, else "default")
+  --membership-kubeconfig=PATH  kubeconfig for the Leases (default: $KUBECONFIG, then the
+                                in-cluster service account, then ~/.kube/config)
+  --identity=ID                 this replica's holderIdentity (default: the hostname, i.e.
+                                the pod name)
+  --membership-lease-duration=DUR  whole seconds (default 15s); renewed every third of it;
+                                a replica that stops renewing is dropped after it
+  --membership-clock-skew=DUR   how far the replicas' clocks may disagree: a Lease counts
+                                until renewTime + duration + skew (default 1s)
   --limiter=sliding-window|token-bucket  PTU limiter (default sliding-window)
   --default-max-tokens=N        output tokens charged when a request sets none (default 1024)
   --chars-per-token=X           prompt estimator (default 4)
@@ -93,6 +110,7 @@ Flags (--flag=value or --flag value):
 
 std::expected<RouterConfig, std::string> parseFlags(const std::vector<std::string>& args) {
   RouterConfig c;
+  std::vector<std::string> membershipFlags;  // set without --membership-group: an error
   auto fail = [](const std::string& flag, const std::string& why) {
     return std::unexpected("flag --" + flag + ": " + why);
   };
@@ -202,6 +220,35 @@ std::expected<RouterConfig, std::string> parseFlags(const std::vector<std::strin
       auto x = toInt(1, 100000);
       if (!x) return std::unexpected(x.error());
       c.replicas = static_cast<int>(*x);
+    } else if (name == "membership-group") {
+      if (!isLabelValue(s))
+        return fail(name, "want a label value (at most 63 of A-Z a-z 0-9 - _ ., alphanumeric at both ends), got \"" + s + "\"");
+      c.membership.group = s;
+    } else if (name == "membership-namespace") {
+      if (!isDns1123Label(s)) return fail(name, "want a namespace name (DNS-1123 label), got \"" + s + "\"");
+      c.membership.ns = s;
+      membershipFlags.push_back(name);
+    } else if (name == "membership-kubeconfig") {
+      if (s.empty()) return fail(name, "empty path");
+      c.membership.kubeconfig = s;
+      membershipFlags.push_back(name);
+    } else if (name == "identity") {
+      if (s.empty() || s.size() > 253) return fail(name, "want 1 to 253 characters");
+      c.membership.identity = s;
+      membershipFlags.push_back(name);
+    } else if (name == "membership-lease-duration") {
+      auto d = toDur();
+      if (!d) return std::unexpected(d.error());
+      if (*d < std::chrono::seconds(1) || *d > std::chrono::hours(1) || *d % std::chrono::seconds(1) != Duration::zero())
+        return fail(name, "want whole seconds in [1s, 1h]");
+      c.membership.leaseDuration = *d;
+      membershipFlags.push_back(name);
+    } else if (name == "membership-clock-skew") {
+      auto d = toDur();
+      if (!d) return std::unexpected(d.error());
+      if (*d > std::chrono::minutes(1)) return fail(name, "at most 1m");
+      c.membership.clockSkew = *d;
+      membershipFlags.push_back(name);
     } else if (name == "limiter") {
       if (s == "sliding-window") c.limiterMode = routing::LimiterMode::SlidingWindow;
       else if (s == "token-bucket") c.limiterMode = routing::LimiterMode::TokenBucket;
@@ -228,6 +275,8 @@ std::expected<RouterConfig, std::string> parseFlags(const std::vector<std::strin
       return std::unexpected("unknown flag --" + name + " (see --help)");
     }
   }
+  if (!c.membership.enabled() && !membershipFlags.empty())
+    return fail(membershipFlags.front(), "only applies with --membership-group");
   return c;
 }
 

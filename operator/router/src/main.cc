@@ -1,5 +1,8 @@
 // waterline-router: the composition root of the router binary. Flags -> RouterConfig,
-// routes sources -> RouterServer::setRoutes, signals -> stop.
+// routes sources -> RouterServer::setRoutes, Lease membership ->
+// RouterServer::setReplicaCount, signals -> stop.
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -8,13 +11,22 @@
 #include <vector>
 
 #include "waterline/common/log.h"
+#include "waterline/kube/config.h"
+#include "waterline/kube/rest_client.h"
 #include "waterline/router/config.h"
+#include "waterline/router/membership.h"
 #include "waterline/router/routes_source.h"
 #include "waterline/router/server.h"
 
 namespace {
 volatile std::sig_atomic_t g_stop = 0;
 void onSignal(int) { g_stop = 1; }
+
+std::string hostname() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof host - 1) != 0) return "";
+  return host;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -37,6 +49,45 @@ int main(int argc, char** argv) {
   }
 
   router::RouterServer server(*cfg);
+
+  // Lease membership: N from the group's live Leases (--membership-group).
+  std::unique_ptr<router::LeaseMembership> membership;
+  if (cfg->membership.enabled()) {
+    auto m = cfg->membership;
+    auto kc = kube::loadDefault(m.kubeconfig);
+    if (!kc) {
+      std::cerr << "waterline-router: membership: cannot load Kubernetes client configuration: " << kc.error() << "\n";
+      return 2;
+    }
+    if (m.ns.empty()) m.ns = kc->defaultNamespace.empty() ? "default" : kc->defaultNamespace;
+    if (m.identity.empty()) m.identity = hostname();
+    if (m.identity.empty()) {
+      std::cerr << "waterline-router: membership: no --identity and no hostname\n";
+      return 2;
+    }
+    // A request that hangs must not hold the renewals up for longer than a renew period,
+    // and reads are not retried for long: the next round retries anyway.
+    const auto period = std::chrono::duration_cast<std::chrono::seconds>(m.leaseDuration / 3);
+    kc->requestTimeout = std::max(std::chrono::seconds(1), period);
+    kc->maxRetries = 0;
+    kc->qps = 5;
+    kc->burst = 10;
+    kc->userAgent = "waterline-router/0.1";
+    auto client = kube::RestClient::create(*kc);
+    if (!client) {
+      std::cerr << "waterline-router: membership: " << client.error() << "\n";
+      return 2;
+    }
+    logger.info("membership on", {{"group", m.group}, {"namespace", m.ns}, {"identity", m.identity},
+                                   {"lease_duration", m.leaseDuration}, {"server", kc->server}});
+    membership = std::make_unique<router::LeaseMembership>(
+        *client, m, nullptr, &server.registry(), [&server](int n) { server.setReplicaCount(n); }, cfg->replicas);
+    // A first round before the port opens, so that N is counted (or stays --replicas
+    // when the apiserver cannot be reached yet; the loop keeps trying).
+    membership->sync();
+    membership->start();
+  }
+
   std::vector<router::RoutesSourcePtr> sources;
   if (!cfg->routesFile.empty()) sources.push_back(std::make_unique<router::FileRoutesSource>(cfg->routesFile));
   if (!cfg->routesUrl.empty()) sources.push_back(std::make_unique<router::HttpRoutesSource>(cfg->routesUrl, std::chrono::seconds(5),
@@ -53,6 +104,7 @@ int main(int argc, char** argv) {
   auto started = server.start();
   if (!started) {
     std::cerr << "waterline-router: " << started.error() << "\n";
+    if (membership) membership->stop(true);
     return 1;
   }
   std::signal(SIGINT, onSignal);
@@ -68,5 +120,8 @@ int main(int argc, char** argv) {
   logger.info("stopping");
   for (auto& s : sources) s->stop();
   server.stop();
+  // After the server has stopped admitting: delete the Lease, so that the others take
+  // over this replica's share at their next renewal instead of after a lease duration.
+  if (membership) membership->stop(true);
   return 0;
 }

@@ -105,6 +105,7 @@ struct RouterServer::Impl {
   metrics::CounterFamily* spills = nullptr;
   metrics::CounterFamily* routeUpdates = nullptr;
   std::atomic<int64_t> inflight{0};
+  std::atomic<int> replicaCount{1};  // N: router replicas sharing each reservation
 
   mutable std::mutex routesMu;
   std::shared_ptr<const DeploymentIndex> routes;
@@ -122,7 +123,8 @@ struct RouterServer::Impl {
   Impl(RouterConfig c, TimeSourcePtr clk)
       : cfg(std::move(c)),
         clock(clk ? std::move(clk) : RealTimeSource::instance()),
-        admission(cfg.limiterMode, 1.0 / std::max(1, cfg.replicas)) {
+        admission(cfg.limiterMode, 1.0 / std::max(1, cfg.replicas)),
+        replicaCount(std::max(1, cfg.replicas)) {
     requests = &registry.counter("waterline_router_requests_total",
                                  "Requests answered, by deployment, pool (empty when the router answered itself) and HTTP status.",
                                  {"deployment", "pool", "code"});
@@ -137,6 +139,10 @@ struct RouterServer::Impl {
                                "Requests sent on to a deployment's spillover deployment, by reason (ptu, capacity, failover).",
                                {"deployment", "reason"});
     routeUpdates = &registry.counter("waterline_router_routes_updates_total", "Routing tables installed.");
+    registry.gaugeFunc("waterline_router_members",
+                       "Router replicas sharing each PTU reservation (N: this replica enforces 1/N of each); "
+                       "the live members of the Lease group with --membership-group, else --replicas.",
+                       {}, [this] { return std::vector<metrics::Sample>{{{}, static_cast<double>(replicaCount.load())}}; });
     registry.gaugeFunc("waterline_router_inflight_requests", "Requests in progress.", {},
                        [this] { return std::vector<metrics::Sample>{{{}, static_cast<double>(inflight.load())}}; });
     registry.gaugeFunc("waterline_router_routes_deployments", "Deployments in the routing table.", {}, [this] {
@@ -1045,8 +1051,14 @@ std::shared_ptr<const DeploymentIndex> RouterServer::routes() const {
 bool RouterServer::hasRoutes() const { return routes() != nullptr; }
 
 void RouterServer::setReplicaCount(int n) {
-  impl_->admission.setShare(1.0 / std::max(1, n), impl_->clock->monotonicTime());
+  n = std::max(1, n);
+  // AdmissionController::setShare is thread-safe: it re-splits every limiter under its
+  // lock while requests keep being admitted (usage is kept).
+  impl_->admission.setShare(1.0 / n, impl_->clock->monotonicTime());
+  impl_->replicaCount.store(n);
 }
+
+int RouterServer::replicaCount() const { return impl_->replicaCount.load(); }
 
 metrics::Registry& RouterServer::registry() { return impl_->registry; }
 routing::AdmissionController& RouterServer::admission() { return impl_->admission; }

@@ -76,6 +76,53 @@ TEST(RouterFlags, ErrorsNameTheFlag) {
   EXPECT_NE(helpText().find("--routes-file"), std::string::npos);
 }
 
+TEST(RouterFlags, Membership) {
+  auto off = parseFlags({"--replicas=3"});
+  ASSERT_TRUE(off);
+  EXPECT_FALSE(off->membership.enabled());
+  EXPECT_EQ(off->membership.leaseDuration, 15s);
+  EXPECT_EQ(off->membership.clockSkew, 1s);
+
+  auto on = parseFlags({"--replicas=2", "--membership-group=wl-waterline-router", "--membership-namespace=wl-sys",
+                        "--membership-kubeconfig=/tmp/kc", "--identity=router-7d9f-x2k4q",
+                        "--membership-lease-duration=3s", "--membership-clock-skew=500ms"});
+  ASSERT_TRUE(on) << on.error();
+  EXPECT_TRUE(on->membership.enabled());
+  EXPECT_EQ(on->replicas, 2);
+  EXPECT_EQ(on->membership.group, "wl-waterline-router");
+  EXPECT_EQ(on->membership.ns, "wl-sys");
+  EXPECT_EQ(on->membership.kubeconfig, "/tmp/kc");
+  EXPECT_EQ(on->membership.identity, "router-7d9f-x2k4q");
+  EXPECT_EQ(on->membership.leaseDuration, 3s);
+  EXPECT_EQ(on->membership.clockSkew, 500ms);
+  auto group = parseFlags({"--membership-group", "Routers_EU.1"});
+  ASSERT_TRUE(group);
+  EXPECT_EQ(group->membership.ns, "");        // main.cc: the kubeconfig's / pod's namespace
+  EXPECT_EQ(group->membership.identity, "");  // main.cc: the hostname
+
+  auto bad = [](std::vector<std::string> a, const std::string& want) {
+    auto c = parseFlags(a);
+    ASSERT_FALSE(c) << "accepted";
+    EXPECT_NE(c.error().find(want), std::string::npos) << c.error();
+  };
+  bad({"--membership-group=a b"}, "--membership-group: want a label value");
+  bad({"--membership-group=-a"}, "--membership-group");
+  bad({"--membership-group=" + std::string(64, 'a')}, "--membership-group");
+  bad({"--membership-group=g", "--membership-namespace=Wl_Sys"}, "--membership-namespace");
+  bad({"--membership-group=g", "--membership-lease-duration=1500ms"}, "--membership-lease-duration: want whole seconds");
+  bad({"--membership-group=g", "--membership-lease-duration=0s"}, "--membership-lease-duration");
+  bad({"--membership-group=g", "--membership-lease-duration=2h"}, "--membership-lease-duration");
+  bad({"--membership-group=g", "--membership-clock-skew=2m"}, "--membership-clock-skew");
+  bad({"--membership-group=g", "--identity="}, "--identity");
+  bad({"--membership-group=g", "--membership-kubeconfig="}, "--membership-kubeconfig");
+  // Membership flags without a group would silently do nothing.
+  bad({"--membership-namespace=wl-sys"}, "--membership-namespace: only applies with --membership-group");
+  bad({"--identity=a"}, "--identity: only applies with --membership-group");
+  bad({"--membership-lease-duration=3s"}, "only applies with --membership-group");
+  EXPECT_NE(helpText().find("--membership-group"), std::string::npos);
+  EXPECT_NE(helpText().find("--membership-lease-duration"), std::string::npos);
+}
+
 TEST(RouterFlags, DurationsAndSizes) {
   EXPECT_EQ(*parseDuration("1.5s"), 1500ms);
   EXPECT_EQ(*parseDuration("2"), 2s);

@@ -20,6 +20,19 @@ namespace waterline::router {
 // BestEffort sends the request to the least utilised of those pools anyway.
 enum class OverloadPolicy { Reject, BestEffort };
 
+// Lease-based membership (router/membership.h, docs/routing.md): N, the number of router
+// replicas sharing each PTU reservation, is counted from the group's Leases instead of
+// the static --replicas. Off while `group` is empty.
+struct MembershipConfig {
+  std::string group;       // --membership-group: routers that share reservations
+  std::string ns;          // --membership-namespace ("": the kubeconfig's / pod's namespace, else "default")
+  std::string kubeconfig;  // --membership-kubeconfig ("": $KUBECONFIG, in-cluster, ~/.kube/config)
+  std::string identity;    // --identity ("": the hostname, i.e. the pod name)
+  Duration leaseDuration = std::chrono::seconds(15);  // whole seconds; renewed every third
+  Duration clockSkew = std::chrono::seconds(1);       // --membership-clock-skew
+  bool enabled() const { return !group.empty(); }
+};
+
 struct RouterConfig {
   std::string listenAddress = "0.0.0.0";
   int port = 8080;  // 0: any free port (see RouterServer::port())
@@ -49,7 +62,10 @@ struct RouterConfig {
 
   routing::SelectionOptions selection;
   routing::LimiterMode limiterMode = routing::LimiterMode::SlidingWindow;
-  int replicas = 1;  // router replicas sharing each reservation (each gets 1/replicas)
+  // Router replicas sharing each reservation (each gets 1/replicas). With membership on:
+  // N until the first successful count.
+  int replicas = 1;
+  MembershipConfig membership;
   routing::EstimatorOptions estimator;
   OverloadPolicy overload = OverloadPolicy::Reject;
   std::uint64_t seed = 0;  // 0: random

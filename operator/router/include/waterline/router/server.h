@@ -53,8 +53,11 @@ class RouterServer {
   std::shared_ptr<const DeploymentIndex> routes() const;
   bool hasRoutes() const;
 
-  // Router replicas sharing the reservations (each enforces 1/n of each).
+  // Router replicas sharing the reservations (each enforces 1/n of each). Thread-safe,
+  // callable at any time (LeaseMembership calls it when the member count changes);
+  // usage already charged is kept. n < 1 counts as 1.
   void setReplicaCount(int n);
+  int replicaCount() const;
 
   metrics::Registry& registry();
   routing::AdmissionController& admission();
