@@ -61,6 +61,7 @@ jqcheck "ClusterRole rules are exactly the justified set" "$f" '
     {g: ["waterline.dev"], r: ["modeldeployments/scale"], v: ["get","patch","update"]},
     {g: ["waterline.dev"], r: ["routingtables"], v: ["create","delete","get","list","patch","update","watch"]},
     {g: [""], r: ["pods"], v: ["create","delete","get","list","patch","watch"]},
+    {g: [""], r: ["pods/eviction"], v: ["create"]},
     {g: [""], r: ["nodes"], v: ["get","list","patch","watch"]},
     {g: [""], r: ["events"], v: ["create","patch"]},
     {g: ["events.k8s.io"], r: ["events"], v: ["create","patch"]}]'
