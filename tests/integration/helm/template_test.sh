@@ -31,7 +31,7 @@ jqcheck "deployment: 2 replicas, image from appVersion" "$f" \
 jqcheck "deployment: leader election flags" "$f" --arg D "$D" \
   'args($D; "operator") as $a | ["--bind-address=:8080", "--leader-elect=true", "--leader-election-namespace=$(POD_NAMESPACE)", "--leader-election-id=wl-waterline", "--identity=$(POD_NAME)", "--lease-duration=15", "--renew-deadline=10", "--retry-period=2", "--log-level=info", "--v=0", "--workers=4"] - $a == []'
 jqcheck "deployment: every flag is one the operator knows" "$f" --arg D "$D" \
-  'args($D; "operator") | all(test("^--(bind-address|leader-elect|leader-election-namespace|leader-election-id|identity|lease-duration|renew-deadline|retry-period|workers|kube-api-qps|kube-api-burst|resync-period|routing-heartbeat|cluster-name|prometheus-url|log-level|v)="))'
+  'args($D; "operator") | all(test("^--(bind-address|leader-elect|leader-election-namespace|leader-election-id|identity|lease-duration|renew-deadline|retry-period|workers|kube-api-qps|kube-api-burst|resync-period|routing-heartbeat|cluster-name|prometheus-url|log-level|v)=")) and (index("--active-health-probes=true") | not)'
 jqcheck "deployment: POD_NAME/POD_NAMESPACE from the downward API, no optional env" "$f" --arg D "$D" \
   '[container($D; "operator").env[] | .name] == ["POD_NAME", "POD_NAMESPACE"] and (container($D; "operator").env[1].valueFrom.fieldRef.fieldPath == "metadata.namespace")'
 jqcheck "deployment: probes on the metrics port" "$f" --arg D "$D" \
@@ -167,6 +167,9 @@ jqcheck "env: WATERLINE_PROMETHEUS_URL, WATERLINE_DEFAULT_STRATEGY, WATERLINE_HU
   env($D; "operator") | .WATERLINE_PROMETHEUS_URL == "http://prom.monitoring:9090" and .WATERLINE_DEFAULT_STRATEGY == "Spread" and .WATERLINE_HUB_KUBECONFIG == "/etc/waterline/hub/kubeconfig"'
 jqcheck "log level, verbosity, image tag and pull policy" "$f" --arg D "$D" '
   container($D; "operator") | (.args | index("--log-level=debug") and index("--v=3")) and .image == "waterline:1.2.3" and .imagePullPolicy == "Always"'
+f="$(render probes --set health.activeProbes=true)"
+jqcheck "health.activeProbes=true: --active-health-probes=true" "$f" --arg D "$D" \
+  'args($D; "operator") | index("--active-health-probes=true")'
 
 # ---------------------------------------------------------------- leader election off
 f="$(render single --set leaderElection.enabled=false --set replicas=1)"
@@ -208,6 +211,7 @@ rejects "at '/verbosity'" --set verbosity=-1
 rejects "at '/router/routesUrl'" --set router.enabled=true --set router.routesUrl=https://op/v1/routes
 rejects "at '/router/replicas': minimum" --set router.replicas=0
 rejects "at '/scheduling/defaultStrategy'" --set scheduling.defaultStrategy=Random
+rejects "at '/health/activeProbes'" --set health.activeProbes=yes
 rejects "at '/leaderElection/leaseDuration'" --set leaderElection.leaseDuration=0
 rejects "at '/extraArgs/0'" --set extraArgs[0]=verbose
 rejects "at '/prometheus/url'" --set prometheus.url=prometheus:9090

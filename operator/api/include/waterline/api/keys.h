@@ -12,7 +12,6 @@ inline constexpr std::string_view kDeployment = "waterline.dev/deployment";     
 inline constexpr std::string_view kPool = "waterline.dev/pool";                  // CapacityPool name
 inline constexpr std::string_view kModel = "waterline.dev/model";                // modelLabelValue(spec.model.name)
 inline constexpr std::string_view kModelVersion = "waterline.dev/model-version";  // spec.model.version
-inline constexpr std::string_view kReservation = "waterline.dev/reservation";    // PTUReservation holding the replica
 inline constexpr std::string_view kTemplateHash = "waterline.dev/template-hash";  // hash of the worker template
 inline constexpr std::string_view kManagedBy = "app.kubernetes.io/managed-by";
 inline constexpr std::string_view kManagedByValue = "waterline";
@@ -29,7 +28,6 @@ inline constexpr std::string_view kDrainingSince = "waterline.dev/draining-since
 // On a ModelDeployment: autoscaler recommendation history (JSON), safe to lose.
 inline constexpr std::string_view kAutoscalerState = "waterline.dev/autoscaler-state";
 // On a node: "true" keeps the operator from placing new replicas there.
-inline constexpr std::string_view kCordon = "waterline.dev/cordon";
 }  // namespace annotations
 
 inline constexpr std::string_view kFinalizer = "waterline.dev/finalizer";
