@@ -70,6 +70,10 @@ api::Condition cond(std::string_view type, bool status, std::string_view reason,
           std::string(reason), std::move(msg), {}, gen};
 }
 
+// How long a worker may take to answer its health check for the first time (model
+// download and load) before the kubelet restarts it.
+constexpr int32_t kStartupSeconds = 1800;
+
 json probe(const api::HealthCheckSpec& h, int32_t port, bool liveness) {
   return {{"httpGet", {{"path", h.path}, {"port", port}}},
           {"periodSeconds", h.periodSeconds},
@@ -182,6 +186,13 @@ json renderWorkerPod(const api::ModelDeployment& d, const std::string& name,
   if (int32_t port = d.spec.healthPort(); port > 0) {
     container["readinessProbe"] = probe(d.spec.healthCheck, port, false);
     container["livenessProbe"] = probe(d.spec.healthCheck, port, true);
+    // Loading a large model takes minutes: liveness only starts once the server has
+    // answered, and the server gets up to kStartupSeconds to do so.
+    json startup = probe(d.spec.healthCheck, port, true);
+    const int32_t period = std::max<int32_t>(1, d.spec.healthCheck.periodSeconds);
+    startup["failureThreshold"] =
+        std::max<int32_t>(d.spec.healthCheck.failureThreshold, (kStartupSeconds + period - 1) / period);
+    container["startupProbe"] = std::move(startup);
   }
 
   json spec = {{"nodeName", a.node},

@@ -135,6 +135,9 @@ TEST(DeploymentPlanner, ScaleUpCreatesBoundPodsWithAssignment) {
     EXPECT_EQ(ctr["readinessProbe"]["httpGet"]["path"], "/health");
     EXPECT_EQ(ctr["readinessProbe"]["httpGet"]["port"], 8000);
     EXPECT_EQ(ctr["livenessProbe"]["httpGet"]["port"], 8000);
+    EXPECT_EQ(ctr["startupProbe"]["httpGet"]["path"], "/health");
+    EXPECT_EQ(ctr["startupProbe"]["periodSeconds"], 10);
+    EXPECT_EQ(ctr["startupProbe"]["failureThreshold"], 180);  // 30 minutes to load
     std::string ann = pod["metadata"]["annotations"]["waterline.dev/gpu-assignment"];
     auto a = scheduling::decodeAssignment(ann);
     ASSERT_TRUE(a) << a.error();
