@@ -232,6 +232,7 @@ int main(int argc, char** argv) {
   podOpts.labelSelector =
       std::string(api::labels::kManagedBy) + "=" + std::string(api::labels::kManagedByValue);
   auto workerPods = mgr.informers().informerFor(kube::kinds::Pod, podOpts);
+  workerPods->addIndexer(reconcilers::kWorkerDeploymentIndex, reconcilers::workerDeploymentIndexFunc);
   auto deployments = mgr.informers().informerFor(kube::kinds::ModelDeployment);
   auto ptus = mgr.informers().informerFor(kube::kinds::PTUReservation);
   mgr.add(reconcilers::newCapacityPoolController({*client, pools, nodes, workerPods, recorder, time, deployments, ptus}, co));

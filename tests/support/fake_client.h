@@ -63,6 +63,10 @@ class FakeClient : public kube::Client {
     std::lock_guard g(mu_);
     return watchCalls_;
   }
+  int getCalls() const {
+    std::lock_guard g(mu_);
+    return getCalls_;
+  }
   std::vector<std::string> watchResourceVersions() const {
     std::lock_guard g(mu_);
     return watchRVs_;
@@ -83,6 +87,7 @@ class FakeClient : public kube::Client {
   Result<Json> get(const ResourceKind& kind, const std::string& ns,
                    const std::string& name) override {
     std::lock_guard g(mu_);
+    ++getCalls_;
     auto it = objects_.find(key(kind, ns, name));
     if (it == objects_.end()) return std::unexpected(notFound(name));
     return it->second;
@@ -293,6 +298,7 @@ class FakeClient : public kube::Client {
   bool partitioned_ = false;
   int listCalls_ = 0;
   int watchCalls_ = 0;
+  int getCalls_ = 0;
   int64_t lastLimit_ = 0;
   std::vector<std::string> watchRVs_;
 };

@@ -58,7 +58,19 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
 
   planners::PoolStatusInput in;
   in.pool = &*pool;
-  for (const auto& n : d_.nodes->store().list()) in.nodes.push_back(planners::NodeView::fromJson(*n));
+  // Only this pool's nodes and their workers are decoded: a pool's status depends on
+  // nothing else (other pools' specs still decide which of its nodes conflict), and
+  // decoding the whole fleet on every worker event is what made fleet-size clusters slow.
+  std::set<std::string> selected;
+  for (const auto& n : d_.nodes->store().list()) {
+    std::map<std::string, std::string> labels;
+    if (n->contains("metadata") && (*n)["metadata"].contains("labels") && (*n)["metadata"]["labels"].is_object())
+      for (const auto& [k, v] : (*n)["metadata"]["labels"].items())
+        if (v.is_string()) labels[k] = v.get<std::string>();
+    if (!pool->spec.selectsNode(labels)) continue;
+    in.nodes.push_back(planners::NodeView::fromJson(*n));
+    selected.insert(in.nodes.back().name);
+  }
   std::vector<api::CapacityPool> others;
   for (const auto& p : d_.pools->store().list()) {
     if (runtime::nameOf(*p) == pool->metadata.name) continue;
@@ -70,15 +82,25 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
     si.pools = others;
     si.pools.push_back(*pool);
     si.nodes = in.nodes;
-    for (const auto& p : d_.workerPods->store().list()) si.pods.push_back(planners::WorkerPod::fromJson(*p));
+    for (const auto& p : d_.workerPods->store().list())
+      if (p->contains("spec") && (*p)["spec"].is_object() && selected.count((*p)["spec"].value("nodeName", "")))
+        si.pods.push_back(planners::WorkerPod::fromJson(*p));
     auto snap = planners::buildSnapshot(si);
     auto alloc = planners::allocationByPool(snap.inventory);
     in.allocated = alloc[pool->metadata.name];
     if (d_.deployments) {
+      // One request per distinct shape of the demand (GPU request and where it may go).
       std::vector<scheduling::Request> shapes;
-      for (const auto& o : d_.deployments->store().list())
+      std::set<std::string> seen;
+      for (const auto& o : d_.deployments->store().list()) {
+        if (!o->contains("spec")) continue;
+        const auto& s = (*o)["spec"];
+        kube::Json k = {s.value("gpu", kube::Json()), s.value("deploymentType", kube::Json()),
+                        s.value("region", kube::Json()), s.value("dataZone", kube::Json())};
+        if (!seen.insert(k.dump()).second) continue;
         if (auto md = api::ModelDeployment::fromJson(*o); md && api::validate(*md).empty())
           shapes.push_back(planners::toRequest(*md, md->metadata.name + "-shape"));
+      }
       in.fragmentation = planners::fragmentationByPool(snap.inventory, std::move(shapes))[pool->metadata.name];
     }
   }

@@ -22,10 +22,17 @@ PlacementCache::PlacementCache(cache::InformerPtr pods, TimeSourcePtr time, Dura
 
 std::vector<kube::Json> PlacementCache::workerPodsLocked() {
   std::vector<kube::Json> out;
-  for (const auto& p : pods_->store().list()) out.push_back(*p);
+  // An assumed pod is dropped only when it is in THIS list: one that reaches the cache
+  // after the list was taken must stay assumed, or this snapshot would have it nowhere
+  // and give its GPUs away again.
+  std::set<std::string> listed;
+  for (const auto& p : pods_->store().list()) {
+    out.push_back(*p);
+    listed.insert(runtime::namespaceOf(*p) + "/" + runtime::nameOf(*p));
+  }
   const SystemTime now = time_->systemTime();
   for (auto it = assumed_.begin(); it != assumed_.end();) {
-    if (pods_->store().get(it->first) || now - it->second.at > timeout_) {
+    if (listed.count(it->first) || now - it->second.at > timeout_) {
       it = assumed_.erase(it);
     } else {
       out.push_back(it->second.pod);
@@ -53,21 +60,14 @@ size_t PlacementCache::assumedCount() {
 
 namespace {
 metrics::CounterFamily& repairsFamily(metrics::Registry& reg) {
-  // One family per registry, shared by every tracker on it. A registry that does not
-  // hold the name (a new one, possibly at a dead one's address) gets a fresh family.
-  static std::mutex mu;
-  static std::map<metrics::Registry*, metrics::CounterFamily*> families;
-  std::lock_guard g(mu);
-  auto& f = families[&reg];
-  if (!f || !reg.contains("waterline_repairs_total")) {
-    f = &reg.counter("waterline_repairs_total",
-                     "ModelDeployment workers replaced or moved for health reasons, by reason.", {"reason"});
-    namespace R = planners::repair_reasons;
-    for (auto r : {R::kWorkerFailed, R::kProbeFailed, R::kNodeNotReady, R::kNodeGone, R::kNodeEvicting,
-                   R::kGpuUnhealthy})
-      f->withLabels({r});  // every reason present from the start (0)
-  }
-  return *f;
+  // One family per registry, shared by every tracker on it.
+  auto& f = reg.sharedCounter("waterline_repairs_total",
+                              "ModelDeployment workers replaced or moved for health reasons, by reason.", {"reason"});
+  namespace R = planners::repair_reasons;
+  for (auto r : {R::kWorkerFailed, R::kProbeFailed, R::kNodeNotReady, R::kNodeGone, R::kNodeEvicting,
+                 R::kGpuUnhealthy})
+    f.withLabels({r});  // every reason present from the start (0)
+  return f;
 }
 }  // namespace
 
@@ -177,6 +177,10 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
   }
 
   planners::DeploymentPlan plan;
+  struct Conflicted {
+    std::string name, uid, holder, node;
+  };
+  std::vector<Conflicted> conflicted;
   {
     std::lock_guard g(d_.placement->mutex());
     planners::SnapshotInput in;
@@ -195,6 +199,17 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     for (const auto& c : snap.conflicts)
       lg.warn("assignment conflict while rebuilding the GPU inventory",
               {{"worker", c.worker}, {"holder", c.holder}, {"node", c.node}, {"message", c.message}});
+    // A worker of ours whose GPUs another worker holds (the older claim wins the rebuild)
+    // is not placed: it goes, and the planner replaces it with a real placement.
+    for (const auto& c : snap.conflicts) {
+      if (c.kind != scheduling::Conflict::Kind::Occupied && c.kind != scheduling::Conflict::Kind::ReservedForOther)
+        continue;
+      for (auto& w : pin.pods)
+        if (w.key() == c.worker && !w.deleting && !w.terminal()) {
+          w.deleting = true;  // in flight: keeps its index, counts against maxUnavailable
+          conflicted.push_back({w.name, w.uid, c.holder, c.node});
+        }
+    }
     pin.nodes = std::move(in.nodes);
     pin.inventory = &snap.inventory;
     pin.repairHoldUntil = d_.repairs->holdUntil(req.key(), now);
@@ -228,6 +243,17 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
                               {std::string(api::kFieldManager), false, ""});
     if (!r && !r.error().isNotFound() && firstError.empty())
       firstError = "mark " + name + " draining: " + r.error().describe();
+  }
+  for (const auto& c : conflicted) {
+    kube::DeleteOptions del;
+    del.preconditions.uid = c.uid;
+    auto r = d_.client->remove(kube::kinds::Pod, ns, c.name, del);
+    if (!r && !r.error().isNotFound() && !r.error().isConflict() && firstError.empty())
+      firstError = "delete double-booked worker " + c.name + ": " + r.error().describe();
+    if (r)
+      d_.recorder->event(*obj, "Warning", "GpuConflict",
+                         "worker " + c.name + " claims GPUs on node " + c.node + " that " + c.holder +
+                             " holds; deleting it to place it again");
   }
   // Pods of a node that is gone are deleted at once (grace 0), as kube-controller-manager's
   // pod GC does: no kubelet is left to confirm a graceful deletion.

@@ -26,6 +26,15 @@ std::map<std::string, double> loadByPool(const sources::PromResult& r) {
   return out;
 }
 
+std::vector<std::string> workerDeploymentIndexFunc(const kube::Json& pod) {
+  if (!pod.contains("metadata") || !pod["metadata"].contains("labels") || !pod["metadata"]["labels"].is_object())
+    return {};
+  const auto& l = pod["metadata"]["labels"];
+  auto it = l.find(std::string(api::labels::kDeployment));
+  if (it == l.end() || !it->is_string()) return {};
+  return {runtime::namespaceOf(pod) + "/" + it->get<std::string>()};
+}
+
 LoadFunc makePrometheusLoad(sources::PrometheusClientPtr prometheus, std::string queryTemplate) {
   return [prometheus, tmpl = std::move(queryTemplate)](const api::ModelDeployment& d) {
     static const auto log = log::logger("routing.load");
@@ -71,7 +80,17 @@ runtime::ReconcileResult RoutingPublisher::removeOurs(const routing::DeploymentK
   {
     std::lock_guard g(mu_);
     written_.erase(key.str());
+    if (absent_.count(key.str())) return Result::done();
   }
+  auto r = removeOursFromHub(key);
+  if (r) {
+    std::lock_guard g(mu_);
+    absent_.insert(key.str());
+  }
+  return r;
+}
+
+runtime::ReconcileResult RoutingPublisher::removeOursFromHub(const routing::DeploymentKey& key) {
   const std::string name = routing::resourceName(key);
   auto cur = d_.hub->get(kube::kinds::RoutingTable, "", name);
   if (!cur) {
@@ -126,11 +145,16 @@ runtime::ReconcileResult RoutingPublisher::reconcile(const runtime::Request& req
   s.deployment = &*md;
   for (const auto& p : pools) s.pools.push_back(&p);
   for (const auto& r : reservations) s.reservations.push_back(&r);
-  for (const auto& p : d_.workerPods->store().list()) {
-    if (runtime::namespaceOf(*p) != req.ns) continue;
-    const auto& labels = (*p)["metadata"].value("labels", kube::Json::object());
-    if (labels.value(std::string(api::labels::kDeployment), "") != req.name) continue;
-    s.pods.push_back(routing::workerPodFromJson(*p));
+  if (d_.workerPods->store().hasIndex(kWorkerDeploymentIndex)) {
+    for (const auto& p : d_.workerPods->store().byIndex(kWorkerDeploymentIndex, req.key()))
+      s.pods.push_back(routing::workerPodFromJson(*p));
+  } else {
+    for (const auto& p : d_.workerPods->store().list()) {
+      if (runtime::namespaceOf(*p) != req.ns) continue;
+      const auto& labels = (*p)["metadata"].value("labels", kube::Json::object());
+      if (labels.value(std::string(api::labels::kDeployment), "") != req.name) continue;
+      s.pods.push_back(routing::workerPodFromJson(*p));
+    }
   }
   if (d_.load) s.loadTokensPerMinute = d_.load(*md);
   s.cluster = d_.cluster;
@@ -159,6 +183,7 @@ runtime::ReconcileResult RoutingPublisher::reconcile(const runtime::Request& req
   {
     std::lock_guard g(mu_);
     written_[key.str()] = {canon, nowMono};
+    absent_.erase(key.str());
   }
   return Result::after(d_.heartbeat);
 }
@@ -180,13 +205,26 @@ runtime::ControllerPtr newRoutingPublisherController(RoutingPublisherDeps deps,
     if (name.empty()) return std::vector<runtime::Request>{};
     return std::vector<runtime::Request>{{runtime::namespaceOf(pod), name}};
   });
-  // A pool's region, zone, maxUtilization or health is in every entry it holds.
+  // A pool's region, zone, maxUtilization or health (Ready) is in every entry it holds;
+  // its GPU counts are not, so status updates after each placement enqueue nothing.
+  auto routingPart = [](const cache::Json& p) {
+    kube::Json out = {{"spec", p.value("spec", kube::Json::object())}, {"ready", ""}};
+    if (p.contains("status") && p["status"].contains("conditions") && p["status"]["conditions"].is_array())
+      for (const auto& c : p["status"]["conditions"])
+        if (c.is_object() && c.value("type", "") == api::conditions::kReady) out["ready"] = c.value("status", "");
+    return out;
+  };
+  runtime::Predicate poolRouting{[](const cache::Json&) { return true; },
+                                 [routingPart](const cache::Json& o, const cache::Json& n) {
+                                   return routingPart(o) != routingPart(n);
+                                 },
+                                 [](const cache::Json&) { return true; }};
   c->watchMapped(pools, [deployments](const cache::Json&) {
     std::vector<runtime::Request> out;
     for (const auto& d : deployments->store().list())
       out.push_back({runtime::namespaceOf(*d), runtime::nameOf(*d)});
     return out;
-  });
+  }, {poolRouting});
   if (reservations)
     c->watchMapped(reservations, [](const cache::Json& res) {
       auto name = res.value("spec", kube::Json::object())

@@ -119,6 +119,11 @@ std::vector<std::string> Store::listKeys() const {
   return out;
 }
 
+bool Store::hasIndex(const std::string& index) const {
+  std::shared_lock g(mu_);
+  return indexers_.count(index) > 0;
+}
+
 std::vector<ObjectPtr> Store::byIndex(const std::string& index, const std::string& value) const {
   std::shared_lock g(mu_);
   auto it = indices_.find(index);

@@ -318,6 +318,10 @@ Registry::~Registry() = default;
 
 void Registry::add(std::shared_ptr<FamilyBase> f) {
   std::lock_guard g(mu_);
+  addLocked(std::move(f));
+}
+
+void Registry::addLocked(std::shared_ptr<FamilyBase> f) {
   if (families_.count(f->name())) {
     throw std::invalid_argument("metric " + f->name() + ": already registered");
   }
@@ -340,6 +344,22 @@ CounterFamily& Registry::counter(std::string name, std::string help,
                                            std::move(labelNames),
                                            [] { return std::make_unique<Counter>(); });
   add(f);
+  return *f;
+}
+
+CounterFamily& Registry::sharedCounter(std::string name, std::string help, std::vector<std::string> labelNames) {
+  validate(name, help, Type::Counter, labelNames);
+  std::lock_guard g(mu_);
+  if (auto it = families_.find(name); it != families_.end()) {
+    auto* f = dynamic_cast<CounterFamily*>(it->second.get());
+    if (!f || f->type() != Type::Counter || f->help() != help || f->labelNames() != labelNames)
+      throw std::invalid_argument("metric " + name + ": registered already with another type, help or labels");
+    return *f;
+  }
+  auto f = std::make_shared<CounterFamily>(std::move(name), std::move(help), Type::Counter,
+                                           std::move(labelNames),
+                                           [] { return std::make_unique<Counter>(); });
+  addLocked(f);
   return *f;
 }
 

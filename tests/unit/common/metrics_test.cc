@@ -116,6 +116,20 @@ TEST(Registry, GoldenEscapingAndSpecialValues) {
             "temp_celsius{path=\"neginf\"} -Inf\n");
 }
 
+TEST(Registry, SharedCounterIsOneFamilyAndRefusesAMismatch) {
+  Registry r;
+  auto& a = r.sharedCounter("repairs_total", "Repairs.", {"reason"});
+  auto& b = r.sharedCounter("repairs_total", "Repairs.", {"reason"});
+  EXPECT_EQ(&a, &b);
+  a.withLabels({"x"}).inc();
+  EXPECT_EQ(b.withLabels({"x"}).value(), 1);
+  EXPECT_THROW(r.sharedCounter("repairs_total", "Other help.", {"reason"}), std::invalid_argument);
+  EXPECT_THROW(r.sharedCounter("repairs_total", "Repairs.", {"cause"}), std::invalid_argument);
+  r.gauge("depth", "Depth.");
+  EXPECT_THROW(r.sharedCounter("depth", "Depth."), std::invalid_argument);  // not a counter name either
+  EXPECT_THROW(r.counter("repairs_total", "Repairs.", {"reason"}), std::invalid_argument);  // plain counter() stays strict
+}
+
 TEST(Registry, UnlabelledFamiliesPrintZeroAndEmptyRegistryIsEmpty) {
   Registry r;
   EXPECT_EQ(r.serialize(), "");

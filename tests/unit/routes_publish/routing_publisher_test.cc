@@ -141,6 +141,43 @@ TEST_F(PublisherTest, NoWorkersHereMeansNoEntries) {
   auto res = reconcile();
   EXPECT_FALSE(table());
   EXPECT_EQ(res.requeueAfter, 10s);
+  // Known empty: later heartbeats ask the hub nothing (no hot loop at fleet size).
+  const int gets = client->getCalls();
+  for (int i = 0; i < 3; ++i) {
+    sim->advance(10s);
+    reconcile();
+  }
+  EXPECT_EQ(client->getCalls(), gets);
+  // A worker again: published at once, and removed again when it goes.
+  create(kube::kinds::Pod, "team", podJson("team", "w3", "llama", "p-eu", "10.1.0.3", true));
+  ASSERT_TRUE(eventually([&] { return pods->store().list().size() == 2; }));
+  reconcile();
+  ASSERT_TRUE(table());
+  ASSERT_TRUE(client->remove(kube::kinds::Pod, "team", "w3"));
+  ASSERT_TRUE(eventually([&] { return pods->store().list().size() == 1; }));
+  reconcile();
+  EXPECT_FALSE(table());
+}
+
+TEST_F(PublisherTest, WorkersAreFoundThroughTheDeploymentIndexToo) {
+  auto idx = std::make_shared<cache::Informer>(client, kube::kinds::Pod, cache::InformerOptions{}, sim);
+  idx->addIndexer(kWorkerDeploymentIndex, workerDeploymentIndexFunc);
+  idx->start();
+  ASSERT_TRUE(eventually([&] { return idx->hasSynced() && idx->store().list().size() == 3; }));
+  EXPECT_EQ(idx->store().byIndex(kWorkerDeploymentIndex, "team/llama").size(), 2u);
+  RoutingPublisherDeps d;
+  d.hub = client;
+  d.deployments = deployments;
+  d.pools = pools;
+  d.workerPods = idx;
+  d.cluster = "eu-1";
+  d.time = sim;
+  RoutingPublisher p(std::move(d));
+  ASSERT_TRUE(p.reconcile({"team", "llama"}));
+  auto routes = routing::DeploymentRoutes::fromResource(*table());
+  ASSERT_TRUE(routes);
+  EXPECT_EQ(routes->entries[0].endpoints, (std::vector<std::string>{"10.1.0.1:8000"}));
+  idx->stop();
 }
 
 TEST(RoutingFieldManager, NamesTheCluster) {

@@ -61,7 +61,7 @@ class PlacementCache {
  public:
   // `pods`: the worker-pod informer (label app.kubernetes.io/managed-by=waterline).
   PlacementCache(cache::InformerPtr pods, TimeSourcePtr time,
-                 Duration assumeTimeout = std::chrono::minutes(2));
+                 Duration assumeTimeout = std::chrono::minutes(5));
 
   std::mutex& mutex() { return mu_; }
   // Caller holds mutex(). Worker pods of the cache plus assumed pods the cache has not

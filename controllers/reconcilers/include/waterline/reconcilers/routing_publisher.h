@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "waterline/api/model_deployment.h"
@@ -28,6 +29,11 @@
 #include "waterline/sources/prometheus.h"
 
 namespace waterline::reconcilers {
+
+// Index of worker pods by "namespace/<waterline.dev/deployment label>" (add it to the
+// worker-pod informer before start; readers fall back to a scan without it).
+inline constexpr const char* kWorkerDeploymentIndex = "waterline.dev/worker-deployment";
+std::vector<std::string> workerDeploymentIndexFunc(const kube::Json& pod);
 
 // Observed load of a deployment, weighted tokens/min by pool (empty: unknown).
 using LoadFunc = std::function<std::map<std::string, double>(const api::ModelDeployment&)>;
@@ -69,6 +75,7 @@ class RoutingPublisher final : public runtime::Reconciler {
 
  private:
   runtime::ReconcileResult removeOurs(const routing::DeploymentKey& key);
+  runtime::ReconcileResult removeOursFromHub(const routing::DeploymentKey& key);
 
   struct Written {
     std::string spec;  // canonical JSON of what we applied, heartbeats masked
@@ -77,6 +84,9 @@ class RoutingPublisher final : public runtime::Reconciler {
   RoutingPublisherDeps d_;
   std::mutex mu_;
   std::map<std::string, Written> written_;  // by deployment key
+  // Deployments known to have no entries of ours in the hub (removeOurs succeeded, nothing
+  // applied since): an empty deployment costs no request per heartbeat.
+  std::set<std::string> absent_;
 };
 
 runtime::ControllerPtr newRoutingPublisherController(RoutingPublisherDeps deps,

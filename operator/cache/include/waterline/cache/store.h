@@ -56,6 +56,7 @@ class Store {
   std::vector<ObjectPtr> list() const;
   std::vector<std::string> listKeys() const;
   std::vector<ObjectPtr> byIndex(const std::string& index, const std::string& value) const;
+  bool hasIndex(const std::string& index) const;
   size_t size() const;
 
  private:

@@ -198,6 +198,10 @@ class Registry {
 
   CounterFamily& counter(std::string name, std::string help,
                          std::vector<std::string> labelNames = {});
+  // The counter family `name` when it is registered already with the same help and label
+  // names (several components sharing one metric), else a new one; throws when the name
+  // is taken by something else.
+  CounterFamily& sharedCounter(std::string name, std::string help, std::vector<std::string> labelNames = {});
   GaugeFamily& gauge(std::string name, std::string help, std::vector<std::string> labelNames = {});
   HistogramFamily& histogram(std::string name, std::string help,
                              std::vector<std::string> labelNames = {},
@@ -220,6 +224,7 @@ class Registry {
 
  private:
   void add(std::shared_ptr<FamilyBase> f);
+  void addLocked(std::shared_ptr<FamilyBase> f);
 
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<FamilyBase>, std::less<>> families_;
