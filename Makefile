@@ -17,7 +17,8 @@ help:
 	@echo "make test         deps + tools + build, then every test (ctest)"
 	@echo "make unit         unit tests only"
 	@echo "make integration  integration tests only (real kube-apiserver)"
-	@echo "make demo         run the operator against a local control plane, then stop"
+	@echo "make demo         the whole story on a local control plane (placement, autoscaling,"
+	@echo "                  PTU spillover, GPU and node failures repaired, routing), then stop"
 	@echo "make demo-up/down keep the demo running / stop it"
 	@echo "make bench-NAME   run bench/NAME/run.sh (ends with RESULT lines)"
 
