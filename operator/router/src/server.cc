@@ -863,22 +863,30 @@ struct Worker {
       }
       Headers extra = rateLimitHeaders(adm, false);
       if (spilled) extra.add("x-waterline-spilled", spilled);
+      // Pools in order; within a pool, another replica after a failure before any byte
+      // was sent back (each replica tried once per request), then the next pool.
+      std::set<std::string> tried;
       for (const auto* entry : order) {
-        if (attemptsLeft <= 0) break;
+       while (attemptsLeft > 0) {
+        if (std::all_of(entry->endpoints.begin(), entry->endpoints.end(),
+                        [&](const std::string& ep) { return tried.count(ep) > 0; }))
+          break;  // every replica of this pool was tried: the next pool
         auto idx = routing::pickEndpoint(
             *entry, [this](std::string_view ep) {
               auto it = inflight.find(std::string(ep));
               return it == inflight.end() ? 0 : it->second;
             },
             rand,
-            [this](std::string_view ep) {
+            [this, &tried](std::string_view ep) {
+              if (tried.count(std::string(ep))) return true;
               auto it = ejectedUntil.find(std::string(ep));
               return it != ejectedUntil.end() && it->second > steady::now();
             });
-        if (!idx) continue;
+        if (!idx) break;
         --attemptsLeft;
         localLoad.add(loadKey(*entry), entry->heartbeatTime, charge);
         const std::string endpoint = entry->endpoints[*idx];
+        tried.insert(endpoint);
         Outcome o = co_await forward(client, req, t, *cur, *entry, endpoint, *bodyText, extra);
         if (o.kind == Outcome::Retry) continue;
         // Settle with what the response reported.
@@ -891,6 +899,8 @@ struct Worker {
         recordRequest(dep, entry->pool, o.status, t0);
         if (o.kind == Outcome::Abort) co_return false;
         co_return o.keepAlive;
+       }
+        if (attemptsLeft <= 0) break;
       }
       sh.admission.settle(adm, 0, sh.clock->monotonicTime());  // nothing served: refund
       const auto* next = routesNow->spilloverOf(*cur);

@@ -182,6 +182,33 @@ TEST_F(RouterIT, FailsOverOnConnectionRefused) {
   EXPECT_EQ(north.requestCount(), 3u);
 }
 
+TEST_F(RouterIT, RetriesAnotherReplicaOfTheSamePoolBeforeTheNextPool) {
+  start();
+  // eu-west is the least utilised: one replica refuses connections, one answers. The
+  // request stays in eu-west, on the replica that answers, whichever is drawn first.
+  auto ps = pools(0.0, 0.4, 0.0);
+  ps[0].endpoints = {"127.0.0.1:" + std::to_string(closedPort()), west.endpoint()};
+  routes({dep("dz", DeploymentType::DataZone, ps, "", "EU")});
+  for (int i = 0; i < 6; ++i) {
+    auto r = post(port(), "/v1/chat/completions", chat("team/dz"));
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.header("x-waterline-pool"), "eu-west");
+  }
+  EXPECT_EQ(west.requestCount(), 6u);
+  EXPECT_EQ(north.requestCount(), 0u);
+  // Both replicas of a pool failing: each is tried once, then the next pool serves.
+  west.setHandler([](const SeenRequest&) {
+    Reply r;
+    r.status = 503;
+    r.body = R"({"error":"busy"})";
+    return r;
+  });
+  auto r = post(port(), "/v1/chat/completions", chat("team/dz"));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-waterline-pool"), "eu-north");
+  EXPECT_EQ(west.requestCount(), 7u);
+}
+
 TEST_F(RouterIT, Answers503JsonWhenNothingIsLeft) {
   auto fail = [](const SeenRequest&) {
     Reply r;
