@@ -32,15 +32,6 @@ COMPONENTS=(etcd kube-apiserver kwok) # start order; stopped in reverse
 
 # ---------------------------------------------------------------- helpers
 
-# Is the TCP port taken by any local socket (v4 or v6)? Reads /proc, needs no tools.
-# TIME_WAIT (state 06) does not count: our servers set SO_REUSEADDR, so after a restart
-# they get their old ports back and the kubeconfig stays valid.
-port_in_use() { # <port>
-  local hex
-  hex="$(printf '%04X' "$1")"
-  awk -v h=":$hex" 'FNR > 1 && $4 != "06" && substr($2, length($2) - 4) == h { found = 1 }
-    END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
 
 # Random free port below the kernel's ephemeral range (so no outgoing connection can
 # grab it between our check and the server's bind).
@@ -52,7 +43,7 @@ free_port() {
   for ((i = 0; i < 200; i++)); do
     p=$(((RANDOM * 32768 + RANDOM) % (lo - 11000) + 10000))
     [[ "$PICKED" == *" $p "* ]] && continue
-    port_in_use "$p" && continue
+    wl_port_in_use "$p" && continue
     PICKED+="$p "
     echo "$p"
     return 0
@@ -313,7 +304,7 @@ cmd_up() {
   local p t0=$SECONDS attempt rc
   for attempt in 1 2 3; do
     for p in ETCD_CLIENT_PORT ETCD_PEER_PORT APISERVER_PORT; do
-      if [[ -z "${!p}" ]] || port_in_use "${!p}"; then printf -v "$p" '%s' "$(free_port)"; fi
+      if [[ -z "${!p}" ]] || wl_port_in_use "${!p}"; then printf -v "$p" '%s' "$(free_port)"; fi
       PICKED+="${!p} "
     done
     printf 'ETCD_CLIENT_PORT=%s\nETCD_PEER_PORT=%s\nAPISERVER_PORT=%s\n' \

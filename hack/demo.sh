@@ -156,13 +156,6 @@ require_alive() { # <name>...
 
 # ---------------------------------------------------------------- ports
 
-# Is the TCP port taken by any local socket (v4 or v6; TIME_WAIT does not count)?
-port_in_use() { # <port>
-  local hex
-  hex="$(printf '%04X' "$1")"
-  awk -v h=":$hex" 'FNR > 1 && $4 != "06" && substr($2, length($2) - 4) == h { found = 1 }
-    END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
 
 # Sets <var> to a random free port below the ephemeral range, unless it is set already.
 PICKED=" "
@@ -172,7 +165,7 @@ pick_port() { # <var>
   for ((i = 0; i < 200; i++)); do
     p=$((RANDOM % 12000 + 20000))
     [[ "$PICKED" == *" $p "* ]] && continue
-    port_in_use "$p" && continue
+    wl_port_in_use "$p" && continue
     PICKED+="$p "
     printf -v "$1" '%s' "$p"
     return 0

@@ -50,3 +50,13 @@ wl_require_bin() { # <path>...
     [[ -x "$b" ]] || wl_die "$b missing: run hack/build-tools.sh (or make tools)"
   done
 }
+
+# Is the TCP port taken by any local socket (v4 or v6)? Reads /proc, needs no tools.
+# TIME_WAIT (state 06) does not count: our servers set SO_REUSEADDR, so after a restart
+# they get their old ports back.
+wl_port_in_use() { # <port>
+  local hex
+  hex="$(printf '%04X' "$1")"
+  awk -v h=":$hex" 'FNR > 1 && $4 != "06" && substr($2, length($2) - 4) == h { found = 1 }
+    END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
