@@ -20,15 +20,15 @@ using runtime::Result;
 PlacementCache::PlacementCache(cache::InformerPtr pods, TimeSourcePtr time, Duration assumeTimeout)
     : pods_(std::move(pods)), time_(std::move(time)), timeout_(assumeTimeout) {}
 
-std::vector<kube::Json> PlacementCache::workerPodsLocked() {
-  std::vector<kube::Json> out;
+std::vector<std::shared_ptr<const kube::Json>> PlacementCache::workerPodsLocked() {
+  std::vector<std::shared_ptr<const kube::Json>> out;
   // An assumed pod is dropped only when it is in THIS list: one that reaches the cache
   // after the list was taken must stay assumed, or this snapshot would have it nowhere
   // and give its GPUs away again.
   std::set<std::string> listed;
-  for (const auto& p : pods_->store().list()) {
-    out.push_back(*p);
+  for (auto& p : pods_->store().list()) {
     listed.insert(runtime::namespaceOf(*p) + "/" + runtime::nameOf(*p));
+    out.push_back(std::move(p));
   }
   const SystemTime now = time_->systemTime();
   for (auto it = assumed_.begin(); it != assumed_.end();) {
@@ -43,7 +43,8 @@ std::vector<kube::Json> PlacementCache::workerPodsLocked() {
 }
 
 void PlacementCache::assumeLocked(const kube::Json& pod) {
-  assumed_[runtime::namespaceOf(pod) + "/" + runtime::nameOf(pod)] = {pod, time_->systemTime()};
+  assumed_[runtime::namespaceOf(pod) + "/" + runtime::nameOf(pod)] = {std::make_shared<const kube::Json>(pod),
+                                                                       time_->systemTime()};
 }
 
 void PlacementCache::forget(const std::string& key) {
@@ -191,8 +192,8 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     planners::DeploymentPlanInput pin;
     pin.deployment = &*md;
     for (const auto& p : d_.placement->workerPodsLocked()) {
-      auto w = planners::WorkerPod::fromJson(p);
-      if (isWorkerOf(p, md->metadata.namespace_, md->metadata.name)) pin.pods.push_back(w);
+      auto w = planners::WorkerPod::fromJson(*p);
+      if (isWorkerOf(*p, md->metadata.namespace_, md->metadata.name)) pin.pods.push_back(w);
       in.pods.push_back(std::move(w));
     }
     auto snap = planners::buildSnapshot(in);

@@ -203,7 +203,7 @@ std::expected<bool, std::string> PtuReservationReconciler::reclaim(const api::PT
     planners::SnapshotInput si;
     si.pools = in.pools;
     for (const auto& n : d_.nodes->store().list()) si.nodes.push_back(planners::NodeView::fromJson(*n));
-    for (const auto& p : d_.placement->workerPodsLocked()) si.pods.push_back(planners::WorkerPod::fromJson(p));
+    for (const auto& p : d_.placement->workerPodsLocked()) si.pods.push_back(planners::WorkerPod::fromJson(*p));
     // Every Active reservation's holds, this one's as just decided (the cache may lag).
     for (auto& h : planners::holdsFromReservations(d_.reservations->store().list()))
       if (h.reservation != key) si.holds.push_back(std::move(h));

@@ -66,7 +66,8 @@ class PlacementCache {
   std::mutex& mutex() { return mu_; }
   // Caller holds mutex(). Worker pods of the cache plus assumed pods the cache has not
   // seen yet; assumed pods the cache has seen, or older than the timeout, are dropped.
-  std::vector<kube::Json> workerPodsLocked();
+  // Shared, not copied: a fleet has thousands of worker pods and every reconcile reads them.
+  std::vector<std::shared_ptr<const kube::Json>> workerPodsLocked();
   // Caller holds mutex(). Records a pod about to be created (or just found to exist).
   void assumeLocked(const kube::Json& pod);
   // Takes the lock. Forgets an assumed pod (its create failed).
@@ -81,7 +82,7 @@ class PlacementCache {
   Duration timeout_;
   std::mutex mu_;
   struct Assumed {
-    kube::Json pod;
+    std::shared_ptr<const kube::Json> pod;
     SystemTime at;
   };
   std::map<std::string, Assumed> assumed_;  // "ns/name" -> pod
