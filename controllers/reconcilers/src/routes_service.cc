@@ -65,7 +65,8 @@ void RoutesService::registerMetrics(metrics::Registry& reg) {
                 "Load over capacity of a deployment in a pool, as published in the routing table.",
                 {"pool", "region", "zone", "deployment", "cluster"}, [this] {
                   std::vector<metrics::Sample> out;
-                  for (const auto& d : current()->table.deployments)
+                  const auto snap = current();  // held for the loop: a rebuild may swap it meanwhile
+                  for (const auto& d : snap->table.deployments)
                     for (const auto& e : d.entries)
                       out.push_back({{e.pool, e.region, e.dataZone, d.deployment.str(), e.cluster}, e.utilization});
                   return out;
@@ -73,7 +74,8 @@ void RoutesService::registerMetrics(metrics::Registry& reg) {
   reg.gaugeFunc("waterline_routing_endpoints", "Endpoints of a deployment in a pool, by state.",
                 {"pool", "deployment", "cluster", "state"}, [this] {
                   std::vector<metrics::Sample> out;
-                  for (const auto& d : current()->table.deployments)
+                  const auto snap = current();  // held for the loop: a rebuild may swap it meanwhile
+                  for (const auto& d : snap->table.deployments)
                     for (const auto& e : d.entries) {
                       out.push_back({{e.pool, d.deployment.str(), e.cluster, "ready"}, double(e.endpoints.size())});
                       out.push_back(
@@ -86,7 +88,8 @@ void RoutesService::registerMetrics(metrics::Registry& reg) {
                 {"pool", "deployment", "cluster"}, [this] {
                   std::vector<metrics::Sample> out;
                   const auto now = time_->systemTime();
-                  for (const auto& d : current()->table.deployments)
+                  const auto snap = current();  // held for the loop: a rebuild may swap it meanwhile
+                  for (const auto& d : snap->table.deployments)
                     for (const auto& e : d.entries)
                       out.push_back({{e.pool, d.deployment.str(), e.cluster},
                                      std::max(0.0, std::chrono::duration<double>(now - e.heartbeatTime).count())});
