@@ -129,16 +129,25 @@ std::shared_ptr<const RoutesService::Snapshot> RoutesService::current() const {
 
 void RoutesService::rebuild() {
   auto next = std::make_shared<Snapshot>();
+  std::map<std::string, std::pair<std::string, routing::DeploymentRoutes>> decoded;
   for (const auto& obj : informer_->store().list()) {
+    const auto& meta = obj->value("metadata", kube::Json::object());
+    const std::string name = meta.value("name", ""), rv = meta.value("resourceVersion", "");
+    if (auto it = decoded_.find(name); !rv.empty() && it != decoded_.end() && it->second.first == rv) {
+      next->table.deployments.push_back(it->second.second);
+      decoded.emplace(name, std::move(it->second));
+      continue;
+    }
     auto d = routing::DeploymentRoutes::fromResource(*obj);
     if (!d) {
       ++next->invalid;
-      log::logger("routes").warn("skipping RoutingTable that does not decode",
-                                 {{"name", (*obj)["metadata"].value("name", "")}, {"err", d.error()}});
+      log::logger("routes").warn("skipping RoutingTable that does not decode", {{"name", name}, {"err", d.error()}});
       continue;
     }
-    next->table.deployments.push_back(std::move(*d));
+    next->table.deployments.push_back(*d);
+    if (!rv.empty()) decoded.emplace(name, std::make_pair(rv, std::move(*d)));
   }
+  decoded_ = std::move(decoded);
   next->table.normalize();
   next->table.generatedAt = time_->systemTime();
   next->etag = next->table.etag();

@@ -118,6 +118,25 @@ TEST_F(ServiceTest, ServesTheTableWithAStrongEtagAnd304WhenUnchanged) {
   EXPECT_EQ(same.headers["ETag"], etag1);
 }
 
+TEST_F(ServiceTest, AnUpdatedObjectIsServedAsUpdatedAndOthersStay) {
+  add(routingTable("team", "llama", "p1", 0.25));
+  add(routingTable("team", "phi", "p2", 0.5));
+  ASSERT_TRUE(serving(2));
+  // The same object with a new resourceVersion: decoded again, not served from before.
+  ASSERT_TRUE(client->apply(kube::kinds::RoutingTable, "", routingTable("team", "llama", "p1", 0.75), {"t", true, ""}));
+  auto util = [&](const std::string& dep) {
+    for (const auto& d : svc->current()->table.deployments)
+      if (d.deployment.name == dep && !d.entries.empty()) return d.entries[0].utilization;
+    return -1.0;
+  };
+  ASSERT_TRUE(eventually([&] { return util("llama") == 0.75; }));
+  EXPECT_EQ(util("phi"), 0.5);
+  // Deleted: gone from the table (and from the decoded cache).
+  ASSERT_TRUE(client->remove(kube::kinds::RoutingTable, "", "team.phi"));
+  ASSERT_TRUE(serving(1));
+  EXPECT_EQ(util("phi"), -1.0);
+}
+
 TEST_F(ServiceTest, LongPollIsHeldUntilTheTableChanges) {
   const std::string etag0 = call(get()).headers["ETag"];
   Answer a;

@@ -21,6 +21,7 @@
 //   they do not decode)
 // Labels are bounded by the number of (deployment, pool) pairs that exist.
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -82,6 +83,9 @@ class RoutesService {
   std::condition_variable cv_;
   bool dirty_ = true, stopping_ = false, started_ = false;
   std::shared_ptr<const Snapshot> snap_;
+  // Decoded objects by name with their resourceVersion: a rebuild decodes only what
+  // changed (only the rebuild thread touches it).
+  std::map<std::string, std::pair<std::string, routing::DeploymentRoutes>> decoded_;
   std::vector<Waiter> waiters_;
   std::thread thread_;
 };
