@@ -15,14 +15,9 @@ TEST(RoutingLoadIT, PublishedUtilizationComesFromTheWorkersTokenRates) {
   World w(c);
   Json d = w.deployment("llama", 1, 1);
   d["spec"]["throughput"] = {{"tokensPerMinutePerReplica", 600000}};
-  // The sim's worker stands for the pod the operator will create (same deployment and pool
-  // labels); Poisson load of 4 requests/s of ~200 prompt + 8 output tokens.
+  // Load on the deployment's worker (a stand-in with its labels).
   it::Sim sim;
-  ASSERT_TRUE(sim.start({"--worker", "pod=llama-sim,namespace=" + w.ns + ",deployment=llama,pool=" + w.pool +
-                             ",gpu=H100,tp=4,model=llama2-70b",
-                         "--load", "poisson", "--poisson-rate", "4", "--mean-input", "200", "--mean-output", "8",
-                         "--seed", "3", "--load-deployment", "llama"}))
-      << sim.logText();
+  ASSERT_TRUE(sim.start(tokenLoadSimArgs(w, "llama", 3))) << sim.logText();
   it::Prometheus prom({sim.listenPort});
   prom.start();
   it::OperatorProcess op;

@@ -150,4 +150,14 @@ inline void expectNoDoubleBooking(const std::vector<Json>& pods) {
   }
 }
 
+// waterline-sim flags for a stand-in worker of `deployment` in the world's pool (the labels
+// of the pod the operator creates) serving vLLM token counters under a Poisson load of
+// ~4 requests/s of ~200 prompt + 8 output tokens.
+inline std::vector<std::string> tokenLoadSimArgs(const World& w, const std::string& deployment, int seed) {
+  return {"--worker", "pod=" + deployment + "-sim,namespace=" + w.ns + ",deployment=" + deployment + ",pool=" + w.pool +
+                          ",gpu=H100,tp=4,model=llama2-70b",
+          "--load", "poisson", "--poisson-rate", "4", "--mean-input", "200", "--mean-output", "8",
+          "--seed", std::to_string(seed), "--load-deployment", deployment};
+}
+
 }  // namespace waterline::mdit

@@ -39,13 +39,9 @@ TEST(PtuUsageIT, StatusCarriesObservedTokensAndTheRoutersThrottledRequests) {
                        R"({"spec":{"reservableFraction":0.5}})"));
   Json d = w.deployment("llama", 1, 1);
   d["spec"]["throughput"] = {{"tokensPerMinutePerReplica", 600000}};
-  // Load on the deployment's worker (a stand-in with its labels): ~4 req/s of ~208 tokens.
+  // Load on the deployment's worker (a stand-in with its labels).
   it::Sim sim;
-  ASSERT_TRUE(sim.start({"--worker", "pod=llama-sim,namespace=" + w.ns + ",deployment=llama,pool=" + w.pool +
-                             ",gpu=H100,tp=4,model=llama2-70b",
-                         "--load", "poisson", "--poisson-rate", "4", "--mean-input", "200", "--mean-output", "8",
-                         "--seed", "5", "--load-deployment", "llama"}))
-      << sim.logText();
+  ASSERT_TRUE(sim.start(tokenLoadSimArgs(w, "llama", 5))) << sim.logText();
   it::OperatorProcess op;
   it::Child router;
   const uint16_t routerPort = it::freePort();
