@@ -21,6 +21,7 @@
 #include "waterline/reconcilers/model_deployment.h"
 #include "waterline/reconcilers/ptu_reservation.h"
 #include "waterline/reconcilers/routes_service.h"
+#include "waterline/reconcilers/routing_heartbeat.h"
 #include "waterline/reconcilers/routing_publisher.h"
 #include "waterline/reconcilers/xid_watcher.h"
 #include "waterline/runtime/client_metrics.h"
@@ -60,6 +61,7 @@ struct Options {
   std::string clusterName;        // this cluster's name in routing entries
   std::string routingKubeconfig;  // the routing hub (default: this cluster)
   std::string routingHeartbeat = "10";
+  std::string routingHeartbeatNamespace;  // default: the leader-election namespace
 };
 
 void usage(const std::vector<Flag>& flags) {
@@ -118,7 +120,8 @@ int main(int argc, char** argv) {
       {"autoscaler-sync-period", o.autoscalerSyncPeriod, "seconds between autoscaler evaluations of a deployment", &o.autoscalerSyncPeriod},
       {"cluster-name", "", "this cluster's name in the routing entries it publishes (needed when several clusters share a hub)", &o.clusterName},
       {"routing-kubeconfig", "", "kubeconfig of the routing hub cluster where RoutingTables are written and read (default $WATERLINE_HUB_KUBECONFIG, else this cluster)", &o.routingKubeconfig},
-      {"routing-heartbeat", o.routingHeartbeat, "seconds between refreshes of this cluster's routing entries (their heartbeatTime)", &o.routingHeartbeat},
+      {"routing-heartbeat", o.routingHeartbeat, "seconds between renewals of this cluster's routing heartbeat Lease in the hub (entries are rewritten only on change; every heartbeat while the Lease cannot be renewed)", &o.routingHeartbeat},
+      {"routing-heartbeat-namespace", "", "namespace of the routing heartbeat Lease in the hub (default: --leader-election-namespace; it must exist there)", &o.routingHeartbeatNamespace},
       {"log-level", o.logLevel, "error, warn, info or debug", &o.logLevel},
       {"v", o.verbosity, "info verbosity (klog-style -v)", &o.verbosity},
   };
@@ -338,7 +341,19 @@ int main(int argc, char** argv) {
     }
     auto tables = hubInformers ? hubInformers->informerFor(kube::kinds::RoutingTable)
                                : mgr.informers().informerFor(kube::kinds::RoutingTable);
-    routesService = std::make_shared<reconcilers::RoutesService>(tables, time);
+    // One heartbeat Lease per cluster in the hub (docs/routing.md, "Heartbeat").
+    const Duration heartbeatEvery = std::chrono::seconds(std::max(1, toInt("routing-heartbeat", o.routingHeartbeat)));
+    const std::string hbNamespace = o.routingHeartbeatNamespace.empty() ? o.leaseNamespace : o.routingHeartbeatNamespace;
+    cache::InformerOptions hbOpts;
+    hbOpts.ns = hbNamespace;
+    hbOpts.labelSelector = std::string(reconcilers::kRoutingHeartbeatLabel) + "=true";
+    auto heartbeatLeases = hubInformers ? hubInformers->informerFor(kube::kinds::Lease, hbOpts)
+                                        : mgr.informers().informerFor(kube::kinds::Lease, hbOpts);
+    auto clusterHeartbeat =
+        std::make_shared<reconcilers::ClusterHeartbeat>(hub, hbNamespace, o.clusterName, heartbeatEvery, time);
+    mgr.addRunnable({"routing-heartbeat", true, [clusterHeartbeat] { clusterHeartbeat->start(); },
+                     [clusterHeartbeat] { clusterHeartbeat->stop(); }});
+    routesService = std::make_shared<reconcilers::RoutesService>(tables, time, heartbeatLeases);
     routesService->install(mgr.http());
     routesService->registerMetrics(mgr.registry());
     auto* hf = hubInformers.get();
@@ -358,7 +373,8 @@ int main(int argc, char** argv) {
     rp.workerPods = workerPods;
     rp.reservations = mgr.informers().informerFor(kube::kinds::PTUReservation);
     rp.cluster = o.clusterName;
-    rp.heartbeat = std::chrono::seconds(std::max(1, toInt("routing-heartbeat", o.routingHeartbeat)));
+    rp.heartbeat = heartbeatEvery;
+    rp.clusterHeartbeatLive = [clusterHeartbeat] { return clusterHeartbeat->live(); };
     if (prometheus) rp.load = reconcilers::makePrometheusLoad(prometheus);  // per-pool tokens/min
     rp.time = time;
     mgr.add(reconcilers::newRoutingPublisherController(std::move(rp), co));

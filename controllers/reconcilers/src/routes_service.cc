@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "waterline/common/log.h"
+#include "waterline/reconcilers/routing_heartbeat.h"
 
 namespace waterline::reconcilers {
 
@@ -27,8 +28,11 @@ std::string queryParam(const std::string& query, std::string_view name) {
 
 }  // namespace
 
-RoutesService::RoutesService(cache::InformerPtr routingTables, TimeSourcePtr time)
-    : informer_(std::move(routingTables)), time_(time ? std::move(time) : RealTimeSource::instance()) {
+RoutesService::RoutesService(cache::InformerPtr routingTables, TimeSourcePtr time,
+                             cache::InformerPtr clusterHeartbeats)
+    : informer_(std::move(routingTables)),
+      heartbeats_(std::move(clusterHeartbeats)),
+      time_(time ? std::move(time) : RealTimeSource::instance()) {
   auto empty = std::make_shared<Snapshot>();
   empty->etag = empty->table.etag();
   empty->body = empty->table.toJson().dump();
@@ -42,6 +46,7 @@ RoutesService::RoutesService(cache::InformerPtr routingTables, TimeSourcePtr tim
   h.onAdd = [mark](const cache::ObjectPtr&) { mark(); };
   h.onUpdate = [mark](const cache::ObjectPtr&, const cache::ObjectPtr&) { mark(); };
   h.onDelete = [mark](const cache::ObjectPtr&, bool) { mark(); };
+  if (heartbeats_) heartbeats_->addEventHandler(h);
   informer_->addEventHandler(std::move(h));
 }
 
@@ -148,6 +153,20 @@ void RoutesService::rebuild() {
     if (!rv.empty()) decoded.emplace(name, std::make_pair(rv, std::move(*d)));
   }
   decoded_ = std::move(decoded);
+  // A cluster's heartbeat Lease refreshes all of its entries (routing_heartbeat.h).
+  if (heartbeats_) {
+    std::map<std::string, SystemTime> renewed;
+    for (const auto& obj : heartbeats_->store().list())
+      if (auto hb = clusterHeartbeatFromLease(*obj)) {
+        auto [it, fresh] = renewed.emplace(hb->cluster, hb->renewTime);
+        if (!fresh) it->second = std::max(it->second, hb->renewTime);
+      }
+    if (!renewed.empty())
+      for (auto& d : next->table.deployments)
+        for (auto& e : d.entries)
+          if (auto it = renewed.find(e.cluster); it != renewed.end() && it->second > e.heartbeatTime)
+            e.heartbeatTime = it->second;
+  }
   next->table.normalize();
   next->table.generatedAt = time_->systemTime();
   next->etag = next->table.etag();

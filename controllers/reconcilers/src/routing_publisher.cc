@@ -66,11 +66,18 @@ std::string routingFieldManager(const std::string& cluster) {
 
 namespace {
 
-// What we applied, with heartbeats masked: equal means "nothing but the heartbeat".
+// What we applied, with heartbeats masked and load to 1 % of capacity: equal means
+// "nothing a router would act on changed" (load moves a little at every refresh under
+// traffic; a write for each wobble would be a write per deployment per refresh).
 std::string canonical(const kube::Json& spec) {
   kube::Json s = spec;
   if (auto it = s.find("entries"); it != s.end() && it->is_array())
-    for (auto& e : *it) e.erase("heartbeatTime");
+    for (auto& e : *it) {
+      e.erase("heartbeatTime");
+      e.erase("loadTokensPerMinute");
+      if (auto u = e.find("utilization"); u != e.end() && u->is_number())
+        *u = std::round(u->get<double>() * 100.0) / 100.0;
+    }
   return s.dump();
 }
 
@@ -171,11 +178,18 @@ runtime::ReconcileResult RoutingPublisher::reconcile(const runtime::Request& req
   kube::Json resource = routes.toResource();
   const std::string canon = canonical(resource["spec"]);
   const auto nowMono = d_.time->monotonicTime();
+  // With the cluster's heartbeat Lease renewed, an unchanged entry is never rewritten
+  // (routers get its freshness from the Lease through /v1/routes); without it, at most
+  // once per heartbeat, to refresh heartbeatTime. Either way the key comes back after a
+  // heartbeat to re-read the load.
+  const bool covered = d_.clusterHeartbeatLive && d_.clusterHeartbeatLive();
   {
     std::lock_guard g(mu_);
     auto it = written_.find(key.str());
-    if (it != written_.end() && it->second.spec == canon && nowMono - it->second.at < d_.heartbeat)
-      return Result::after(d_.heartbeat - (nowMono - it->second.at));
+    if (it != written_.end() && it->second.spec == canon) {
+      if (covered) return Result::after(d_.heartbeat);
+      if (nowMono - it->second.at < d_.heartbeat) return Result::after(d_.heartbeat - (nowMono - it->second.at));
+    }
   }
   kube::PatchOptions po{routingFieldManager(d_.cluster), true, ""};
   auto r = d_.hub->apply(kube::kinds::RoutingTable, "", resource, po);

@@ -94,7 +94,7 @@ jqcheck "served CRD has the chart's version" "$TMP/crd.json" \
 objects -n "$NS" deployments,serviceaccounts,services,poddisruptionbudgets,roles,rolebindings,servicemonitors,prometheusrules >"$TMP/ns.json"
 objects clusterroles,clusterrolebindings >"$TMP/cluster.json"
 jqcheck "namespaced objects created" "$TMP/ns.json" \
-  '[.[].kind] | sort == ["Deployment","PodDisruptionBudget","PrometheusRule","Role","RoleBinding","Service","ServiceAccount","ServiceMonitor"]'
+  '[.[].kind] | sort == ["Deployment","PodDisruptionBudget","PrometheusRule","Role","Role","RoleBinding","RoleBinding","Service","ServiceAccount","ServiceMonitor"]'
 jqcheck "ClusterRole and ClusterRoleBinding created" "$TMP/cluster.json" \
   --arg n "$FULL-$NS" '[.[] | .kind + "/" + .metadata.name] | sort == ["ClusterRole/" + $n, "ClusterRoleBinding/" + $n]'
 jqcheck "Deployment as stored: 2 replicas, leader election, prometheus env, restricted securityContext" "$TMP/ns.json" --arg f "$FULL" '
@@ -131,6 +131,10 @@ can yes patch events.events.k8s.io -n "$NS"
 can yes get "leases.coordination.k8s.io/$FULL" -n "$NS"
 can yes update "leases.coordination.k8s.io/$FULL" -n "$NS"
 can yes create leases.coordination.k8s.io -n "$NS"
+can yes patch leases.coordination.k8s.io/waterline-routing-local -n "$NS"
+can yes watch leases.coordination.k8s.io -n "$NS"
+can no patch leases.coordination.k8s.io/waterline-routing-other -n "$NS"
+can no watch leases.coordination.k8s.io -n default
 can no delete nodes
 can yes patch nodes
 can no update nodes

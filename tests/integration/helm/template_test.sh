@@ -19,7 +19,7 @@ check "helm lint --strict (router, monitoring, hub secret)" helm lint --strict "
 # ---------------------------------------------------------------- defaults
 f="$(render defaults)"
 jqcheck "default objects" "$f" \
-  'kinds == ["ClusterRole","ClusterRoleBinding","Deployment","PodDisruptionBudget","Role","RoleBinding","Service","ServiceAccount"]'
+  'kinds == ["ClusterRole","ClusterRoleBinding","Deployment","PodDisruptionBudget","Role","Role","RoleBinding","RoleBinding","Service","ServiceAccount"]'
 jqcheck "every object carries the release labels" "$f" \
   'all(.[]; .metadata.labels["app.kubernetes.io/instance"] == "wl" and .metadata.labels["app.kubernetes.io/name"] == "waterline" and .metadata.labels["app.kubernetes.io/managed-by"] == "Helm")'
 jqcheck "namespaced objects are in the release namespace" "$f" \
@@ -31,7 +31,7 @@ jqcheck "deployment: 2 replicas, image from appVersion" "$f" \
 jqcheck "deployment: leader election flags" "$f" --arg D "$D" \
   'args($D; "operator") as $a | ["--bind-address=:8080", "--leader-elect=true", "--leader-election-namespace=$(POD_NAMESPACE)", "--leader-election-id=wl-waterline", "--identity=$(POD_NAME)", "--lease-duration=15", "--renew-deadline=10", "--retry-period=2", "--log-level=info", "--v=0", "--workers=4"] - $a == []'
 jqcheck "deployment: every flag is one the operator knows" "$f" --arg D "$D" \
-  'args($D; "operator") | all(test("^--(bind-address|leader-elect|leader-election-namespace|leader-election-id|identity|lease-duration|renew-deadline|retry-period|workers|kube-api-qps|kube-api-burst|resync-period|routing-heartbeat|cluster-name|prometheus-url|log-level|v)=")) and (index("--active-health-probes=true") | not)'
+  'args($D; "operator") | all(test("^--(bind-address|leader-elect|leader-election-namespace|leader-election-id|identity|lease-duration|renew-deadline|retry-period|workers|kube-api-qps|kube-api-burst|resync-period|routing-heartbeat|routing-heartbeat-namespace|cluster-name|prometheus-url|log-level|v)=")) and (index("--active-health-probes=true") | not)'
 jqcheck "deployment: POD_NAME/POD_NAMESPACE from the downward API, no optional env" "$f" --arg D "$D" \
   '[container($D; "operator").env[] | .name] == ["POD_NAME", "POD_NAMESPACE"] and (container($D; "operator").env[1].valueFrom.fieldRef.fieldPath == "metadata.namespace")'
 jqcheck "deployment: probes on the metrics port" "$f" --arg D "$D" \
@@ -74,6 +74,18 @@ jqcheck "leader-election Role: get/update the one Lease, create in the namespace
   one("Role"; "wl-waterline-leader-election") | .metadata.namespace == "wl-sys" and .rules == [
     {apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: ["wl-waterline"], verbs: ["get","update"]},
     {apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"]}]'
+jqcheck "routing-heartbeat Role: get/patch its one Lease, create and list/watch in the namespace" "$f" '
+  one("Role"; "wl-waterline-routing-heartbeat") | .metadata.namespace == "wl-sys" and .rules == [
+    {apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: ["waterline-routing-local"], verbs: ["get","patch"]},
+    {apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create","list","watch"]}]'
+jqcheck "deployment: the routing heartbeat Lease in the release namespace" "$f" --arg D "$D" \
+  'args($D; "operator") | index("--routing-heartbeat-namespace=$(POD_NAMESPACE)")'
+f2="$(render hb --set routing.clusterName=eu-1 --set routing.heartbeatNamespace=hub-ns)"
+jqcheck "routing.heartbeatNamespace elsewhere: the flag, and no local heartbeat Role" "$f2" --arg D "$D" \
+  '(args($D; "operator") | index("--routing-heartbeat-namespace=hub-ns") and index("--cluster-name=eu-1")) and ([.[] | select(.kind == "Role" and .metadata.name == "wl-waterline-routing-heartbeat")] | length == 0)'
+f2="$(render hb2 --set routing.clusterName=eu-1)"
+jqcheck "routing.clusterName names the heartbeat Lease in the Role" "$f2" \
+  'one("Role"; "wl-waterline-routing-heartbeat").rules[0].resourceNames == ["waterline-routing-eu-1"]'
 jqcheck "leader-election RoleBinding" "$f" --arg D "$D" \
   'one("RoleBinding"; "wl-waterline-leader-election") | .roleRef == {"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"wl-waterline-leader-election"} and .subjects[0].name == $D'
 
@@ -81,7 +93,7 @@ jqcheck "leader-election RoleBinding" "$f" --arg D "$D" \
 f="$(render router --set router.enabled=true --set router.extraArgs[0]=--overload=best-effort)"
 R=wl-waterline-router
 jqcheck "router objects" "$f" \
-  'kinds == ["ClusterRole","ClusterRoleBinding","Deployment","Deployment","PodDisruptionBudget","PodDisruptionBudget","Role","RoleBinding","Service","Service","ServiceAccount","ServiceAccount"]'
+  'kinds == ["ClusterRole","ClusterRoleBinding","Deployment","Deployment","PodDisruptionBudget","PodDisruptionBudget","Role","Role","RoleBinding","RoleBinding","Service","Service","ServiceAccount","ServiceAccount"]'
 jqcheck "router: command, listen, routes URL of the operator Service, replicas, extra args" "$f" --arg R "$R" '
   container($R; "router") | .command == ["/usr/local/bin/waterline-router"] and .image == "waterline:0.1.0" and
   .args == ["--listen=0.0.0.0:8080", "--routes-url=http://wl-waterline-metrics.wl-sys.svc:8080/v1/routes", "--replicas=2", "--log-level=info", "--overload=best-effort"]'
@@ -173,8 +185,9 @@ jqcheck "health.activeProbes=true: --active-health-probes=true" "$f" --arg D "$D
 
 # ---------------------------------------------------------------- leader election off
 f="$(render single --set leaderElection.enabled=false --set replicas=1)"
-jqcheck "leader election off, 1 replica: no Lease Role, no PDB" "$f" --arg D "$D" '
-  kinds == ["ClusterRole","ClusterRoleBinding","Deployment","Service","ServiceAccount"] and one("Deployment"; $D).spec.replicas == 1'
+jqcheck "leader election off, 1 replica: no leader Lease Role, no PDB" "$f" --arg D "$D" '
+  kinds == ["ClusterRole","ClusterRoleBinding","Deployment","Role","RoleBinding","Service","ServiceAccount"] and one("Deployment"; $D).spec.replicas == 1 and
+  ([.[] | select(.kind == "Role" and .metadata.name == "wl-waterline-leader-election")] | length == 0)'
 jqcheck "leader election off: --leader-elect=false and no lease flags" "$f" --arg D "$D" \
   'args($D; "operator") | index("--leader-elect=false") and all(test("^--(leader-election-|lease-duration|renew-deadline|retry-period)") | not)'
 f="$(render pdb-off --set podDisruptionBudget.enabled=false)"

@@ -70,6 +70,17 @@ std::optional<routing::DeploymentRoutes> routesIn(kube::Client& c, const std::st
 }
 
 // curl's status line, headers and body of GET url (with optional If-None-Match).
+// spec.renewTime of a cluster's routing heartbeat Lease in namespace default ("" when
+// there is none), as written: RFC 3339 with microseconds, so strings compare as times.
+std::string leaseRenewTime(kube::Client& c, const std::string& cluster) {
+  auto l = c.get(kube::kinds::Lease, "default", "waterline-routing-" + cluster);
+  if (!l) return "";
+  const auto& m = (*l)["metadata"];
+  if (m.value("labels", Json::object()).value("waterline.dev/routing-heartbeat", "") != "true") return "";
+  if (m.value("annotations", Json::object()).value("waterline.dev/cluster", "") != cluster) return "";
+  return (*l)["spec"].value("renewTime", "");
+}
+
 struct Fetched {
   int status = 0;
   std::string etag, body;
@@ -110,7 +121,8 @@ TEST(RoutingIT, PublishesFollowsAndServesTheDeploymentsRoutes) {
   ASSERT_TRUE(c->create(kube::kinds::Namespace, "", nsObject(ns)));
   ASSERT_TRUE(c->apply(kube::kinds::CapacityPool, "", pool(poolName, prefix), {"it-test", true, ""}));
   it::OperatorProcess op;
-  op.start({"--leader-elect=false", "--routing-heartbeat=2", "--cluster-name=fixture"});
+  op.start({"--leader-elect=false", "--routing-heartbeat=2", "--cluster-name=fixture",
+            "--routing-heartbeat-namespace=default"});
   ASSERT_TRUE(c->apply(kube::kinds::ModelDeployment, ns, deployment(ns, "llama", 2), {"it-test", true, ""}));
   const std::string rt = ns + ".llama";
 
@@ -132,15 +144,23 @@ TEST(RoutingIT, PublishesFollowsAndServesTheDeploymentsRoutes) {
   for (const auto& m : (*raw)["metadata"].value("managedFields", Json::array()))
     managed |= m.value("manager", "") == "waterline-operator/fixture" && m.value("operation", "") == "Apply";
   EXPECT_TRUE(managed) << (*raw)["metadata"].dump();
-  // The heartbeat advances while nothing else changes.
+  // While nothing changes, the cluster's heartbeat Lease moves and the RoutingTable is
+  // not written at all; /v1/routes serves the entry with the Lease's renewTime.
   const SystemTime hb0 = e.heartbeatTime;
+  const std::string rv0 = (*raw)["metadata"].value("resourceVersion", "");
+  ASSERT_TRUE(it::eventually([&] { return leaseRenewTime(*c, "fixture") > routing::formatMicroTime(hb0 + 3s); }, 20s))
+      << op.logText(3000);
+  EXPECT_EQ(c->get(kube::kinds::RoutingTable, "", rt).value_or(Json::object())["metadata"].value("resourceVersion", ""),
+            rv0)
+      << "unchanged entries are not rewritten while the Lease is renewed";
+  const std::string url = "http://127.0.0.1:" + std::to_string(op.port) + "/v1/routes";
   ASSERT_TRUE(it::eventually([&] {
-    auto r = routesIn(*c, rt);
-    return r && !r->entries.empty() && r->entries[0].heartbeatTime > hb0;
-  }, 15s));
+    auto t = routing::RoutingTable::parse(fetch(url).body);
+    auto d = t ? t->find({ns, "llama"}) : nullptr;
+    return d && !d->entries.empty() && d->entries[0].heartbeatTime > hb0 + 3s;
+  }, 10s)) << "/v1/routes serves the Lease's renewTime";
 
   // /v1/routes: the same deployment, an ETag, 304 on it.
-  const std::string url = "http://127.0.0.1:" + std::to_string(op.port) + "/v1/routes";
   Fetched f;
   ASSERT_TRUE(it::eventually([&] {
     f = fetch(url);
@@ -229,9 +249,9 @@ TEST(RoutingIT, TwoRegionsShareAHubAndADeadRegionGoesStale) {
   const std::string hubKc = it::env("WATERLINE_TEST_KUBECONFIG");
   it::OperatorProcess opA, opB;
   opA.start({"--kubeconfig=" + a->kubeconfig, "--routing-kubeconfig=" + hubKc, "--cluster-name=a",
-             "--routing-heartbeat=1", "--leader-elect=false"});
+             "--routing-heartbeat=1", "--leader-elect=false", "--routing-heartbeat-namespace=default"});
   opB.start({"--kubeconfig=" + b->kubeconfig, "--routing-kubeconfig=" + hubKc, "--cluster-name=b",
-             "--routing-heartbeat=1", "--leader-elect=false"});
+             "--routing-heartbeat=1", "--leader-elect=false", "--routing-heartbeat-namespace=default"});
   const std::string rt = ns + ".llama";
   struct DropTable {  // the hub outlives the regions: leave nothing behind, pass or fail
     std::shared_ptr<kube::RestClient> hub;
@@ -330,8 +350,15 @@ TEST(RoutingIT, TwoRegionsShareAHubAndADeadRegionGoesStale) {
   std::this_thread::sleep_for(5s);  // > --stale-after (3s) + heartbeat (1s)
   auto later = *routesIn(*hub, rt);
   ASSERT_EQ(later.entries.size(), 2u) << "a dead region's entries are not deleted, they go stale";
-  EXPECT_LT(later.entries[0].heartbeatTime, killedAt + 1s);
-  EXPECT_GT(later.entries[1].heartbeatTime, killedAt + 2s) << "the live region keeps its heartbeat";
+  // Each region's heartbeat is its Lease in the hub; B's /v1/routes applies them.
+  EXPECT_LT(leaseRenewTime(*hub, "a"), routing::formatMicroTime(killedAt + 1s));
+  EXPECT_GT(leaseRenewTime(*hub, "b"), routing::formatMicroTime(killedAt + 2s)) << "the live region keeps renewing";
+  auto served = routing::RoutingTable::parse(fetch("http://127.0.0.1:" + std::to_string(opB.port) + "/v1/routes").body);
+  ASSERT_TRUE(served && served->find({ns, "llama"}));
+  const auto& se = served->find({ns, "llama"})->entries;
+  ASSERT_EQ(se.size(), 2u);
+  EXPECT_LT(se[0].heartbeatTime, killedAt + 1s) << "region a";
+  EXPECT_GT(se[1].heartbeatTime, killedAt + 2s) << "region b, fresh through its Lease";
   std::map<std::string, int> after;
   send(40, after);
   EXPECT_EQ(after["pool-a"], 0) << "stale entries are not used; the router's table at "

@@ -1,4 +1,5 @@
 #include "waterline/reconcilers/routes_service.h"
+#include "waterline/reconcilers/routing_heartbeat.h"
 
 #include <gtest/gtest.h>
 
@@ -219,6 +220,66 @@ TEST_F(ServiceTest, GaugesFollowTheTable) {
   ASSERT_TRUE(client->remove(kube::kinds::RoutingTable, "", "team.llama"));
   ASSERT_TRUE(serving(0));
   EXPECT_EQ(reg.serialize().find("team/llama"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace waterline::reconcilers
+
+namespace waterline::reconcilers {
+namespace {
+
+// RoutingTables plus the hub's routing heartbeat Leases.
+TEST(RoutesServiceHeartbeat, EntriesTakeTheirClustersLeaseRenewTimeWhenNewer) {
+  auto client = std::make_shared<FakeClient>();
+  auto sim = std::make_shared<SimulatedTimeSource>();
+  auto tables = std::make_shared<cache::Informer>(client, kube::kinds::RoutingTable, cache::InformerOptions{}, sim);
+  auto leases = std::make_shared<cache::Informer>(client, kube::kinds::Lease, cache::InformerOptions{}, sim);
+  RoutesService svc(tables, sim, leases);
+  tables->start();
+  leases->start();
+  ASSERT_TRUE(eventually([&] { return tables->hasSynced() && leases->hasSynced(); }));
+  svc.start();
+  const SystemTime written{std::chrono::seconds(1'750'000'000)};  // routingTable()'s heartbeat
+  auto otherCluster = routingTable("team", "phi", "p2", 0.5);
+  otherCluster["spec"]["entries"][0]["cluster"] = "c2";
+  ASSERT_TRUE(client->create(kube::kinds::RoutingTable, "", routingTable("team", "llama", "p1", 0.25), {}));
+  ASSERT_TRUE(client->create(kube::kinds::RoutingTable, "", otherCluster, {}));
+  auto heartbeatOf = [&](const std::string& dep) {
+    for (const auto& d : svc.current()->table.deployments)
+      if (d.deployment.name == dep && !d.entries.empty()) return d.entries[0].heartbeatTime;
+    return SystemTime{};
+  };
+  ASSERT_TRUE(eventually([&] { return svc.current()->table.deployments.size() == 2; }));
+  EXPECT_EQ(heartbeatOf("llama"), written);
+
+  // c1 renews its Lease: its entry is served as fresh, c2's is not touched.
+  ASSERT_TRUE(client->create(kube::kinds::Lease, "wl", routingHeartbeatLease("wl", "c1", 10s, written + 40s), {}));
+  ASSERT_TRUE(eventually([&] { return heartbeatOf("llama") == written + 40s; }));
+  EXPECT_EQ(heartbeatOf("phi"), written);
+  const std::string etag = svc.current()->etag;
+  // The next renewal moves it (and the ETag, so long-polling routers get it).
+  ASSERT_TRUE(client->apply(kube::kinds::Lease, "wl", routingHeartbeatLease("wl", "c1", 10s, written + 50s), {"t", true, ""}));
+  ASSERT_TRUE(eventually([&] { return heartbeatOf("llama") == written + 50s; }));
+  EXPECT_NE(svc.current()->etag, etag);
+  // A Lease older than the entry's own heartbeat never makes it look older.
+  ASSERT_TRUE(client->create(kube::kinds::Lease, "wl", routingHeartbeatLease("wl", "c2", 10s, written - 60s), {}));
+  sim->advance(1s);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(heartbeatOf("phi"), written);
+  // A Lease without the heartbeat label is ignored.
+  auto plain = routingHeartbeatLease("wl", "c2", 10s, written + 100s);
+  plain["metadata"]["name"] = "not-a-heartbeat";
+  plain["metadata"].erase("labels");
+  ASSERT_TRUE(client->create(kube::kinds::Lease, "wl", plain, {}));
+  sim->advance(1s);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(heartbeatOf("phi"), written);
+  // The dead cluster's Lease stops moving: nothing refreshes its entry any more.
+  ASSERT_TRUE(client->remove(kube::kinds::Lease, "wl", "waterline-routing-c1"));
+  ASSERT_TRUE(eventually([&] { return heartbeatOf("llama") == written; }));
+  svc.stop();
+  tables->stop();
+  leases->stop();
 }
 
 }  // namespace

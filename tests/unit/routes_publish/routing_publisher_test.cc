@@ -244,3 +244,83 @@ TEST_F(PublisherTest, ObservedLoadSetsUtilization) {
 
 }  // namespace
 }  // namespace waterline::reconcilers
+
+namespace waterline::reconcilers {
+namespace {
+
+// A publisher whose cluster heartbeat Lease is (or is not) being renewed, with a load
+// the test sets.
+struct CoveredPublisherTest : PublisherTest {
+  std::atomic<bool> leaseLive{true};
+  std::atomic<double> loadEu{15000};
+  std::unique_ptr<RoutingPublisher> covered;
+  void SetUp() override {
+    PublisherTest::SetUp();
+    RoutingPublisherDeps d;
+    d.hub = client;
+    d.deployments = deployments;
+    d.pools = pools;
+    d.workerPods = pods;
+    d.cluster = "eu-1";
+    d.heartbeat = 10s;
+    d.time = sim;
+    d.load = [this](const api::ModelDeployment&) { return std::map<std::string, double>{{"p-eu", loadEu.load()}}; };
+    d.clusterHeartbeatLive = [this] { return leaseLive.load(); };
+    covered = std::make_unique<RoutingPublisher>(std::move(d));
+  }
+  runtime::Result run() {
+    auto r = covered->reconcile({"team", "llama"});
+    EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
+    return r.value_or(runtime::Result{});
+  }
+  double utilization() { return routing::DeploymentRoutes::fromResource(*table())->entries[0].utilization; }
+};
+
+TEST_F(CoveredPublisherTest, WhileTheClusterLeaseIsRenewedUnchangedEntriesAreNeverRewritten) {
+  run();
+  const std::string rv1 = rv();
+  ASSERT_FALSE(rv1.empty());
+  for (int i = 0; i < 6; ++i) {  // a minute of heartbeats
+    sim->advance(10s);
+    auto res = run();
+    EXPECT_EQ(res.requeueAfter, 10s) << "still re-read every heartbeat (load)";
+  }
+  EXPECT_EQ(rv(), rv1) << "nothing changed: no write at all";
+  // The Lease stops being renewed (namespace gone, RBAC): back to a write per heartbeat.
+  leaseLive = false;
+  run();
+  EXPECT_NE(rv(), rv1) << "heartbeat overdue without the Lease: rewritten";
+  EXPECT_EQ(routing::DeploymentRoutes::fromResource(*table())->entries[0].heartbeatTime, sim->systemTime());
+}
+
+TEST_F(CoveredPublisherTest, LoadIsRewrittenWhenUtilizationMovesByAPercentPoint) {
+  run();
+  const std::string rv1 = rv();
+  EXPECT_DOUBLE_EQ(utilization(), 0.25);
+  loadEu = 15000 + 120;  // +0.2 points of 60k: a router would not act on it
+  sim->advance(10s);
+  run();
+  EXPECT_EQ(rv(), rv1);
+  loadEu = 15000 + 1800;  // +3 points
+  sim->advance(10s);
+  run();
+  EXPECT_NE(rv(), rv1);
+  EXPECT_DOUBLE_EQ(utilization(), 0.28);
+}
+
+TEST_F(CoveredPublisherTest, AChangeIsWrittenAtOnceEvenWhileCovered) {
+  run();
+  const std::string rv1 = rv();
+  ASSERT_TRUE(client->apply(kube::kinds::Pod, "team", podJson("team", "w2", "llama", "p-eu", "10.1.0.2", true),
+                            {"test", true, ""}));
+  ASSERT_TRUE(eventually([&] {
+    auto p = pods->store().get("team/w2");
+    return p && (*p)["status"]["conditions"][0]["status"] == "True";
+  }));
+  run();
+  EXPECT_NE(rv(), rv1);
+  EXPECT_EQ(routing::DeploymentRoutes::fromResource(*table())->entries[0].endpoints.size(), 2u);
+}
+
+}  // namespace
+}  // namespace waterline::reconcilers

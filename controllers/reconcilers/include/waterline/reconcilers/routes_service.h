@@ -16,7 +16,8 @@
 // It also exposes, from the same table, per (pool, deployment) gauges:
 //   waterline_pool_utilization_ratio{pool,region,zone,deployment,cluster}
 //   waterline_routing_endpoints{pool,deployment,cluster,state=ready|draining}
-//   waterline_routing_entry_age_seconds{pool,deployment,cluster}   (now - heartbeatTime)
+//   waterline_routing_entry_age_seconds{pool,deployment,cluster}   (now - heartbeatTime,
+//                             the cluster's Lease included)
 //   waterline_routing_table_objects, waterline_routing_table_invalid_objects (skipped:
 //   they do not decode)
 // Labels are bounded by the number of (deployment, pool) pairs that exist.
@@ -39,7 +40,11 @@ namespace waterline::reconcilers {
 class RoutesService {
  public:
   // routingTables: an informer of RoutingTable objects (on the hub's client).
-  RoutesService(cache::InformerPtr routingTables, TimeSourcePtr time);
+  // clusterHeartbeats (optional): an informer of the hub's routing heartbeat Leases
+  // (routing_heartbeat.h); each entry is served with heartbeatTime = max(its own, its
+  // cluster's Lease renewTime).
+  RoutesService(cache::InformerPtr routingTables, TimeSourcePtr time,
+                cache::InformerPtr clusterHeartbeats = nullptr);
   ~RoutesService();
   RoutesService(const RoutesService&) = delete;
   RoutesService& operator=(const RoutesService&) = delete;
@@ -78,6 +83,7 @@ class RoutesService {
   static runtime::HttpResponse notModified(const Snapshot& s);
 
   cache::InformerPtr informer_;
+  cache::InformerPtr heartbeats_;
   TimeSourcePtr time_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -7,10 +7,14 @@
 // operator owns only its own (cluster, pool) entries, so the operators of many clusters
 // share one object without overwriting each other; the union is the global table.
 //
-// Heartbeat: the entries carry heartbeatTime; the publisher rewrites them at least every
-// `heartbeat` (and at once on any change), so routers can drop the entries of a cluster
-// whose operator is gone (router --stale-after). An unchanged deployment costs one
-// write per heartbeat and nothing else.
+// Writes: at once on any change a router would act on (endpoints, health, capacity,
+// reservations, deployment fields, utilization by 1 % or more). Freshness: the entries
+// carry heartbeatTime, and routers drop the entries of a cluster whose operator is gone
+// (router --stale-after). While the cluster's heartbeat Lease is renewed
+// (ClusterHeartbeat, routing_heartbeat.h; `clusterHeartbeatLive`), /v1/routes takes
+// freshness from the Lease and an unchanged deployment costs no write at all; without
+// it, the publisher rewrites each deployment's entries once per `heartbeat`. Each key
+// is requeued after `heartbeat` to re-read the load.
 //
 // Deleted deployment: our entries are removed; the object is deleted once no cluster
 // has entries left in it.
@@ -63,6 +67,9 @@ struct RoutingPublisherDeps {
   Duration heartbeat = std::chrono::seconds(10);
   LoadFunc load = nullptr;
   TimeSourcePtr time;
+  // True while this cluster's heartbeat Lease is being renewed (ClusterHeartbeat::live);
+  // unset: never, so every entry is rewritten once per heartbeat.
+  std::function<bool()> clusterHeartbeatLive = nullptr;
 };
 
 // "waterline-operator/<cluster>" ("waterline-operator/local" for the empty name).
