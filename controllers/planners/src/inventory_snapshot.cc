@@ -187,8 +187,16 @@ void applyHolds(Snapshot& snap, const std::vector<PoolHold>& holds) {
 }  // namespace
 
 Snapshot buildSnapshot(const SnapshotInput& in) {
-  std::vector<const api::CapacityPool*> pools;
-  for (const auto& p : in.pools) pools.push_back(&p);
+  SnapshotRefs refs;
+  for (const auto& p : in.pools) refs.pools.push_back(&p);
+  for (const auto& n : in.nodes) refs.nodes.push_back(&n);
+  for (const auto& p : in.pods) refs.pods.push_back(&p);
+  refs.holds = in.holds;
+  return buildSnapshot(refs);
+}
+
+Snapshot buildSnapshot(const SnapshotRefs& in) {
+  std::vector<const api::CapacityPool*> pools = in.pools;
   std::sort(pools.begin(), pools.end(),
             [](auto* a, auto* b) { return a->metadata.name < b->metadata.name; });
   std::vector<scheduling::PoolSpec> ps;
@@ -196,8 +204,7 @@ Snapshot buildSnapshot(const SnapshotInput& in) {
 
   Snapshot snap;
   std::vector<scheduling::NodeSpec> ns;
-  std::vector<const NodeView*> nodes;
-  for (const auto& n : in.nodes) nodes.push_back(&n);
+  std::vector<const NodeView*> nodes = in.nodes;
   std::sort(nodes.begin(), nodes.end(), [](auto* a, auto* b) { return a->name < b->name; });
   for (auto* n : nodes) {
     std::string owner;
@@ -216,10 +223,11 @@ Snapshot buildSnapshot(const SnapshotInput& in) {
 
   std::vector<std::pair<const WorkerPod*, scheduling::Assignment>> held;
   std::vector<scheduling::RecordedAssignment> recs;
-  std::vector<const WorkerPod*> pods;
-  for (const auto& p : in.pods) pods.push_back(&p);
-  std::sort(pods.begin(), pods.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
-  for (auto* p : pods) {
+  std::vector<std::pair<std::string, const WorkerPod*>> pods;  // by key(), built once each
+  pods.reserve(in.pods.size());
+  for (auto* p : in.pods) pods.emplace_back(p->key(), p);
+  std::sort(pods.begin(), pods.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [podKey, p] : pods) {
     if (p->terminal() || p->assignment.empty()) continue;
     auto a = scheduling::decodeAssignment(p->assignment);
     if (!a) {

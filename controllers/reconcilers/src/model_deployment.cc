@@ -110,7 +110,15 @@ double RepairTracker::count(std::string_view reason) {
 
 // ---- reconciler ----------------------------------------------------------------------
 
-ModelDeploymentReconciler::ModelDeploymentReconciler(ModelDeploymentDeps deps) : d_(std::move(deps)) {
+ModelDeploymentReconciler::ModelDeploymentReconciler(ModelDeploymentDeps deps)
+    : d_(std::move(deps)),
+      pools_([](const kube::Json& j) -> std::optional<api::CapacityPool> {
+        auto p = api::CapacityPool::fromJson(j);
+        if (!p) return std::nullopt;
+        return std::move(*p);
+      }),
+      nodes_([](const kube::Json& j) { return std::optional(planners::NodeView::fromJson(j)); }),
+      workers_([](const kube::Json& j) { return std::optional(planners::WorkerPod::fromJson(j)); }) {
   if (!d_.repairs) d_.repairs = std::make_shared<RepairTracker>(metrics::defaultRegistry());
 }
 
@@ -184,17 +192,23 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
   std::vector<Conflicted> conflicted;
   {
     std::lock_guard g(d_.placement->mutex());
-    planners::SnapshotInput in;
-    for (const auto& p : d_.pools->store().list())
-      if (auto pool = api::CapacityPool::fromJson(*p)) in.pools.push_back(std::move(*pool));
-    for (const auto& n : d_.nodes->store().list()) in.nodes.push_back(planners::NodeView::fromJson(*n));
+    // Decoded views shared between reconciles (decoded again only when an object changes).
+    const auto pools = pools_.decode(d_.pools->store().list());
+    const auto nodes = nodes_.decode(d_.nodes->store().list());
+    const auto workers = workers_.decode(d_.placement->workerPodsLocked());
+    planners::SnapshotRefs in;
+    for (const auto& p : pools) in.pools.push_back(p.get());
+    for (const auto& n : nodes) in.nodes.push_back(n.get());
     if (d_.reservations) in.holds = planners::holdsFromReservations(d_.reservations->store().list());
     planners::DeploymentPlanInput pin;
     pin.deployment = &*md;
-    for (const auto& p : d_.placement->workerPodsLocked()) {
-      auto w = planners::WorkerPod::fromJson(*p);
-      if (isWorkerOf(*p, md->metadata.namespace_, md->metadata.name)) pin.pods.push_back(w);
-      in.pods.push_back(std::move(w));
+    std::set<std::string> ourNodes;
+    for (const auto& w : workers) {
+      if (w->ns == md->metadata.namespace_ && w->deployment == md->metadata.name) {
+        pin.pods.push_back(*w);
+        if (!w->node.empty()) ourNodes.insert(w->node);
+      }
+      in.pods.push_back(w.get());
     }
     auto snap = planners::buildSnapshot(in);
     for (const auto& c : snap.conflicts)
@@ -211,7 +225,8 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
           conflicted.push_back({w.name, w.uid, c.holder, c.node});
         }
     }
-    pin.nodes = std::move(in.nodes);
+    for (const auto& n : nodes)  // the planner looks at the nodes of this deployment's pods only
+      if (ourNodes.count(n->name)) pin.nodes.push_back(*n);
     pin.inventory = &snap.inventory;
     pin.repairHoldUntil = d_.repairs->holdUntil(req.key(), now);
     if (d_.unhealthyWorkers) pin.unhealthyWorkers = d_.unhealthyWorkers(md->metadata.namespace_, md->metadata.name);

@@ -108,6 +108,15 @@ struct Snapshot {
 // what reclaim frees. Deterministic: the same objects give the same reservations.
 Snapshot buildSnapshot(const SnapshotInput& in);
 
+// The same over objects the caller keeps (decoded once, shared between reconciles).
+struct SnapshotRefs {
+  std::vector<const api::CapacityPool*> pools;
+  std::vector<const NodeView*> nodes;
+  std::vector<const WorkerPod*> pods;
+  std::vector<PoolHold> holds;
+};
+Snapshot buildSnapshot(const SnapshotRefs& in);
+
 // Healthy, idle, unreserved GPUs on schedulable nodes of a pool.
 int32_t idleGpus(const scheduling::Inventory& inv, scheduling::PoolId pool);
 

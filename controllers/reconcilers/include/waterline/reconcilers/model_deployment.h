@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "waterline/api/capacity_pool.h"
 #include "waterline/cache/informer.h"
 #include "waterline/common/metrics.h"
 #include "waterline/common/time.h"
@@ -25,6 +26,7 @@
 #include "waterline/runtime/controller.h"
 #include "waterline/planners/deployment.h"
 #include "waterline/planners/repair.h"
+#include "waterline/reconcilers/decoded.h"
 #include "waterline/runtime/events.h"
 
 namespace waterline::reconcilers {
@@ -112,6 +114,10 @@ class ModelDeploymentReconciler final : public runtime::Reconciler {
 
  private:
   ModelDeploymentDeps d_;
+  // Every pool, node and worker pod, decoded once per resourceVersion (decoded.h).
+  DecodedByVersion<api::CapacityPool> pools_;
+  DecodedByVersion<planners::NodeView> nodes_;
+  DecodedByVersion<planners::WorkerPod> workers_;
 };
 
 // Watches: deployments (generation changes), owned worker pods, and capacity changes
