@@ -94,6 +94,39 @@ bool LeaderElector::tryAcquireOrRenew() {
   desired.acquireTime = now;
   desired.renewTime = now;
 
+  // Fast path, as client-go's: the holder renews by updating the Lease it last wrote,
+  // without reading it first (one request per renewal, not two). The update carries that
+  // resourceVersion, so if anyone changed the Lease since, it fails with a conflict and
+  // the slow path below reads the Lease and decides again.
+  {
+    kube::Json raw;
+    LeaseRecord last;
+    {
+      std::lock_guard g(mu_);
+      if (observed_ && observed_->holderIdentity == cfg_.identity && observedRaw_.is_object() &&
+          observedRaw_.contains("metadata") && observedRaw_["metadata"].contains("resourceVersion")) {
+        raw = observedRaw_;
+        last = *observed_;
+      }
+    }
+    if (!raw.is_null()) {
+      LeaseRecord renewed = desired;
+      renewed.acquireTime = last.acquireTime;
+      renewed.leaseTransitions = last.leaseTransitions;
+      raw["spec"] = leaseSpecJson(renewed);
+      auto res = client_->update(kube::kinds::Lease, cfg_.ns, raw);
+      if (res) {
+        std::lock_guard g(mu_);
+        observed_ = renewed;
+        observedRaw_ = *res;
+        observedTime_ = time_->monotonicTime();
+        return true;
+      }
+      if (!res.error().isConflict())
+        lg().debug("optimistic lease renewal failed; reading the lease", {{"err", res.error().describe()}});
+    }
+  }
+
   auto got = client_->get(kube::kinds::Lease, cfg_.ns, cfg_.name);
   if (!got) {
     if (!got.error().isNotFound()) {

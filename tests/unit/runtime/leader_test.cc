@@ -121,3 +121,46 @@ TEST(LeaseCodec, MicroTimeRoundTrip) {
 
 }  // namespace
 }  // namespace waterline::runtime
+
+namespace waterline::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+
+// The holder renews with one update and no read; a Lease changed behind its back
+// (another holder) makes that update conflict, and the elector reads and steps aside.
+TEST(LeaderFastPath, TheHolderRenewsWithoutReadingAndStillSeesATakeover) {
+  auto client = std::make_shared<testing::FakeClient>();
+  auto sim = std::make_shared<SimulatedTimeSource>();
+  LeaderElectionConfig c;
+  c.ns = "ns";
+  c.name = "lease";
+  c.identity = "a";
+  c.leaseDuration = 15s;
+  c.renewDeadline = 10s;
+  c.retryPeriod = 2s;
+  LeaderElector a(client, c, sim);
+  ASSERT_TRUE(a.tryAcquireOrRenew());
+  const int gets = client->getCalls();
+  for (int i = 0; i < 5; ++i) {
+    sim->advance(2s);
+    ASSERT_TRUE(a.tryAcquireOrRenew());
+  }
+  EXPECT_EQ(client->getCalls(), gets) << "renewals by the holder read nothing";
+  auto l = client->get(kube::kinds::Lease, "ns", "lease");
+  ASSERT_TRUE(l);
+  EXPECT_EQ(*leaseRecordFromJson(*l).renewTime, sim->systemTime());
+  EXPECT_EQ(leaseRecordFromJson(*l).leaseTransitions, 0);
+  // Someone else writes the Lease (a takeover after a partition, say).
+  auto taken = *l;
+  taken["spec"]["holderIdentity"] = "b";
+  taken["spec"]["renewTime"] = formatMicroTime(sim->systemTime());
+  ASSERT_TRUE(client->update(kube::kinds::Lease, "ns", taken));
+  sim->advance(2s);
+  EXPECT_FALSE(a.tryAcquireOrRenew()) << "the optimistic update conflicts; the read shows b holding it";
+  EXPECT_EQ(a.observedLeader(), "b");
+  EXPECT_EQ(leaseRecordFromJson(*client->get(kube::kinds::Lease, "ns", "lease")).holderIdentity, "b");
+}
+
+}  // namespace
+}  // namespace waterline::runtime
