@@ -28,6 +28,30 @@ const api::Condition* cond(const api::CapacityPoolStatus& st, std::string_view t
 
 }  // namespace
 
+std::optional<DemandShape> DemandShape::fromJson(const kube::Json& md) {
+  DemandShape out;
+  if (!md.contains("spec") || !md["spec"].is_object()) return out;
+  const auto& s = md["spec"];
+  out.key = kube::Json{s.value("gpu", kube::Json()), s.value("deploymentType", kube::Json()),
+                       s.value("region", kube::Json()), s.value("dataZone", kube::Json())}
+                .dump();
+  if (auto d = api::ModelDeployment::fromJson(md); d && api::validate(*d).empty())
+    out.request = planners::toRequest(*d, d->metadata.name + "-shape");
+  return out;
+}
+
+CapacityPoolReconciler::CapacityPoolReconciler(CapacityPoolDeps deps)
+    : d_(std::move(deps)),
+      pools_(std::make_shared<DecodedByVersion<api::CapacityPool>>(
+          [](const kube::Json& j) -> std::optional<api::CapacityPool> {
+            auto p = api::CapacityPool::fromJson(j);
+            if (!p) return std::nullopt;
+            return std::move(*p);
+          })),
+      nodes_([](const kube::Json& j) { return std::optional(planners::NodeView::fromJson(j)); }),
+      workers_([](const kube::Json& j) { return std::optional(planners::WorkerPod::fromJson(j)); }),
+      shapes_(&DemandShape::fromJson) {}
+
 runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Request& req) {
   auto obj = d_.pools->store().get(req.key());
   if (!obj) return Result::done();  // deleted; nothing to clean up yet
@@ -58,33 +82,30 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
 
   planners::PoolStatusInput in;
   in.pool = &*pool;
-  // Only this pool's nodes and their workers are decoded: a pool's status depends on
-  // nothing else (other pools' specs still decide which of its nodes conflict), and
-  // decoding the whole fleet on every worker event is what made fleet-size clusters slow.
+  // Only this pool's nodes and their workers count: a pool's status depends on nothing
+  // else (other pools' specs still decide which of its nodes conflict). Everything is
+  // decoded once per resourceVersion and shared between reconciles (decoded.h): a worker
+  // event used to decode every node's labels, every pool and every deployment again.
+  const auto allPools = pools_->decode(d_.pools->store().list());
+  const auto allNodes = nodes_.decode(d_.nodes->store().list());
   std::set<std::string> selected;
-  for (const auto& n : d_.nodes->store().list()) {
-    std::map<std::string, std::string> labels;
-    if (n->contains("metadata") && (*n)["metadata"].contains("labels") && (*n)["metadata"]["labels"].is_object())
-      for (const auto& [k, v] : (*n)["metadata"]["labels"].items())
-        if (v.is_string()) labels[k] = v.get<std::string>();
-    if (!pool->spec.selectsNode(labels)) continue;
-    in.nodes.push_back(planners::NodeView::fromJson(*n));
-    selected.insert(in.nodes.back().name);
+  planners::SnapshotRefs si;
+  for (const auto& n : allNodes) {
+    if (!pool->spec.selectsNode(n->labels)) continue;
+    in.nodes.push_back(*n);
+    selected.insert(n->name);
+    si.nodes.push_back(n.get());
   }
-  std::vector<api::CapacityPool> others;
-  for (const auto& p : d_.pools->store().list()) {
-    if (runtime::nameOf(*p) == pool->metadata.name) continue;
-    if (auto o = api::CapacityPool::fromJson(*p)) others.push_back(std::move(*o));
+  for (const auto& p : allPools) {
+    if (p->metadata.name == pool->metadata.name) continue;
+    in.others.push_back(p.get());
+    si.pools.push_back(p.get());
   }
-  for (const auto& o : others) in.others.push_back(&o);
+  si.pools.push_back(&*pool);
   if (d_.workerPods) {
-    planners::SnapshotInput si;
-    si.pools = others;
-    si.pools.push_back(*pool);
-    si.nodes = in.nodes;
-    for (const auto& p : d_.workerPods->store().list())
-      if (p->contains("spec") && (*p)["spec"].is_object() && selected.count((*p)["spec"].value("nodeName", "")))
-        si.pods.push_back(planners::WorkerPod::fromJson(*p));
+    const auto workers = workers_.decode(d_.workerPods->store().list());
+    for (const auto& w : workers)
+      if (selected.count(w->node)) si.pods.push_back(w.get());
     auto snap = planners::buildSnapshot(si);
     auto alloc = planners::allocationByPool(snap.inventory);
     in.allocated = alloc[pool->metadata.name];
@@ -92,15 +113,8 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
       // One request per distinct shape of the demand (GPU request and where it may go).
       std::vector<scheduling::Request> shapes;
       std::set<std::string> seen;
-      for (const auto& o : d_.deployments->store().list()) {
-        if (!o->contains("spec")) continue;
-        const auto& s = (*o)["spec"];
-        kube::Json k = {s.value("gpu", kube::Json()), s.value("deploymentType", kube::Json()),
-                        s.value("region", kube::Json()), s.value("dataZone", kube::Json())};
-        if (!seen.insert(k.dump()).second) continue;
-        if (auto md = api::ModelDeployment::fromJson(*o); md && api::validate(*md).empty())
-          shapes.push_back(planners::toRequest(*md, md->metadata.name + "-shape"));
-      }
+      for (const auto& sh : shapes_.decode(d_.deployments->store().list()))
+        if (sh->request && seen.insert(sh->key).second) shapes.push_back(*sh->request);
       in.fragmentation = planners::fragmentationByPool(snap.inventory, std::move(shapes))[pool->metadata.name];
     }
   }
@@ -133,17 +147,16 @@ runtime::ControllerPtr newCapacityPoolController(CapacityPoolDeps deps,
                                                  runtime::ControllerOptions opts) {
   auto pools = deps.pools;
   auto nodes = deps.nodes;
-  auto c = std::make_unique<runtime::Controller>(
-      "capacitypool", std::make_unique<CapacityPoolReconciler>(deps), std::move(opts));
+  auto owned = std::make_unique<CapacityPoolReconciler>(deps);
+  auto* reconciler = owned.get();
+  auto c = std::make_unique<runtime::Controller>("capacitypool", std::move(owned), std::move(opts));
   c->watchFor(pools, {runtime::generationChangedPredicate()});
   // Any node change may change any pool that selects it (or selected it before).
-  c->watchMapped(nodes, [pools](const cache::Json& node) {
+  c->watchMapped(nodes, [pools, decoded = reconciler->poolDecoder()](const cache::Json& node) {
     std::vector<runtime::Request> out;
     auto view = planners::NodeView::fromJson(node);
-    for (const auto& p : pools->store().list()) {
-      auto pool = api::CapacityPool::fromJson(*p);
-      if (pool && pool->spec.selectsNode(view.labels)) out.push_back({"", pool->metadata.name});
-    }
+    for (const auto& pool : decoded->decode(pools->store().list()))
+      if (pool->spec.selectsNode(view.labels)) out.push_back({"", pool->metadata.name});
     return out;
   });
   if (deps.workerPods) {

@@ -3,11 +3,18 @@
 // status (planners::planPoolStatus) and writes it with server-side apply to the status
 // subresource. Node events enqueue the pools that select the node.
 #include <memory>
+#include <optional>
+#include <string>
 
+#include "waterline/api/capacity_pool.h"
 #include "waterline/cache/informer.h"
 #include "waterline/kube/client.h"
 #include "waterline/runtime/controller.h"
+#include "waterline/planners/nodes.h"
+#include "waterline/planners/inventory_snapshot.h"
+#include "waterline/reconcilers/decoded.h"
 #include "waterline/runtime/events.h"
+#include "waterline/scheduling/model.h"
 
 namespace waterline::reconcilers {
 
@@ -27,13 +34,28 @@ struct CapacityPoolDeps {
   cache::InformerPtr reservations = nullptr;
 };
 
+// What a ModelDeployment adds to the demand a pool's fragmentation is measured against:
+// its shape key (GPU request, type, region, zone) and its request (none when invalid).
+struct DemandShape {
+  std::string key;
+  std::optional<scheduling::Request> request;
+  static std::optional<DemandShape> fromJson(const kube::Json& md);
+};
+
 class CapacityPoolReconciler final : public runtime::Reconciler {
  public:
-  explicit CapacityPoolReconciler(CapacityPoolDeps deps) : d_(std::move(deps)) {}
+  explicit CapacityPoolReconciler(CapacityPoolDeps deps);
   runtime::ReconcileResult reconcile(const runtime::Request& req) override;
+  // Decoded pools, shared with the controller's node-to-pool mapping.
+  std::shared_ptr<DecodedByVersion<api::CapacityPool>> poolDecoder() const { return pools_; }
 
  private:
   CapacityPoolDeps d_;
+  // Every pool, node, worker pod and deployment shape, decoded once per resourceVersion.
+  std::shared_ptr<DecodedByVersion<api::CapacityPool>> pools_;
+  DecodedByVersion<planners::NodeView> nodes_;
+  DecodedByVersion<planners::WorkerPod> workers_;
+  DecodedByVersion<DemandShape> shapes_;
 };
 
 // Builds the controller with its watches (pools, and nodes mapped to pools).
