@@ -354,6 +354,9 @@ int main(int argc, char** argv) {
     mgr.addRunnable({"routing-heartbeat", true, [clusterHeartbeat] { clusterHeartbeat->start(); },
                      [clusterHeartbeat] { clusterHeartbeat->stop(); }});
     routesService = std::make_shared<reconcilers::RoutesService>(tables, time, heartbeatLeases);
+    // Coalesce bursts of RoutingTable events (each rebuild serializes the whole table);
+    // routers still see a change well within a second.
+    routesService->setMinRebuildInterval(std::chrono::milliseconds(250));
     routesService->install(mgr.http());
     routesService->registerMetrics(mgr.registry());
     auto* hf = hubInformers.get();
@@ -375,6 +378,7 @@ int main(int argc, char** argv) {
     rp.cluster = o.clusterName;
     rp.heartbeat = heartbeatEvery;
     rp.clusterHeartbeatLive = [clusterHeartbeat] { return clusterHeartbeat->live(); };
+    rp.hubTables = tables;
     if (prometheus) rp.load = reconcilers::makePrometheusLoad(prometheus);  // per-pool tokens/min
     rp.time = time;
     mgr.add(reconcilers::newRoutingPublisherController(std::move(rp), co));

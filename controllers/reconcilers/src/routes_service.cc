@@ -192,10 +192,18 @@ void RoutesService::loop() {
   std::unique_lock lk(mu_);
   while (!stopping_) {
     if (dirty_) {
+      // At most one rebuild per minRebuildInterval: a burst of RoutingTable events (a
+      // fleet being scheduled) becomes one rebuild, not one per event.
+      const auto due = lastRebuild_ + minRebuildInterval_;
+      if (minRebuildInterval_ > Duration::zero() && time_->monotonicTime() < due) {
+        time_->waitUntil(lk, cv_, due, [this] { return stopping_; });
+        continue;
+      }
       dirty_ = false;
       lk.unlock();
       rebuild();
       lk.lock();
+      lastRebuild_ = time_->monotonicTime();
       continue;
     }
     // Time out long-polls whose deadline passed.

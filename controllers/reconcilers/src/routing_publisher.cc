@@ -84,12 +84,13 @@ std::string canonical(const kube::Json& spec) {
 }  // namespace
 
 runtime::ReconcileResult RoutingPublisher::removeOurs(const routing::DeploymentKey& key) {
+  bool wrote = false;
   {
     std::lock_guard g(mu_);
-    written_.erase(key.str());
+    wrote = written_.erase(key.str()) > 0;
     if (absent_.count(key.str())) return Result::done();
   }
-  auto r = removeOursFromHub(key);
+  auto r = removeOursFromHub(key, wrote);
   if (r) {
     std::lock_guard g(mu_);
     absent_.insert(key.str());
@@ -97,8 +98,13 @@ runtime::ReconcileResult RoutingPublisher::removeOurs(const routing::DeploymentK
   return r;
 }
 
-runtime::ReconcileResult RoutingPublisher::removeOursFromHub(const routing::DeploymentKey& key) {
+runtime::ReconcileResult RoutingPublisher::removeOursFromHub(const routing::DeploymentKey& key, bool wrote) {
   const std::string name = routing::resourceName(key);
+  // Read from the hub's cache when it can be trusted to have what there is: synced, and
+  // no write of ours it may not have seen yet. Otherwise (or when it has the object, so
+  // the precondition below is on the newest version) ask the hub.
+  if (d_.hubTables && d_.hubTables->hasSynced() && !wrote && !d_.hubTables->store().get(name))
+    return Result::done();
   auto cur = d_.hub->get(kube::kinds::RoutingTable, "", name);
   if (!cur) {
     if (cur.error().isNotFound()) return Result::done();

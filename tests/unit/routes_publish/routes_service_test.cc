@@ -284,3 +284,35 @@ TEST(RoutesServiceHeartbeat, EntriesTakeTheirClustersLeaseRenewTimeWhenNewer) {
 
 }  // namespace
 }  // namespace waterline::reconcilers
+
+namespace waterline::reconcilers {
+namespace {
+
+TEST(RoutesServiceCoalescing, EventsWithinTheMinimumIntervalBecomeOneRebuild) {
+  auto client = std::make_shared<FakeClient>();
+  auto sim = std::make_shared<SimulatedTimeSource>();
+  auto tables = std::make_shared<cache::Informer>(client, kube::kinds::RoutingTable, cache::InformerOptions{}, sim);
+  RoutesService svc(tables, sim);
+  svc.setMinRebuildInterval(1s);
+  tables->start();
+  ASSERT_TRUE(eventually([&] { return tables->hasSynced(); }));
+  ASSERT_TRUE(client->create(kube::kinds::RoutingTable, "", routingTable("team", "a", "p1", 0.1), {}));
+  ASSERT_TRUE(eventually([&] { return tables->store().list().size() == 1; }));
+  svc.start();
+  ASSERT_TRUE(eventually([&] { return svc.current()->table.deployments.size() == 1; })) << "built at start";
+  ASSERT_TRUE(client->create(kube::kinds::RoutingTable, "", routingTable("team", "b", "p1", 0.1), {}));
+  ASSERT_TRUE(client->create(kube::kinds::RoutingTable, "", routingTable("team", "c", "p1", 0.1), {}));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(svc.current()->table.deployments.size(), 1u) << "within the interval: not rebuilt yet";
+  sim->advance(1s);
+  ASSERT_TRUE(eventually([&] { return svc.current()->table.deployments.size() == 3; }))
+      << "both changes in the next rebuild";
+  sim->advance(1s);  // a quiet interval: the next change is served at once
+  ASSERT_TRUE(client->create(kube::kinds::RoutingTable, "", routingTable("team", "d", "p1", 0.1), {}));
+  ASSERT_TRUE(eventually([&] { return svc.current()->table.deployments.size() == 4; }));
+  svc.stop();
+  tables->stop();
+}
+
+}  // namespace
+}  // namespace waterline::reconcilers

@@ -324,3 +324,39 @@ TEST_F(CoveredPublisherTest, AChangeIsWrittenAtOnceEvenWhileCovered) {
 
 }  // namespace
 }  // namespace waterline::reconcilers
+
+namespace waterline::reconcilers {
+namespace {
+
+// With the hub's RoutingTable cache, a deployment with nothing to publish costs no GET;
+// one whose table this publisher wrote is still removed from the hub itself.
+TEST_F(PublisherTest, TheHubCacheAnswersForDeploymentsWithNothingToPublish) {
+  auto tables = std::make_shared<cache::Informer>(client, kube::kinds::RoutingTable, cache::InformerOptions{}, sim);
+  tables->start();
+  ASSERT_TRUE(eventually([&] { return tables->hasSynced(); }));
+  RoutingPublisherDeps d;
+  d.hub = client;
+  d.deployments = deployments;
+  d.pools = pools;
+  d.workerPods = pods;
+  d.cluster = "eu-1";
+  d.time = sim;
+  d.hubTables = tables;
+  RoutingPublisher p(std::move(d));
+  // "phi" has a Ready worker but no ModelDeployment: nothing to publish, nothing in the hub.
+  const int gets = client->getCalls();
+  ASSERT_TRUE(p.reconcile({"team", "phi"}));
+  EXPECT_EQ(client->getCalls(), gets) << "the synced cache says there is no table: no GET";
+  // llama's table is written, then its workers go: removed from the hub although the
+  // cache may not have seen the write (it asks the hub).
+  ASSERT_TRUE(p.reconcile({"team", "llama"}));
+  ASSERT_TRUE(table());
+  for (auto n : {"w1", "w2"}) ASSERT_TRUE(client->remove(kube::kinds::Pod, "team", n));
+  ASSERT_TRUE(eventually([&] { return pods->store().list().size() == 1; }));
+  ASSERT_TRUE(p.reconcile({"team", "llama"}));
+  EXPECT_FALSE(table()) << "our only entries: the object is deleted";
+  tables->stop();
+}
+
+}  // namespace
+}  // namespace waterline::reconcilers

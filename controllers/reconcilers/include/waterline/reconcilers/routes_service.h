@@ -54,6 +54,10 @@ class RoutesService {
   // Registers the gauges above.
   void registerMetrics(metrics::Registry& reg);
 
+  // Rebuilds (after the first) at most once per `d`; events in between are coalesced
+  // into the next one. 0 (the default): after every event. Call before start().
+  void setMinRebuildInterval(Duration d) { minRebuildInterval_ = d; }
+
   // Starts the rebuild thread (the informer is started by its factory).
   void start();
   void stop();
@@ -88,6 +92,8 @@ class RoutesService {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool dirty_ = true, stopping_ = false, started_ = false;
+  Duration minRebuildInterval_{0};
+  MonotonicTime lastRebuild_{};
   std::shared_ptr<const Snapshot> snap_;
   // Decoded objects by name with their resourceVersion: a rebuild decodes only what
   // changed (only the rebuild thread touches it).

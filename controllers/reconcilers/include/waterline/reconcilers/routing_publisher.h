@@ -70,6 +70,9 @@ struct RoutingPublisherDeps {
   // True while this cluster's heartbeat Lease is being renewed (ClusterHeartbeat::live);
   // unset: never, so every entry is rewritten once per heartbeat.
   std::function<bool()> clusterHeartbeatLive = nullptr;
+  // Optional: the hub's RoutingTables (the informer /v1/routes serves). A deployment
+  // with nothing to publish is looked up there instead of with a GET on the hub.
+  cache::InformerPtr hubTables = nullptr;
 };
 
 // "waterline-operator/<cluster>" ("waterline-operator/local" for the empty name).
@@ -82,7 +85,7 @@ class RoutingPublisher final : public runtime::Reconciler {
 
  private:
   runtime::ReconcileResult removeOurs(const routing::DeploymentKey& key);
-  runtime::ReconcileResult removeOursFromHub(const routing::DeploymentKey& key);
+  runtime::ReconcileResult removeOursFromHub(const routing::DeploymentKey& key, bool wrote);
 
   struct Written {
     std::string spec;  // canonical JSON of what we applied, heartbeats masked
