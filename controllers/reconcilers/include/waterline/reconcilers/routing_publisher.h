@@ -25,9 +25,12 @@
 #include <set>
 #include <string>
 
+#include "waterline/api/capacity_pool.h"
 #include "waterline/api/model_deployment.h"
+#include "waterline/api/ptu_reservation.h"
 #include "waterline/cache/informer.h"
 #include "waterline/kube/client.h"
+#include "waterline/reconcilers/decoded.h"
 #include "waterline/routing/table.h"
 #include "waterline/runtime/controller.h"
 #include "waterline/sources/prometheus.h"
@@ -80,7 +83,18 @@ std::string routingFieldManager(const std::string& cluster);
 
 class RoutingPublisher final : public runtime::Reconciler {
  public:
-  explicit RoutingPublisher(RoutingPublisherDeps deps) : d_(std::move(deps)) {}
+  explicit RoutingPublisher(RoutingPublisherDeps deps)
+      : d_(std::move(deps)),
+        pools_([](const kube::Json& j) -> std::optional<api::CapacityPool> {
+          auto p = api::CapacityPool::fromJson(j);
+          if (!p) return std::nullopt;
+          return std::move(*p);
+        }),
+        reservations_([](const kube::Json& j) -> std::optional<api::PTUReservation> {
+          auto r = api::PTUReservation::fromJson(j);
+          if (!r) return std::nullopt;
+          return std::move(*r);
+        }) {}
   runtime::ReconcileResult reconcile(const runtime::Request& req) override;
 
  private:
@@ -92,6 +106,8 @@ class RoutingPublisher final : public runtime::Reconciler {
     MonotonicTime at;
   };
   RoutingPublisherDeps d_;
+  DecodedByVersion<api::CapacityPool> pools_;
+  DecodedByVersion<api::PTUReservation> reservations_;
   std::mutex mu_;
   std::map<std::string, Written> written_;  // by deployment key
   // Deployments known to have no entries of ours in the hub (removeOurs succeeded, nothing
