@@ -143,7 +143,7 @@ combination fails `helm template/install/upgrade` with a clear message.
 {{- if and (not $le.enabled) (gt (int .Values.replicas) 1) -}}
 {{- fail (printf "replicas is %v but leaderElection.enabled is false: more than one replica needs leader election (two active operators would fight over the same objects); set replicas: 1 or enable leader election" .Values.replicas) -}}
 {{- end -}}
-{{- if and .Values.controller (gt (int .Values.controller.kubeApiQps) (int .Values.controller.kubeApiBurst)) -}}
+{{- if and .Values.controller (gt (int .Values.controller.kubeApiQps) 0) (gt (int .Values.controller.kubeApiQps) (int .Values.controller.kubeApiBurst)) -}}
 {{- fail (printf "controller.kubeApiBurst (%v) must be at least controller.kubeApiQps (%v)" .Values.controller.kubeApiBurst .Values.controller.kubeApiQps) -}}
 {{- end -}}
 {{- end -}}

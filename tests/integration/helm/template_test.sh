@@ -232,7 +232,7 @@ rejects "leaderElection.leaseDuration (10) must be greater than leaderElection.r
 rejects "leaderElection.renewDeadline (2) must be greater than leaderElection.retryPeriod (2)" --set leaderElection.renewDeadline=2
 rejects "more than one replica needs leader election" --set leaderElection.enabled=false
 rejects "serviceAccount.name is required when serviceAccount.create is false" --set serviceAccount.create=false
-rejects "controller.kubeApiBurst (10) must be at least controller.kubeApiQps (50)" --set controller.kubeApiBurst=10
+rejects "controller.kubeApiBurst (10) must be at least controller.kubeApiQps (50)" --set controller.kubeApiQps=50 --set controller.kubeApiBurst=10
 rejects "at '/monitoring/grafanaDashboard/namespace'" --set monitoring.grafanaDashboard.namespace=Bad_NS
 
 # ---------------------------------------------------------------- plain manifests
