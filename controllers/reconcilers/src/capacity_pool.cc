@@ -30,6 +30,7 @@ const api::Condition* cond(const api::CapacityPoolStatus& st, std::string_view t
 
 std::optional<DemandShape> DemandShape::fromJson(const kube::Json& md) {
   DemandShape out;
+  out.id = runtime::namespaceOf(md) + "/" + runtime::nameOf(md);
   if (!md.contains("spec") || !md["spec"].is_object()) return out;
   const auto& s = md["spec"];
   out.key = kube::Json{s.value("gpu", kube::Json()), s.value("deploymentType", kube::Json()),
@@ -50,7 +51,7 @@ CapacityPoolReconciler::CapacityPoolReconciler(CapacityPoolDeps deps)
           })),
       nodes_([](const kube::Json& j) { return std::optional(planners::NodeView::fromJson(j)); }),
       workers_([](const kube::Json& j) { return std::optional(planners::WorkerPod::fromJson(j)); }),
-      shapes_(&DemandShape::fromJson) {}
+      shapes_(std::make_shared<DecodedByVersion<DemandShape>>(&DemandShape::fromJson)) {}
 
 runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Request& req) {
   auto obj = d_.pools->store().get(req.key());
@@ -113,7 +114,7 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
       // One request per distinct shape of the demand (GPU request and where it may go).
       std::vector<scheduling::Request> shapes;
       std::set<std::string> seen;
-      for (const auto& sh : shapes_.decode(d_.deployments->store().list()))
+      for (const auto& sh : shapes_->decode(d_.deployments->store().list()))
         if (sh->request && seen.insert(sh->key).second) shapes.push_back(*sh->request);
       in.fragmentation = planners::fragmentationByPool(snap.inventory, std::move(shapes))[pool->metadata.name];
     }
@@ -184,9 +185,16 @@ runtime::ControllerPtr newCapacityPoolController(CapacityPoolDeps deps,
     }, {placement});
   }
   if (deps.workerPods && deps.deployments) {
-    // The demand's shapes changed: every pool's fragmentation may have.
-    c->watchMapped(deps.deployments, [pools](const cache::Json&) {
+    // The demand's set of shapes changed: every pool's fragmentation may have. Only a
+    // shape that no other valid deployment has (one that appears, or goes) changes the
+    // set; 500 deployments of a few shapes used to enqueue every pool 500 times. (For an
+    // update the old object is mapped too, so a shape left behind is seen.)
+    c->watchMapped(deps.deployments, [pools, deployments = deps.deployments,
+                                      shapes = reconciler->shapeDecoder()](const cache::Json& md) {
       std::vector<runtime::Request> out;
+      auto mine = DemandShape::fromJson(md);
+      for (const auto& s : shapes->decode(deployments->store().list()))
+        if (s->request && mine && s->key == mine->key && s->id != mine->id) return out;  // another has it
       for (const auto& p : pools->store().list()) out.push_back({"", runtime::nameOf(*p)});
       return out;
     }, {runtime::generationChangedPredicate()});

@@ -37,6 +37,7 @@ struct CapacityPoolDeps {
 // What a ModelDeployment adds to the demand a pool's fragmentation is measured against:
 // its shape key (GPU request, type, region, zone) and its request (none when invalid).
 struct DemandShape {
+  std::string id;  // namespace/name of the deployment
   std::string key;
   std::optional<scheduling::Request> request;
   static std::optional<DemandShape> fromJson(const kube::Json& md);
@@ -48,6 +49,8 @@ class CapacityPoolReconciler final : public runtime::Reconciler {
   runtime::ReconcileResult reconcile(const runtime::Request& req) override;
   // Decoded pools, shared with the controller's node-to-pool mapping.
   std::shared_ptr<DecodedByVersion<api::CapacityPool>> poolDecoder() const { return pools_; }
+  // Decoded demand shapes, shared with the controller's deployment-to-pools mapping.
+  std::shared_ptr<DecodedByVersion<DemandShape>> shapeDecoder() const { return shapes_; }
 
  private:
   CapacityPoolDeps d_;
@@ -55,7 +58,7 @@ class CapacityPoolReconciler final : public runtime::Reconciler {
   std::shared_ptr<DecodedByVersion<api::CapacityPool>> pools_;
   DecodedByVersion<planners::NodeView> nodes_;
   DecodedByVersion<planners::WorkerPod> workers_;
-  DecodedByVersion<DemandShape> shapes_;
+  std::shared_ptr<DecodedByVersion<DemandShape>> shapes_;
 };
 
 // Builds the controller with its watches (pools, and nodes mapped to pools).

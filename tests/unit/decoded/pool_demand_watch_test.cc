@@ -1,0 +1,85 @@
+// The CapacityPool controller's watch on ModelDeployments: every pool's fragmentation
+// depends on the set of demand shapes, so only a deployment that adds a shape nobody
+// else has, or takes the last one away, enqueues the pools.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "common.h"
+#include "waterline/reconcilers/capacity_pool.h"
+#include "waterline/runtime/events.h"
+
+namespace waterline::reconcilers {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FakeClient;
+using testsupport::deploymentJson;
+using testsupport::eventually;
+using testsupport::poolJson;
+using Json = kube::Json;
+
+struct NullRecorder : runtime::EventRecorder {
+  void event(const kube::Json&, const std::string&, const std::string&, const std::string&) override {}
+};
+
+TEST(PoolDemandWatch, OnlyANewOrVanishedShapeEnqueuesEveryPool) {
+  auto client = std::make_shared<FakeClient>();
+  auto sim = std::make_shared<SimulatedTimeSource>();
+  auto mk = [&](const kube::ResourceKind& k) {
+    return std::make_shared<cache::Informer>(client, k, cache::InformerOptions{}, sim);
+  };
+  auto pools = mk(kube::kinds::CapacityPool), nodes = mk(kube::kinds::Node), pods = mk(kube::kinds::Pod),
+       deployments = mk(kube::kinds::ModelDeployment);
+  ASSERT_TRUE(client->create(kube::kinds::CapacityPool, "", poolJson("p1", "eu-west", "EU"), {}));
+  ASSERT_TRUE(client->create(kube::kinds::CapacityPool, "", poolJson("p2", "us-east", "US"), {}));
+  ASSERT_TRUE(client->create(kube::kinds::ModelDeployment, "team", deploymentJson("team", "a"), {}));
+  CapacityPoolDeps deps;
+  deps.client = client;
+  deps.pools = pools;
+  deps.nodes = nodes;
+  deps.workerPods = pods;
+  deps.deployments = deployments;
+  deps.recorder = std::make_shared<NullRecorder>();
+  deps.time = sim;
+  runtime::ControllerOptions opts;
+  opts.time = sim;
+  auto c = newCapacityPoolController(deps, opts);
+  for (auto& i : {pools, nodes, pods, deployments}) i->start();
+  ASSERT_TRUE(eventually([&] {
+    return pools->hasSynced() && nodes->hasSynced() && pods->hasSynced() && deployments->hasSynced();
+  }));
+  auto drain = [&] {
+    std::set<std::string> keys;
+    std::this_thread::sleep_for(100ms);  // handlers run on the informers' threads
+    while (auto k = c->queue().tryGet()) {
+      keys.insert(*k);
+      c->queue().done(*k);
+    }
+    return keys;
+  };
+  ASSERT_EQ(drain(), (std::set<std::string>{"p1", "p2"})) << "the initial adds";
+
+  ASSERT_TRUE(client->create(kube::kinds::ModelDeployment, "team", deploymentJson("team", "b"), {}));
+  ASSERT_TRUE(eventually([&] { return deployments->store().list().size() == 2; }));
+  EXPECT_TRUE(drain().empty()) << "b has a's shape: the set of shapes did not change";
+
+  auto big = deploymentJson("team", "c");
+  big["spec"]["gpu"]["count"] = 2;
+  ASSERT_TRUE(client->create(kube::kinds::ModelDeployment, "team", big, {}));
+  ASSERT_TRUE(eventually([&] { return deployments->store().list().size() == 3; }));
+  EXPECT_EQ(drain(), (std::set<std::string>{"p1", "p2"})) << "a new shape";
+
+  ASSERT_TRUE(client->remove(kube::kinds::ModelDeployment, "team", "b"));
+  ASSERT_TRUE(eventually([&] { return deployments->store().list().size() == 2; }));
+  EXPECT_TRUE(drain().empty()) << "a still has b's shape";
+
+  ASSERT_TRUE(client->remove(kube::kinds::ModelDeployment, "team", "c"));
+  ASSERT_TRUE(eventually([&] { return deployments->store().list().size() == 1; }));
+  EXPECT_EQ(drain(), (std::set<std::string>{"p1", "p2"})) << "the last of a shape went";
+
+  for (auto& i : {pools, nodes, pods, deployments}) i->stop();
+}
+
+}  // namespace
+}  // namespace waterline::reconcilers
