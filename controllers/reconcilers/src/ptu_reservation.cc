@@ -200,19 +200,28 @@ std::expected<bool, std::string> PtuReservationReconciler::reclaim(const api::PT
   planners::ReclaimPlan rp;
   {
     std::lock_guard g(d_.placement->mutex());
-    planners::SnapshotInput si;
-    si.pools = in.pools;
-    for (const auto& n : d_.nodes->store().list()) si.nodes.push_back(planners::NodeView::fromJson(*n));
-    for (const auto& p : d_.placement->workerPodsLocked()) si.pods.push_back(planners::WorkerPod::fromJson(*p));
+    // Nodes and workers decoded once per resourceVersion (decoded.h): this runs on every
+    // reconcile of an Active reservation.
+    const auto nodes = nodes_.decode(d_.nodes->store().list());
+    const auto workers = workers_.decode(d_.placement->workerPodsLocked());
+    planners::SnapshotRefs si;
+    for (const auto& p : in.pools) si.pools.push_back(&p);
+    for (const auto& n : nodes) si.nodes.push_back(n.get());
+    for (const auto& w : workers) si.pods.push_back(w.get());
     // Every Active reservation's holds, this one's as just decided (the cache may lag).
     for (auto& h : planners::holdsFromReservations(d_.reservations->store().list()))
       if (h.reservation != key) si.holds.push_back(std::move(h));
     for (const auto& pl : st.placements)
       if (pl.replicas > 0 && pl.gpus > 0) si.holds.push_back({key, deploymentKey, pl.pool, pl.replicas, pl.gpus});
     auto snap = planners::buildSnapshot(si);
+    // Nothing to reclaim unless this deployment's holds miss GPUs (planReclaim looks at
+    // nothing else): skip building its input.
+    bool shortfall = false;
+    for (const auto& sf : snap.holds) shortfall |= sf.deployment == deploymentKey && sf.missingGpus() > 0;
+    if (!shortfall) return false;
     planners::ReclaimInput ri;
     ri.snapshot = &snap;
-    ri.pods = si.pods;
+    for (const auto& w : workers) ri.pods.push_back(*w);
     ri.deployments = in.deployments;
     ri.holds = si.holds;
     ri.deployment = deploymentKey;

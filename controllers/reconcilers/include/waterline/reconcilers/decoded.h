@@ -1,20 +1,23 @@
 #pragma once
-// Decoded views of cached objects, decoded again only when an object's resourceVersion
-// changes. The informer caches hold JSON; at fleet size a reconcile that decoded every
-// Node and worker pod each time spent most of its time in fromJson and in freeing what
-// it decoded (docs/performance.md, "Fleet"). Objects without a resourceVersion (assumed
-// pods not yet created) are decoded on every call and never kept.
+// Decoded views of cached objects, decoded once per object version. The informer caches
+// hold JSON; at fleet size a reconcile that decoded every Node and worker pod each time
+// spent most of its time in fromJson and in freeing what it decoded (docs/performance.md,
+// "Fleet").
+//
+// An informer's store never changes an object in place: a new version is a new
+// shared_ptr. So entries are keyed by the object's address, pinned by holding the
+// shared_ptr: the same address is the same version, found without building a key, and a
+// new version (or an object rebuilt by a relist) is decoded again.
 //
 // Thread-safe. Each call passes the whole current list: entries whose object is not in
 // it are dropped, so one DecodedByVersion serves one kind of list (all Nodes, all
 // worker pods), never a subset of it.
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "waterline/kube/client.h"
@@ -35,21 +38,13 @@ class DecodedByVersion {
     ++generation_;
     for (const auto& o : objects) {
       if (!o) continue;
-      static const kube::Json kNoMeta = kube::Json::object();
-      auto mit = o->find("metadata");
-      const kube::Json& meta = mit != o->end() && mit->is_object() ? *mit : kNoMeta;  // no copy
-      const std::string rv = meta.value("resourceVersion", "");
-      if (rv.empty()) {  // not created yet: decoded, never kept
+      auto [it, fresh] = entries_.try_emplace(o.get());
+      Entry& e = it->second;
+      if (fresh) {
         ++decodes_;
-        if (auto d = decode_(*o)) out.push_back(std::make_shared<const T>(std::move(*d)));
-        continue;
-      }
-      auto& e = entries_[meta.value("namespace", "") + "/" + meta.value("name", "")];
-      if (e.rv != rv) {
-        ++decodes_;
+        e.src = o;  // pins the address for as long as the entry lives
         auto d = decode_(*o);
-        e.value = d ? std::make_shared<const T>(std::move(*d)) : nullptr;
-        e.rv = rv;
+        if (d) e.value = std::make_shared<const T>(std::move(*d));
       }
       e.generation = generation_;
       if (e.value) out.push_back(e.value);
@@ -66,13 +61,13 @@ class DecodedByVersion {
 
  private:
   struct Entry {
-    std::string rv;
+    std::shared_ptr<const kube::Json> src;
     std::shared_ptr<const T> value;  // null: did not decode (kept, so not retried each call)
     uint64_t generation = 0;         // the last call that listed it
   };
   Decode decode_;
   mutable std::mutex mu_;
-  std::map<std::string, Entry> entries_;
+  std::unordered_map<const kube::Json*, Entry> entries_;
   size_t decodes_ = 0;
   uint64_t generation_ = 0;
 };

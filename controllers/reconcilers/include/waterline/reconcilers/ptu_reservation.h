@@ -60,7 +60,10 @@ struct PtuReservationDeps {
 
 class PtuReservationReconciler final : public runtime::Reconciler {
  public:
-  explicit PtuReservationReconciler(PtuReservationDeps deps) : d_(std::move(deps)) {}
+  explicit PtuReservationReconciler(PtuReservationDeps deps)
+      : d_(std::move(deps)),
+        nodes_([](const kube::Json& j) { return std::optional(planners::NodeView::fromJson(j)); }),
+        workers_([](const kube::Json& j) { return std::optional(planners::WorkerPod::fromJson(j)); }) {}
   runtime::ReconcileResult reconcile(const runtime::Request& req) override;
 
  private:
@@ -68,6 +71,8 @@ class PtuReservationReconciler final : public runtime::Reconciler {
   std::expected<bool, std::string> reclaim(const api::PTUReservation& r, const api::PTUReservationStatus& st,
                                            const std::string& deploymentKey, const planners::PtuAdmissionInput& in);
   PtuReservationDeps d_;
+  DecodedByVersion<planners::NodeView> nodes_;   // for reclaim
+  DecodedByVersion<planners::WorkerPod> workers_;
 };
 
 runtime::ControllerPtr newPtuReservationController(PtuReservationDeps deps, runtime::ControllerOptions opts = {});
