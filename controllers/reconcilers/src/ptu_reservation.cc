@@ -152,7 +152,17 @@ runtime::ReconcileResult PtuReservationReconciler::reconcile(const runtime::Requ
     }
   }
 
-  if (!(st == r->status)) {
+  // Only accrual moved, and it was written recently: leave it for a later write (the
+  // next one accrues from the written lastAccrualTime: nothing is lost or counted twice).
+  auto accrualOnly = [&] {
+    auto a = st;
+    a.unitHoursConsumed = r->status.unitHoursConsumed;
+    a.lastAccrualTime = r->status.lastAccrualTime;
+    return a == r->status;
+  };
+  const bool deferAccrual = !(st == r->status) && accrualOnly() && r->status.lastAccrualTime &&
+                            now - *r->status.lastAccrualTime < d_.accrualWriteInterval;
+  if (!(st == r->status) && !deferAccrual) {
     kube::PatchOptions po{std::string(api::kFieldManager), true, "status"};
     auto w = d_.client->apply(kube::kinds::PTUReservation, req.ns, statusApplyObject(*r, st), po);
     if (!w) {
@@ -177,15 +187,20 @@ runtime::ReconcileResult PtuReservationReconciler::reconcile(const runtime::Requ
     reclaimPending = *rc;
   }
 
-  // Requeue at the next time boundary, and every minute while Active (accrual); soon
-  // while a reclaim is under way.
+  // Requeue at the next time boundary, and while Active when the accrual is next due
+  // for a write (every minute with accrualWriteInterval 0), every 30 s with observed load
+  // or router counts to refresh; soon while a reclaim is under way.
   std::optional<Duration> after;
   if (reclaimPending) after = std::chrono::seconds(2);
   if (a.nextChange && *a.nextChange > now) after = *a.nextChange - now;
   if (st.phase == api::ReservationPhase::Active) {
-    const Duration minute = std::chrono::seconds(60);
+    Duration accrual = std::chrono::seconds(60);
+    if (d_.accrualWriteInterval > accrual) {
+      accrual = d_.accrualWriteInterval;
+      if (deferAccrual) accrual = std::max<Duration>(std::chrono::seconds(1), *r->status.lastAccrualTime + accrual - now);
+    }
     if (d_.load || d_.routerCounts) after = after ? std::min(*after, Duration(std::chrono::seconds(30))) : std::chrono::seconds(30);
-    after = after ? std::min(*after, minute) : minute;
+    after = after ? std::min(*after, accrual) : accrual;
   }
   if (after) return Result::after(*after + std::chrono::milliseconds(50));
   return Result::done();

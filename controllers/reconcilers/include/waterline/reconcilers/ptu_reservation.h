@@ -56,6 +56,10 @@ struct PtuReservationDeps {
   // the deployment's Active reservations by provisioned tokens.
   LoadFunc load = nullptr;
   PtuCountersFunc routerCounts = nullptr;  // optional: throttledRequests, spilledRequests
+  // A status that differs only by accrual (unitHoursConsumed, lastAccrualTime) is
+  // written at most this often; accrual resumes from the written lastAccrualTime, so the
+  // count stays exact and only its visibility lags. 0: at every reconcile.
+  Duration accrualWriteInterval = std::chrono::minutes(5);
 };
 
 class PtuReservationReconciler final : public runtime::Reconciler {
