@@ -13,7 +13,7 @@
 #   1. control plane up, CRDs, namespaces, nodes (hack/fixtures/gpu-nodes.sh --profile
 #      fleet), the node-pool label on each pooled node;
 #   2. two operator replicas with leader election (default flags: lease 15 s, renew 10 s,
-#      retry 2 s, QPS 50, burst 100, 4 workers); replica a is started first and leads;
+#      retry 2 s, no client-side QPS limit, 4 workers); replica a is started first and leads;
 #   3. t0, then every pool, deployment and reservation is POSTed (one curl process,
 #      kept-alive connection); "scheduled" = every ModelDeployment has observedGeneration
 #      = generation, Scheduled=True and status.scheduledReplicas = spec.replicas, as read
