@@ -77,7 +77,7 @@ scheduling::PoolSpec toPoolSpec(const api::CapacityPool& pool) {
   return p;
 }
 
-scheduling::NodeSpec toNodeSpec(const NodeView& n, const std::string& pool) {
+scheduling::NodeSpec toNodeSpec(const NodeView& n, const std::string& pool, api::SharingMode mode) {
   scheduling::NodeSpec s;
   s.name = n.name;
   s.pool = pool;
@@ -89,12 +89,19 @@ scheduling::NodeSpec toNodeSpec(const NodeView& n, const std::string& pool) {
     s.taints.push_back({t.key, t.value, eff.value_or(scheduling::TaintEffect::NoSchedule)});
   }
   s.gpu_product = n.gpuProduct;
-  s.gpu_count = n.gpuCount;
+  s.gpu_count = n.gpusFor(mode);
+  if (s.gpu_count == 0 && n.gpuCount > 0) {
+    // No GPU of this node is usable by the pool (all MIG-partitioned in an Exclusive
+    // pool). The scheduler reads a count of 0 as "unknown, take the gpu.count label", so
+    // keep the physical count and give the node no new work instead.
+    s.gpu_count = n.gpuCount;
+    s.unschedulable = true;
+  }
   s.gpu_memory_mib = n.gpuMemoryMiB;
   // GPU faults (taint or annotation): no new work on those GPUs. Workers already there
   // keep their claim until they are moved (the rebuild does not check health).
   for (int i : n.faultyGpus())
-    if (i < n.gpuCount) s.unhealthy_gpus.push_back(i);
+    if (i < s.gpu_count) s.unhealthy_gpus.push_back(i);
   return s;
 }
 
@@ -208,14 +215,18 @@ Snapshot buildSnapshot(const SnapshotRefs& in) {
   std::sort(nodes.begin(), nodes.end(), [](auto* a, auto* b) { return a->name < b->name; });
   for (auto* n : nodes) {
     std::string owner;
+    api::SharingMode mode = api::SharingMode::Exclusive;
     int matches = 0;
     for (auto* p : pools)
       if (p->spec.selectsNode(n->labels)) {
-        if (owner.empty()) owner = p->metadata.name;
+        if (owner.empty()) {
+          owner = p->metadata.name;
+          mode = p->spec.sharing.mode;
+        }
         ++matches;
       }
     if (owner.empty()) continue;  // in no pool: not GPU inventory of ours
-    auto spec = toNodeSpec(*n, owner);
+    auto spec = toNodeSpec(*n, owner, mode);
     if (matches > 1) spec.unschedulable = true;  // conflicting membership: no new work
     snap.nodePool[n->name] = owner;
     ns.push_back(std::move(spec));

@@ -57,6 +57,13 @@ std::vector<int> NodeView::faultyGpus() const {
   return unhealthyGpus;
 }
 
+int32_t NodeView::gpusFor(api::SharingMode mode) const {
+  if (mode != api::SharingMode::Exclusive) return gpuCount;
+  auto it = gpuAllocatable.find("nvidia.com/gpu");
+  if (it == gpuAllocatable.end()) return gpuCount;  // not reported (yet): the label
+  return int32_t(std::clamp<int64_t>(it->second, 0, gpuCount));
+}
+
 int32_t NodeView::unhealthyGpuCount() const {
   if (!ready || unschedulable || !gpuFaultTaint.empty()) return gpuCount;
   return int32_t(unhealthyGpus.size());

@@ -25,10 +25,12 @@ PoolStatusPlan planPoolStatus(const PoolStatusInput& in, SystemTime now) {
     ++st.nodes;
     // Not ready, cordoned, in two pools or GPU-fault tainted: every GPU; else the GPUs
     // the node's waterline.dev/unhealthy-gpus annotation lists.
-    const int32_t unhealthy = conflict ? n.gpuCount : n.unhealthyGpuCount();
+    // Whole GPUs only in an Exclusive pool (MIG-partitioned GPUs are not; NodeView::gpusFor).
+    const int32_t gpus = n.gpusFor(pool.spec.sharing.mode);
+    const int32_t unhealthy = conflict ? gpus : std::min(gpus, n.unhealthyGpuCount());
     if (n.ready) ++st.readyNodes;
-    st.gpus.total += n.gpuCount;
-    st.gpus.allocatable += n.gpuCount - unhealthy;
+    st.gpus.total += gpus;
+    st.gpus.allocatable += gpus - unhealthy;
     st.gpus.unhealthy += unhealthy;
   }
   std::sort(plan.nodeNames.begin(), plan.nodeNames.end());

@@ -446,6 +446,44 @@ TEST(PoolStatusAllocation, CountsAllocatedAndFreeFromWorkers) {
   EXPECT_EQ(planPoolStatus(in, kNow).status.gpus.free, 16);
 }
 
+// A node whose GPUs are MIG-partitioned under GFD's mixed strategy: gpu.count still says 8,
+// but the device plugin reports `whole` allocatable nvidia.com/gpu (the rest are MIG).
+NodeView migMixedNode(const std::string& name, int whole) {
+  json j = {{"metadata",
+             {{"name", name},
+              {"labels",
+               {{"topology.kubernetes.io/region", "eu-west"},
+                {"nvidia.com/gpu.product", kH100},
+                {"nvidia.com/gpu.count", "8"},
+                {"nvidia.com/mig.strategy", "mixed"}}}}},
+            {"status",
+             {{"conditions", json::array({{{"type", "Ready"}, {"status", "True"}}})},
+              {"allocatable", {{"nvidia.com/gpu", std::to_string(whole)}, {"nvidia.com/mig-1g.10gb", "14"}}}}}};
+  return NodeView::fromJson(j);
+}
+
+TEST(MigPartitionedNodes, AnExclusivePoolCountsAndPlacesOnlyWholeGpus) {
+  World w;
+  w.nodes = {migMixedNode("euw-0", 6), migMixedNode("euw-1", 0)};
+  PoolStatusInput in;
+  in.pool = &w.pools[0];
+  in.nodes = w.nodes;
+  auto st = planPoolStatus(in, kNow).status;
+  EXPECT_EQ(st.gpus.total, 6) << "6 whole GPUs on euw-0, none on euw-1 (all partitioned)";
+  EXPECT_EQ(st.gpus.allocatable, 6);
+  // Placement: 8 one-GPU replicas, only 6 fit, all on euw-0.
+  auto p = w.step(deployment("llama", 8, 1));
+  ASSERT_EQ(p.creates.size(), 6u);
+  for (const auto& c : p.creates) EXPECT_EQ(c.assignment.node, "euw-0");
+  // A MIG pool over the same nodes still sees every physical GPU.
+  auto mig = w.pools[0];
+  mig.spec.sharing.mode = api::SharingMode::MIG;
+  in.pool = &mig;
+  EXPECT_EQ(planPoolStatus(in, kNow).status.gpus.total, 16);
+  EXPECT_EQ(migMixedNode("n", 0).gpusFor(api::SharingMode::TimeSlicing), 8);
+  EXPECT_EQ(node("n", "eu-west").gpusFor(api::SharingMode::Exclusive), 8) << "a plain node: unchanged";
+}
+
 // ---- PTU holds (reserved GPUs), the floor without autoscaling, reclaim ----------------
 
 PoolHold hold(const std::string& deployment, int replicas, double gpus, const std::string& reservation = "r1") {

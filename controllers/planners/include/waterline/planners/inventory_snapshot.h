@@ -43,8 +43,10 @@ struct WorkerPod {
 };
 
 scheduling::PoolSpec toPoolSpec(const api::CapacityPool& pool);
-// `pool`: the pool the node belongs to ("" for none).
-scheduling::NodeSpec toNodeSpec(const NodeView& node, const std::string& pool);
+// `pool`: the pool the node belongs to ("" for none), `mode` its sharing mode (an
+// Exclusive pool gets the node's whole GPUs only: NodeView::gpusFor).
+scheduling::NodeSpec toNodeSpec(const NodeView& node, const std::string& pool,
+                                api::SharingMode mode);
 scheduling::GpuShape toShape(const api::GpuRequest& gpu);
 // The scheduling request of one replica of `d` (worker id "ns/podName").
 scheduling::Request toRequest(const api::ModelDeployment& d, const std::string& podName);

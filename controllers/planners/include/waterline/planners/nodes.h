@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "waterline/api/capacity_pool.h"
 #include "waterline/api/meta.h"
 
 namespace waterline::planners {
@@ -67,6 +68,11 @@ struct NodeView {
   // GPUs counted unhealthy in pool status: all of them when the node is not ready, is
   // cordoned or has a GPU-fault taint; else the annotated ones.
   int32_t unhealthyGpuCount() const;
+  // GPUs a pool of that sharing mode can use here. Exclusive pools hand out whole GPUs:
+  // at most the allocatable nvidia.com/gpu the device plugin reports, which is lower than
+  // gpu.count (0 when all are partitioned) on a node whose GPUs are MIG-partitioned under
+  // GFD's mixed strategy. MIG, time-slicing and MPS pools use every physical GPU.
+  int32_t gpusFor(api::SharingMode mode) const;
 
   static NodeView fromJson(const nlohmann::json& node);
 };
