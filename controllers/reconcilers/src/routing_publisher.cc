@@ -81,6 +81,18 @@ std::string canonical(const kube::Json& spec) {
   return s.dump();
 }
 
+// True when the RoutingTable holds at least one entry of `cluster`.
+bool hasEntriesOf(const cache::ObjectPtr& table, const std::string& cluster) {
+  if (!table) return false;
+  auto spec = table->find("spec");
+  if (spec == table->end() || !spec->is_object()) return false;
+  auto ents = spec->find("entries");
+  if (ents == spec->end() || !ents->is_array()) return false;
+  for (const auto& e : *ents)
+    if (e.is_object() && e.value("cluster", "") == cluster) return true;
+  return false;
+}
+
 }  // namespace
 
 runtime::ReconcileResult RoutingPublisher::removeOurs(const routing::DeploymentKey& key) {
@@ -191,7 +203,13 @@ runtime::ReconcileResult RoutingPublisher::reconcile(const runtime::Request& req
     std::lock_guard g(mu_);
     auto it = written_.find(key.str());
     if (it != written_.end() && it->second.spec == canon) {
-      if (covered) return Result::after(d_.heartbeat);
+      // Level-based, not "remembered": unless just written (the cache may lag), the hub's
+      // cache must still hold our entries, or they are applied again (someone deleted
+      // the object or removed them).
+      const bool inHub = !d_.hubTables || !d_.hubTables->hasSynced() ||
+                         nowMono - it->second.at < std::chrono::seconds(2) ||
+                         hasEntriesOf(d_.hubTables->store().get(routing::resourceName(key)), d_.cluster);
+      if (covered && inHub) return Result::after(d_.heartbeat);
       if (nowMono - it->second.at < d_.heartbeat) return Result::after(d_.heartbeat - (nowMono - it->second.at));
     }
   }

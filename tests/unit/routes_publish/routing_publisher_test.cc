@@ -360,3 +360,41 @@ TEST_F(PublisherTest, TheHubCacheAnswersForDeploymentsWithNothingToPublish) {
 
 }  // namespace
 }  // namespace waterline::reconcilers
+
+namespace waterline::reconcilers {
+namespace {
+
+// Covered by the cluster Lease, an unchanged deployment is not rewritten, unless its
+// entries are gone from the hub (a deleted RoutingTable comes back at the next pass).
+TEST_F(PublisherTest, ADeletedTableIsWrittenAgainEvenWhileTheLeaseCoversIt) {
+  auto tables = std::make_shared<cache::Informer>(client, kube::kinds::RoutingTable, cache::InformerOptions{}, sim);
+  tables->start();
+  ASSERT_TRUE(eventually([&] { return tables->hasSynced(); }));
+  RoutingPublisherDeps d;
+  d.hub = client;
+  d.deployments = deployments;
+  d.pools = pools;
+  d.workerPods = pods;
+  d.cluster = "eu-1";
+  d.heartbeat = 10s;
+  d.time = sim;
+  d.hubTables = tables;
+  d.clusterHeartbeatLive = [] { return true; };
+  RoutingPublisher p(std::move(d));
+  ASSERT_TRUE(p.reconcile({"team", "llama"}));
+  ASSERT_TRUE(eventually([&] { return tables->store().get("team.llama") != nullptr; }));
+  const std::string rv1 = rv();
+  sim->advance(10s);
+  ASSERT_TRUE(p.reconcile({"team", "llama"}));
+  EXPECT_EQ(rv(), rv1) << "in the hub and unchanged: no write";
+  ASSERT_TRUE(client->remove(kube::kinds::RoutingTable, "", "team.llama"));
+  ASSERT_TRUE(eventually([&] { return tables->store().get("team.llama") == nullptr; }));
+  sim->advance(10s);
+  ASSERT_TRUE(p.reconcile({"team", "llama"}));
+  ASSERT_TRUE(table()) << "gone from the hub: applied again";
+  EXPECT_EQ(routing::DeploymentRoutes::fromResource(*table())->entries[0].cluster, "eu-1");
+  tables->stop();
+}
+
+}  // namespace
+}  // namespace waterline::reconcilers
