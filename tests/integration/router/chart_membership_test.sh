@@ -17,7 +17,7 @@ check "helm lint --strict (router membership on)" helm lint --strict "$CHART" --
 # ---------------------------------------------------------------- membership on
 f="$(render on --set router.enabled=true --set router.membership.enabled=true)"
 jqcheck "objects: the router Role and RoleBinding on top of the router's usual ones" "$f" \
-  'kinds == ["ClusterRole","ClusterRoleBinding","Deployment","Deployment","PodDisruptionBudget","PodDisruptionBudget","Role","Role","RoleBinding","RoleBinding","Service","Service","ServiceAccount","ServiceAccount"]'
+  'kinds == ["ClusterRole","ClusterRoleBinding","Deployment","Deployment","PodDisruptionBudget","PodDisruptionBudget","Role","Role","Role","RoleBinding","RoleBinding","RoleBinding","Service","Service","ServiceAccount","ServiceAccount"]'
 jqcheck "router args: --replicas stays (N until the first count), then the membership flags" "$f" --arg R "$R" '
   args($R; "router") == ["--listen=0.0.0.0:8080", "--routes-url=http://wl-waterline-metrics.wl-sys.svc:8080/v1/routes",
     "--replicas=2", "--membership-group=wl-waterline-router", "--membership-namespace=wl-sys", "--identity=$(POD_NAME)",
@@ -62,7 +62,7 @@ f="$(render off --set router.enabled=true)"
 jqcheck "membership off: no token, no Role, no membership flags, no env" "$f" --arg R "$R" '
   one("Deployment"; $R).spec.template.spec.automountServiceAccountToken == false and
   one("ServiceAccount"; $R).automountServiceAccountToken == false and
-  ([.[] | select(.kind == "Role") | .metadata.name] == ["wl-waterline-leader-election"]) and
+  ([.[] | select(.kind == "Role") | .metadata.name] | sort == ["wl-waterline-leader-election","wl-waterline-routing-heartbeat"]) and
   (args($R; "router") | all(test("^--(membership-|identity)") | not)) and (container($R; "router").env == null)'
 jqcheck "router.enabled=false renders no router RBAC even with membership on" "$(render nrouter --set router.membership.enabled=true)" \
   '[.[] | select(.metadata.name | test("router"))] == []'
