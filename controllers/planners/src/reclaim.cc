@@ -144,6 +144,11 @@ ReclaimPlan planReclaim(const ReclaimInput& in) {
         std::tuple<int64_t, size_t, std::string> cost;
       };
       std::optional<Choice> best, bestPartial;
+      // The lowest priority any feasible node needs to evict, budgets aside: a node that
+      // needs higher-priority victims is never taken while one of lower priority waits
+      // for its deployment's disruption budget (waiting beats escalating).
+      int64_t lowestPriority = INT64_MAX;
+      bool lowestBlocked = false;
       for (auto& [n, cands] : byNode) {
         std::vector<scheduling::WorkerRecord> undo;
         std::map<std::string, int32_t> spent;
@@ -170,12 +175,26 @@ ReclaimPlan planReclaim(const ReclaimInput& in) {
           (void)sim->assume(it->request, it->assignment);  // back as it was
         if (!feasible) continue;
         ch.cost = {maxPriority, needed, sim->node(n).spec.name};
+        if (maxPriority < lowestPriority) {
+          lowestPriority = maxPriority;
+          lowestBlocked = ch.blocked > 0;
+        } else if (maxPriority == lowestPriority) {
+          lowestBlocked = lowestBlocked && ch.blocked > 0;
+        }
         auto& slot = ch.blocked == 0 ? best : bestPartial;
         if (ch.blocked > 0 && ch.allowed.empty()) {
           pr.blocked = std::max(pr.blocked, ch.blocked);
           continue;
         }
         if (!slot || ch.cost < slot->cost) slot = std::move(ch);
+      }
+      // Only choices at the lowest priority count; when all of those are over budget with
+      // nothing allowed, wait (the next pass sees the budgets freed).
+      if (best && std::get<0>(best->cost) > lowestPriority) best.reset();
+      if (bestPartial && std::get<0>(bestPartial->cost) > lowestPriority) bestPartial.reset();
+      if (!best && !bestPartial && lowestBlocked) {
+        pr.blocked = std::max(pr.blocked, 1);
+        break;
       }
       const bool partial = !best;
       if (partial && !bestPartial) break;

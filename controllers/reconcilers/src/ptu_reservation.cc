@@ -236,7 +236,22 @@ std::expected<bool, std::string> PtuReservationReconciler::reclaim(const api::PT
     if (!shortfall) return false;
     planners::ReclaimInput ri;
     ri.snapshot = &snap;
-    for (const auto& w : workers) ri.pods.push_back(*w);
+    {
+      // Workers this process evicted that the cache does not show as deleting yet count
+      // as deleting: a pass right after another must not see their GPUs as still taken
+      // (and evict more, or the same again).
+      std::lock_guard eg(evictedMu_);
+      const auto nowMono = d_.time->monotonicTime();
+      std::set<std::string> live;
+      for (const auto& w : workers) {
+        live.insert(w->uid);
+        ri.pods.push_back(*w);
+        if (!w->deleting && evicted_.count(w->uid)) ri.pods.back().deleting = true;
+      }
+      std::erase_if(evicted_, [&](const auto& kv) {
+        return !live.count(kv.first) || nowMono - kv.second > std::chrono::minutes(2);
+      });
+    }
     ri.deployments = in.deployments;
     ri.holds = si.holds;
     ri.deployment = deploymentKey;
@@ -261,6 +276,10 @@ std::expected<bool, std::string> PtuReservationReconciler::reclaim(const api::PT
         continue;
       }
       return std::unexpected("evict " + e.ns + "/" + e.name + ": " + res.error().describe());
+    }
+    {
+      std::lock_guard eg(evictedMu_);
+      evicted_[e.uid] = d_.time->monotonicTime();
     }
     const std::string why = "pool " + e.pool + " capacity is reserved for ModelDeployment " + deploymentKey +
                             " by PTUReservation " + key;

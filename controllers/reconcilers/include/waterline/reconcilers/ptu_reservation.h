@@ -8,6 +8,9 @@
 // re-admits the waiting reservations. Time boundaries (startTime, endTime) and accrual
 // (every minute while Active) are requeues.
 #include <functional>
+#include <map>
+#include <mutex>
+#include <set>
 #include <memory>
 #include <optional>
 
@@ -77,6 +80,10 @@ class PtuReservationReconciler final : public runtime::Reconciler {
   PtuReservationDeps d_;
   DecodedByVersion<planners::NodeView> nodes_;   // for reclaim
   DecodedByVersion<planners::WorkerPod> workers_;
+  // Workers evicted by this process (uid -> when), until the cache shows them deleting
+  // or gone (2 min at most): reclaim passes count them as deleting meanwhile.
+  std::mutex evictedMu_;
+  std::map<std::string, MonotonicTime> evicted_;
 };
 
 runtime::ControllerPtr newPtuReservationController(PtuReservationDeps deps, runtime::ControllerOptions opts = {});
