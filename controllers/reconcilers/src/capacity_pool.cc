@@ -43,15 +43,8 @@ std::optional<DemandShape> DemandShape::fromJson(const kube::Json& md) {
 
 CapacityPoolReconciler::CapacityPoolReconciler(CapacityPoolDeps deps)
     : d_(std::move(deps)),
-      pools_(std::make_shared<DecodedByVersion<api::CapacityPool>>(
-          [](const kube::Json& j) -> std::optional<api::CapacityPool> {
-            auto p = api::CapacityPool::fromJson(j);
-            if (!p) return std::nullopt;
-            return std::move(*p);
-          })),
-      nodes_([](const kube::Json& j) { return std::optional(planners::NodeView::fromJson(j)); }),
-      workers_([](const kube::Json& j) { return std::optional(planners::WorkerPod::fromJson(j)); }),
-      shapes_(std::make_shared<DecodedByVersion<DemandShape>>(&DemandShape::fromJson)) {}
+      pools_(std::make_shared<DecodedByVersion<api::CapacityPool>>()),
+      shapes_(std::make_shared<DecodedByVersion<DemandShape>>()) {}
 
 runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Request& req) {
   auto obj = d_.pools->store().get(req.key());

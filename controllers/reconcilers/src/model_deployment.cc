@@ -110,15 +110,7 @@ double RepairTracker::count(std::string_view reason) {
 
 // ---- reconciler ----------------------------------------------------------------------
 
-ModelDeploymentReconciler::ModelDeploymentReconciler(ModelDeploymentDeps deps)
-    : d_(std::move(deps)),
-      pools_([](const kube::Json& j) -> std::optional<api::CapacityPool> {
-        auto p = api::CapacityPool::fromJson(j);
-        if (!p) return std::nullopt;
-        return std::move(*p);
-      }),
-      nodes_([](const kube::Json& j) { return std::optional(planners::NodeView::fromJson(j)); }),
-      workers_([](const kube::Json& j) { return std::optional(planners::WorkerPod::fromJson(j)); }) {
+ModelDeploymentReconciler::ModelDeploymentReconciler(ModelDeploymentDeps deps) : d_(std::move(deps)) {
   if (!d_.repairs) d_.repairs = std::make_shared<RepairTracker>(metrics::defaultRegistry());
 }
 

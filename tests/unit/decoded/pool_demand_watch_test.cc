@@ -19,10 +19,6 @@ using testsupport::eventually;
 using testsupport::poolJson;
 using Json = kube::Json;
 
-struct NullRecorder : runtime::EventRecorder {
-  void event(const kube::Json&, const std::string&, const std::string&, const std::string&) override {}
-};
-
 TEST(PoolDemandWatch, OnlyANewOrVanishedShapeEnqueuesEveryPool) {
   auto client = std::make_shared<FakeClient>();
   auto sim = std::make_shared<SimulatedTimeSource>();
@@ -40,7 +36,7 @@ TEST(PoolDemandWatch, OnlyANewOrVanishedShapeEnqueuesEveryPool) {
   deps.nodes = nodes;
   deps.workerPods = pods;
   deps.deployments = deployments;
-  deps.recorder = std::make_shared<NullRecorder>();
+  deps.recorder = std::make_shared<runtime::FakeEventRecorder>();
   deps.time = sim;
   runtime::ControllerOptions opts;
   opts.time = sim;

@@ -16,10 +16,6 @@ using testsupport::eventually;
 using testsupport::poolJson;
 using Json = kube::Json;
 
-struct NullRecorder : runtime::EventRecorder {
-  void event(const kube::Json&, const std::string&, const std::string&, const std::string&) override {}
-};
-
 TEST(PtuAccrualWrites, OnlyAccrualIsWrittenEveryIntervalAndStaysExact) {
   auto client = std::make_shared<FakeClient>();
   auto sim = std::make_shared<SimulatedTimeSource>(SystemTime{std::chrono::seconds(1'750'000'020)});
@@ -43,7 +39,7 @@ TEST(PtuAccrualWrites, OnlyAccrualIsWrittenEveryIntervalAndStaysExact) {
   d.reservations = mk(kube::kinds::PTUReservation);
   d.deployments = mk(kube::kinds::ModelDeployment);
   d.pools = mk(kube::kinds::CapacityPool);
-  d.recorder = std::make_shared<NullRecorder>();
+  d.recorder = std::make_shared<runtime::FakeEventRecorder>();
   d.time = sim;
   d.accrualWriteInterval = 5min;
   auto reservations = d.reservations;

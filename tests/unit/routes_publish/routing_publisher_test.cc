@@ -33,15 +33,7 @@ struct PublisherTest : ::testing::Test {
     pools = mk(kube::kinds::CapacityPool);
     pods = mk(kube::kinds::Pod);
     ASSERT_TRUE(eventually([&] { return deployments->hasSynced() && pools->hasSynced() && pods->hasSynced(); }));
-    RoutingPublisherDeps d;
-    d.hub = client;
-    d.deployments = deployments;
-    d.pools = pools;
-    d.workerPods = pods;
-    d.cluster = "eu-1";
-    d.heartbeat = 10s;
-    d.time = sim;
-    pub = std::make_unique<RoutingPublisher>(std::move(d));
+    pub = std::make_unique<RoutingPublisher>(deps());
 
     create(kube::kinds::CapacityPool, "", poolJson("p-eu", "eu-west", "EU"));
     create(kube::kinds::ModelDeployment, "team", deploymentJson("team", "llama"));
@@ -55,6 +47,25 @@ struct PublisherTest : ::testing::Test {
   }
   void TearDown() override {
     for (auto& i : {deployments, pools, pods}) i->stop();
+  }
+  // A publisher's dependencies on the fixture's informers (cluster eu-1, heartbeat 10 s).
+  RoutingPublisherDeps deps() {
+    RoutingPublisherDeps d;
+    d.hub = client;
+    d.deployments = deployments;
+    d.pools = pools;
+    d.workerPods = pods;
+    d.cluster = "eu-1";
+    d.heartbeat = 10s;
+    d.time = sim;
+    return d;
+  }
+  // A started, synced informer of the hub's RoutingTables (the caller stops it).
+  cache::InformerPtr hubTables() {
+    auto t = std::make_shared<cache::Informer>(client, kube::kinds::RoutingTable, cache::InformerOptions{}, sim);
+    t->start();
+    EXPECT_TRUE(eventually([&] { return t->hasSynced(); }));
+    return t;
   }
   void create(const kube::ResourceKind& k, const std::string& ns, const Json& o) {
     ASSERT_TRUE(client->create(k, ns, o, {})) << o.dump();
@@ -165,13 +176,8 @@ TEST_F(PublisherTest, WorkersAreFoundThroughTheDeploymentIndexToo) {
   idx->start();
   ASSERT_TRUE(eventually([&] { return idx->hasSynced() && idx->store().list().size() == 3; }));
   EXPECT_EQ(idx->store().byIndex(kWorkerDeploymentIndex, "team/llama").size(), 2u);
-  RoutingPublisherDeps d;
-  d.hub = client;
-  d.deployments = deployments;
-  d.pools = pools;
+  RoutingPublisherDeps d = deps();
   d.workerPods = idx;
-  d.cluster = "eu-1";
-  d.time = sim;
   RoutingPublisher p(std::move(d));
   ASSERT_TRUE(p.reconcile({"team", "llama"}));
   auto routes = routing::DeploymentRoutes::fromResource(*table());
@@ -226,13 +232,7 @@ TEST(PrometheusLoad, PerPoolWeightedTokensFromTheWorkersCounters) {
 }
 
 TEST_F(PublisherTest, ObservedLoadSetsUtilization) {
-  RoutingPublisherDeps d;
-  d.hub = client;
-  d.deployments = deployments;
-  d.pools = pools;
-  d.workerPods = pods;
-  d.cluster = "eu-1";
-  d.time = sim;
+  RoutingPublisherDeps d = deps();
   d.load = [](const api::ModelDeployment&) { return std::map<std::string, double>{{"p-eu", 15000}}; };
   RoutingPublisher p(std::move(d));
   ASSERT_TRUE(p.reconcile({"team", "llama"}));
@@ -256,14 +256,7 @@ struct CoveredPublisherTest : PublisherTest {
   std::unique_ptr<RoutingPublisher> covered;
   void SetUp() override {
     PublisherTest::SetUp();
-    RoutingPublisherDeps d;
-    d.hub = client;
-    d.deployments = deployments;
-    d.pools = pools;
-    d.workerPods = pods;
-    d.cluster = "eu-1";
-    d.heartbeat = 10s;
-    d.time = sim;
+    RoutingPublisherDeps d = deps();
     d.load = [this](const api::ModelDeployment&) { return std::map<std::string, double>{{"p-eu", loadEu.load()}}; };
     d.clusterHeartbeatLive = [this] { return leaseLive.load(); };
     covered = std::make_unique<RoutingPublisher>(std::move(d));
@@ -331,16 +324,8 @@ namespace {
 // With the hub's RoutingTable cache, a deployment with nothing to publish costs no GET;
 // one whose table this publisher wrote is still removed from the hub itself.
 TEST_F(PublisherTest, TheHubCacheAnswersForDeploymentsWithNothingToPublish) {
-  auto tables = std::make_shared<cache::Informer>(client, kube::kinds::RoutingTable, cache::InformerOptions{}, sim);
-  tables->start();
-  ASSERT_TRUE(eventually([&] { return tables->hasSynced(); }));
-  RoutingPublisherDeps d;
-  d.hub = client;
-  d.deployments = deployments;
-  d.pools = pools;
-  d.workerPods = pods;
-  d.cluster = "eu-1";
-  d.time = sim;
+  auto tables = hubTables();
+  RoutingPublisherDeps d = deps();
   d.hubTables = tables;
   RoutingPublisher p(std::move(d));
   // "phi" has a Ready worker but no ModelDeployment: nothing to publish, nothing in the hub.
@@ -367,17 +352,8 @@ namespace {
 // Covered by the cluster Lease, an unchanged deployment is not rewritten, unless its
 // entries are gone from the hub (a deleted RoutingTable comes back at the next pass).
 TEST_F(PublisherTest, ADeletedTableIsWrittenAgainEvenWhileTheLeaseCoversIt) {
-  auto tables = std::make_shared<cache::Informer>(client, kube::kinds::RoutingTable, cache::InformerOptions{}, sim);
-  tables->start();
-  ASSERT_TRUE(eventually([&] { return tables->hasSynced(); }));
-  RoutingPublisherDeps d;
-  d.hub = client;
-  d.deployments = deployments;
-  d.pools = pools;
-  d.workerPods = pods;
-  d.cluster = "eu-1";
-  d.heartbeat = 10s;
-  d.time = sim;
+  auto tables = hubTables();
+  RoutingPublisherDeps d = deps();
   d.hubTables = tables;
   d.clusterHeartbeatLive = [] { return true; };
   RoutingPublisher p(std::move(d));

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -29,6 +30,9 @@ class DecodedByVersion {
  public:
   using Decode = std::function<std::optional<T>(const kube::Json&)>;
   explicit DecodedByVersion(Decode decode) : decode_(std::move(decode)) {}
+  // Decodes with T::fromJson, which may return T, std::optional<T> or std::expected<T, E>
+  // (an error or nullopt: the object is left out).
+  DecodedByVersion() : decode_(&fromJson) {}
 
   // The decoded objects of `objects`, in its order; objects that do not decode are left out.
   std::vector<std::shared_ptr<const T>> decode(const std::vector<std::shared_ptr<const kube::Json>>& objects) {
@@ -60,6 +64,16 @@ class DecodedByVersion {
   }
 
  private:
+  static std::optional<T> fromJson(const kube::Json& j) {
+    auto r = T::fromJson(j);
+    if constexpr (std::is_same_v<decltype(r), T>) {
+      return std::optional<T>(std::move(r));
+    } else {
+      if (!r) return std::nullopt;
+      return std::optional<T>(std::move(*r));
+    }
+  }
+
   struct Entry {
     std::shared_ptr<const kube::Json> src;
     std::shared_ptr<const T> value;  // null: did not decode (kept, so not retried each call)

@@ -67,10 +67,7 @@ struct PtuReservationDeps {
 
 class PtuReservationReconciler final : public runtime::Reconciler {
  public:
-  explicit PtuReservationReconciler(PtuReservationDeps deps)
-      : d_(std::move(deps)),
-        nodes_([](const kube::Json& j) { return std::optional(planners::NodeView::fromJson(j)); }),
-        workers_([](const kube::Json& j) { return std::optional(planners::WorkerPod::fromJson(j)); }) {}
+  explicit PtuReservationReconciler(PtuReservationDeps deps) : d_(std::move(deps)) {}
   runtime::ReconcileResult reconcile(const runtime::Request& req) override;
 
  private:

@@ -83,18 +83,7 @@ std::string routingFieldManager(const std::string& cluster);
 
 class RoutingPublisher final : public runtime::Reconciler {
  public:
-  explicit RoutingPublisher(RoutingPublisherDeps deps)
-      : d_(std::move(deps)),
-        pools_([](const kube::Json& j) -> std::optional<api::CapacityPool> {
-          auto p = api::CapacityPool::fromJson(j);
-          if (!p) return std::nullopt;
-          return std::move(*p);
-        }),
-        reservations_([](const kube::Json& j) -> std::optional<api::PTUReservation> {
-          auto r = api::PTUReservation::fromJson(j);
-          if (!r) return std::nullopt;
-          return std::move(*r);
-        }) {}
+  explicit RoutingPublisher(RoutingPublisherDeps deps) : d_(std::move(deps)) {}
   runtime::ReconcileResult reconcile(const runtime::Request& req) override;
 
  private:
