@@ -32,7 +32,15 @@ RoutesService::RoutesService(cache::InformerPtr routingTables, TimeSourcePtr tim
                              cache::InformerPtr clusterHeartbeats)
     : informer_(std::move(routingTables)),
       heartbeats_(std::move(clusterHeartbeats)),
-      time_(time ? std::move(time) : RealTimeSource::instance()) {
+      time_(time ? std::move(time) : RealTimeSource::instance()),
+      decoded_([](const kube::Json& obj) -> std::optional<routing::DeploymentRoutes> {
+        auto d = routing::DeploymentRoutes::fromResource(obj);
+        if (d) return std::move(*d);
+        // Logged once per version of the object (decoded_ keeps the failure).
+        log::logger("routes").warn("skipping RoutingTable that does not decode",
+                                   {{"name", obj.value("metadata", kube::Json::object()).value("name", "")}, {"err", d.error()}});
+        return std::nullopt;
+      }) {
   auto empty = std::make_shared<Snapshot>();
   empty->etag = empty->table.etag();
   empty->body = empty->table.toJson().dump();
@@ -134,25 +142,10 @@ std::shared_ptr<const RoutesService::Snapshot> RoutesService::current() const {
 
 void RoutesService::rebuild() {
   auto next = std::make_shared<Snapshot>();
-  std::map<std::string, std::pair<std::string, routing::DeploymentRoutes>> decoded;
-  for (const auto& obj : informer_->store().list()) {
-    const auto& meta = obj->value("metadata", kube::Json::object());
-    const std::string name = meta.value("name", ""), rv = meta.value("resourceVersion", "");
-    if (auto it = decoded_.find(name); !rv.empty() && it != decoded_.end() && it->second.first == rv) {
-      next->table.deployments.push_back(it->second.second);
-      decoded.emplace(name, std::move(it->second));
-      continue;
-    }
-    auto d = routing::DeploymentRoutes::fromResource(*obj);
-    if (!d) {
-      ++next->invalid;
-      log::logger("routes").warn("skipping RoutingTable that does not decode", {{"name", name}, {"err", d.error()}});
-      continue;
-    }
-    next->table.deployments.push_back(*d);
-    if (!rv.empty()) decoded.emplace(name, std::make_pair(rv, std::move(*d)));
-  }
-  decoded_ = std::move(decoded);
+  const auto objects = informer_->store().list();
+  const auto routes = decoded_.decode(objects);  // objects that do not decode are left out
+  next->invalid = int(objects.size() - routes.size());
+  for (const auto& d : routes) next->table.deployments.push_back(*d);
   // A cluster's heartbeat Lease refreshes all of its entries (routing_heartbeat.h).
   if (heartbeats_) {
     std::map<std::string, SystemTime> renewed;

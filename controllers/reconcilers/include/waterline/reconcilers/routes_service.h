@@ -32,6 +32,7 @@
 #include "waterline/cache/informer.h"
 #include "waterline/common/metrics.h"
 #include "waterline/common/time.h"
+#include "waterline/reconcilers/decoded.h"
 #include "waterline/routing/table.h"
 #include "waterline/runtime/http_server.h"
 
@@ -95,9 +96,8 @@ class RoutesService {
   Duration minRebuildInterval_{0};
   MonotonicTime lastRebuild_{};
   std::shared_ptr<const Snapshot> snap_;
-  // Decoded objects by name with their resourceVersion: a rebuild decodes only what
-  // changed (only the rebuild thread touches it).
-  std::map<std::string, std::pair<std::string, routing::DeploymentRoutes>> decoded_;
+  // Decoded objects: a rebuild decodes only what changed (decoded.h).
+  DecodedByVersion<routing::DeploymentRoutes> decoded_;
   std::vector<Waiter> waiters_;
   std::thread thread_;
 };
