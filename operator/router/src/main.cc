@@ -93,7 +93,8 @@ int main(int argc, char** argv) {
   if (!cfg->routesUrl.empty()) sources.push_back(std::make_unique<router::HttpRoutesSource>(cfg->routesUrl, std::chrono::seconds(5),
                                                                      cfg->routesLongPoll));
   router::RoutesMerger merger(sources.size());
-  // A first synchronous poll so that a good file is in place before the port opens.
+  // start() polls once on this thread, so that a good table is in place before the port
+  // opens (RouterProcess.ServesFromARoutesFileAndReloadsIt used to race it).
   for (size_t i = 0; i < sources.size(); ++i) {
     auto* src = sources[i].get();
     src->start(

@@ -26,11 +26,16 @@ void RoutesSource::start(Callback cb, Duration interval) {
     cb_ = std::move(cb);
     stopping_ = false;
   }
+  // The first poll on the caller's thread: a good table is in place when start() returns
+  // (the router opens its port after it), instead of racing the first requests.
+  pollOnce();
   thread_ = std::thread([this, interval] {
     for (;;) {
+      {
+        std::unique_lock lk(mu_);
+        if (cv_.wait_for(lk, interval, [&] { return stopping_; })) return;
+      }
       pollOnce();
-      std::unique_lock lk(mu_);
-      if (cv_.wait_for(lk, interval, [&] { return stopping_; })) return;
     }
   });
 }

@@ -77,6 +77,19 @@ TEST(FileRoutesSource, BackgroundThreadPicksUpChanges) {
   src.stop();
 }
 
+TEST(FileRoutesSource, StartDeliversTheFirstTableBeforeItReturns) {
+  // The router opens its port right after start(): a request must not find it without the
+  // table that was already on disk.
+  TempFile f;
+  f.write(table(0.3).toJson().dump());
+  FileRoutesSource src(f.path.string());
+  std::atomic<int> n{0};
+  src.start([&](routing::RoutingTable) { n++; }, std::chrono::hours(1));
+  EXPECT_EQ(n.load(), 1);
+  src.stop();
+  EXPECT_EQ(n.load(), 1);
+}
+
 TEST(RoutesMerger, EarlierSourcesWin) {
   RoutesMerger m(2);
   auto a = table(0.1);

@@ -38,7 +38,9 @@ class RoutesSource {
   // The last error (empty after a successful poll).
   virtual std::string lastError() const = 0;
 
-  // Polls every `interval` in a background thread until stop() (or destruction).
+  // Polls once on the caller's thread (so the callback has seen a good table, if there is
+  // one, when start() returns), then every `interval` in a background thread until stop()
+  // (or destruction).
   void start(Callback cb, Duration interval);
   void stop();
 
