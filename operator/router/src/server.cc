@@ -27,6 +27,7 @@
 #include "waterline/common/log.h"
 #include "waterline/routing/selection.h"
 #include "waterline/routing/tokens.h"
+#include "waterline/router/wire.h"
 
 namespace waterline::router {
 
@@ -49,26 +50,7 @@ const waterline::log::Logger& rlog() {
   return l;
 }
 
-// Hop-by-hop and framing fields the proxy owns (RFC 9110 7.6.1), plus the ones it sets.
-bool isHopByHop(http::field f) {
-  switch (f) {
-    case http::field::connection:
-    case http::field::keep_alive:
-    case http::field::proxy_connection:
-    case http::field::transfer_encoding:
-    case http::field::te:
-    case http::field::trailer:
-    case http::field::upgrade:
-    case http::field::content_length:
-    case http::field::host:
-    case http::field::expect:
-    case http::field::proxy_authorization:
-    case http::field::proxy_authenticate:
-      return true;
-    default:
-      return false;
-  }
-}
+using wire::isHopByHop;
 
 std::string fmtNum(double v) {
   if (!std::isfinite(v)) v = 0;
@@ -557,16 +539,11 @@ struct Worker {
     std::unique_ptr<beast::tcp_stream> up = takeIdle(endpoint);
     bool reused = up != nullptr;
 
-    http::request<http::span_body<const char>> upreq{http::verb::post, bsv(t.upstreamPath()), 11};
-    for (const auto& f : req) {
-      if (isHopByHop(f.name()) || f.name() == http::field::accept_encoding) continue;
-      upreq.insert(f.name_string(), f.value());
-    }
-    upreq.set(http::field::host, bsv(endpoint));
-    upreq.set(http::field::content_type, "application/json");
-    upreq.keep_alive(true);
-    upreq.body() = beast::span<const char>(body.data(), body.size());
-    upreq.prepare_payload();
+    // The request as bytes (wire.h): head and body go out in one gathered write.
+    std::string upHead;
+    upHead.reserve(512);
+    wire::appendUpstreamRequestHead(upHead, t.upstreamPath(), req.base(), endpoint, body.size());
+    const std::array<asio::const_buffer, 2> upreq{asio::buffer(upHead), asio::buffer(body)};
 
     beast::flat_buffer upbuf;
     std::optional<http::response_parser<http::buffer_body>> p;
@@ -581,7 +558,7 @@ struct Worker {
         reused = false;
       }
       up->expires_after(cfg.upstreamHeaderTimeout);
-      co_await http::async_write(*up, upreq, asio::redirect_error(use_awaitable, ec));
+      co_await asio::async_write(*up, upreq, asio::redirect_error(use_awaitable, ec));
       if (ec) {
         up.reset();
         if (reused && round == 0) continue;  // a pooled connection the upstream had closed
@@ -610,37 +587,22 @@ struct Worker {
     }
 
     // Commit: from here on the client sees this response.
-    http::response<http::buffer_body> res;
-    res.version(req.version());
-    res.result(static_cast<unsigned>(status));
-    res.reason(uh.reason());
-    for (const auto& f : uh) {
-      if (isHopByHop(f.name())) continue;
-      res.insert(f.name_string(), f.value());
-    }
-    res.set("x-waterline-deployment", dep);
-    res.set("x-waterline-pool", entry.pool);
-    for (const auto& [k, v] : extra.items) res.set(k, v);
     bool clientKeep = req.keep_alive();
-    if (auto len = p->content_length()) {
-      res.content_length(*len);
-    } else if (!p->is_done()) {
-      if (req.version() >= 11) res.chunked(true);
-      else clientKeep = false;
-    }
-    res.keep_alive(clientKeep);
-    out.keepAlive = clientKeep;
     out.status = status;
     const std::string_view ctype = ssv(uh[http::field::content_type]);
     out.sse = ctype.substr(0, 17) == "text/event-stream";
-    routing::SseUsageScanner scanner;
-    std::string jsonBody;
-    bool jsonOverflow = false;
+    Headers set;
+    set.items.reserve(2 + extra.items.size());
+    set.add("x-waterline-deployment", dep);
+    set.add("x-waterline-pool", entry.pool);
+    for (const auto& kv : extra.items) set.items.push_back(kv);
 
     // A complete, bounded, non-streaming body (the usual JSON completion): read it all
-    // first and answer with one write (header and body in one sendmsg). A failure while
-    // reading it is still before any byte went to the client, so it fails over.
+    // first and answer with one write (head and body in one sendmsg; the head as bytes,
+    // wire.h). A failure while reading it is still before any byte went to the client, so
+    // it fails over.
     if (auto len = p->content_length(); len && !out.sse && *len <= kBufferedBodyLimit) {
+      out.keepAlive = clientKeep;
       std::string full(static_cast<std::size_t>(*len), '\0');
       std::size_t got = 0;
       while (!p->is_done()) {
@@ -657,18 +619,45 @@ struct Worker {
         got = full.size() - p->get().body().size;
       }
       full.resize(got);
-      http::response<http::string_body> whole{http::response_header<>(res.base())};
-      whole.body() = std::move(full);
-      whole.content_length(whole.body().size());
+      std::string head;
+      head.reserve(512);
+      wire::appendResponseHead(head, req.version(), static_cast<unsigned>(status), ssv(uh.reason()), uh, set.items,
+                               full.size(), clientKeep);
+      const std::array<asio::const_buffer, 2> whole{asio::buffer(head), asio::buffer(full)};
       client.expires_after(cfg.streamIdleTimeout);
-      co_await http::async_write(client, whole, asio::redirect_error(use_awaitable, ec));
+      co_await asio::async_write(client, whole, asio::redirect_error(use_awaitable, ec));
       recordAttempt(dep, entry.pool, "ok");
-      if (status < 400 && !whole.body().empty()) out.usage = routing::findUsage(whole.body());
+      if (status < 400 && !full.empty()) out.usage = routing::findUsage(full);
       if (p->keep_alive()) putIdle(endpoint, std::move(up));
       out.kind = ec ? Outcome::Abort : Outcome::Done;
       co_return out;
     }
 
+    // Streaming (SSE, chunked, or too large to buffer): Beast writes it as it comes.
+    http::response<http::buffer_body> res;
+    res.version(req.version());
+    res.result(static_cast<unsigned>(status));
+    res.reason(uh.reason());
+    for (const auto& f : uh) {
+      if (isHopByHop(f.name())) continue;
+      res.insert(f.name_string(), f.value());
+    }
+    for (const auto& [k, v] : set.items) res.set(k, v);
+    if (auto len = p->content_length()) {
+      res.content_length(*len);
+    } else if (!p->is_done()) {
+      if (req.version() >= 11) res.chunked(true);
+      else clientKeep = false;
+    }
+    res.keep_alive(clientKeep);
+    out.keepAlive = clientKeep;
+    routing::SseUsageScanner scanner;
+    std::string jsonBody;
+    bool jsonOverflow = false;
+    // On the heap, only here: a 16 KiB array in the coroutine frame made every forward()
+    // frame a large allocation.
+    constexpr std::size_t kChunk = 16384;
+    const auto chunk = std::make_unique_for_overwrite<char[]>(kChunk);
     http::response_serializer<http::buffer_body> sr{res};
     client.expires_after(cfg.streamIdleTimeout);
     co_await http::async_write_header(client, sr, asio::redirect_error(use_awaitable, ec));
@@ -677,10 +666,9 @@ struct Worker {
       recordAttempt(dep, entry.pool, "ok");
       co_return out;
     }
-    std::array<char, 16384> chunk;
     while (!p->is_done()) {
-      p->get().body().data = chunk.data();
-      p->get().body().size = chunk.size();
+      p->get().body().data = chunk.get();
+      p->get().body().size = kChunk;
       up->expires_after(cfg.streamIdleTimeout);
       co_await http::async_read_some(*up, upbuf, *p, asio::redirect_error(use_awaitable, ec));
       if (ec == http::error::need_buffer) ec = {};
@@ -691,9 +679,9 @@ struct Worker {
         out.usage = scanner.usage();
         co_return out;
       }
-      const std::size_t n = chunk.size() - p->get().body().size;
+      const std::size_t n = kChunk - p->get().body().size;
       if (n == 0) continue;
-      const std::string_view bytes(chunk.data(), n);
+      const std::string_view bytes(chunk.get(), n);
       if (out.sse) {
         scanner.feed(bytes);
       } else if (!jsonOverflow) {
@@ -704,7 +692,7 @@ struct Worker {
           jsonBody.append(bytes);
         }
       }
-      res.body().data = chunk.data();
+      res.body().data = chunk.get();
       res.body().size = n;
       res.body().more = true;
       client.expires_after(cfg.streamIdleTimeout);
