@@ -10,6 +10,11 @@
 //      the added latency is ROUTED minus DIRECT at p50 and p99;
 //   2. closed-loop with --connections connections through the router for --seconds:
 //      requests/s of one router core.
+// With --realtime=auto (the default) the open-loop phases run at SCHED_FIFO when the
+// bench may set it, so that other processes on a shared machine cannot preempt the
+// router, the load generator or the upstream mid-request (see docs/performance.md,
+// "Router overhead"); the output says which policy was used. --dump-latencies=FILE
+// writes every open-loop latency with its scheduled send time, to find stalls.
 // Ends with RESULT lines.
 #include <utility>
 
@@ -21,6 +26,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -52,6 +58,8 @@ struct Options {
   double seconds = 3.0;
   int maxConnections = 64;
   std::string busyPoll = "0";  // passed to the router as --busy-poll
+  std::string dumpPath;        // when set: every open-loop latency, in send order, one "path round us" per line
+  std::string realtime = "auto";  // SCHED_FIFO for the open-loop phases: auto (when permitted), on, off
 };
 
 const std::string kRequestBody =
@@ -166,6 +174,7 @@ class LoadGen {
     std::deque<ClientConn*> idle;
     std::vector<double> lat;
     lat.reserve(n);
+    sendOffsets_.clear();
     errors = 0;
     auto addConn = [&]() -> ClientConn* {
       auto c = std::make_unique<ClientConn>(io);
@@ -197,6 +206,7 @@ class LoadGen {
                                 size_t len = messageLength(c->buf.data(), c->have);
                                 if (!len) return readResp(c, scheduled);
                                 lat.push_back(std::chrono::duration<double, std::nano>(Clock::now() - scheduled).count());
+                                sendOffsets_.push_back(std::chrono::duration<double, std::micro>(scheduled - start).count());
                                 if (std::strncmp(c->buf.data(), "HTTP/1.1 200", 12) != 0) ++errors;
                                 std::memmove(c->buf.data(), c->buf.data() + len, c->have - len);
                                 c->have -= len;
@@ -328,11 +338,14 @@ class LoadGen {
     return n;
   }
   double lastElapsed() const { return lastElapsed_; }
+  // Scheduled send time (us from the phase start) of each latency the last openLoop returned.
+  const std::vector<double>& sendOffsets() const { return sendOffsets_; }
 
  private:
   int port_;
   std::string request_;
   double lastElapsed_ = 0;
+  std::vector<double> sendOffsets_;
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -348,6 +361,19 @@ bool pin(int cpu) {
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
   return sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
+constexpr int kRealtimePriority = 10;
+
+// Moves every thread listed under `taskDir` (/proc/<pid>/task) back to SCHED_OTHER.
+void toNormalPriority(const std::string& taskDir) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(taskDir, ec)) {
+    const pid_t tid = static_cast<pid_t>(std::atoi(e.path().filename().c_str()));
+    sched_param sp{};
+    if (tid > 0 && sched_setscheduler(tid, SCHED_OTHER, &sp) != 0)
+      std::fprintf(stderr, "router_bench: cannot reset thread %d to SCHED_OTHER: %s\n", tid, std::strerror(errno));
+  }
 }
 
 std::string isoNow() {
@@ -379,9 +405,12 @@ int main(int argc, char** argv) {
     else if (auto v8 = val("--connections")) o.connections = std::atoi(v8);
     else if (auto v9 = val("--seconds")) o.seconds = std::atof(v9);
     else if (auto v10 = val("--busy-poll")) o.busyPoll = v10;
+    else if (auto v11 = val("--dump-latencies")) o.dumpPath = v11;
+    else if (auto v12 = val("--realtime")) o.realtime = v12;
     else {
       std::fprintf(stderr, "usage: router_bench --router-bin=PATH [--router-cpu=N --client-cpu=N --rate=R "
-                           "--phase-seconds=S --rounds=N --connections=C --seconds=S --work-dir=DIR]\n");
+                           "--phase-seconds=S --rounds=N --connections=C --seconds=S --work-dir=DIR "
+                           "--busy-poll=DUR --realtime=auto|on|off --dump-latencies=FILE]\n");
       return 2;
     }
   }
@@ -396,6 +425,26 @@ int main(int argc, char** argv) {
   o.seconds = std::clamp(o.seconds, 0.5, 30.0);
   o.connections = std::clamp(o.connections, 1, 512);
 
+  if (o.realtime != "auto" && o.realtime != "on" && o.realtime != "off") {
+    std::fprintf(stderr, "router_bench: --realtime must be auto, on or off\n");
+    return 2;
+  }
+  // Real-time isolation for the open-loop phases: the load generator, the upstream and
+  // (inherited through fork and exec) the router run at SCHED_FIFO, so that other
+  // processes on a shared machine cannot preempt them mid-request. All three block in
+  // epoll between requests, so they leave the cores to everyone else; the kernel's RT
+  // throttling bounds them anyway. Both paths, DIRECT and ROUTED, run under the same
+  // policy. The closed-loop phase, which saturates a core, runs at normal priority.
+  bool realtime = false;
+  if (o.realtime != "off") {
+    sched_param sp{};
+    sp.sched_priority = kRealtimePriority;
+    realtime = sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
+    if (!realtime && o.realtime == "on") {
+      std::fprintf(stderr, "router_bench: --realtime=on but SCHED_FIFO is not permitted: %s\n", std::strerror(errno));
+      return 2;
+    }
+  }
   const bool pinnedClient = pin(o.clientCpu);
   Upstream upstream;
 
@@ -441,6 +490,10 @@ int main(int argc, char** argv) {
               "%d rounds x %.1f s\n",
               pid, routerPort, o.routerCpu >= 0 ? std::to_string(o.routerCpu).c_str() : "any", o.busyPoll.c_str(),
               pinnedClient ? std::to_string(o.clientCpu).c_str() : "any", o.rate, o.rounds, o.phaseSeconds);
+  std::printf("router_bench: open-loop phases %s\n",
+              (realtime ? "at SCHED_FIFO " + std::to_string(kRealtimePriority) + " (router, load generator, upstream)"
+                       : std::string("at normal priority (SCHED_FIFO off or not permitted)"))
+                  .c_str());
 
   LoadGen direct(upstream.port(), "/v1/chat/completions", "upstream");
   LoadGen routed(routerPort, "/v1/chat/completions", "router");
@@ -454,10 +507,18 @@ int main(int argc, char** argv) {
 
   std::vector<double> dAll, rAll;
   size_t dErr = 0, rErr = 0;
+  std::FILE* dump = o.dumpPath.empty() ? nullptr : std::fopen(o.dumpPath.c_str(), "w");
+  auto dumpPhase = [&](const char* path, int round, const std::vector<double>& lat, const LoadGen& g) {
+    if (!dump) return;
+    for (size_t i = 0; i < lat.size() && i < g.sendOffsets().size(); ++i)
+      std::fprintf(dump, "%s %d %.1f %.1f\n", path, round, g.sendOffsets()[i], lat[i] / 1e3);
+  };
   for (int round = 0; round < o.rounds; ++round) {
     size_t e1 = 0, e2 = 0;
     auto d = direct.openLoop(o.rate, n, o.maxConnections, e1);
+    dumpPhase("direct", round + 1, d, direct);
     auto r = routed.openLoop(o.rate, n, o.maxConnections, e2);
+    dumpPhase("routed", round + 1, r, routed);
     std::printf("  round %d: direct p50 %.1f us p99 %.1f us | routed p50 %.1f us p99 %.1f us | errors %zu/%zu\n", round + 1,
                 percentile(d, 0.5) / 1e3, percentile(d, 0.99) / 1e3, percentile(r, 0.5) / 1e3,
                 percentile(r, 0.99) / 1e3, e1, e2);
@@ -466,14 +527,26 @@ int main(int argc, char** argv) {
     dErr += e1;
     rErr += e2;
   }
+  if (dump) std::fclose(dump);
   const double dp50 = percentile(dAll, 0.5) / 1e3, dp99 = percentile(dAll, 0.99) / 1e3;
   const double rp50 = percentile(rAll, 0.5) / 1e3, rp99 = percentile(rAll, 0.99) / 1e3;
   std::printf("open loop at %.0f req/s, %zu requests per path:\n", o.rate, dAll.size());
   std::printf("  direct: p50 %.1f us  p99 %.1f us  p99.9 %.1f us  errors %zu\n", dp50, dp99, percentile(dAll, 0.999) / 1e3, dErr);
   std::printf("  routed: p50 %.1f us  p99 %.1f us  p99.9 %.1f us  errors %zu\n", rp50, rp99, percentile(rAll, 0.999) / 1e3, rErr);
   std::printf("  added:  p50 %.1f us  p99 %.1f us\n", rp50 - dp50, rp99 - dp99);
+  std::printf("  percentiles (us)    p50     p75     p90     p95     p98     p99   p99.5\n");
+  for (const auto* v : {&dAll, &rAll}) {
+    std::printf("  %-16s", v == &dAll ? "direct" : "routed");
+    for (double q : {0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995}) std::printf(" %7.1f", percentile(*v, q) / 1e3);
+    std::printf("\n");
+  }
 
-  // Closed loop through the router: its throughput on one core.
+  // Closed loop through the router: its throughput on one core, at normal priority (a
+  // saturated SCHED_FIFO thread would run into RT throttling and starve its core).
+  if (realtime) {
+    toNormalPriority("/proc/self/task");
+    toNormalPriority("/proc/" + std::to_string(pid) + "/task");
+  }
   std::vector<double> cl;
   size_t clErr = 0;
   size_t done = routed.closedLoop(o.connections, o.seconds, cl, clErr);
