@@ -1,6 +1,7 @@
 #include "waterline/routing/tokens.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 namespace waterline::routing {
@@ -116,6 +117,94 @@ std::optional<Usage> usageFromJson(const json& body) {
   return out;
 }
 
+namespace {
+
+bool isJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// Reads prompt_tokens and completion_tokens from the text of one balanced JSON object
+// (findUsage's usage object) without building a DOM: a response's usage is read on every
+// proxied request, and parsing it with nlohmann cost more than the rest of findUsage.
+// Members are walked at the top level; nested values are skipped. Same answer as
+// usageFromJson on {"usage": <object>}: an integer member counts, a negative one is not
+// stored, and a malformed object gives nothing.
+std::optional<Usage> usageFromObjectText(std::string_view o) {
+  Usage out;
+  bool any = false;
+  size_t i = 1;  // past '{'
+  auto ws = [&] {
+    while (i < o.size() && isJsonSpace(o[i])) ++i;
+  };
+  auto skipString = [&]() -> bool {  // at '"'; leaves i past the closing quote
+    bool escape = false;
+    for (++i; i < o.size(); ++i) {
+      if (escape) escape = false;
+      else if (o[i] == '\\') escape = true;
+      else if (o[i] == '"') {
+        ++i;
+        return true;
+      }
+    }
+    return false;
+  };
+  for (;;) {
+    ws();
+    if (i >= o.size()) return std::nullopt;
+    if (o[i] == '}') break;
+    if (o[i] != '"') return std::nullopt;
+    const size_t keyStart = i + 1;
+    if (!skipString()) return std::nullopt;
+    const std::string_view key = o.substr(keyStart, i - 1 - keyStart);
+    ws();
+    if (i >= o.size() || o[i] != ':') return std::nullopt;
+    ++i;
+    ws();
+    if (i >= o.size()) return std::nullopt;
+    const size_t valueStart = i;
+    if (o[i] == '"') {
+      if (!skipString()) return std::nullopt;
+    } else if (o[i] == '{' || o[i] == '[') {
+      int depth = 0;
+      for (; i < o.size(); ++i) {
+        if (o[i] == '"') {
+          if (!skipString()) return std::nullopt;
+          --i;
+        } else if (o[i] == '{' || o[i] == '[') {
+          ++depth;
+        } else if ((o[i] == '}' || o[i] == ']') && --depth == 0) {
+          ++i;
+          break;
+        }
+      }
+      if (depth != 0) return std::nullopt;
+    } else {
+      while (i < o.size() && o[i] != ',' && o[i] != '}' && !isJsonSpace(o[i])) ++i;
+      const std::string_view v = o.substr(valueStart, i - valueStart);
+      int64_t* dst = key == "prompt_tokens" ? &out.promptTokens : key == "completion_tokens" ? &out.completionTokens : nullptr;
+      if (dst && !v.empty()) {
+        const bool negative = v.front() == '-';
+        const std::string_view digits = negative ? v.substr(1) : v;
+        if (!digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+          any = true;  // an integer, as nlohmann's is_number_integer()
+          int64_t n = 0;
+          auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+          if (!negative && ec == std::errc{} && end == digits.data() + digits.size()) *dst = n;
+        }
+      }
+    }
+    ws();
+    if (i < o.size() && o[i] == ',') {
+      ++i;
+      continue;
+    }
+    if (i < o.size() && o[i] == '}') break;
+    return std::nullopt;
+  }
+  if (!any) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
 std::optional<Usage> findUsage(std::string_view text) {
   // Walk the text once, outside strings, remembering where the last `"usage": {` starts.
   size_t lastStart = std::string_view::npos;
@@ -160,9 +249,7 @@ std::optional<Usage> findUsage(std::string_view text) {
     if (c == '"') inString = true;
     else if (c == '{') ++depth;
     else if (c == '}' && --depth == 0) {
-      json u = json::parse(text.begin() + static_cast<long>(lastStart), text.begin() + static_cast<long>(i) + 1, nullptr, false);
-      if (u.is_discarded()) return std::nullopt;
-      return usageFromJson(json{{"usage", std::move(u)}});
+      return usageFromObjectText(text.substr(lastStart, i + 1 - lastStart));
     }
   }
   return std::nullopt;

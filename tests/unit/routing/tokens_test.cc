@@ -108,5 +108,30 @@ TEST(Usage, FindUsageScansText) {
   EXPECT_FALSE(findUsage(R"({"content":"\"usage\":{\"prompt_tokens\":5}"})"));
 }
 
+TEST(Usage, FindUsageReadsTheObjectAsUsageFromJsonDoes) {
+  // findUsage reads the usage object without a DOM; each case must agree with
+  // usageFromJson on the parsed document.
+  for (const char* doc : {
+           R"({"usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46}})",
+           R"({"usage":{"completion_tokens":7}})",
+           R"({"usage":{"prompt_tokens":-3,"completion_tokens":4}})",
+           R"({"usage":{"prompt_tokens":1.5,"completion_tokens":2}})",
+           R"({"usage":{"prompt_tokens":"12","completion_tokens":2e1}})",
+           R"({"usage":{"prompt_tokens_details":{"cached_tokens":9,"x":[1,{"y":"}"}]},"prompt_tokens":5,"completion_tokens":6}})",
+           R"({"usage":{"note":"a \"quoted\" } brace","prompt_tokens":8,"completion_tokens":0}})",
+           R"({"usage":{"prompt_tokens":1,"prompt_tokens":2,"completion_tokens":3}})",
+           R"({"usage":{ "prompt_tokens" : 10 , "completion_tokens" : 20 }})",
+           R"({"usage":{"prompt_tokens":true,"completion_tokens":null}})",
+           R"({"usage":{}})",
+           R"({"usage":{"total_tokens":3}})",
+       }) {
+    EXPECT_EQ(findUsage(doc), usageFromJson(json::parse(doc))) << doc;
+  }
+  // Malformed objects give nothing.
+  EXPECT_FALSE(findUsage(R"({"usage":{"prompt_tokens" 1}})"));
+  EXPECT_FALSE(findUsage(R"({"usage":{prompt_tokens:1}})"));
+  EXPECT_FALSE(findUsage(R"({"usage":{"prompt_tokens":1 "completion_tokens":2}})"));
+}
+
 }  // namespace
 }  // namespace waterline::routing
