@@ -89,14 +89,7 @@ scheduling::NodeSpec toNodeSpec(const NodeView& n, const std::string& pool, api:
     s.taints.push_back({t.key, t.value, eff.value_or(scheduling::TaintEffect::NoSchedule)});
   }
   s.gpu_product = n.gpuProduct;
-  s.gpu_count = n.gpusFor(mode);
-  if (s.gpu_count == 0 && n.gpuCount > 0) {
-    // No GPU of this node is usable by the pool (all MIG-partitioned in an Exclusive
-    // pool). The scheduler reads a count of 0 as "unknown, take the gpu.count label", so
-    // keep the physical count and give the node no new work instead.
-    s.gpu_count = n.gpuCount;
-    s.unschedulable = true;
-  }
+  s.gpu_count = n.gpusFor(mode);  // 0 when the pool can use none of them (known, not "from the label")
   s.gpu_memory_mib = n.gpuMemoryMiB;
   // GPU faults (taint or annotation): no new work on those GPUs. Workers already there
   // keep their claim until they are moved (the rebuild does not check health).

@@ -112,10 +112,9 @@ NodeSpec withGfdDefaults(NodeSpec n) {
       n.gpu_product = it->second;
     }
   }
-  if (n.gpu_count == 0) {
-    if (auto it = n.labels.find(std::string(kLabelGpuCount)); it != n.labels.end()) {
-      n.gpu_count = parseNumber<int>(it->second, 0);
-    }
+  if (n.gpu_count < 0) {
+    auto it = n.labels.find(std::string(kLabelGpuCount));
+    n.gpu_count = it != n.labels.end() ? parseNumber<int>(it->second, 0) : 0;
   }
   if (n.gpu_memory_mib == 0) {
     if (auto it = n.labels.find(std::string(kLabelGpuMemory)); it != n.labels.end()) {

@@ -519,6 +519,20 @@ TEST(ReservePlugins, FailureRollsBack) {
   EXPECT_EQ(inv.workerCount(), 0u);
 }
 
+TEST(NodeLifecycle, GpuCountFromTheLabelOnlyWhenUnset) {
+  NodeSpec n;
+  n.name = "n1";
+  n.labels = {{"nvidia.com/gpu.count", "8"}};
+  EXPECT_EQ(withGfdDefaults(n).gpu_count, 8) << "unset: GFD's label";
+  n.gpu_count = 0;  // e.g. an Exclusive pool on a node whose GPUs are all MIG-partitioned
+  EXPECT_EQ(withGfdDefaults(n).gpu_count, 0) << "an explicit 0 is no GPUs, not \"unknown\"";
+  n.gpu_count = 3;
+  EXPECT_EQ(withGfdDefaults(n).gpu_count, 3);
+  n.labels.clear();
+  n.gpu_count = -1;
+  EXPECT_EQ(withGfdDefaults(n).gpu_count, 0) << "unset and no label: none";
+}
+
 TEST(NodeLifecycle, UpdatesAndRemoval) {
   Inventory inv;
   PoolSpec p = pool("p", "eu-west", "EU");

@@ -78,7 +78,7 @@ struct NodeSpec {
   bool unschedulable = false;  // cordoned
   std::vector<Taint> taints;
   std::string gpu_product;          // empty: labels[nvidia.com/gpu.product]
-  int gpu_count = 0;                // 0: labels[nvidia.com/gpu.count]
+  int gpu_count = -1;               // < 0: labels[nvidia.com/gpu.count] (0 without it); 0: no GPUs
   std::int64_t gpu_memory_mib = 0;  // 0: labels[nvidia.com/gpu.memory]
   std::vector<int> unhealthy_gpus;  // indices reported unhealthy (DCGM / device plugin)
 };
