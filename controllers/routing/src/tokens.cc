@@ -121,8 +121,8 @@ namespace {
 
 bool isJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-// Reads prompt_tokens and completion_tokens from the text of one balanced JSON object
-// (findUsage's usage object) without building a DOM: a response's usage is read on every
+// Reads prompt_tokens and completion_tokens from the JSON object that starts `o` (findUsage's
+// usage object; whatever follows its closing brace is not read) without building a DOM: a response's usage is read on every
 // proxied request, and parsing it with nlohmann cost more than the rest of findUsage.
 // Members are walked at the top level; nested values are skipped. Same answer as
 // usageFromJson on {"usage": <object>}: an integer member counts, a negative one is not
@@ -163,19 +163,17 @@ std::optional<Usage> usageFromObjectText(std::string_view o) {
     if (o[i] == '"') {
       if (!skipString()) return std::nullopt;
     } else if (o[i] == '{' || o[i] == '[') {
-      int depth = 0;
-      for (; i < o.size(); ++i) {
+      int depth = 0;  // skip the nested value
+      do {
+        if (i >= o.size()) return std::nullopt;
         if (o[i] == '"') {
           if (!skipString()) return std::nullopt;
-          --i;
-        } else if (o[i] == '{' || o[i] == '[') {
-          ++depth;
-        } else if ((o[i] == '}' || o[i] == ']') && --depth == 0) {
-          ++i;
-          break;
+          continue;
         }
-      }
-      if (depth != 0) return std::nullopt;
+        if (o[i] == '{' || o[i] == '[') ++depth;
+        else if (o[i] == '}' || o[i] == ']') --depth;
+        ++i;
+      } while (depth > 0);
     } else {
       while (i < o.size() && o[i] != ',' && o[i] != '}' && !isJsonSpace(o[i])) ++i;
       const std::string_view v = o.substr(valueStart, i - valueStart);
@@ -219,10 +217,10 @@ std::optional<Usage> findUsage(std::string_view text) {
         inString = false;
         if (i - stringStart == 5 && text.compare(stringStart, 5, "usage") == 0) {
           size_t j = i + 1;
-          while (j < text.size() && (text[j] == ' ' || text[j] == '\t' || text[j] == '\n' || text[j] == '\r')) ++j;
+          while (j < text.size() && isJsonSpace(text[j])) ++j;
           if (j < text.size() && text[j] == ':') {
             ++j;
-            while (j < text.size() && (text[j] == ' ' || text[j] == '\t' || text[j] == '\n' || text[j] == '\r')) ++j;
+            while (j < text.size() && isJsonSpace(text[j])) ++j;
             if (j < text.size() && text[j] == '{') lastStart = j;
           }
         }
@@ -235,24 +233,7 @@ std::optional<Usage> findUsage(std::string_view text) {
     }
   }
   if (lastStart == std::string_view::npos) return std::nullopt;
-  // Find the matching brace.
-  int depth = 0;
-  inString = escape = false;
-  for (size_t i = lastStart; i < text.size(); ++i) {
-    char c = text[i];
-    if (inString) {
-      if (escape) escape = false;
-      else if (c == '\\') escape = true;
-      else if (c == '"') inString = false;
-      continue;
-    }
-    if (c == '"') inString = true;
-    else if (c == '{') ++depth;
-    else if (c == '}' && --depth == 0) {
-      return usageFromObjectText(text.substr(lastStart, i + 1 - lastStart));
-    }
-  }
-  return std::nullopt;
+  return usageFromObjectText(text.substr(lastStart));  // reads up to the object's closing brace
 }
 
 // ---------------------------------------------------------------------------------

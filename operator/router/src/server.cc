@@ -50,8 +50,6 @@ const waterline::log::Logger& rlog() {
   return l;
 }
 
-using wire::isHopByHop;
-
 std::string fmtNum(double v) {
   if (!std::isfinite(v)) v = 0;
   if (v < 0) v = 0;
@@ -659,11 +657,7 @@ struct Worker {
     res.version(req.version());
     res.result(static_cast<unsigned>(status));
     res.reason(uh.reason());
-    for (const auto& f : uh) {
-      if (isHopByHop(f.name())) continue;
-      res.insert(f.name_string(), f.value());
-    }
-    for (const auto& [k, v] : set.items) res.set(k, v);
+    wire::forEachResponseField(uh, set.items, [&](auto name, auto value) { res.insert(name, value); });
     if (auto len = p->content_length()) {
       res.content_length(*len);
     } else if (!p->is_done()) {

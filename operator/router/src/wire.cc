@@ -1,6 +1,5 @@
 #include "waterline/router/wire.h"
 
-#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/status.hpp>
 
 namespace waterline::router::wire {
@@ -79,18 +78,7 @@ void appendResponseHead(std::string& out, unsigned version, unsigned status, std
     out += reason;
   }
   out += "\r\n";
-  for (const auto& f : upstream) {
-    if (isHopByHop(f.name())) continue;
-    const auto name = f.name_string();
-    bool replaced = false;
-    for (const auto& [k, v] : set)
-      if (boost::beast::iequals(name, boost::beast::string_view(k.data(), k.size()))) {
-        replaced = true;
-        break;
-      }
-    if (!replaced) appendField(out, name, f.value());
-  }
-  for (const auto& [k, v] : set) appendField(out, {k.data(), k.size()}, {v.data(), v.size()});
+  forEachResponseField(upstream, set, [&](auto name, auto value) { appendField(out, name, value); });
   if (version >= 11 && !keepAlive) out += "Connection: close\r\n";
   if (version < 11 && keepAlive) out += "Connection: keep-alive\r\n";
   out += "Content-Length: ";

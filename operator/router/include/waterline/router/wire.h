@@ -14,6 +14,7 @@
 #include <string_view>
 #include <utility>
 
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/fields.hpp>
 
@@ -29,10 +30,30 @@ bool isHopByHop(boost::beast::http::field f);
 void appendUpstreamRequestHead(std::string& out, std::string_view path, const boost::beast::http::fields& client,
                                std::string_view host, std::uint64_t contentLength);
 
+// The fields a response to the client carries, in order: the upstream's fields except
+// hop-by-hop ones and those named in `set`, then `set` (names unique). Calls
+// emit(name, value) with boost::beast::string_views for each. Both the buffered head
+// below and the streamed (Beast) response take their fields from here.
+template <class Emit>
+void forEachResponseField(const boost::beast::http::fields& upstream,
+                          std::span<const std::pair<std::string, std::string>> set, Emit&& emit) {
+  for (const auto& f : upstream) {
+    if (isHopByHop(f.name())) continue;
+    const auto name = f.name_string();
+    bool replaced = false;
+    for (const auto& kv : set)
+      if (boost::beast::iequals(name, boost::beast::string_view(kv.first.data(), kv.first.size()))) {
+        replaced = true;
+        break;
+      }
+    if (!replaced) emit(name, f.value());
+  }
+  for (const auto& [k, v] : set) emit(boost::beast::string_view(k.data(), k.size()), boost::beast::string_view(v.data(), v.size()));
+}
+
 // Appends a response head: the status line (the upstream's reason, or the standard one
-// when it sent none), the upstream's fields except hop-by-hop ones and those named in
-// `set`, then `set` in order (names unique), the Connection field HTTP/`version` needs
-// for `keepAlive`, Content-Length, and the blank line.
+// when it sent none), forEachResponseField's fields, the Connection field HTTP/`version`
+// needs for `keepAlive`, Content-Length, and the blank line.
 void appendResponseHead(std::string& out, unsigned version, unsigned status, std::string_view reason,
                         const boost::beast::http::fields& upstream,
                         std::span<const std::pair<std::string, std::string>> set, std::uint64_t contentLength,
