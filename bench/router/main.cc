@@ -26,8 +26,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -509,6 +509,8 @@ int main(int argc, char** argv) {
   std::vector<double> roundAddedP99;  // per round: routed p99 - direct p99
   size_t dErr = 0, rErr = 0;
   std::FILE* dump = o.dumpPath.empty() ? nullptr : std::fopen(o.dumpPath.c_str(), "w");
+  if (!o.dumpPath.empty() && !dump)
+    std::fprintf(stderr, "router_bench: cannot write %s: %s\n", o.dumpPath.c_str(), std::strerror(errno));
   auto dumpPhase = [&](const char* path, int round, const std::vector<double>& lat, const LoadGen& g) {
     if (!dump) return;
     for (size_t i = 0; i < lat.size() && i < g.sendOffsets().size(); ++i)

@@ -523,12 +523,6 @@ struct HoldWorld : World {
   }
 };
 
-int gpusOf(const std::vector<PodToCreate>& creates) {
-  int n = 0;
-  for (const auto& c : creates) n += int(c.assignment.gpus.size());
-  return n;
-}
-
 TEST(PtuHolds, IdleGpusAreKeptForTheReservedDeploymentOnly) {
   HoldWorld w;
   w.holds = {hold("ptu", 4, 4)};

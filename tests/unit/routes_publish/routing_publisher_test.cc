@@ -191,11 +191,6 @@ TEST(RoutingFieldManager, NamesTheCluster) {
   EXPECT_EQ(routingFieldManager(""), "waterline-operator/local");
 }
 
-}  // namespace
-}  // namespace waterline::reconcilers
-
-namespace waterline::reconcilers {
-namespace {
 
 struct RecordingProm : sources::PrometheusClient {
   std::vector<std::string> queries;
@@ -242,11 +237,6 @@ TEST_F(PublisherTest, ObservedLoadSetsUtilization) {
   EXPECT_DOUBLE_EQ(routes->entries[0].utilization, 0.25) << "15k of one ready replica's 60k tokens/min";
 }
 
-}  // namespace
-}  // namespace waterline::reconcilers
-
-namespace waterline::reconcilers {
-namespace {
 
 // A publisher whose cluster heartbeat Lease is (or is not) being renewed, with a load
 // the test sets.
@@ -315,11 +305,6 @@ TEST_F(CoveredPublisherTest, AChangeIsWrittenAtOnceEvenWhileCovered) {
   EXPECT_EQ(routing::DeploymentRoutes::fromResource(*table())->entries[0].endpoints.size(), 2u);
 }
 
-}  // namespace
-}  // namespace waterline::reconcilers
-
-namespace waterline::reconcilers {
-namespace {
 
 // With the hub's RoutingTable cache, a deployment with nothing to publish costs no GET;
 // one whose table this publisher wrote is still removed from the hub itself.
@@ -343,11 +328,6 @@ TEST_F(PublisherTest, TheHubCacheAnswersForDeploymentsWithNothingToPublish) {
   tables->stop();
 }
 
-}  // namespace
-}  // namespace waterline::reconcilers
-
-namespace waterline::reconcilers {
-namespace {
 
 // Covered by the cluster Lease, an unchanged deployment is not rewritten, unless its
 // entries are gone from the hub (a deleted RoutingTable comes back at the next pass).
