@@ -91,6 +91,7 @@ double ReservationLimiter::usedLocked(MonotonicTime now) {
 
 std::optional<ReservationLimiter::Ticket> ReservationLimiter::tryAdmit(double tokens, MonotonicTime now) {
   std::lock_guard lk(mu_);
+  if (!std::isfinite(tokens) && !(tokens < 0)) return std::nullopt;  // NaN or +inf: never admitted
   tokens = std::max(0.0, tokens);
   advanceLocked(now);
   const double lim = cfg_.limit();
@@ -111,6 +112,9 @@ std::optional<ReservationLimiter::Ticket> ReservationLimiter::tryAdmit(double to
 
 void ReservationLimiter::settle(const Ticket& t, double actualTokens, MonotonicTime now) {
   std::lock_guard lk(mu_);
+  // A non-finite actual (a broken upstream usage) keeps the charge as it was: +inf would
+  // fill the window for good, NaN would poison the sum.
+  if (!std::isfinite(actualTokens)) actualTokens = t.charged;
   actualTokens = std::max(0.0, actualTokens);
   const double delta = actualTokens - t.charged;
   advanceLocked(now);
@@ -152,6 +156,7 @@ double ReservationLimiter::remainingRequests(MonotonicTime now, double fallbackC
 
 Duration ReservationLimiter::retryAfter(double tokens, MonotonicTime now) {
   std::lock_guard lk(mu_);
+  if (std::isnan(tokens)) return Duration::max();
   tokens = std::max(0.0, tokens);
   advanceLocked(now);
   const double lim = cfg_.limit();

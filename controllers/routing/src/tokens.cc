@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "waterline/common/saturating.h"
+
 namespace waterline::routing {
 
 using json = nlohmann::json;
@@ -19,9 +21,15 @@ namespace {
 
 int64_t tokensOf(std::size_t chars, double charsPerToken) {
   if (chars == 0) return 0;
-  double cpt = charsPerToken > 0 ? charsPerToken : 4.0;
-  return static_cast<int64_t>(std::ceil(static_cast<double>(chars) / cpt));
+  double cpt = charsPerToken > 0 && std::isfinite(charsPerToken) ? charsPerToken : 4.0;
+  const double t = std::ceil(static_cast<double>(chars) / cpt);
+  return t >= 9.2e18 ? kInt64Max : static_cast<int64_t>(t);
 }
+
+// Every count below is summed with saturation: the estimate is an upper bound that
+// admission charges, so it may stick at INT64_MAX but must never wrap to a small or
+// negative number (a wrapped estimate was clamped to a zero charge and admitted).
+void add(int64_t& total, int64_t t) { total = saturatingAdd(total, std::max<int64_t>(0, t)); }
 
 // Text of a chat message content: a string, or an array of parts.
 int64_t contentTokens(const json& content, const EstimatorOptions& o) {
@@ -30,15 +38,15 @@ int64_t contentTokens(const json& content, const EstimatorOptions& o) {
   if (content.is_array()) {
     for (const auto& part : content) {
       if (part.is_string()) {
-        t += tokensOf(countCodePoints(part.get_ref<const std::string&>()), o.charsPerToken);
+        add(t, tokensOf(countCodePoints(part.get_ref<const std::string&>()), o.charsPerToken));
       } else if (part.is_object()) {
         auto text = part.find("text");
         if (text != part.end() && text->is_string())
-          t += tokensOf(countCodePoints(text->get_ref<const std::string&>()), o.charsPerToken);
+          add(t, tokensOf(countCodePoints(text->get_ref<const std::string&>()), o.charsPerToken));
         auto type = part.find("type");
         if (type != part.end() && type->is_string()) {
           const auto& ty = type->get_ref<const std::string&>();
-          if (ty == "image_url" || ty == "image" || ty == "input_image") t += o.tokensPerImage;
+          if (ty == "image_url" || ty == "image" || ty == "input_image") add(t, o.tokensPerImage);
         }
       }
     }
@@ -51,9 +59,9 @@ int64_t promptTokensCompletions(const json& prompt, const EstimatorOptions& o) {
   if (!prompt.is_array()) return 0;
   int64_t t = 0;
   for (const auto& p : prompt) {
-    if (p.is_string()) t += tokensOf(countCodePoints(p.get_ref<const std::string&>()), o.charsPerToken);
-    else if (p.is_number_integer()) t += 1;  // token id
-    else if (p.is_array()) t += static_cast<int64_t>(p.size());  // a list of token ids
+    if (p.is_string()) add(t, tokensOf(countCodePoints(p.get_ref<const std::string&>()), o.charsPerToken));
+    else if (p.is_number_integer()) add(t, 1);  // token id
+    else if (p.is_array()) add(t, static_cast<int64_t>(p.size()));  // a list of token ids
   }
   return t;
 }
@@ -61,10 +69,10 @@ int64_t promptTokensCompletions(const json& prompt, const EstimatorOptions& o) {
 std::optional<int64_t> nonNegativeInt(const json& body, const char* key) {
   auto it = body.find(key);
   if (it == body.end() || !it->is_number_integer()) return std::nullopt;
-  if (it->is_number_unsigned()) return static_cast<int64_t>(std::min<std::uint64_t>(it->get<std::uint64_t>(), INT64_MAX / 4));
+  if (it->is_number_unsigned()) return static_cast<int64_t>(std::min<std::uint64_t>(it->get<std::uint64_t>(), kInt64Max));
   auto v = it->get<int64_t>();
   if (v < 0) return std::nullopt;
-  return std::min<int64_t>(v, INT64_MAX / 4);
+  return v;
 }
 
 }  // namespace
@@ -76,24 +84,24 @@ TokenEstimate estimateTokens(const json& body, ApiKind kind, const EstimatorOpti
     auto msgs = body.find("messages");
     if (msgs != body.end() && msgs->is_array()) {
       for (const auto& m : *msgs) {
-        e.promptTokens += o.tokensPerMessage;
+        add(e.promptTokens, o.tokensPerMessage);
         if (!m.is_object()) continue;
-        if (auto c = m.find("content"); c != m.end()) e.promptTokens += contentTokens(*c, o);
+        if (auto c = m.find("content"); c != m.end()) add(e.promptTokens, contentTokens(*c, o));
         if (auto n = m.find("name"); n != m.end() && n->is_string())
-          e.promptTokens += tokensOf(countCodePoints(n->get_ref<const std::string&>()), o.charsPerToken);
+          add(e.promptTokens, tokensOf(countCodePoints(n->get_ref<const std::string&>()), o.charsPerToken));
       }
     }
   } else {
-    if (auto p = body.find("prompt"); p != body.end()) e.promptTokens += promptTokensCompletions(*p, o);
+    if (auto p = body.find("prompt"); p != body.end()) add(e.promptTokens, promptTokensCompletions(*p, o));
     if (auto s = body.find("suffix"); s != body.end() && s->is_string())
-      e.promptTokens += tokensOf(countCodePoints(s->get_ref<const std::string&>()), o.charsPerToken);
+      add(e.promptTokens, tokensOf(countCodePoints(s->get_ref<const std::string&>()), o.charsPerToken));
   }
-  int64_t maxOut = o.defaultMaxTokens;
+  int64_t maxOut = std::max<int64_t>(0, o.defaultMaxTokens);
   if (auto v = nonNegativeInt(body, "max_completion_tokens")) maxOut = *v;
   else if (auto w = nonNegativeInt(body, "max_tokens")) maxOut = *w;
   int64_t n = 1;
   if (auto c = nonNegativeInt(body, "n"); c && *c > 0) n = std::min<int64_t>(*c, 128);
-  e.maxOutputTokens = maxOut * n;
+  e.maxOutputTokens = saturatingMul(maxOut, n);  // max_tokens x n: each side alone may be huge
   return e;
 }
 

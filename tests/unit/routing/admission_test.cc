@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "fixtures.h"
+#include "waterline/routing/tokens.h"
+
+#include <limits>
 
 namespace waterline::routing {
 namespace {
@@ -278,6 +281,43 @@ TEST(Admission, UnsyncedReservationIsNotEnforced) {
   auto d = deployment("d", api::DeploymentType::Global, threePools(0, 0, 0));
   d.reservations = {reservation("r", 1)};
   EXPECT_EQ(ac.admit(d, 100, at(0s)).outcome, AdmitOutcome::NoReservation);
+}
+
+// Finding 1 of the hardening issue, end to end through the estimate and the charge: twenty
+// requests with a huge max_tokens and n = 128 against a 100,000 tokens/min reservation
+// were all admitted (the estimate wrapped negative and the charge was clamped to 0).
+TEST(Admission, HostileEstimatesAreThrottledNotAdmittedForFree) {
+  AdmissionController ac;
+  auto d = deployment("d", api::DeploymentType::Global, threePools(0, 0, 0));
+  d.reservations = {reservation("r1", 100'000)};
+  ac.sync(tableWith(d), at(0s));
+  nlohmann::json body = {{"model", "d"},
+                         {"messages", nlohmann::json::array({{{"role", "user"}, {"content", "hello"}}})},
+                         {"max_tokens", INT64_MAX / 4},
+                         {"n", 128}};
+  const auto est = estimateTokens(body, ApiKind::ChatCompletions);
+  const double charge = d.weightedTokens(static_cast<double>(est.promptTokens), static_cast<double>(est.maxOutputTokens));
+  for (int i = 0; i < 20; ++i) {
+    auto a = ac.admit(d, charge, at(std::chrono::milliseconds(i)));
+    EXPECT_EQ(a.outcome, AdmitOutcome::Throttle) << i;
+    EXPECT_EQ(a.retryAfter, Duration::max());
+  }
+  EXPECT_DOUBLE_EQ(ac.stats(at(1s))["team/r1"].used, 0);
+}
+
+TEST(Limiter, NonFiniteChargesAreRefusedAndNonFiniteUsageKeepsTheCharge) {
+  ReservationLimiter l(cfg(6000));
+  EXPECT_FALSE(l.tryAdmit(std::numeric_limits<double>::quiet_NaN(), at(0s)));
+  EXPECT_FALSE(l.tryAdmit(std::numeric_limits<double>::infinity(), at(0s)));
+  EXPECT_EQ(l.retryAfter(std::numeric_limits<double>::quiet_NaN(), at(0s)), Duration::max());
+  auto t = l.tryAdmit(1000, at(0s));
+  ASSERT_TRUE(t);
+  l.settle(*t, std::numeric_limits<double>::infinity(), at(1s));
+  EXPECT_TRUE(l.tryAdmit(5000, at(1s)));  // still 1000 charged, not a full window
+  auto u = l.tryAdmit(0, at(1s));
+  ASSERT_TRUE(u);
+  l.settle(*u, std::numeric_limits<double>::quiet_NaN(), at(1s));
+  EXPECT_FALSE(l.tryAdmit(1, at(2s)));  // 6000 of 6000: the NaN did not reset the sum
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace waterline::routing {
 namespace {
 
@@ -131,6 +133,36 @@ TEST(Usage, FindUsageReadsTheObjectAsUsageFromJsonDoes) {
   EXPECT_FALSE(findUsage(R"({"usage":{"prompt_tokens" 1}})"));
   EXPECT_FALSE(findUsage(R"({"usage":{prompt_tokens:1}})"));
   EXPECT_FALSE(findUsage(R"({"usage":{"prompt_tokens":1 "completion_tokens":2}})"));
+}
+
+// Finding 1 of the hardening issue: max_tokens x n with each side capped separately
+// overflowed to a negative estimate, which admission clamped to a zero charge.
+TEST(Estimator, HugeMaxTokensTimesNSaturatesInsteadOfWrapping) {
+  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
+    for (json huge : {json(INT64_MAX), json(UINT64_MAX), json(INT64_MAX / 4), json(int64_t{1} << 57)}) {
+      json body = {{"messages", json::array({{{"role", "user"}, {"content", "hi"}}})}, {key, huge}, {"n", 128}};
+      auto e = estimateTokens(body, ApiKind::ChatCompletions);
+      EXPECT_EQ(e.maxOutputTokens, INT64_MAX) << key << "=" << huge.dump();
+      EXPECT_GT(e.promptTokens, 0);
+    }
+  }
+  // Below the limit the product is exact.
+  json body = {{"prompt", "x"}, {"max_tokens", 1'000'000}, {"n", 128}};
+  EXPECT_EQ(estimateTokens(body, ApiKind::Completions).maxOutputTokens, 128'000'000);
+}
+
+TEST(Estimator, HostileOptionsAndCountsNeverGoNegative) {
+  EstimatorOptions o;
+  o.tokensPerMessage = INT64_MAX;
+  o.tokensPerImage = INT64_MAX;
+  o.defaultMaxTokens = -5;
+  o.charsPerToken = std::numeric_limits<double>::quiet_NaN();
+  json parts = json::array();
+  for (int i = 0; i < 4; ++i) parts.push_back({{"type", "image_url"}, {"image_url", {{"url", "x"}}}});
+  json body = {{"messages", json::array({{{"role", "user"}, {"content", parts}}, {{"role", "user"}, {"content", "abcd"}}})}};
+  auto e = estimateTokens(body, ApiKind::ChatCompletions, o);
+  EXPECT_EQ(e.promptTokens, INT64_MAX);
+  EXPECT_EQ(e.maxOutputTokens, 0);
 }
 
 }  // namespace
