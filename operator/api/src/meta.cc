@@ -68,8 +68,13 @@ std::expected<SystemTime, std::string> parseTime(std::string_view s) {
     return bad("zone offset");
   }
   if (pos != s.size()) return bad("trailing characters");
-  auto tp = sys_days{ymd} + hours{h} + minutes{m} + seconds{sec} + frac - offset;
-  return time_point_cast<SystemTime::duration>(tp);
+  // Whole seconds first (int64 seconds hold any four-digit year), then the window
+  // SystemTime (int64 nanoseconds, 1677-2262) can take with room for arithmetic: a sum of
+  // nanoseconds overflowed past 2262, so "9999-12-31T23:59:59Z" came out in 1816.
+  const sys_seconds whole = sys_days{ymd} + hours{h} + minutes{m} + seconds{sec} - offset;
+  if (whole.time_since_epoch() < kEarliestTime.time_since_epoch()) return SystemTime{kEarliestTime};
+  if (whole.time_since_epoch() >= kLatestTime.time_since_epoch()) return SystemTime{kLatestTime};
+  return SystemTime{duration_cast<SystemTime::duration>(whole.time_since_epoch()) + frac};
 }
 
 std::string formatTime(SystemTime t) {

@@ -311,5 +311,23 @@ TEST(Time, ParseAndFormat) {
     EXPECT_FALSE(parseTime(bad)) << bad;
 }
 
+// Finding 4 of the hardening issue: nanoseconds summed past 2262 wrapped, so an endTime of
+// 9999-12-31 ended a reservation "at 1816" and a startTime of 9999-12-31 started it at once.
+TEST(Time, FarFutureAndFarPastSaturateAtTheWindow) {
+  const SystemTime latest{kLatestTime}, earliest{kEarliestTime};
+  for (const char* far : {"9999-12-31T23:59:59Z", "9999-12-31T23:59:59.999999999-23:59", "2262-04-11T23:47:17Z",
+                          "2200-01-01T00:00:00Z", "3000-01-01T00:00:00+05:00"})
+    EXPECT_EQ(parseTime(far).value(), latest) << far;
+  EXPECT_LT(parseTime("2199-12-31T23:59:59Z").value(), latest);
+  EXPECT_EQ(formatTime(parseTime("9999-12-31T23:59:59Z").value()), "2200-01-01T00:00:00Z");
+  for (const char* past : {"0001-01-01T00:00:00Z", "1677-09-21T00:12:43Z", "1969-12-31T23:59:59Z"})
+    EXPECT_EQ(parseTime(past).value(), earliest) << past;
+  EXPECT_GT(parseTime("9999-12-31T23:59:59Z").value(), parseTime("2026-12-07T00:00:00Z").value());
+  // Differences and sums near the bounds stay representable.
+  const auto span = latest - earliest;
+  EXPECT_GT(span, std::chrono::hours(24 * 365 * 229));
+  EXPECT_GT(latest + std::chrono::hours(24 * 365 * 50), latest);
+}
+
 }  // namespace
 }  // namespace waterline::api

@@ -5,6 +5,8 @@
 
 #include "waterline/api/keys.h"
 #include "waterline/api/quantity.h"
+#include "waterline/api/meta.h"
+#include "waterline/planners/ptu_sizing.h"
 
 namespace waterline::planners {
 namespace {
@@ -164,6 +166,28 @@ TEST(PtuAdmission, TimeWindowAndMissingInputs) {
   in.deployments["ml/nothr"] = deployment("nothr", 1, 0);
   in.reservations = {reservation("r3", "nothr", 1, 1000, regional("eu-west"))};
   EXPECT_EQ(planPtuAdmission(in).byReservation.at("ml/r3").reason, "ThroughputUnknown");
+}
+
+// Finding 4 of the hardening issue, as a user writes it: "no end" as 9999-12-31 and a
+// start far in the future.
+TEST(PtuAdmission, FarFutureTimesAreNotWrappedIntoThePast) {
+  auto in = world();
+  auto r = reservation("r1", "llama", 1, 1000, regional("eu-west"));
+  r.spec.endTime = api::parseTime("9999-12-31T23:59:59Z").value();
+  in.reservations = {r};
+  auto a = planPtuAdmission(in).byReservation.at("ml/r1");
+  EXPECT_EQ(a.phase, ReservationPhase::Active) << a.message;
+  ASSERT_TRUE(a.nextChange);
+  EXPECT_GT(*a.nextChange, in.now + std::chrono::hours(24 * 365 * 100));
+
+  r.spec.endTime.reset();
+  r.spec.startTime = api::parseTime("9999-12-31T00:00:00Z").value();
+  in.reservations = {r};
+  a = planPtuAdmission(in).byReservation.at("ml/r1");
+  EXPECT_EQ(a.phase, ReservationPhase::Pending);
+  EXPECT_EQ(a.reason, "NotStarted");
+  EXPECT_EQ(a.message, "starts at 2200-01-01T00:00:00Z");
+  EXPECT_EQ(billedMinutes(*r.spec.startTime, std::nullopt, in.now), 0);
 }
 
 TEST(PtuStatus, ConditionsSizingAndAccrualByTheMinute) {

@@ -1,5 +1,6 @@
 #pragma once
 // Group/version constants, ObjectMeta and metav1.Time helpers.
+#include <chrono>
 #include <cstdint>
 #include <expected>
 #include <map>
@@ -23,6 +24,14 @@ using Labels = std::map<std::string, std::string>;
 // metav1.Time: RFC 3339. Parsing accepts fractional seconds and numeric offsets
 // ("2025-03-01T09:00:00.5+01:00"); formatting writes whole seconds in UTC
 // ("2025-03-01T08:00:00Z"), as the apiserver does.
+//
+// Any valid RFC 3339 time parses, but a time outside [kEarliestTime, kLatestTime] is read
+// as the nearer bound: SystemTime counts int64 nanoseconds, and the window keeps every
+// difference and every sum with a duration of up to decades clear of overflow.
+// "9999-12-31T23:59:59Z" (the usual "no end") therefore means 2200-01-01T00:00:00Z, and
+// Go's zero time "0001-01-01T00:00:00Z" means the Unix epoch.
+inline constexpr std::chrono::sys_seconds kEarliestTime{std::chrono::seconds(0)};             // 1970-01-01T00:00:00Z
+inline constexpr std::chrono::sys_seconds kLatestTime{std::chrono::seconds(7'258'118'400)};  // 2200-01-01T00:00:00Z
 std::expected<SystemTime, std::string> parseTime(std::string_view rfc3339);
 std::string formatTime(SystemTime t);
 
