@@ -113,8 +113,11 @@ json renderWorkerPod(const api::ModelDeployment& d, const std::string& name,
                      const std::string& pool, const scheduling::Assignment& a, int slicesPerGpu,
                      scheduling::SharingMode mode, const std::string& hash) {
   const auto& t = d.spec.template_;
+  // Keys under waterline.dev/ are the operator's (validate() rejects them in a template;
+  // they are left out here as well, so that no template can ever set one on a worker).
   json labels = json::object();
-  for (const auto& [k, v] : t.metadata.labels) labels[k] = v;
+  for (const auto& [k, v] : t.metadata.labels)
+    if (!api::isReservedKey(k)) labels[k] = v;
   labels[std::string(api::labels::kDeployment)] = d.metadata.name;
   labels[std::string(api::labels::kPool)] = pool;
   labels[std::string(api::labels::kModel)] = api::modelLabelValue(d.spec.model.name);
@@ -123,7 +126,8 @@ json renderWorkerPod(const api::ModelDeployment& d, const std::string& name,
   labels[std::string(api::labels::kTemplateHash)] = hash;
   const std::string assignment = scheduling::encodeAssignment(a);
   json annotations = json::object();
-  for (const auto& [k, v] : t.metadata.annotations) annotations[k] = v;
+  for (const auto& [k, v] : t.metadata.annotations)
+    if (!api::isReservedKey(k)) annotations[k] = v;
   annotations[std::string(api::annotations::kGpuAssignment)] = assignment;
 
   // GPU resources matching the placement.

@@ -15,6 +15,16 @@ bool alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
 bool labelChar(char c) { return alnum(c) || c == '-' || c == '_' || c == '.'; }
 }  // namespace
 
+bool isReservedKey(std::string_view key) {
+  const auto slash = key.find('/');
+  if (slash == std::string_view::npos) return false;
+  std::string prefix;
+  for (char c : key.substr(0, slash)) prefix.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  constexpr std::string_view kDomain = "waterline.dev";
+  return prefix == kDomain ||
+         (prefix.size() > kDomain.size() && prefix.ends_with(kDomain) && prefix[prefix.size() - kDomain.size() - 1] == '.');
+}
+
 bool isValidLabelValue(std::string_view v) {
   if (v.empty()) return true;
   if (v.size() > 63 || !alnum(v.front()) || !alnum(v.back())) return false;

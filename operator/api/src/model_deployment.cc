@@ -443,6 +443,12 @@ std::vector<std::string> validate(const ModelDeployment& d) {
   for (const auto& [k, v] : t.metadata.labels) e.string("spec.template.metadata.labels." + k, v, 0, 63, nullptr);
   if (t.metadata.annotations.size() > 64)
     e.add("spec.template.metadata.annotations", "Too many: must have at most 64 items");
+  for (const auto* keys : {&t.metadata.labels, &t.metadata.annotations})
+    for (const auto& [k, v] : *keys)
+      if (isReservedKey(k))
+        e.forbidden(std::string(keys == &t.metadata.labels ? "spec.template.metadata.labels" : "spec.template.metadata.annotations") +
+                        "[" + k.substr(0, 128) + "]",
+                    "keys under waterline.dev/ are reserved for the operator");
   e.string("spec.template.spec.image", t.spec.image, 1, 1024, nullptr);
   if (!t.spec.imagePullPolicy.empty() && t.spec.imagePullPolicy != "Always" &&
       t.spec.imagePullPolicy != "IfNotPresent" && t.spec.imagePullPolicy != "Never")

@@ -89,5 +89,14 @@ TEST(Deployment, SelectorLabelsAndHealthPort) {
   EXPECT_EQ(d.spec.healthPort(), 9000);
 }
 
+TEST(Keys, ReservedKeysAreTheOperatorsPrefixAndItsSubdomains) {
+  for (const char* k : {"waterline.dev/draining-since", "waterline.dev/gpu-assignment", "waterline.dev/x",
+                        "ops.waterline.dev/x", "a.b.waterline.dev/y", "WaterLine.DEV/x"})
+    EXPECT_TRUE(isReservedKey(k)) << k;
+  for (const char* k : {"app", "waterline.dev", "notwaterline.dev/x", "waterline.development/x", "example.com/waterline.dev",
+                        "app.kubernetes.io/name", "dev/waterline", ""})
+    EXPECT_FALSE(isReservedKey(k)) << k;
+}
+
 }  // namespace
 }  // namespace waterline::api

@@ -164,6 +164,36 @@ TEST(DeploymentPlanner, ScaleUpCreatesBoundPodsWithAssignment) {
   EXPECT_EQ(condition(p, "Available")->status, api::ConditionStatus::False);
 }
 
+// Finding 2 of the hardening issue: template annotations were copied onto workers, so a
+// template that set waterline.dev/draining-since had every new worker drained, deleted and
+// recreated (about 600 pod creations a minute) while the status said ReplicasHealthy.
+TEST(DeploymentPlanner, TemplateCannotSetTheOperatorsKeysSoWorkersDoNotChurn) {
+  World w;
+  auto d = deployment("llama", 2, 1);
+  d.spec.template_.metadata.annotations["waterline.dev/draining-since"] = "2020-01-01T00:00:00Z";
+  d.spec.template_.metadata.annotations["ops.waterline.dev/anything"] = "x";
+  d.spec.template_.metadata.annotations["team.example.com/owner"] = "ml";
+  d.spec.template_.metadata.labels["waterline.dev/pool"] = "elsewhere";
+  d.spec.template_.metadata.labels["app"] = "llama";
+  EXPECT_FALSE(api::validate(d).empty());  // the reconciler stops here with InvalidSpec; the planner is safe on its own
+  auto p = w.step(d);
+  ASSERT_EQ(p.creates.size(), 2u);
+  for (const auto& c : p.creates) {
+    const auto& meta = c.pod["metadata"];
+    EXPECT_FALSE(meta["annotations"].contains("waterline.dev/draining-since"));
+    EXPECT_FALSE(meta["annotations"].contains("ops.waterline.dev/anything"));
+    EXPECT_EQ(meta["annotations"]["team.example.com/owner"], "ml");
+    EXPECT_EQ(meta["labels"]["waterline.dev/pool"], "h100-eu-west");
+    EXPECT_EQ(meta["labels"]["app"], "llama");
+  }
+  for (int minute = 1; minute <= 3; ++minute) {
+    auto q = w.step(d, kNow + std::chrono::minutes(minute));
+    EXPECT_TRUE(q.creates.empty()) << minute;
+    EXPECT_TRUE(q.drain.empty()) << minute;
+    EXPECT_TRUE(q.remove.empty()) << minute;
+  }
+}
+
 TEST(DeploymentPlanner, SteadyStateIsANoOpAndAvailable) {
   World w;
   auto d = deployment("llama", 2, 1);

@@ -110,6 +110,13 @@ inline constexpr std::string_view kZone = "topology.kubernetes.io/zone";
 inline constexpr std::string_view kHostname = "kubernetes.io/hostname";
 }  // namespace k8s
 
+// True for a label or annotation key under the operator's own prefix: "waterline.dev/..."
+// or a subdomain of it ("x.waterline.dev/..."), compared without regard to case. Worker
+// templates may not set these: the operator reads them back from its pods (draining-since,
+// gpu-assignment, ...), so a template that set one would steer the operator (a template
+// annotation draining-since drained and recreated every worker, about 600 pods a minute).
+bool isReservedKey(std::string_view key);
+
 // True for a valid label value: at most 63 characters, alphanumerics with '-', '_', '.'
 // inside, beginning and ending alphanumeric (or empty).
 bool isValidLabelValue(std::string_view v);
