@@ -568,4 +568,63 @@ DeploymentPlan planDeployment(const DeploymentPlanInput& in, SystemTime now) {
   return plan;
 }
 
+namespace {
+// At most `max` bytes, cut on a UTF-8 boundary, with "..." when cut.
+std::string bounded(const std::string& s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n) + "...";
+}
+}  // namespace
+
+void recordCreateFailures(DeploymentPlan& plan, const api::ModelDeployment& d,
+                          const std::vector<CreateFailure>& failures, SystemTime now) {
+  if (failures.empty()) return;
+  api::ModelDeploymentStatus& st = plan.status;
+  const int64_t gen = d.metadata.generation;
+  std::set<std::string> failed;
+  for (const auto& f : failures) failed.insert(f.pod);
+  int n = 0;
+  for (const auto& c : plan.creates) {
+    if (!failed.count(c.name)) continue;
+    ++n;
+    for (auto& pl : st.placements)
+      if (pl.pool == c.pool) --pl.replicas;
+  }
+  std::erase_if(st.placements, [](const api::DeploymentPlacement& pl) { return pl.replicas <= 0 && pl.readyReplicas <= 0; });
+  st.replicas = std::max(0, st.replicas - n);
+  st.scheduledReplicas = std::max(0, st.scheduledReplicas - n);
+  st.updatedReplicas = std::max(0, st.updatedReplicas - n);
+
+  if (auto* prog = api::findCondition(st.conditions, api::conditions::kProgressing);
+      prog && prog->reason == api::reasons::kScaling)
+    prog->message = std::to_string(st.scheduledReplicas) + " scheduled, " + std::to_string(st.readyReplicas) +
+                    " ready of " + std::to_string(st.desiredReplicas) + " desired";
+
+  // The plan set Scheduled (and Degraded) as if every create succeeded: start again from
+  // the conditions the object had, so that a failure that repeats keeps its transition
+  // time and writes nothing new.
+  for (auto type : {api::conditions::kScheduled, api::conditions::kDegraded}) {
+    std::erase_if(st.conditions, [&](const api::Condition& c) { return c.type == type; });
+    if (const auto* before = api::findCondition(d.status.conditions, type)) st.conditions.push_back(*before);
+  }
+  const std::string msg = std::to_string(n) + " of " + std::to_string(plan.creates.size()) +
+                          " worker creates failed; " + failures.front().pod + ": " +
+                          bounded(failures.front().message, kMaxFailureMessage);
+  const std::string reason(api::reasons::kWorkerCreateFailed);
+  api::setCondition(st.conditions, cond(api::conditions::kScheduled, false, reason, msg, gen), now);
+  api::setCondition(st.conditions, cond(api::conditions::kDegraded, true, reason, msg, gen), now);
+  // Keep the condition order of the object (stable status writes).
+  std::vector<api::Condition> ordered;
+  for (const auto& c : d.status.conditions)
+    if (const auto* x = api::findCondition(st.conditions, c.type)) ordered.push_back(*x);
+  for (const auto& c : st.conditions)
+    if (!api::findCondition(ordered, c.type)) ordered.push_back(c);
+  st.conditions = std::move(ordered);
+
+  std::erase_if(plan.events, [](const PlannedEvent& e) { return e.reason == "Scaled"; });
+  plan.events.push_back({"Warning", reason, msg});
+}
+
 }  // namespace waterline::planners

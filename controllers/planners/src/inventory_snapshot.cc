@@ -208,12 +208,14 @@ Snapshot buildSnapshot(const SnapshotRefs& in) {
   std::sort(nodes.begin(), nodes.end(), [](auto* a, auto* b) { return a->name < b->name; });
   for (auto* n : nodes) {
     std::string owner;
+    const api::CapacityPool* ownerPool = nullptr;
     api::SharingMode mode = api::SharingMode::Exclusive;
     int matches = 0;
     for (auto* p : pools)
       if (p->spec.selectsNode(n->labels)) {
         if (owner.empty()) {
           owner = p->metadata.name;
+          ownerPool = p;
           mode = p->spec.sharing.mode;
         }
         ++matches;
@@ -221,6 +223,9 @@ Snapshot buildSnapshot(const SnapshotRefs& in) {
     if (owner.empty()) continue;  // in no pool: not GPU inventory of ours
     auto spec = toNodeSpec(*n, owner, mode);
     if (matches > 1) spec.unschedulable = true;  // conflicting membership: no new work
+    // Its own region / zone / data-zone labels contradict the pool's: no new work there
+    // (DataZone and Standard deployments pick pools by the pool's declared place).
+    if (!topologyMismatch(*ownerPool, *n).empty()) spec.unschedulable = true;
     snap.nodePool[n->name] = owner;
     ns.push_back(std::move(spec));
   }

@@ -1,5 +1,7 @@
 #include "waterline/planners/nodes.h"
 
+#include "waterline/api/keys.h"
+
 #include <algorithm>
 #include <string_view>
 
@@ -118,6 +120,21 @@ NodeView NodeView::fromJson(const nlohmann::json& node) {
     n.unhealthyGpus.erase(std::unique(n.unhealthyGpus.begin(), n.unhealthyGpus.end()), n.unhealthyGpus.end());
   }
   return n;
+}
+
+std::string topologyMismatch(const api::CapacityPool& pool, const NodeView& node) {
+  auto label = [&](std::string_view k) -> const std::string* {
+    auto it = node.labels.find(std::string(k));
+    return it == node.labels.end() ? nullptr : &it->second;
+  };
+  auto quoted = [](const std::string& v) { return "\"" + (v.size() <= 63 ? v : v.substr(0, 63) + "...") + "\""; };
+  if (const auto* r = label(api::k8s::kRegion); r && *r != pool.spec.region)
+    return "node " + node.name + " is in region " + quoted(*r) + ", the pool in " + quoted(pool.spec.region);
+  if (const auto* z = label(api::k8s::kZone); z && !z->starts_with(pool.spec.region))
+    return "node " + node.name + " is in zone " + quoted(*z) + ", not in the pool's region " + quoted(pool.spec.region);
+  if (const auto* dz = label(kDataZoneLabel); dz && *dz != pool.spec.dataZone)
+    return "node " + node.name + " is in data zone " + quoted(*dz) + ", the pool in " + quoted(pool.spec.dataZone);
+  return "";
 }
 
 }  // namespace waterline::planners

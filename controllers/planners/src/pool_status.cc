@@ -4,8 +4,18 @@
 #include <cmath>
 
 #include "waterline/api/keys.h"
+#include "waterline/scheduling/mig.h"
 
 namespace waterline::planners {
+
+std::vector<std::string> unsupportedMigProfiles(const api::CapacityPool& pool) {
+  std::vector<std::string> out;
+  if (pool.spec.sharing.mode != api::SharingMode::MIG) return out;
+  const auto* geo = scheduling::migGeometryForProduct(pool.spec.gpuProduct);
+  for (const auto& p : pool.spec.sharing.migProfiles)
+    if (!geo || geo->profileIndex(p) < 0) out.push_back(p);
+  return out;
+}
 
 PoolStatusPlan planPoolStatus(const PoolStatusInput& in, SystemTime now) {
   const api::CapacityPool& pool = *in.pool;
@@ -15,19 +25,28 @@ PoolStatusPlan planPoolStatus(const PoolStatusInput& in, SystemTime now) {
   st.observedGeneration = pool.metadata.generation;
 
   const int32_t shares = pool.spec.sharing.sharesPerGpu();
+  std::string firstMismatch;
+  plan.unsupportedMigProfiles = unsupportedMigProfiles(pool);
   for (const auto& n : in.nodes) {
     if (!pool.spec.selectsNode(n.labels)) continue;
     bool conflict = false;
     for (const auto* o : in.others)
       if (o->metadata.name != pool.metadata.name && o->spec.selectsNode(n.labels)) conflict = true;
     if (conflict) plan.conflictingNodes.push_back(n.name);
+    std::string mismatch = topologyMismatch(pool, n);
+    const bool mismatched = !mismatch.empty();
+    if (mismatched) {
+      if (plan.mismatchedNodes.empty()) firstMismatch = std::move(mismatch);
+      plan.mismatchedNodes.push_back(n.name);
+    }
+    const bool unused = conflict || mismatched;
     plan.nodeNames.push_back(n.name);
     ++st.nodes;
-    // Not ready, cordoned, in two pools or GPU-fault tainted: every GPU; else the GPUs
-    // the node's waterline.dev/unhealthy-gpus annotation lists.
-    // Whole GPUs only in an Exclusive pool (MIG-partitioned GPUs are not; NodeView::gpusFor).
+    // Not ready, cordoned, in two pools, contradicting the pool's region or GPU-fault
+    // tainted: every GPU; else the GPUs the node's waterline.dev/unhealthy-gpus annotation
+    // lists. Whole GPUs only in an Exclusive pool (MIG-partitioned GPUs are not; NodeView::gpusFor).
     const int32_t gpus = n.gpusFor(pool.spec.sharing.mode);
-    const int32_t unhealthy = conflict ? gpus : std::min(gpus, n.unhealthyGpuCount());
+    const int32_t unhealthy = unused ? gpus : std::min(gpus, n.unhealthyGpuCount());
     if (n.ready) ++st.readyNodes;
     st.gpus.total += gpus;
     st.gpus.allocatable += gpus - unhealthy;
@@ -61,6 +80,15 @@ PoolStatusPlan planPoolStatus(const PoolStatusInput& in, SystemTime now) {
     ready.status = ConditionStatus::False;
     ready.reason = std::string(api::reasons::kNoNodes);
     ready.message = "no node matches the pool's nodeSelector and gpuProduct " + pool.spec.gpuProduct;
+  } else if (!plan.mismatchedNodes.empty() && plan.mismatchedNodes.size() == size_t(st.nodes)) {
+    ready.status = ConditionStatus::False;
+    ready.reason = std::string(api::reasons::kTopologyMismatch);
+    ready.message = "every node's topology labels contradict the pool's region or data zone: " + firstMismatch;
+  } else if (!plan.unsupportedMigProfiles.empty() &&
+             plan.unsupportedMigProfiles.size() == pool.spec.sharing.migProfiles.size()) {
+    ready.status = ConditionStatus::False;
+    ready.reason = std::string(api::reasons::kUnsupportedMigProfile);
+    ready.message = "GPU product " + pool.spec.gpuProduct + " has none of the MIG profiles the pool lists";
   } else if (st.gpus.allocatable == 0) {
     ready.status = ConditionStatus::False;
     ready.reason = std::string(api::reasons::kNodesNotReady);
@@ -79,6 +107,22 @@ PoolStatusPlan planPoolStatus(const PoolStatusInput& in, SystemTime now) {
       names += (i ? ", " : "") + plan.conflictingNodes[i];
     degraded.message = std::to_string(plan.conflictingNodes.size()) +
                        " node(s) are selected by another pool too and are not used: " + names;
+  } else if (!plan.mismatchedNodes.empty()) {
+    degraded.status = ConditionStatus::True;
+    degraded.reason = std::string(api::reasons::kTopologyMismatch);
+    degraded.message = std::to_string(plan.mismatchedNodes.size()) +
+                       " node(s) have topology labels that contradict the pool and are not used; " + firstMismatch;
+  } else if (!plan.unsupportedMigProfiles.empty()) {
+    degraded.status = ConditionStatus::True;
+    degraded.reason = std::string(api::reasons::kUnsupportedMigProfile);
+    std::string names;
+    for (size_t i = 0; i < plan.unsupportedMigProfiles.size(); ++i)
+      names += (i ? ", " : "") + plan.unsupportedMigProfiles[i];
+    const auto* geo = scheduling::migGeometryForProduct(pool.spec.gpuProduct);
+    degraded.message = geo ? "GPU product " + pool.spec.gpuProduct + " (MIG geometry " + geo->name +
+                                 ") has no MIG profile " + names
+                           : "GPU product " + pool.spec.gpuProduct + " has no MIG support known to Waterline; profiles " +
+                                 names + " cannot be placed";
   } else if (st.gpus.unhealthy > 0) {
     degraded.status = ConditionStatus::True;
     degraded.reason = std::string(api::reasons::kGpusUnhealthy);

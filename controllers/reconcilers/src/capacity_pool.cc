@@ -1,5 +1,7 @@
 #include "waterline/reconcilers/capacity_pool.h"
 
+#include <set>
+
 #include "waterline/api/capacity_pool.h"
 #include "waterline/api/keys.h"
 #include "waterline/api/model_deployment.h"
@@ -38,6 +40,29 @@ std::optional<DemandShape> DemandShape::fromJson(const kube::Json& md) {
                 .dump();
   if (auto d = api::ModelDeployment::fromJson(md); d && api::validate(*d).empty())
     out.request = planners::toRequest(*d, d->metadata.name + "-shape");
+  return out;
+}
+
+std::vector<runtime::Request> overlappingPools(const kube::Json& poolObj, const cache::InformerPtr& pools,
+                                              const cache::InformerPtr& nodes,
+                                              DecodedByVersion<api::CapacityPool>& decoded) {
+  std::vector<runtime::Request> out;
+  auto me = api::CapacityPool::fromJson(poolObj);
+  if (!me) return out;
+  std::vector<const api::CapacityPool*> others;
+  const auto all = decoded.decode(pools->store().list());
+  for (const auto& p : all)
+    if (p->metadata.name != me->metadata.name) others.push_back(p.get());
+  if (others.empty()) return out;
+  std::set<std::string> hit;
+  for (const auto& n : nodes->store().list()) {
+    const auto view = planners::NodeView::fromJson(*n);
+    if (!me->spec.selectsNode(view.labels)) continue;
+    for (const auto* o : others)
+      if (!hit.count(o->metadata.name) && o->spec.selectsNode(view.labels)) hit.insert(o->metadata.name);
+    if (hit.size() == others.size()) break;
+  }
+  for (const auto& name : hit) out.push_back({"", name});
   return out;
 }
 
@@ -145,6 +170,12 @@ runtime::ControllerPtr newCapacityPoolController(CapacityPoolDeps deps,
   auto* reconciler = owned.get();
   auto c = std::make_unique<runtime::Controller>("capacitypool", std::move(owned), std::move(opts));
   c->watchFor(pools, {runtime::generationChangedPredicate()});
+  // A pool created, changed or deleted may start or stop overlapping others: each pool
+  // that shares a node with it (before or after: the old object is mapped too) reports
+  // NodeInMultiplePools, or stops reporting it, at once.
+  c->watchMapped(pools, [pools, nodes, decoded = reconciler->poolDecoder()](const cache::Json& obj) {
+    return overlappingPools(obj, pools, nodes, *decoded);
+  }, {runtime::generationChangedPredicate()});
   // Any node change may change any pool that selects it (or selected it before).
   c->watchMapped(nodes, [pools, decoded = reconciler->poolDecoder()](const cache::Json& node) {
     std::vector<runtime::Request> out;

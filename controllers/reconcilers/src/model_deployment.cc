@@ -229,6 +229,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
 
   const std::string& ns = md->metadata.namespace_;
   std::string firstError;
+  std::vector<planners::CreateFailure> createFailures;
   for (const auto& c : plan.creates) {
     auto r = d_.client->create(kube::kinds::Pod, ns, c.pod, {std::string(api::kFieldManager), "", false});
     if (r) continue;
@@ -240,9 +241,16 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
       if (got) d_.placement->assumeLocked(*got);
       continue;
     }
+    // Refused (422 for a pod the template makes invalid) or failed: the pod does not
+    // exist, so its GPUs go back at once and the status does not count it.
     d_.placement->forget(ns + "/" + c.name);
+    createFailures.push_back({c.name, r.error().describe()});
     if (firstError.empty()) firstError = "create worker " + c.name + ": " + r.error().describe();
   }
+  planners::recordCreateFailures(plan, *md, createFailures, now);
+  // The GPUs planned for the failed creates are free again: the deployments waiting for
+  // capacity try now, not at the next resync.
+  if (!createFailures.empty() && capacityReleased_) capacityReleased_(req);
   const std::string drainingSince = api::formatTime(now);
   for (const auto& name : plan.drain) {
     kube::Json patch = {
@@ -298,7 +306,8 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
   for (const auto& e : plan.events) {
     if (repeated.count(e.message)) continue;
     if (e.type == "Warning" && (e.reason == api::reasons::kInsufficientCapacity ||
-                                e.reason == api::reasons::kNoMatchingPool) &&
+                                e.reason == api::reasons::kNoMatchingPool ||
+                                e.reason == api::reasons::kWorkerCreateFailed) &&
         before && before->status == api::ConditionStatus::False && before->message == e.message)
       continue;
     d_.recorder->event(*obj, e.type, e.reason, e.message);
@@ -310,14 +319,23 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
 
 namespace {
 
-// Deployments whose Scheduled condition is False (they wait for capacity).
+// Deployments whose Scheduled condition is False for want of capacity (they wait for
+// it). Not those whose creates fail or whose spec is invalid: freed capacity does not help
+// them, and enqueuing them would bypass their backoff (two broken deployments would
+// otherwise wake each other up in a loop).
 std::vector<runtime::Request> waitingForCapacity(const cache::InformerPtr& mds) {
   std::vector<runtime::Request> out;
   for (const auto& o : mds->store().list()) {
-    if (!o->contains("status") || !(*o)["status"].contains("conditions")) continue;
-    for (const auto& c : (*o)["status"]["conditions"])
-      if (c.value("type", "") == api::conditions::kScheduled && c.value("status", "") == "False")
+    if (!o->contains("status") || !(*o)["status"].is_object() || !(*o)["status"].contains("conditions") ||
+        !(*o)["status"]["conditions"].is_array())
+      continue;
+    for (const auto& c : (*o)["status"]["conditions"]) {
+      if (!c.is_object() || c.value("type", "") != api::conditions::kScheduled || c.value("status", "") != "False")
+        continue;
+      const std::string reason = c.value("reason", "");
+      if (reason == api::reasons::kInsufficientCapacity || reason == api::reasons::kNoMatchingPool)
         out.push_back({runtime::namespaceOf(*o), runtime::nameOf(*o)});
+    }
   }
   return out;
 }
@@ -340,9 +358,28 @@ runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
   auto nodes = deps.nodes;
   auto pools = deps.pools;
   auto pods = deps.placement->pods();
-  auto c = std::make_unique<runtime::Controller>(
-      "modeldeployment", std::make_unique<ModelDeploymentReconciler>(deps), std::move(opts));
+  auto owned = std::make_unique<ModelDeploymentReconciler>(deps);
+  auto* reconciler = owned.get();
+  auto c = std::make_unique<runtime::Controller>("modeldeployment", std::move(owned), std::move(opts));
+  // A create that failed gave its GPUs back: wake the deployments waiting for capacity.
+  // (The controller owns the reconciler, so the pointer outlives every call.)
+  reconciler->onCapacityReleased([ctl = c.get(), mds](const runtime::Request& from) {
+    for (const auto& r : waitingForCapacity(mds))
+      if (r.key() != from.key()) ctl->enqueue(r);
+  });
   c->watchFor(mds, {runtime::generationChangedPredicate()});
+  // A deployment that goes frees what it held (its workers are deleted by its reconcile;
+  // one whose creates failed held nothing the pod watch would report): the deployments
+  // waiting for capacity try again at once.
+  runtime::Predicate deploymentGone{[](const kube::Json&) { return false; },
+                                    [](const kube::Json& o, const kube::Json& n) {
+                                      auto deleting = [](const kube::Json& j) {
+                                        return j.contains("metadata") && j["metadata"].contains("deletionTimestamp");
+                                      };
+                                      return !deleting(o) && deleting(n);
+                                    },
+                                    [](const kube::Json&) { return true; }};
+  c->watchMapped(mds, [mds](const kube::Json&) { return waitingForCapacity(mds); }, {deploymentGone});
   c->watchOwned(pods, "ModelDeployment");
   // Capacity freed by any worker pod going away (another deployment scaled down).
   runtime::Predicate podGone{

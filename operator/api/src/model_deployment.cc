@@ -417,8 +417,33 @@ nlohmann::json ModelDeployment::toJson(bool withStatus) const { return detail::e
 
 namespace {
 void validateQuantity(detail::Errors& e, const std::string& path, const std::optional<Quantity>& q) {
-  if (q && q->milli < 0) e.invalid(path, "\"" + q->text + "\": must not be negative");
+  if (q && (q->milli < 0 || q->text.starts_with('-')))
+    e.invalid(path, "\"" + q->text + "\": must not be negative");
 }
+
+// A label or annotation key as the apiserver accepts it on a Pod: [prefix/]name, the
+// prefix a DNS subdomain of at most 253 characters, the name at most 63 characters of
+// [-A-Za-z0-9_.], starting and ending alphanumeric.
+bool isQualifiedName(const std::string& k) {
+  const auto slash = k.find('/');
+  std::string name = k;
+  if (slash != std::string::npos) {
+    const std::string prefix = k.substr(0, slash);
+    if (prefix.empty() || prefix.size() > 253 || !detail::matchesPattern(prefix, detail::kDnsSubdomainPattern))
+      return false;
+    name = k.substr(slash + 1);
+  }
+  return !name.empty() && name.size() <= 63 && detail::matchesPattern(name, detail::kLabelValuePattern);
+}
+
+std::string kQualifiedNameMessage(std::string_view what) {
+  return std::string(what) +
+         " keys must be qualified names: an optional DNS subdomain prefix (at most 253 characters) and '/', then "
+         "at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric";
+}
+
+// User input quoted in an error: at most 64 bytes of it.
+std::string boundedQuote(const std::string& s) { return s.size() <= 64 ? s : s.substr(0, 64) + "..."; }
 
 void validateRules(detail::Errors& e, const std::string& path, const ScalingRules& r) {
   e.range(path + ".stabilizationWindowSeconds", r.stabilizationWindowSeconds, 0, 3600);
@@ -438,18 +463,36 @@ std::vector<std::string> validate(const ModelDeployment& d) {
   e.string("spec.model.name", s.model.name, 1, 253, kModelNamePattern);
   e.string("spec.model.version", s.model.version, 1, 63, kLabelValuePattern);
 
+  // Worker pods carry the name as a label value (the CRD's rule; objects stored before it
+  // are caught here).
+  if (d.metadata.name.size() > 63)
+    e.invalid("metadata.name", "metadata.name must be at most 63 characters: worker pods carry it as a label value");
+
   const auto& t = s.template_;
   if (t.metadata.labels.size() > 64) e.add("spec.template.metadata.labels", "Too many: must have at most 64 items");
-  for (const auto& [k, v] : t.metadata.labels) e.string("spec.template.metadata.labels." + k, v, 0, 63, nullptr);
+  for (const auto& [k, v] : t.metadata.labels) {
+    const std::string p = "spec.template.metadata.labels";
+    if (!isQualifiedName(k)) e.invalid(p, "\"" + boundedQuote(k) + "\": " + kQualifiedNameMessage("label"));
+    if (!v.empty()) e.string(p + "." + boundedQuote(k), v, 0, 63, kLabelValuePattern);
+  }
   if (t.metadata.annotations.size() > 64)
     e.add("spec.template.metadata.annotations", "Too many: must have at most 64 items");
+  for (const auto& [k, v] : t.metadata.annotations)
+    if (!isQualifiedName(k))
+      e.invalid("spec.template.metadata.annotations", "\"" + boundedQuote(k) + "\": " + kQualifiedNameMessage("annotation"));
   for (const auto* keys : {&t.metadata.labels, &t.metadata.annotations})
     for (const auto& [k, v] : *keys)
       if (isReservedKey(k))
         e.forbidden(std::string(keys == &t.metadata.labels ? "spec.template.metadata.labels" : "spec.template.metadata.annotations") +
-                        "[" + k.substr(0, 128) + "]",
+                        "[" + boundedQuote(k) + "]",
                     "keys under waterline.dev/ are reserved for the operator");
   e.string("spec.template.spec.image", t.spec.image, 1, 1024, nullptr);
+  if (t.spec.image.find_first_of(" \t\n\r\f") != std::string::npos)
+    e.invalid("spec.template.spec.image", "spec.template.spec.image must not contain whitespace");
+  validateQuantity(e, "spec.template.spec.resources.requests.cpu", t.spec.resources.requests.cpu);
+  validateQuantity(e, "spec.template.spec.resources.requests.memory", t.spec.resources.requests.memory);
+  validateQuantity(e, "spec.template.spec.resources.limits.cpu", t.spec.resources.limits.cpu);
+  validateQuantity(e, "spec.template.spec.resources.limits.memory", t.spec.resources.limits.memory);
   if (!t.spec.imagePullPolicy.empty() && t.spec.imagePullPolicy != "Always" &&
       t.spec.imagePullPolicy != "IfNotPresent" && t.spec.imagePullPolicy != "Never")
     e.add("spec.template.spec.imagePullPolicy", "Unsupported value: \"" + t.spec.imagePullPolicy + "\"");

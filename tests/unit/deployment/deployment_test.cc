@@ -764,5 +764,171 @@ TEST(PtuHolds, FromReservationObjectsOnlyActiveAndNotDeleting) {
   EXPECT_DOUBLE_EQ(holds[1].gpus, 0.5);
 }
 
+// ---- hardening: failed creates, pool topology, MIG profiles ----------------------------
+
+TEST(CreateFailures, StatusCountsOnlyTheWorkersThatExist) {
+  World w;
+  w.step(deployment("llama", 1, 1));  // one worker exists
+  auto d = deployment("llama", 3, 1);
+  auto snap = w.snapshot();
+  auto p = w.plan(d, snap);
+  ASSERT_EQ(p.creates.size(), 2u);
+  EXPECT_EQ(p.status.scheduledReplicas, 3) << "the plan counts its creates";
+  const std::string refused = "Pod \"" + p.creates[1].name + "\" is invalid: " + std::string(5000, 'x');
+  recordCreateFailures(p, d, {{p.creates[1].name, refused}}, kNow);
+  EXPECT_EQ(p.status.scheduledReplicas, 2) << "1 existing + 1 created";
+  EXPECT_EQ(p.status.replicas, 2);
+  EXPECT_EQ(p.status.updatedReplicas, 2);
+  ASSERT_EQ(p.status.placements.size(), 1u);
+  EXPECT_EQ(p.status.placements[0].replicas, 2);
+  const auto* s = condition(p, "Scheduled");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->status, api::ConditionStatus::False);
+  EXPECT_EQ(s->reason, "WorkerCreateFailed");
+  EXPECT_NE(s->message.find(p.creates[1].name + ": Pod"), std::string::npos) << s->message;
+  EXPECT_LE(s->message.size(), kMaxFailureMessage + 100) << "the apiserver's message is bounded";
+  EXPECT_EQ(condition(p, "Degraded")->status, api::ConditionStatus::True);
+  EXPECT_EQ(condition(p, "Degraded")->reason, "WorkerCreateFailed");
+  bool warned = false, scaled = false;
+  for (const auto& e : p.events) {
+    warned |= e.type == "Warning" && e.reason == "WorkerCreateFailed" && e.message == s->message;
+    scaled |= e.reason == "Scaled";
+  }
+  EXPECT_TRUE(warned);
+  EXPECT_FALSE(scaled) << "no Scaled Event for creates that did not happen";
+
+  // The same failure again (the retry): the status written before does not change, so
+  // nothing is written and the transition time holds.
+  d.status = p.status;
+  auto snap2 = w.snapshot();
+  auto again = w.plan(d, snap2, kNow + 30s);
+  recordCreateFailures(again, d, {{again.creates[1].name, refused}}, kNow + 30s);
+  EXPECT_EQ(again.status, d.status);
+
+  // No failures: the plan is left as it was.
+  auto snap3 = w.snapshot();
+  auto ok = w.plan(d, snap3, kNow + 60s);
+  auto copy = ok.status;
+  recordCreateFailures(ok, d, {}, kNow + 60s);
+  EXPECT_EQ(ok.status, copy);
+}
+
+TEST(CreateFailures, AllCreatesRefusedLeavesNothingScheduled) {
+  World w;
+  auto d = deployment("llama", 2, 1);
+  auto snap = w.snapshot();
+  auto p = w.plan(d, snap);
+  ASSERT_EQ(p.creates.size(), 2u);
+  recordCreateFailures(p, d, {{p.creates[0].name, "422"}, {p.creates[1].name, "422"}}, kNow);
+  EXPECT_EQ(p.status.scheduledReplicas, 0);
+  EXPECT_EQ(p.status.replicas, 0);
+  EXPECT_TRUE(p.status.placements.empty());
+  EXPECT_NE(condition(p, "Scheduled")->message.find("2 of 2 worker creates failed"), std::string::npos);
+}
+
+// A pool selecting nodes by a label of its own (not by region): its selector cannot keep
+// out nodes whose topology contradicts it.
+api::CapacityPool poolBySelector(const std::string& name, const std::string& region, const std::string& zone) {
+  auto p = pool(name, region, zone);
+  p.spec.nodeSelector.matchLabels = {{"waterline.dev/shape", "h100"}};
+  return p;
+}
+
+NodeView labelledNode(const std::string& name, const std::string& region, const std::string& zone,
+                      const std::string& dataZone) {
+  json j = {{"metadata",
+             {{"name", name},
+              {"labels",
+               {{"topology.kubernetes.io/region", region},
+                {"topology.kubernetes.io/zone", zone},
+                {"waterline.dev/data-zone", dataZone},
+                {"waterline.dev/shape", "h100"},
+                {"nvidia.com/gpu.product", kH100},
+                {"nvidia.com/gpu.count", "8"}}}}},
+            {"status",
+             {{"conditions", json::array({{{"type", "Ready"}, {"status", "True"}}})},
+              {"allocatable", {{"nvidia.com/gpu", "8"}}}}}};
+  return NodeView::fromJson(j);
+}
+
+TEST(PoolTopology, NodesContradictingThePoolAreFlaggedAndNotUsed) {
+  World w;
+  w.pools = {poolBySelector("h100-eu", "eu-west", "EU")};
+  w.nodes = {labelledNode("euw-0", "eu-west", "eu-west-a", "EU"), labelledNode("use-0", "us-east", "us-east-a", "US")};
+  EXPECT_EQ(topologyMismatch(w.pools[0], w.nodes[0]), "");
+  EXPECT_NE(topologyMismatch(w.pools[0], w.nodes[1]).find("region \"us-east\""), std::string::npos);
+  EXPECT_NE(topologyMismatch(w.pools[0], labelledNode("x", "eu-west", "us-east-a", "EU")).find("zone"),
+            std::string::npos);
+  EXPECT_NE(topologyMismatch(w.pools[0], labelledNode("x", "eu-west", "eu-west-a", "US")).find("data zone"),
+            std::string::npos);
+
+  PoolStatusInput in;
+  in.pool = &w.pools[0];
+  in.nodes = w.nodes;
+  auto plan = planPoolStatus(in, kNow);
+  EXPECT_EQ(plan.mismatchedNodes, std::vector<std::string>{"use-0"});
+  EXPECT_EQ(plan.status.gpus.allocatable, 8) << "the us-east node's GPUs are not usable";
+  const auto* deg = api::findCondition(plan.status.conditions, "Degraded");
+  ASSERT_TRUE(deg);
+  EXPECT_EQ(deg->status, api::ConditionStatus::True);
+  EXPECT_EQ(deg->reason, "TopologyMismatch");
+  EXPECT_NE(deg->message.find("use-0"), std::string::npos) << deg->message;
+  EXPECT_EQ(api::findCondition(plan.status.conditions, "Ready")->status, api::ConditionStatus::True);
+
+  // EU work: 2 replicas of 8 GPUs; only the eu-west node may take one.
+  auto d = deployment("eu-only", 2, 8, {{"deploymentType", "DataZone"}, {"dataZone", "EU"}, {"region", nullptr}});
+  d.spec.region.reset();
+  auto snap = w.snapshot();
+  auto p = w.plan(d, snap);
+  ASSERT_EQ(p.creates.size(), 1u);
+  EXPECT_EQ(p.creates[0].assignment.node, "euw-0");
+  EXPECT_TRUE(p.unschedulable);
+
+  // Every node contradicts the pool: not Ready.
+  in.nodes = {w.nodes[1]};
+  auto all = planPoolStatus(in, kNow);
+  EXPECT_EQ(api::findCondition(all.status.conditions, "Ready")->status, api::ConditionStatus::False);
+  EXPECT_EQ(api::findCondition(all.status.conditions, "Ready")->reason, "TopologyMismatch");
+
+  // Nodes without topology labels are not judged.
+  EXPECT_EQ(topologyMismatch(w.pools[0], migMixedNode("plain", 8)), "");
+}
+
+TEST(PoolMigProfiles, ProfilesTheProductDoesNotHaveAreFlagged) {
+  World w;
+  auto mig = w.pools[0];
+  mig.spec.sharing.mode = api::SharingMode::MIG;
+  mig.spec.sharing.migProfiles = {"1g.10gb", "3g.40gb"};
+  EXPECT_TRUE(unsupportedMigProfiles(mig).empty()) << "H100 80GB has both";
+  PoolStatusInput in;
+  in.pool = &mig;
+  in.nodes = w.nodes;
+  auto ok = planPoolStatus(in, kNow);
+  EXPECT_EQ(api::findCondition(ok.status.conditions, "Degraded")->reason, "AllHealthy");
+
+  mig.spec.sharing.migProfiles = {"1g.10gb", "2g.35gb", "1g.5gb"};
+  EXPECT_EQ(unsupportedMigProfiles(mig), (std::vector<std::string>{"2g.35gb", "1g.5gb"}));
+  auto some = planPoolStatus(in, kNow);
+  const auto* deg = api::findCondition(some.status.conditions, "Degraded");
+  EXPECT_EQ(deg->status, api::ConditionStatus::True);
+  EXPECT_EQ(deg->reason, "UnsupportedMigProfile");
+  EXPECT_NE(deg->message.find("2g.35gb, 1g.5gb"), std::string::npos) << deg->message;
+  EXPECT_EQ(api::findCondition(some.status.conditions, "Ready")->status, api::ConditionStatus::True)
+      << "1g.10gb still places";
+
+  mig.spec.sharing.migProfiles = {"2g.35gb"};
+  auto none = planPoolStatus(in, kNow);
+  EXPECT_EQ(api::findCondition(none.status.conditions, "Ready")->status, api::ConditionStatus::False);
+  EXPECT_EQ(api::findCondition(none.status.conditions, "Ready")->reason, "UnsupportedMigProfile");
+
+  // A product without MIG: every profile is unsupported.
+  mig.spec.gpuProduct = "NVIDIA-L40S";
+  mig.spec.sharing.migProfiles = {"1g.10gb"};
+  EXPECT_EQ(unsupportedMigProfiles(mig), std::vector<std::string>{"1g.10gb"});
+  // Not a MIG pool: nothing to check.
+  mig.spec.sharing.mode = api::SharingMode::Exclusive;
+  EXPECT_TRUE(unsupportedMigProfiles(mig).empty());
+}
+
 }  // namespace
 }  // namespace waterline::planners

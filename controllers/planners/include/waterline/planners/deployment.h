@@ -86,4 +86,24 @@ struct DeploymentPlan {
 
 DeploymentPlan planDeployment(const DeploymentPlanInput& in, SystemTime now);
 
+// A planned create that did not happen (the apiserver refused the pod, or the request
+// failed): `message` is the apiserver's, as the caller got it.
+struct CreateFailure {
+  std::string pod;
+  std::string message;
+};
+
+// At most this many bytes of an apiserver message go into a condition or an Event.
+inline constexpr size_t kMaxFailureMessage = 512;
+
+// Status from the workers that exist. planDeployment counts its creates as scheduled;
+// the caller reports the creates that failed, and this takes them out of plan.status
+// (replicas, scheduledReplicas, updatedReplicas, placements), sets Scheduled=False and
+// Degraded=True with reason WorkerCreateFailed and the first failure's message (bounded
+// to kMaxFailureMessage), keeps the previous transition times of conditions that did not
+// change, and replaces the plan's "Scaled" Event by a Warning WorkerCreateFailed Event.
+// No failures: the plan is unchanged.
+void recordCreateFailures(DeploymentPlan& plan, const api::ModelDeployment& d,
+                          const std::vector<CreateFailure>& failures, SystemTime now);
+
 }  // namespace waterline::planners

@@ -40,6 +40,9 @@ inline constexpr std::string_view kUnhealthyGpusAnnotation = "waterline.dev/unhe
 // apart so that clearing an XID never clears what a person or other tooling set.
 inline constexpr std::string_view kXidUnhealthyGpusAnnotation = "waterline.dev/xid-unhealthy-gpus";
 
+// The data zone a node is in, as the fixtures and node provisioning label it (optional).
+inline constexpr std::string_view kDataZoneLabel = "waterline.dev/data-zone";
+
 // "0,3" -> {0, 3} (sorted, unique); entries that are not non-negative integers of at most
 // three digits are skipped.
 std::vector<int> parseIndexList(std::string_view s);
@@ -76,5 +79,14 @@ struct NodeView {
 
   static NodeView fromJson(const nlohmann::json& node);
 };
+
+// Why a node's own topology labels contradict the pool it is in: its
+// topology.kubernetes.io/region differs from spec.region, its topology.kubernetes.io/zone
+// does not start with spec.region, or its waterline.dev/data-zone differs from
+// spec.dataZone. "" when they agree or the node carries none of these labels. Such a node
+// is not used for placement (its GPUs count as unhealthy) and the pool reports Degraded
+// TopologyMismatch: data-zone work must never land outside its zone because a selector
+// was too wide.
+std::string topologyMismatch(const api::CapacityPool& pool, const NodeView& node);
 
 }  // namespace waterline::planners

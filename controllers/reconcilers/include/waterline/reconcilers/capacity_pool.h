@@ -1,10 +1,13 @@
 #pragma once
 // CapacityPool reconciler: reads the pool and the nodes from the cache, plans the
 // status (planners::planPoolStatus) and writes it with server-side apply to the status
-// subresource. Node events enqueue the pools that select the node.
+// subresource. Node events enqueue the pools that select the node; pool events enqueue
+// the other pools that share a node with the pool (overlaps, on both sides). Events on
+// condition transitions (NodeInMultiplePools, TopologyMismatch, UnsupportedMigProfile).
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "waterline/api/capacity_pool.h"
 #include "waterline/cache/informer.h"
@@ -42,6 +45,13 @@ struct DemandShape {
   std::optional<scheduling::Request> request;
   static std::optional<DemandShape> fromJson(const kube::Json& md);
 };
+
+// The other pools that select at least one node `poolObj` (a CapacityPool object, the
+// old or the new state) selects: those whose overlap with it appears or goes away when it
+// is created, changed or deleted. The controller enqueues them on every pool event.
+std::vector<runtime::Request> overlappingPools(const kube::Json& poolObj, const cache::InformerPtr& pools,
+                                              const cache::InformerPtr& nodes,
+                                              DecodedByVersion<api::CapacityPool>& decoded);
 
 class CapacityPoolReconciler final : public runtime::Reconciler {
  public:

@@ -111,9 +111,14 @@ class ModelDeploymentReconciler final : public runtime::Reconciler {
  public:
   explicit ModelDeploymentReconciler(ModelDeploymentDeps deps);
   runtime::ReconcileResult reconcile(const runtime::Request& req) override;
+  // Called (with the deployment's request) after creates failed and their assumed GPUs
+  // were released; newModelDeploymentController enqueues the deployments waiting for
+  // capacity. Set before the controller starts.
+  void onCapacityReleased(std::function<void(const runtime::Request&)> f) { capacityReleased_ = std::move(f); }
 
  private:
   ModelDeploymentDeps d_;
+  std::function<void(const runtime::Request&)> capacityReleased_;
   // Every pool, node and worker pod, decoded once per resourceVersion (decoded.h).
   DecodedByVersion<api::CapacityPool> pools_;
   DecodedByVersion<planners::NodeView> nodes_;
@@ -121,8 +126,11 @@ class ModelDeploymentReconciler final : public runtime::Reconciler {
 };
 
 // Watches: deployments (generation changes), owned worker pods, and capacity changes
-// (nodes, pools, worker pods going away) mapped to deployments whose Scheduled condition
-// is False, and node breakage mapped to deployments with pods on the node.
+// (nodes, pools, worker pods going away, deployments deleted, worker creates that failed)
+// mapped to the deployments waiting for capacity (Scheduled=False, InsufficientCapacity or
+// NoMatchingPool), and node breakage mapped to deployments with pods on the node. A
+// deployment whose creates fail (Scheduled=False, WorkerCreateFailed) retries on the
+// controller's rate limiter (per-key exponential backoff), not on capacity events.
 runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
                                                     runtime::ControllerOptions opts = {});
 

@@ -60,6 +60,11 @@ inline constexpr std::string_view kNoNodes = "NoNodes";
 inline constexpr std::string_view kNodesNotReady = "NodesNotReady";
 inline constexpr std::string_view kGpusUnhealthy = "GPUsUnhealthy";
 inline constexpr std::string_view kAllHealthy = "AllHealthy";
+// a node's topology.kubernetes.io/region (or /zone, waterline.dev/data-zone) label
+// contradicts the pool's spec.region / spec.dataZone: the node is not used
+inline constexpr std::string_view kTopologyMismatch = "TopologyMismatch";
+// spec.sharing.migProfiles lists a profile the pool's GPU product does not have
+inline constexpr std::string_view kUnsupportedMigProfile = "UnsupportedMigProfile";
 // ModelDeployment Available / Progressing / Degraded / Scheduled
 inline constexpr std::string_view kMinimumReplicasAvailable = "MinimumReplicasAvailable";
 inline constexpr std::string_view kMinimumReplicasUnavailable = "MinimumReplicasUnavailable";
@@ -71,6 +76,8 @@ inline constexpr std::string_view kReplicasHealthy = "ReplicasHealthy";
 inline constexpr std::string_view kAllReplicasScheduled = "AllReplicasScheduled";
 inline constexpr std::string_view kInsufficientCapacity = "InsufficientCapacity";  // also PTUReservation
 inline constexpr std::string_view kNoMatchingPool = "NoMatchingPool";
+// the apiserver refused a worker pod (or the create failed): Scheduled=False, Degraded=True
+inline constexpr std::string_view kWorkerCreateFailed = "WorkerCreateFailed";
 // ModelDeployment ScalingActive / ScalingLimited
 inline constexpr std::string_view kValidMetric = "ValidMetric";
 inline constexpr std::string_view kFailedGetMetric = "FailedGetMetric";
