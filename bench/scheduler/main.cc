@@ -9,7 +9,10 @@
 // 2. Packing quality: the same deterministic sequence of arrivals and departures replayed
 //    with our scheduler and with a first-fit baseline; at the end GPUs in use are
 //    compared with the lower bound for the placed demand (see analysis.h PackingStats).
+// 3. With --nodes FILE --pods FILE: instead of 1 and 2, a workload trace (CSV, format in
+//    docs/performance.md) replayed through our scheduler and first fit (trace.h).
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -23,6 +26,7 @@
 #include "waterline/scheduling/analysis.h"
 #include "waterline/scheduling/plugins.h"
 #include "waterline/scheduling/scheduler.h"
+#include "trace.h"
 #include "workload.h"
 
 using namespace waterline::scheduling;
@@ -239,15 +243,120 @@ void printPacking(const char* name, const Packing& p) {
       p.frag.stranded_gpus, p.frag.free_gpus, p.frag.strandedPct(), p.seconds);
 }
 
+void printTrace(const char* name, const ReplayStats& s) {
+  std::printf(
+      "trace %-9s pods=%lld placed=%lld refused=%lld (%.2f%%; whole=%lld mig=%lld share=%lld) "
+      "window_s=%.0f mean_gpus_used=%.2f mean_lower_bound=%.2f stranded=%.2f%% of bound "
+      "peak_stranded=%lld\n",
+      name, static_cast<long long>(s.pods), static_cast<long long>(s.placed),
+      static_cast<long long>(s.refused), s.refusedPct(), static_cast<long long>(s.refused_whole),
+      static_cast<long long>(s.refused_mig), static_cast<long long>(s.refused_share), s.window_s,
+      s.meanUsed(), s.meanBound(), s.strandedVsBoundPct(), static_cast<long long>(s.peak_stranded));
+}
+
+int runTrace(const std::string& nodes_path, const std::string& pods_path,
+             const std::string& samples_path) {
+  auto nodes = loadNodes(nodes_path);
+  if (!nodes) {
+    std::fprintf(stderr, "scheduler_bench: %s\n", nodes.error().c_str());
+    return 2;
+  }
+  auto pods = loadPods(pods_path);
+  if (!pods) {
+    std::fprintf(stderr, "scheduler_bench: %s\n", pods.error().c_str());
+    return 2;
+  }
+  const TraceCluster cluster = buildCluster(*nodes);
+  long long gpus = 0;
+  for (const auto& n : *nodes) gpus += n.gpus;
+  auto unservable = unservablePods(cluster, *pods);
+  if (!unservable) {
+    std::fprintf(stderr, "scheduler_bench: %s\n", unservable.error().c_str());
+    return 2;
+  }
+  std::printf("trace nodes=%zu gpus=%lld pools=%zu pods=%zu unservable=%lld (no node class can take them)\n",
+              nodes->size(), gpus, cluster.pools.size(), pods->size(),
+              static_cast<long long>(*unservable));
+  std::vector<ReplaySample> s_ours, s_ff;
+  const bool keep = !samples_path.empty();
+  const double c0 = cpuSeconds();
+  auto ours = replayOurs(cluster, *pods, keep ? &s_ours : nullptr);
+  const double c1 = cpuSeconds();
+  auto ff = replayFirstFit(cluster, *pods, keep ? &s_ff : nullptr);
+  const double c2 = cpuSeconds();
+  if (!ours || !ff) {
+    std::fprintf(stderr, "scheduler_bench: %s\n", (!ours ? ours.error() : ff.error()).c_str());
+    return 2;
+  }
+  printTrace("ours", *ours);
+  printTrace("firstfit", *ff);
+  std::printf("trace replay_cpu_s ours=%.2f firstfit=%.2f\n", c1 - c0, c2 - c1);
+  if (keep) {
+    std::FILE* f = std::fopen(samples_path.c_str(), "w");
+    if (f == nullptr) {
+      std::fprintf(stderr, "scheduler_bench: cannot write %s\n", samples_path.c_str());
+      return 2;
+    }
+    std::fprintf(f, "scheduler,t_s,gpus_used,lower_bound,live_pods\n");
+    for (const auto& [name, v] : {std::pair{"ours", &s_ours}, std::pair{"firstfit", &s_ff}}) {
+      for (const auto& x : *v) {
+        std::fprintf(f, "%s,%.3f,%lld,%lld,%lld\n", name, x.t_s, static_cast<long long>(x.used),
+                     static_cast<long long>(x.bound), static_cast<long long>(x.live));
+      }
+    }
+    std::fclose(f);
+  }
+  std::printf("RESULT trace_stranded_vs_bound_pct %.2f pct\n", ours->strandedVsBoundPct());
+  std::printf("RESULT trace_stranded_firstfit_vs_bound_pct %.2f pct\n", ff->strandedVsBoundPct());
+  std::printf("RESULT trace_refused_pct %.2f pct\n", ours->refusedPct());
+  std::printf("RESULT trace_refused_firstfit_pct %.2f pct\n", ff->refusedPct());
+  return 0;
+}
+
+int usage(const char* msg) {
+  std::fprintf(stderr,
+               "scheduler_bench: %s\n"
+               "usage: scheduler_bench [--quick] [--packing-nodes N]\n"
+               "       scheduler_bench --nodes NODES.csv --pods PODS.csv [--samples OUT.csv]\n",
+               msg);
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bool quick = false;
   int packing_nodes = 1000;
+  std::string nodes_path, pods_path, samples_path;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--quick")) quick = true;
-    if (!std::strcmp(argv[i], "--packing-nodes") && i + 1 < argc) packing_nodes = std::atoi(argv[++i]);
+    const std::string a = argv[i];
+    auto value = [&](std::string& out) {
+      if (i + 1 >= argc) return false;
+      out = argv[++i];
+      return true;
+    };
+    if (a == "--quick") {
+      quick = true;
+    } else if (a == "--packing-nodes") {
+      std::string v;
+      if (!value(v)) return usage("--packing-nodes needs a value");
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), packing_nodes);
+      if (ec != std::errc() || end != v.data() + v.size() || packing_nodes < 1) {
+        return usage("--packing-nodes must be a positive whole number");
+      }
+    } else if (a == "--nodes") {
+      if (!value(nodes_path)) return usage("--nodes needs a file");
+    } else if (a == "--pods") {
+      if (!value(pods_path)) return usage("--pods needs a file");
+    } else if (a == "--samples") {
+      if (!value(samples_path)) return usage("--samples needs a file");
+    } else {
+      return usage(("unknown argument " + a).c_str());
+    }
   }
+  if (nodes_path.empty() != pods_path.empty()) return usage("--nodes and --pods go together");
+  if (!samples_path.empty() && nodes_path.empty()) return usage("--samples needs --nodes and --pods");
+  if (!nodes_path.empty()) return runTrace(nodes_path, pods_path, samples_path);
   const std::uint64_t seed = 20240611;
 
   // 1. Throughput.

@@ -1,6 +1,6 @@
 #pragma once
-// Synthetic clusters and workloads for the scheduler benchmark, plus a first-fit
-// baseline scheduler. Everything is driven by a seeded RNG, so runs are repeatable.
+// Synthetic clusters and workloads for the scheduler benchmark (the first-fit
+// baseline is in first_fit.h). Everything is driven by a seeded RNG, so runs are repeatable.
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -9,6 +9,7 @@
 
 #include "waterline/scheduling/framework.h"
 #include "waterline/scheduling/inventory.h"
+#include "first_fit.h"
 
 namespace waterline::scheduling::bench {
 
@@ -36,18 +37,5 @@ struct Deployment {
 // pool can serve it.
 std::vector<Deployment> benchDeployments(const std::vector<PoolShare>& pools, int count,
                                          std::mt19937_64& rng);
-
-// First fit: nodes in name order, the first node that passes the same class-level filters
-// and has room; inside it the lowest GPU index and the lowest valid slot.
-class FirstFit {
- public:
-  FirstFit(Inventory& inv, const Profile& profile);
-  std::optional<Assignment> schedule(const Request& r);
-
- private:
-  Inventory& inv_;
-  const Profile& profile_;
-  std::vector<NodeId> order_;
-};
 
 }  // namespace waterline::scheduling::bench
