@@ -20,7 +20,7 @@ help:
 	@echo "make demo         the whole story on a local control plane (placement, autoscaling,"
 	@echo "                  PTU spillover, GPU and node failures repaired, routing), then stop"
 	@echo "make demo-up/down keep the demo running / stop it"
-	@echo "make bench-NAME   run bench/NAME/run.sh (ends with RESULT lines)"
+	@echo "make bench-NAME   run bench/NAME/run.sh (ends with RESULT lines); ARGS=... passes flags"
 
 deps:
 	@bash hack/deps.sh
@@ -53,7 +53,7 @@ demo-down:
 	@bash hack/demo.sh down
 
 bench-%: deps build
-	@bash bench/$*/run.sh $(BUILD)
+	@bash bench/$*/run.sh $(BUILD) $(ARGS)
 
 clean:
 	rm -rf $(BUILD)
