@@ -68,6 +68,9 @@ double saneTokens(double v, double ifInvalid) {
   return std::clamp(v, 0.0, 1e15);
 }
 
+// Request bodies up to this size are "small" for --max-body-bytes-in-flight (BodyBytes).
+constexpr int64_t kSmallBody = 64 << 10;
+
 // Read size for request heads: big enough for a head and a small body in one read.
 constexpr std::size_t kHeadReadSize = 8192;
 
@@ -350,11 +353,14 @@ struct Worker {
     int64_t held = 0;
     explicit BodyBytes(std::atomic<int64_t>& t) : total(t) {}
     ~BodyBytes() { release(); }
-    // Holds `n` bytes in all (more than now: takes the difference); false over `cap`.
+    // Holds `n` bytes in all (more than now: takes the difference); false over the cap.
+    // A body above kSmallBody may fill only 3/4 of `cap`: the rest stays free for
+    // ordinary small requests while large bodies queue up against the cap.
     bool holdUpTo(int64_t n, int64_t cap) {
       if (n <= held) return true;
+      const int64_t limit = n > kSmallBody ? cap / 4 * 3 : cap;
       const int64_t more = n - held;
-      if (total.fetch_add(more, std::memory_order_relaxed) + more > cap) {
+      if (total.fetch_add(more, std::memory_order_relaxed) + more > limit) {
         total.fetch_sub(more, std::memory_order_relaxed);
         return false;
       }
