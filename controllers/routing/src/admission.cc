@@ -91,6 +91,7 @@ double ReservationLimiter::usedLocked(MonotonicTime now) {
 
 std::optional<ReservationLimiter::Ticket> ReservationLimiter::tryAdmit(double tokens, MonotonicTime now) {
   std::lock_guard lk(mu_);
+  if (std::isnan(tokens)) return std::nullopt;  // an unknown charge is never free
   tokens = std::max(0.0, tokens);
   advanceLocked(now);
   const double lim = cfg_.limit();
@@ -111,6 +112,8 @@ std::optional<ReservationLimiter::Ticket> ReservationLimiter::tryAdmit(double to
 
 void ReservationLimiter::settle(const Ticket& t, double actualTokens, MonotonicTime now) {
   std::lock_guard lk(mu_);
+  // A NaN or infinite usage would poison the window's running sum: keep the charge.
+  if (!std::isfinite(actualTokens)) actualTokens = t.charged;
   actualTokens = std::max(0.0, actualTokens);
   const double delta = actualTokens - t.charged;
   advanceLocked(now);
