@@ -447,7 +447,7 @@ struct Worker {
         buf.consume(used);
         if (!ec && !parser.is_header_done()) ec = http::error::partial_message;
         if (ec) {
-          sh.rejectedFraming->inc();
+          if (ec != http::error::body_limit && ec != http::error::header_limit) sh.rejectedFraming->inc();
           co_await readError(client, ec, true);
           break;
         }
