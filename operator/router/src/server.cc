@@ -395,7 +395,8 @@ struct Worker {
       for (;;) {
         // ---- the head
         std::size_t scanFrom = 0, headEnd = std::string_view::npos;
-        bool started = buf.size() > 0;
+        bool started = buf.size() > 0;  // a byte of this request is here
+        bool armed = started;             // the --header-timeout deadline is set
         client.expires_after(started ? cfg.headerTimeout : cfg.clientIdleTimeout);
         bool tooLarge = false;
         for (;;) {
@@ -409,14 +410,17 @@ struct Worker {
             tooLarge = true;
             break;
           }
+          // Only a head that did not come whole re-arms the deadline (a timer update is
+          // not free; the usual head arrives in one read).
+          if (started && !armed) {
+            client.expires_after(cfg.headerTimeout);
+            armed = true;
+          }
           const std::size_t n =
               co_await client.async_read_some(buf.prepare(kHeadReadSize), asio::redirect_error(use_awaitable, ec));
           if (ec) break;
           buf.commit(n);
-          if (!started) {
-            started = true;
-            client.expires_after(cfg.headerTimeout);
-          }
+          started = true;
         }
         if (tooLarge) {
           co_await readError(client, http::error::header_limit);
