@@ -1,6 +1,7 @@
 // Fuzzes the router's request-body handling: parseRequestBody (both APIs, with and
 // without a required model), then for accepted bodies the token estimate, the usage
 // clamp and the bounded quote of the model name, checking their invariants.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

@@ -6,6 +6,7 @@
 // a desync), and that every round makes progress (no hang).
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
