@@ -264,8 +264,8 @@ TEST_F(RouterHardeningIT, FramingErrorsAreAnsweredOnceAndCloseTheConnection) {
     const std::string got = s.readToEof(&eof);
     EXPECT_TRUE(eof) << c.name << ": the connection stayed open";
     const auto st = statuses(got);
-    ASSERT_EQ(st.size(), 1u) << c.name << ": " << got;  // the smuggled GET is never answered
-    EXPECT_EQ(st[0], c.status) << c.name << ": " << got;
+    EXPECT_EQ(st.size(), 1u) << c.name << ": " << got;  // the smuggled GET is never answered
+    if (!st.empty()) EXPECT_EQ(st[0], c.status) << c.name << ": " << got;
     EXPECT_NE(Raw::lower(got).find("connection: close"), std::string::npos) << c.name;
     EXPECT_EQ(got.find("\"deployments\""), std::string::npos) << c.name << ": the routing table leaked";
   }
