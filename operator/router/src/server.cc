@@ -469,7 +469,6 @@ struct Worker {
             co_await http::async_write(client, cont, asio::redirect_error(use_awaitable, ec));
             if (ec) break;
           }
-          client.expires_after(cfg.clientIdleTimeout);
           bool over = false;
           parser.eager(true);
           // What is already buffered first (a small body usually came with its head),
@@ -479,6 +478,9 @@ struct Worker {
             buf.consume(used);
             if (ec == http::error::need_more) ec = {};
           }
+          // The rest of the body within --client-idle-timeout (a timer update only when
+          // there is a rest to read).
+          if (!ec && !parser.is_done()) client.expires_after(cfg.clientIdleTimeout);
           while (!ec && !parser.is_done()) {
             if (!len && !held.holdUpTo(static_cast<int64_t>(parser.get().body().size()), cap)) {
               over = true;
