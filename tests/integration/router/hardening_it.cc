@@ -419,6 +419,34 @@ TEST_F(RouterHardeningIT, BodyBytesInFlightAreCapped) {
   EXPECT_EQ(testing::post(port(), "/v1/chat/completions", chat("team/dz")).status, 200);
 }
 
+TEST_F(RouterHardeningIT, LargeBodiesLeaveRoomForSmallRequests) {
+  RouterConfig cfg;
+  cfg.maxBodyBytes = 128 << 10;
+  cfg.maxBodyBytesInFlight = 256 << 10;  // large bodies (> 64 KiB) may hold 192 KiB of it
+  start(cfg);
+  std::string body = chat("team/dz");
+  body.resize(96 << 10, ' ');
+  const std::string head = post("Content-Length: " + std::to_string(body.size()) + "\r\n");
+  Raw a(port()), b(port());
+  ASSERT_TRUE(a.send(head + body.substr(0, 100)));
+  ASSERT_TRUE(b.send(head + body.substr(0, 100)));
+  ASSERT_TRUE(eventually([&] { return metric("waterline_router_body_bytes_in_flight") == 192 << 10; }))
+      << metric("waterline_router_body_bytes_in_flight");
+  // A third large body is refused although 64 KiB are free...
+  {
+    Raw c(port());
+    ASSERT_TRUE(c.send(head + body));
+    EXPECT_EQ(statuses(c.readToEof()), (std::vector<int>{503}));
+  }
+  // ...and ordinary requests still get through.
+  Client good(port());
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(good.post("/v1/chat/completions", chat("team/dz")).status, 200);
+  ASSERT_TRUE(a.send(body.substr(100)));
+  ASSERT_TRUE(b.send(body.substr(100)));
+  EXPECT_EQ(statuses(a.readResponse()), (std::vector<int>{200}));
+  EXPECT_EQ(statuses(b.readResponse()), (std::vector<int>{200}));
+}
+
 TEST_F(RouterHardeningIT, ErrorsQuoteABoundedPrefixOfRequestData) {
   RouterConfig cfg;
   cfg.maxBodyBytes = 8 << 20;
