@@ -71,6 +71,15 @@ Flags (--flag=value or --flag value):
                                 changes, up to this long (default 30s; 0: plain polling)
   --max-body-bytes=SIZE         larger request bodies get 413 (default 4Mi)
   --max-header-bytes=SIZE       larger request headers get 431 (default 64Ki)
+  --max-connections=N           open client connections; a connection over it is answered
+                                503 and closed (default 8192; keep below the fd limit)
+  --max-inflight=N              requests being proxied at once; over it: 503 with
+                                Retry-After: 1 (default 4096)
+  --header-timeout=DUR          a request's head must be complete this long after its first
+                                byte, else the connection is closed (default 10s)
+  --max-body-bytes-in-flight=SIZE  request-body bytes held across all connections; a
+                                request over it is answered 503 and its connection closed
+                                (default 64Mi; at least --max-body-bytes)
   --connect-timeout=DUR         upstream connect timeout (default 2s)
   --upstream-timeout=DUR        until the upstream response header (default 300s)
   --stream-idle-timeout=DUR     between upstream body reads (default 300s)
@@ -111,6 +120,7 @@ Flags (--flag=value or --flag value):
 std::expected<RouterConfig, std::string> parseFlags(const std::vector<std::string>& args) {
   RouterConfig c;
   std::vector<std::string> membershipFlags;  // set without --membership-group: an error
+  bool bodyInFlightSet = false;
   auto fail = [](const std::string& flag, const std::string& why) {
     return std::unexpected("flag --" + flag + ": " + why);
   };
@@ -190,14 +200,29 @@ std::expected<RouterConfig, std::string> parseFlags(const std::vector<std::strin
       if (!b) return fail(name, b.error());
       if (*b == 0) return fail(name, "must be > 0");
       (name == "max-body-bytes" ? c.maxBodyBytes : c.maxHeaderBytes) = *b;
+    } else if (name == "max-body-bytes-in-flight") {
+      auto b = parseBytes(s);
+      if (!b) return fail(name, b.error());
+      if (*b == 0) return fail(name, "must be > 0");
+      c.maxBodyBytesInFlight = *b;
+      bodyInFlightSet = true;
+    } else if (name == "max-connections") {
+      auto x = toInt(1, 1000000);
+      if (!x) return std::unexpected(x.error());
+      c.maxConnections = static_cast<int>(*x);
+    } else if (name == "max-inflight") {
+      auto x = toInt(1, 1000000);
+      if (!x) return std::unexpected(x.error());
+      c.maxInflight = static_cast<int>(*x);
     } else if (name == "connect-timeout" || name == "upstream-timeout" || name == "stream-idle-timeout" ||
-               name == "client-idle-timeout") {
+               name == "client-idle-timeout" || name == "header-timeout") {
       auto d = toDur();
       if (!d) return std::unexpected(d.error());
       if (*d <= Duration::zero()) return fail(name, "must be > 0");
       if (name == "connect-timeout") c.connectTimeout = *d;
       else if (name == "upstream-timeout") c.upstreamHeaderTimeout = *d;
       else if (name == "stream-idle-timeout") c.streamIdleTimeout = *d;
+      else if (name == "header-timeout") c.headerTimeout = *d;
       else c.clientIdleTimeout = *d;
     } else if (name == "max-attempts") {
       auto x = toInt(1, 64);
@@ -274,6 +299,12 @@ std::expected<RouterConfig, std::string> parseFlags(const std::vector<std::strin
     } else {
       return std::unexpected("unknown flag --" + name + " (see --help)");
     }
+  }
+  if (c.maxBodyBytesInFlight < c.maxBodyBytes) {
+    // A request of the largest allowed size must fit; an explicit contradiction is an error.
+    if (bodyInFlightSet)
+      return fail("max-body-bytes-in-flight", "must be at least --max-body-bytes (" + std::to_string(c.maxBodyBytes) + ")");
+    c.maxBodyBytesInFlight = c.maxBodyBytes;
   }
   if (!c.membership.enabled() && !membershipFlags.empty())
     return fail(membershipFlags.front(), "only applies with --membership-group");

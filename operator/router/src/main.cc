@@ -1,6 +1,7 @@
 // waterline-router: the composition root of the router binary. Flags -> RouterConfig,
 // routes sources -> RouterServer::setRoutes, Lease membership ->
 // RouterServer::setReplicaCount, signals -> stop.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -46,6 +47,19 @@ int main(int argc, char** argv) {
   if (cfg->routesFile.empty() && cfg->routesUrl.empty()) {
     std::cerr << "waterline-router: one of --routes-file or --routes-url is required (see --help)\n";
     return 2;
+  }
+
+  // --max-connections needs as many descriptors (plus upstream connections): use the
+  // hard limit, not the usual soft 1024.
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    if (rl.rlim_cur < rl.rlim_max) {
+      rlimit raised = rl;
+      raised.rlim_cur = rl.rlim_max;
+      if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < static_cast<rlim_t>(cfg->maxConnections) + 256)
+      logger.warn("descriptor limit below --max-connections: connections beyond it fail to be accepted",
+                  {{"fd_limit", static_cast<long long>(rl.rlim_cur)}, {"max_connections", cfg->maxConnections}});
   }
 
   router::RouterServer server(*cfg);

@@ -1,6 +1,7 @@
 #include "waterline/router/openai.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace waterline::router {
 
@@ -76,7 +77,35 @@ std::string ApiError::body() const {
             {"type", type},
             {"param", param ? json(*param) : json(nullptr)},
             {"code", code ? json(*code) : json(nullptr)}};
-  return json{{"error", std::move(e)}}.dump();
+  // Replace, not throw: a message may quote request bytes that are not UTF-8.
+  return json{{"error", std::move(e)}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::int64_t promptTokenBound(const routing::TokenEstimate& est, std::size_t requestBodyBytes) {
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  const std::int64_t bytes = requestBodyBytes > static_cast<std::size_t>(kMax) ? kMax : static_cast<std::int64_t>(requestBodyBytes);
+  const std::int64_t e = std::max<std::int64_t>(0, est.promptTokens);
+  std::int64_t extra = 0;
+  if (__builtin_mul_overflow(e, kPromptBoundEstimateFactor, &extra)) return kMax;
+  std::int64_t bound = 0;
+  if (__builtin_add_overflow(bytes, extra, &bound)) return kMax;
+  return bound;
+}
+
+routing::Usage clampUsage(routing::Usage u, const routing::TokenEstimate& est, std::size_t requestBodyBytes) {
+  u.promptTokens = std::clamp<std::int64_t>(u.promptTokens, 0, promptTokenBound(est, requestBodyBytes));
+  u.completionTokens = std::clamp<std::int64_t>(u.completionTokens, 0, std::max<std::int64_t>(0, est.maxOutputTokens));
+  return u;
+}
+
+std::string quoteBounded(std::string_view s, std::size_t maxBytes) {
+  if (s.size() <= maxBytes) return std::string(s);
+  std::size_t cut = maxBytes;
+  // Back up over continuation bytes (10xxxxxx) so no character is split.
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  std::string out(s.substr(0, cut));
+  out += "\u2026";
+  return out;
 }
 
 int jsonDepth(std::string_view s, int limit) {

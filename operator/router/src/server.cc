@@ -27,6 +27,7 @@
 #include "waterline/common/log.h"
 #include "waterline/routing/selection.h"
 #include "waterline/routing/tokens.h"
+#include "waterline/router/framing.h"
 #include "waterline/router/wire.h"
 
 namespace waterline::router {
@@ -53,7 +54,38 @@ const waterline::log::Logger& rlog() {
 std::string fmtNum(double v) {
   if (!std::isfinite(v)) v = 0;
   if (v < 0) v = 0;
+  if (v > 9e18) v = 9e18;  // the cast below is undefined past LLONG_MAX
   return std::to_string(static_cast<long long>(std::floor(v)));
+}
+
+// Weighted tokens as the limiter may see them: finite, in [0, 1e15]. The weights come
+// from the routing table and the token counts from the request or the upstream; a NaN, an
+// infinity or an absurd product must not reach the admission window (a NaN charge would
+// otherwise be admitted as 0, an infinite settlement poison the window's running sum).
+// `ifInvalid` is what a NaN/negative value stands for.
+double saneTokens(double v, double ifInvalid) {
+  if (std::isnan(v) || v < 0) v = ifInvalid;
+  return std::clamp(v, 0.0, 1e15);
+}
+
+// Request bodies up to this size are "small" for --max-body-bytes-in-flight (BodyBytes).
+constexpr int64_t kSmallBody = 64 << 10;
+
+// Read size for request heads: big enough for a head and a small body in one read.
+constexpr std::size_t kHeadReadSize = 8192;
+
+// The answer to a connection over --max-connections: written without waiting, then the
+// connection is closed.
+const std::string& tooManyConnectionsResponse() {
+  static const std::string r = [] {
+    const std::string body = makeError(503, "The router has too many open connections. Retry shortly.",
+                                       "server_error", "too_many_connections")
+                                 .body();
+    return "HTTP/1.1 503 Service Unavailable\r\nServer: waterline-router\r\nContent-Type: application/json\r\n"
+           "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }();
+  return r;
 }
 
 // Non-streaming upstream bodies up to this size are read whole and answered in one write.
@@ -106,6 +138,15 @@ struct RouterServer::Impl {
   metrics::CounterFamily* spills = nullptr;
   metrics::CounterFamily* routeUpdates = nullptr;
   std::atomic<int64_t> inflight{0};
+  // Limits (docs/operations.md, "Limits").
+  std::atomic<int64_t> connections{0};    // open client connections
+  std::atomic<int64_t> bodyBytes{0};      // request-body bytes held, all connections
+  metrics::Counter* rejectedConnections = nullptr;
+  metrics::Counter* rejectedInflight = nullptr;
+  metrics::Counter* rejectedBodyBytes = nullptr;
+  metrics::Counter* rejectedHeaderTimeout = nullptr;
+  metrics::Counter* rejectedFraming = nullptr;
+  metrics::Counter* usageClamped = nullptr;
   std::atomic<int> replicaCount{1};  // N: router replicas sharing each reservation
 
   mutable std::mutex routesMu;
@@ -146,6 +187,26 @@ struct RouterServer::Impl {
                        {}, [this] { return std::vector<metrics::Sample>{{{}, static_cast<double>(replicaCount.load())}}; });
     registry.gaugeFunc("waterline_router_inflight_requests", "Requests in progress.", {},
                        [this] { return std::vector<metrics::Sample>{{{}, static_cast<double>(inflight.load())}}; });
+    registry.gaugeFunc("waterline_router_connections", "Open client connections (at most --max-connections).", {},
+                       [this] { return std::vector<metrics::Sample>{{{}, static_cast<double>(connections.load())}}; });
+    registry.gaugeFunc("waterline_router_body_bytes_in_flight",
+                       "Request-body bytes held across connections (at most --max-body-bytes-in-flight).", {},
+                       [this] { return std::vector<metrics::Sample>{{{}, static_cast<double>(bodyBytes.load())}}; });
+    auto& rejected = registry.counter(
+        "waterline_router_rejected_total",
+        "Connections and requests refused or cut by a limit, by reason: connections (503, --max-connections), "
+        "inflight (503, --max-inflight), body_bytes (503, --max-body-bytes-in-flight), header_timeout (closed, "
+        "--header-timeout), framing (400/501 for a malformed or ambiguous request head, closed).",
+        {"reason"});
+    rejectedConnections = &rejected.withLabels({"connections"});
+    rejectedInflight = &rejected.withLabels({"inflight"});
+    rejectedBodyBytes = &rejected.withLabels({"body_bytes"});
+    rejectedHeaderTimeout = &rejected.withLabels({"header_timeout"});
+    rejectedFraming = &rejected.withLabels({"framing"});
+    usageClamped = &registry.counter("waterline_router_usage_clamped_total",
+                                     "Upstream usage figures above what the request could have produced, "
+                                     "clamped before settlement (docs/routing.md).")
+                        .get();
     registry.gaugeFunc("waterline_router_routes_deployments", "Deployments in the routing table.", {}, [this] {
       std::lock_guard lk(routesMu);
       double n = routes ? static_cast<double>(routes->table().deployments.size()) : 0;
@@ -286,29 +347,152 @@ struct Worker {
     asio::co_spawn(io, session(std::move(s)), asio::detached);
   }
 
+  // Holds request-body bytes against --max-body-bytes-in-flight until the request is done.
+  struct BodyBytes {
+    std::atomic<int64_t>& total;
+    int64_t held = 0;
+    explicit BodyBytes(std::atomic<int64_t>& t) : total(t) {}
+    ~BodyBytes() { release(); }
+    // Holds `n` bytes in all (more than now: takes the difference); false over the cap.
+    // A body above kSmallBody may fill only 3/4 of `cap`: the rest stays free for
+    // ordinary small requests while large bodies queue up against the cap.
+    bool holdUpTo(int64_t n, int64_t cap) {
+      if (n <= held) return true;
+      const int64_t limit = n > kSmallBody ? cap / 4 * 3 : cap;
+      const int64_t more = n - held;
+      if (total.fetch_add(more, std::memory_order_relaxed) + more > limit) {
+        total.fetch_sub(more, std::memory_order_relaxed);
+        return false;
+      }
+      held = n;
+      return true;
+    }
+    void release() {
+      if (held) total.fetch_sub(held, std::memory_order_relaxed);
+      held = 0;
+    }
+  };
+
+  struct ConnectionCount {
+    std::atomic<int64_t>& n;
+    ~ConnectionCount() { n.fetch_sub(1, std::memory_order_relaxed); }
+  };
+
+  // One client connection (counted in sh.connections by accept()). Per request: the head
+  // is read up to its empty line (framing::findHeadEnd; the first byte within
+  // --client-idle-timeout, the rest within --header-timeout), checked by
+  // framing::checkRequestHead, then parsed by Beast from the buffer, and the body read
+  // under --max-body-bytes-in-flight. Any framing or parse error is answered and closes
+  // the connection: bytes after an ambiguous head are never read as a request.
   awaitable<void> session(tcp::socket sock) {
+    ConnectionCount counted{sh.connections};
     beast::tcp_stream client(std::move(sock));
     beast::error_code ec;
     client.socket().set_option(tcp::no_delay(true), ec);
     beast::flat_buffer buf;
+    const auto cap = static_cast<int64_t>(std::min<std::size_t>(cfg.maxBodyBytesInFlight, INT64_MAX));
     try {
       for (;;) {
+        // ---- the head
+        std::size_t scanFrom = 0, headEnd = std::string_view::npos;
+        bool started = buf.size() > 0;  // a byte of this request is here
+        bool armed = started;             // the --header-timeout deadline is set
+        client.expires_after(started ? cfg.headerTimeout : cfg.clientIdleTimeout);
+        bool tooLarge = false;
+        for (;;) {
+          const std::string_view have(static_cast<const char*>(buf.data().data()), buf.size());
+          headEnd = framing::findHeadEnd(have, scanFrom);
+          if (headEnd != std::string_view::npos) {
+            tooLarge = headEnd > cfg.maxHeaderBytes;
+            break;
+          }
+          if (buf.size() >= cfg.maxHeaderBytes) {
+            tooLarge = true;
+            break;
+          }
+          // Only a head that did not come whole re-arms the deadline (a timer update is
+          // not free; the usual head arrives in one read).
+          if (started && !armed) {
+            client.expires_after(cfg.headerTimeout);
+            armed = true;
+          }
+          const std::size_t n =
+              co_await client.async_read_some(buf.prepare(kHeadReadSize), asio::redirect_error(use_awaitable, ec));
+          if (ec) break;
+          buf.commit(n);
+          started = true;
+        }
+        if (tooLarge) {
+          co_await readError(client, http::error::header_limit);
+          break;
+        }
+        if (ec) {
+          // Timed out with part of a head (slowloris): counted. Idle keep-alive timeouts
+          // and closes are not.
+          if (ec == beast::error::timeout && started) sh.rejectedHeaderTimeout->inc();
+          break;
+        }
+        const std::string_view head(static_cast<const char*>(buf.data().data()), headEnd);
+        if (const auto fr = framing::checkRequestHead(head); !fr.ok) {
+          sh.rejectedFraming->inc();
+          ApiError e = makeError(fr.error.status, "Malformed HTTP request: " + std::string(fr.error.reason),
+                                 "invalid_request_error", fr.error.status == 501 ? "not_implemented" : "bad_request");
+          recordRequest("", "", fr.error.status, steady::now());
+          co_await sendError(client, 11, false, e, {});
+          co_await drain(client);
+          break;
+        }
+
+        // ---- Beast parses the head from the buffer (no I/O)
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(cfg.maxHeaderBytes, UINT32_MAX)));
         parser.body_limit(cfg.maxBodyBytes);
-        client.expires_after(cfg.clientIdleTimeout);
-        co_await http::async_read_header(client, buf, parser, asio::redirect_error(use_awaitable, ec));
+        std::size_t used = parser.put(asio::buffer(buf.data().data(), headEnd), ec);
+        buf.consume(used);
+        if (!ec && !parser.is_header_done()) ec = http::error::partial_message;
         if (ec) {
-          co_await readError(client, ec);
+          if (ec != http::error::body_limit && ec != http::error::header_limit) sh.rejectedFraming->inc();
+          co_await readError(client, ec, true);
           break;
         }
-        if (beast::iequals(parser.get()[http::field::expect], "100-continue") && !parser.is_done()) {
-          http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
-          co_await http::async_write(client, cont, asio::redirect_error(use_awaitable, ec));
-          if (ec) break;
-        }
+
+        // ---- the body, held against --max-body-bytes-in-flight
+        BodyBytes held(sh.bodyBytes);
         if (!parser.is_done()) {
-          co_await http::async_read(client, buf, parser, asio::redirect_error(use_awaitable, ec));
+          const auto len = parser.content_length();
+          if (len && !held.holdUpTo(static_cast<int64_t>(*len), cap)) {
+            co_await bodyBytesExceeded(client);
+            break;
+          }
+          if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+            http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
+            co_await http::async_write(client, cont, asio::redirect_error(use_awaitable, ec));
+            if (ec) break;
+          }
+          bool over = false;
+          parser.eager(true);
+          // What is already buffered first (a small body usually came with its head),
+          // then reads; a chunked body is held as it grows.
+          if (buf.size() > 0) {
+            used = parser.put(buf.data(), ec);
+            buf.consume(used);
+            if (ec == http::error::need_more) ec = {};
+          }
+          // The rest of the body within --client-idle-timeout (a timer update only when
+          // there is a rest to read).
+          if (!ec && !parser.is_done()) client.expires_after(cfg.clientIdleTimeout);
+          while (!ec && !parser.is_done()) {
+            if (!len && !held.holdUpTo(static_cast<int64_t>(parser.get().body().size()), cap)) {
+              over = true;
+              break;
+            }
+            co_await http::async_read_some(client, buf, parser, asio::redirect_error(use_awaitable, ec));
+          }
+          if (!over && !ec && !len && !held.holdUpTo(static_cast<int64_t>(parser.get().body().size()), cap)) over = true;
+          if (over) {
+            co_await bodyBytesExceeded(client);
+            break;
+          }
           if (ec) {
             co_await readError(client, ec);
             break;
@@ -325,7 +509,20 @@ struct Worker {
     client.socket().close(ec);
   }
 
-  awaitable<void> readError(beast::tcp_stream& client, beast::error_code ec) {
+  awaitable<void> bodyBytesExceeded(beast::tcp_stream& client) {
+    sh.rejectedBodyBytes->inc();
+    Headers h;
+    h.add("Retry-After", "1");
+    ApiError e = makeError(503, "The router is holding too many request bodies. Retry shortly.", "server_error",
+                           "router_overloaded");
+    recordRequest("", "", 503, steady::now());
+    co_await sendError(client, 11, false, e, h);
+    co_await drain(client);
+  }
+
+  // Answers a read or parse error (when there is anyone to answer) and leaves the
+  // connection to be closed. `parsed`: the error came from parsing a complete head.
+  awaitable<void> readError(beast::tcp_stream& client, beast::error_code ec, bool parsed = false) {
     if (ec == http::error::body_limit) {
       ApiError e = makeError(413, "The request body exceeds the limit of " + std::to_string(cfg.maxBodyBytes) + " bytes.",
                              "invalid_request_error", "request_too_large");
@@ -338,8 +535,8 @@ struct Worker {
       recordRequest("", "", 431, steady::now());
       co_await sendError(client, 11, false, e, {});
       co_await drain(client);
-    } else if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
-               ec != http::error::end_of_stream && ec != http::error::partial_message) {
+    } else if (parsed || (ec.category() == http::make_error_code(http::error::bad_method).category() &&
+                          ec != http::error::end_of_stream && ec != http::error::partial_message)) {
       ApiError e = makeError(400, "Malformed HTTP request: " + ec.message() + ".", "invalid_request_error", "bad_request");
       recordRequest("", "", 400, steady::now());
       co_await sendError(client, 11, false, e, {});
@@ -391,8 +588,9 @@ struct Worker {
     const bool keep = req.keep_alive();
     Target t = classifyTarget(ssv(req.target()));
     if (t.kind == RouteKind::NotFound) {
-      std::string path(req.target().substr(0, req.target().find('?')));
-      ApiError e = makeError(404, "Invalid URL (" + std::string(req.method_string()) + " " + path + ")");
+      const auto target = ssv(req.target());
+      ApiError e = makeError(404, "Invalid URL (" + quoteBounded(ssv(req.method_string()), 32) + " " +
+                                      quoteBounded(target.substr(0, target.find('?'))) + ")");
       recordRequest("", "", 404, t0);
       co_return co_await sendError(client, ver, keep, e, {});
     }
@@ -400,7 +598,7 @@ struct Worker {
       if (req.method() != http::verb::get) {
         Headers h;
         h.add("Allow", "GET");
-        ApiError e = makeError(405, "Method " + std::string(req.method_string()) + " is not allowed here; use GET.",
+        ApiError e = makeError(405, "Method " + quoteBounded(ssv(req.method_string()), 32) + " is not allowed here; use GET.",
                                "invalid_request_error", "method_not_allowed");
         co_return co_await sendError(client, ver, keep, e, h);
       }
@@ -409,12 +607,23 @@ struct Worker {
     if (req.method() != http::verb::post) {
       Headers h;
       h.add("Allow", "POST");
-      ApiError e = makeError(405, "Method " + std::string(req.method_string()) + " is not allowed here; use POST.",
+      ApiError e = makeError(405, "Method " + quoteBounded(ssv(req.method_string()), 32) + " is not allowed here; use POST.",
                              "invalid_request_error", "method_not_allowed");
       recordRequest("", "", 405, t0);
       co_return co_await sendError(client, ver, keep, e, h);
     }
-    InflightCount dec(sh.inflight);
+    // --max-inflight: the body is read whole, so the connection may stay open.
+    if (sh.inflight.fetch_add(1, std::memory_order_relaxed) >= cfg.maxInflight) {
+      sh.inflight.fetch_sub(1, std::memory_order_relaxed);
+      sh.rejectedInflight->inc();
+      Headers h;
+      h.add("Retry-After", "1");
+      ApiError e = makeError(503, "The router has too many requests in progress. Retry shortly.", "server_error",
+                             "router_overloaded");
+      recordRequest("", "", 503, t0);
+      co_return co_await sendError(client, ver, keep, e, h);
+    }
+    InflightCount dec(sh.inflight, false);
     co_return co_await proxy(client, req, t, t0);
   }
 
@@ -476,7 +685,9 @@ struct Worker {
 
   struct InflightCount {
     std::atomic<int64_t>& n;
-    explicit InflightCount(std::atomic<int64_t>& r) : n(r) { n.fetch_add(1, std::memory_order_relaxed); }
+    explicit InflightCount(std::atomic<int64_t>& r, bool add = true) : n(r) {
+      if (add) n.fetch_add(1, std::memory_order_relaxed);
+    }
     ~InflightCount() { n.fetch_sub(1, std::memory_order_relaxed); }
   };
 
@@ -779,11 +990,11 @@ struct Worker {
       ApiError e;
       e.status = 404;
       if (openaiPath) {
-        e.message = "The model `" + requested + "` does not exist or you do not have access to it.";
+        e.message = "The model `" + quoteBounded(requested) + "` does not exist or you do not have access to it.";
         e.code = "model_not_found";
         e.param = "model";
       } else {
-        e.message = "The API deployment `" + requested + "` does not exist.";
+        e.message = "The API deployment `" + quoteBounded(requested) + "` does not exist.";
         e.code = "DeploymentNotFound";
       }
       recordRequest("", "", 404, t0);
@@ -802,7 +1013,10 @@ struct Worker {
       if (std::find(visited.begin(), visited.end(), cur) != visited.end()) break;
       visited.push_back(cur);
       const std::string dep = cur->deployment.str();
-      const double charge = cur->weightedTokens(static_cast<double>(est.promptTokens), static_cast<double>(est.maxOutputTokens));
+      // An estimate that is not a finite non-negative number charges the most (refused
+      // by any reservation), never nothing.
+      const double charge = saneTokens(
+          cur->weightedTokens(static_cast<double>(est.promptTokens), static_cast<double>(est.maxOutputTokens)), 1e15);
       auto adm = sh.admission.admit(*cur, charge, sh.clock->monotonicTime());
       if (adm.outcome == routing::AdmitOutcome::Spill) {
         const auto* next = routesNow->spilloverOf(*cur);
@@ -892,12 +1106,22 @@ struct Worker {
         tried.insert(endpoint);
         Outcome o = co_await forward(client, req, t, *cur, *entry, endpoint, *bodyText, extra);
         if (o.kind == Outcome::Retry) continue;
-        // Settle with what the response reported.
+        // Settle with what the response reported, clamped to what this request could
+        // have produced (clampUsage, docs/routing.md).
         double actual;
-        if (o.usage) actual = cur->weightedTokens(static_cast<double>(o.usage->promptTokens), static_cast<double>(o.usage->completionTokens));
-        else if (o.status >= 400) actual = 0;
-        else if (o.sse) actual = cur->weightedTokens(static_cast<double>(est.promptTokens), static_cast<double>(o.sseEvents));
-        else actual = charge;
+        if (o.usage) {
+          const routing::Usage u = clampUsage(*o.usage, est, req.body().size());
+          if (u != *o.usage) sh.usageClamped->inc();
+          actual = cur->weightedTokens(static_cast<double>(u.promptTokens), static_cast<double>(u.completionTokens));
+        } else if (o.status >= 400) {
+          actual = 0;
+        } else if (o.sse) {
+          const routing::Usage u = clampUsage({est.promptTokens, o.sseEvents}, est, req.body().size());
+          actual = cur->weightedTokens(static_cast<double>(u.promptTokens), static_cast<double>(u.completionTokens));
+        } else {
+          actual = charge;
+        }
+        actual = saneTokens(actual, charge);
         sh.admission.settle(adm, actual, sh.clock->monotonicTime());
         recordRequest(dep, entry->pool, o.status, t0);
         if (o.kind == Outcome::Abort) co_return false;
@@ -930,7 +1154,19 @@ void RouterServer::Impl::accept() {
   Worker& w = *workers[nextWorker.fetch_add(1, std::memory_order_relaxed) % workers.size()];
   acceptor->async_accept(w.io, [this, &w](beast::error_code ec, tcp::socket s) {
     if (!ec) {
-      w.spawn(std::move(s));
+      if (connections.fetch_add(1, std::memory_order_relaxed) >= cfg.maxConnections) {
+        // Over --max-connections: answer 503 if the socket takes it now, and close.
+        connections.fetch_sub(1, std::memory_order_relaxed);
+        rejectedConnections->inc();
+        beast::error_code wec;
+        s.non_blocking(true, wec);
+        const auto& r = tooManyConnectionsResponse();
+        s.write_some(asio::buffer(r), wec);
+        s.shutdown(tcp::socket::shutdown_send, wec);
+        s.close(wec);
+      } else {
+        w.spawn(std::move(s));  // session() gives the count back
+      }
     } else if (ec == asio::error::operation_aborted || !acceptor || !acceptor->is_open()) {
       return;
     } else {

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "fixtures.h"
 #include "waterline/routing/tokens.h"
 
@@ -52,6 +55,24 @@ TEST(Limiter, SlidingWindowAdmitsUpToTheLimitThenRefuses) {
   EXPECT_FALSE(l.tryAdmit(1, at(6s)));
   EXPECT_DOUBLE_EQ(l.used(at(6s)), 6000);
   EXPECT_DOUBLE_EQ(l.remaining(at(6s)), 0);
+}
+
+TEST(Limiter, NonFiniteChargesAndUsageCannotPoisonTheWindow) {
+  for (auto mode : {LimiterMode::SlidingWindow, LimiterMode::TokenBucket}) {
+    ReservationLimiter l(cfg(600, 0, mode));
+    const auto t0 = at(0s);
+    EXPECT_FALSE(l.tryAdmit(std::nan(""), t0)) << "a NaN charge was admitted";
+    EXPECT_FALSE(l.tryAdmit(std::numeric_limits<double>::infinity(), t0));
+    auto t = l.tryAdmit(100, t0);
+    ASSERT_TRUE(t);
+    l.settle(*t, std::numeric_limits<double>::infinity(), t0);
+    EXPECT_DOUBLE_EQ(l.used(t0), 100);  // kept the charge
+    auto u = l.tryAdmit(100, t0);
+    ASSERT_TRUE(u);
+    l.settle(*u, std::nan(""), t0);
+    EXPECT_DOUBLE_EQ(l.used(t0), 200);
+    EXPECT_TRUE(l.tryAdmit(400, t0));  // the rest of the window is still usable
+  }
 }
 
 TEST(Limiter, SlidingWindowRefillsAsChargesLeaveTheWindow) {

@@ -55,6 +55,38 @@ TEST(RouterFlags, ParsesEveryFlag) {
   EXPECT_EQ(p->port, 81);
 }
 
+TEST(RouterFlags, Limits) {
+  auto d = parseFlags({});
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->maxConnections, 8192);
+  EXPECT_EQ(d->maxInflight, 4096);
+  EXPECT_EQ(d->headerTimeout, 10s);
+  EXPECT_EQ(d->maxBodyBytesInFlight, 64u << 20);
+  auto c = parseFlags({"--max-connections=100", "--max-inflight=7", "--header-timeout=1500ms",
+                       "--max-body-bytes-in-flight=16Mi"});
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->maxConnections, 100);
+  EXPECT_EQ(c->maxInflight, 7);
+  EXPECT_EQ(c->headerTimeout, 1500ms);
+  EXPECT_EQ(c->maxBodyBytesInFlight, 16u << 20);
+  // A smaller per-request limit is fine; a body cap below it cannot admit a largest body.
+  EXPECT_TRUE(parseFlags({"--max-body-bytes=1Mi", "--max-body-bytes-in-flight=2Mi"}));
+  auto small = parseFlags({"--max-body-bytes-in-flight=1Mi"});
+  ASSERT_FALSE(small);
+  EXPECT_NE(small.error().find("--max-body-bytes-in-flight"), std::string::npos) << small.error();
+  // Raising --max-body-bytes past the default cap raises the cap with it.
+  auto big = parseFlags({"--max-body-bytes=100Mi"});
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->maxBodyBytesInFlight, 100u << 20);
+  for (const char* bad : {"--max-connections=0", "--max-inflight=-1", "--header-timeout=0", "--header-timeout=x",
+                          "--max-body-bytes-in-flight=0"}) {
+    auto r = parseFlags({bad});
+    ASSERT_FALSE(r) << bad;
+    const std::string flag = std::string(bad).substr(0, std::string(bad).find('='));
+    EXPECT_NE(r.error().find(flag), std::string::npos) << r.error();
+  }
+}
+
 TEST(RouterFlags, ErrorsNameTheFlag) {
   auto bad = [](std::vector<std::string> a, const std::string& want) {
     auto c = parseFlags(a);

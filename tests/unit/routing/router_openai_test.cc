@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <limits>
+
 #include "fixtures.h"
 
 namespace waterline::router {
@@ -121,6 +124,43 @@ TEST(DeploymentIndex, ResolvesKeyNameThenModel) {
   EXPECT_EQ(idx.resolve(""), nullptr);
   EXPECT_EQ(idx.spilloverOf(*idx.resolve("team/llama-eu"))->deployment.name, "llama-global");
   EXPECT_EQ(idx.spilloverOf(*idx.resolve("team/llama-global")), nullptr);
+}
+
+TEST(QuoteBounded, CutsAtACharacterBoundary) {
+  EXPECT_EQ(quoteBounded("short"), "short");
+  EXPECT_EQ(quoteBounded(std::string(256, 'a')), std::string(256, 'a'));
+  const std::string cut = quoteBounded(std::string(4 << 20, 'm'));
+  EXPECT_EQ(cut, std::string(256, 'm') + "\u2026");
+  // 255 ASCII bytes then a 2-byte character straddling the limit: the character goes whole.
+  const std::string s = std::string(255, 'a') + "\xc3\xa9" + "tail";
+  EXPECT_EQ(quoteBounded(s), std::string(255, 'a') + "\u2026");
+  // A 4-byte character at the limit.
+  const std::string e = std::string(254, 'a') + "\xf0\x9f\x98\x80" + "x";
+  EXPECT_EQ(quoteBounded(e), std::string(254, 'a') + "\u2026");
+  EXPECT_EQ(quoteBounded("abcdef", 3), "abc\u2026");
+  // Invalid UTF-8 quoted into an error still makes valid JSON.
+  auto body = json::parse(makeError(404, "x " + quoteBounded("\xff\xfe") + " y").body(), nullptr, false);
+  ASSERT_FALSE(body.is_discarded());
+}
+
+TEST(ClampUsage, BoundsWhatAnUpstreamReports) {
+  routing::TokenEstimate est;
+  est.promptTokens = 10;
+  est.maxOutputTokens = 100;
+  const std::size_t bytes = 200;
+  EXPECT_EQ(promptTokenBound(est, bytes), 200 + 16 * 10);
+  // Honest figures pass unchanged.
+  EXPECT_EQ(clampUsage({12, 80}, est, bytes), (routing::Usage{12, 80}));
+  // INT64_MAX, negatives.
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(clampUsage({kMax, kMax}, est, bytes), (routing::Usage{360, 100}));
+  EXPECT_EQ(clampUsage({-5, std::numeric_limits<int64_t>::min()}, est, bytes), (routing::Usage{0, 0}));
+  // A bound that would overflow saturates.
+  routing::TokenEstimate huge;
+  huge.promptTokens = kMax / 2;
+  huge.maxOutputTokens = -1;  // a broken estimate bounds completions at 0, never negative
+  EXPECT_EQ(promptTokenBound(huge, SIZE_MAX), kMax);
+  EXPECT_EQ(clampUsage({5, 5}, huge, 10).completionTokens, 0);
 }
 
 }  // namespace

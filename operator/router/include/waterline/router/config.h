@@ -51,6 +51,12 @@ struct RouterConfig {
   std::size_t maxHeaderBytes = 64 << 10; // request headers above: 431
   int maxJsonDepth = 64;                 // deeper request JSON: 400
 
+  // Limits against resource exhaustion (docs/operations.md, "Limits").
+  int maxConnections = 8192;      // open client connections; above: 503 and close
+  int maxInflight = 4096;         // requests being proxied; above: 503 + Retry-After: 1
+  Duration headerTimeout = std::chrono::seconds(10);  // first byte of a request -> end of its head
+  std::size_t maxBodyBytesInFlight = 64 << 20;        // request-body bytes held, all connections; above: 503 and close
+
   Duration connectTimeout = std::chrono::seconds(2);
   Duration upstreamHeaderTimeout = std::chrono::seconds(300);  // until the response header
   Duration streamIdleTimeout = std::chrono::seconds(300);      // between body reads

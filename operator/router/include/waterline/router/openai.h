@@ -66,6 +66,26 @@ struct ApiError {
 ApiError makeError(int status, std::string message, std::string type = "invalid_request_error",
                    std::optional<std::string> code = std::nullopt, std::optional<std::string> param = std::nullopt);
 
+// Request data quoted in an error message (model, deployment, path, method): at most
+// `maxBytes` bytes of it, cut at a UTF-8 character boundary, with "…" appended when cut.
+// ApiError::body() replaces invalid UTF-8, so any bytes may be quoted.
+constexpr std::size_t kMaxQuotedBytes = 256;
+std::string quoteBounded(std::string_view s, std::size_t maxBytes = kMaxQuotedBytes);
+
+// Upstream `usage` clamped to what the request could have produced (docs/routing.md,
+// "Settlement"): completion tokens to [0, est.maxOutputTokens] (the request's
+// max_tokens x n, or --default-max-tokens x n), prompt tokens to
+// [0, promptTokenBound(est, bodyBytes)]. An upstream that reports INT64_MAX (or a
+// negative count) cannot lock or refund a reservation beyond the request's own size.
+routing::Usage clampUsage(routing::Usage u, const routing::TokenEstimate& est, std::size_t requestBodyBytes);
+// The most prompt tokens a request of `requestBodyBytes` bytes may have cost: every byte
+// of its body once (a token of text the client sent is at least one byte of it), plus
+// kPromptBoundEstimateFactor x the estimate (tokens the server adds that the body does not
+// spell out: chat-template framing per message, and images, whose tokens come from pixels,
+// not from the bytes of their URL). Saturates instead of overflowing.
+constexpr std::int64_t kPromptBoundEstimateFactor = 16;
+std::int64_t promptTokenBound(const routing::TokenEstimate& est, std::size_t requestBodyBytes);
+
 // The deepest nesting of arrays/objects in JSON text (strings skipped); stops counting
 // past `limit`.
 int jsonDepth(std::string_view text, int limit = 1 << 20);
