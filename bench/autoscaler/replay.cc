@@ -5,6 +5,7 @@
 #include <deque>
 #include <limits>
 #include <map>
+#include <set>
 #include <string>
 #include <numbers>
 
@@ -294,14 +295,20 @@ ReplayResult replayFleet(const std::string& name, const std::vector<sim::SimRequ
       desired = want;
       if (static_cast<int32_t>(pods.size()) != desired) {
         while (static_cast<int32_t>(pods.size()) < desired) addPod();
+        // not-ready first (as a ReplicaSet does), then the newest; the fleet's status is
+        // read once (reading it per candidate made a large scale-down cubic)
+        std::set<std::string> notReady;
+        if (static_cast<int32_t>(pods.size()) > desired)
+          for (const auto& s : fleet.status())
+            if (!s.ready) notReady.insert(s.spec.pod);
         while (static_cast<int32_t>(pods.size()) > desired) {
-          // not-ready first (as a ReplicaSet does), then the newest
-          auto it = std::find_if(pods.rbegin(), pods.rend(), [&](const std::string& p) {
-            auto st = fleet.status(p);
-            return st && !st->ready;
-          });
-          if (it != pods.rend()) pods.erase(std::next(it).base());
-          else pods.pop_back();
+          auto it = std::find_if(pods.rbegin(), pods.rend(), [&](const std::string& p) { return notReady.count(p) > 0; });
+          if (it != pods.rend()) {
+            notReady.erase(*it);
+            pods.erase(std::next(it).base());
+          } else {
+            pods.pop_back();
+          }
         }
         fleet.sync(specs(), t);
       }
