@@ -4,12 +4,27 @@
 #include <cmath>
 #include <deque>
 #include <limits>
+#include <map>
+#include <set>
+#include <string>
 #include <numbers>
 
 namespace waterline::bench {
 
 double profileAt(Profile p, double t) {
   if (p == Profile::Flat) return 1.0;
+  if (p == Profile::FlashCrowd) {
+    const double len = 120, ramp = 10, peak = 2.2;
+    for (double start : {450.0, 1350.0, 2250.0, 3150.0}) {
+      if (t < start || t > start + len) continue;
+      const double x = t - start;
+      double frac = 1.0;
+      if (x < ramp) frac = x / ramp;
+      else if (x > len - ramp) frac = (len - x) / ramp;
+      return 1.0 + (peak - 1.0) * frac;
+    }
+    return 1.0;
+  }
   double f = 1.0 + 0.5 * std::sin(2 * std::numbers::pi * t / 1800.0 - std::numbers::pi / 2);
   auto surge = [&](double start) {
     const double len = 150, ramp = 30, peak = 1.6;
@@ -156,6 +171,8 @@ ReplayResult replay(const std::string& name, const std::vector<double>& work, co
           break;
         }
       if (first && first->first < s1) o.total = (c1 - first->second) / double(s1 - first->first);
+      o.podsWithMetrics = ready;
+      o.podsTotal = o.total;
       lastMetric = o.total ? *o.total : std::numeric_limits<double>::quiet_NaN();
       const int32_t want = std::clamp(rule(o), 0, cfg.maxReplicas);
       countEvent(res, lastDir, desired, want);
@@ -237,6 +254,7 @@ ReplayResult replayFleet(const std::string& name, const std::vector<sim::SimRequ
 
   int32_t desired = initialReplicas;
   std::optional<double> lastScrape;
+  std::map<std::string, double> podScrape;  // per-pod values of the last scrape
   double gpuSeconds = 0, replicaSeconds = 0, backlog = 0;
   long under = 0, overSla = 0;
   int lastDir = 0;
@@ -247,7 +265,12 @@ ReplayResult replayFleet(const std::string& name, const std::vector<sim::SimRequ
     fleet.advanceTo(t);
     if (static_cast<int>(k) % cfg.scrapeInterval == 0) {
       double inflight = 0;
-      for (const auto& s : fleet.status()) inflight += s.running + s.waiting;
+      podScrape.clear();
+      for (const auto& s : fleet.status()) {
+        inflight += s.running + s.waiting;
+        // a worker serves /metrics once it is up (ready); a deleted one is being drained
+        if (s.ready && !s.draining) podScrape[s.spec.pod] = s.running + s.waiting;
+      }
       lastScrape = inflight;
     }
     if (k > 0 && static_cast<int>(k) % cfg.queryPeriod == 0) {
@@ -257,20 +280,35 @@ ReplayResult replayFleet(const std::string& name, const std::vector<sim::SimRequ
       o.total = lastScrape;
       o.ready = static_cast<int32_t>(fleet.readyWorkers());
       o.existing = static_cast<int32_t>(pods.size());
+      if (lastScrape) {
+        double sum = 0;
+        for (const auto& p : pods)
+          if (auto it = podScrape.find(p); it != podScrape.end()) {
+            sum += it->second;
+            ++o.podsWithMetrics;
+          }
+        o.podsTotal = sum;
+      }
       lastMetric = o.total ? *o.total : std::numeric_limits<double>::quiet_NaN();
       const int32_t want = std::clamp(rule(o), 0, cfg.maxReplicas);
       countEvent(res, lastDir, desired, want);
       desired = want;
       if (static_cast<int32_t>(pods.size()) != desired) {
         while (static_cast<int32_t>(pods.size()) < desired) addPod();
+        // not-ready first (as a ReplicaSet does), then the newest; the fleet's status is
+        // read once (reading it per candidate made a large scale-down cubic)
+        std::set<std::string> notReady;
+        if (static_cast<int32_t>(pods.size()) > desired)
+          for (const auto& s : fleet.status())
+            if (!s.ready) notReady.insert(s.spec.pod);
         while (static_cast<int32_t>(pods.size()) > desired) {
-          // not-ready first (as a ReplicaSet does), then the newest
-          auto it = std::find_if(pods.rbegin(), pods.rend(), [&](const std::string& p) {
-            auto st = fleet.status(p);
-            return st && !st->ready;
-          });
-          if (it != pods.rend()) pods.erase(std::next(it).base());
-          else pods.pop_back();
+          auto it = std::find_if(pods.rbegin(), pods.rend(), [&](const std::string& p) { return notReady.count(p) > 0; });
+          if (it != pods.rend()) {
+            notReady.erase(*it);
+            pods.erase(std::next(it).base());
+          } else {
+            pods.pop_back();
+          }
         }
         fleet.sync(specs(), t);
       }

@@ -17,7 +17,7 @@
 namespace waterline::bench {
 
 // Speed profile of the trace replay: speed(t) = baseSpeed × profile(t).
-enum class Profile { Flat, Diurnal };
+enum class Profile { Flat, Diurnal, FlashCrowd };
 
 struct LoadConfig {
   double baseSpeed = 10;        // mean replay speed of the trace
@@ -29,7 +29,8 @@ struct LoadConfig {
 
 // profile(t): Flat = 1; Diurnal = 1 + 0.5 sin(2π t / 1800 − π/2) (0.5 → 1.5 → 0.5 every
 // 30 min) times two flash crowds (×1.6 for 150 s from t = 1200 s and t = 2820 s, with
-// 30 s ramps).
+// 30 s ramps); FlashCrowd = 1 with four flash crowds (×2.2 for 120 s from t = 450, 1350,
+// 2250 and 3150 s, with 10 s ramps): a flat load hit by sudden surges.
 double profileAt(Profile p, double t);
 
 // The trace replayed with a time-varying speed: trace position advances by
@@ -59,6 +60,11 @@ struct Observation {
   std::optional<double> total;     // the metric (nullopt: missing)
   int32_t ready = 0;
   int32_t existing = 0;
+  // The per-pod view a Kubernetes HPA gets for a Pods metric: the pods (not being deleted)
+  // that reported the metric at the last scrape, and the sum of what they reported. Fleet
+  // mode; in fluid mode the ready replicas and the total.
+  int32_t podsWithMetrics = 0;
+  std::optional<double> podsTotal;
 };
 using Rule = std::function<int32_t(const Observation&)>;
 

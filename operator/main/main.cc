@@ -3,7 +3,10 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -180,16 +183,15 @@ int main(int argc, char** argv) {
   log::setVerbosity(toInt("v", o.verbosity));
   const auto lg = log::logger("main");
 
-  // Block termination signals before any thread starts; a watcher thread stops the manager.
-  runtime::Manager* mgrPtr = nullptr;
-  std::mutex mgrMu;
-  std::thread signals = runtime::watchTerminationSignals([&](int sig) {
-    log::logger("main").info("signal received, shutting down", {{"signal", sig}});
-    std::lock_guard g(mgrMu);
-    if (mgrPtr) mgrPtr->stop();
-    else std::exit(0);
-  });
-  signals.detach();
+  // Block termination signals before any thread starts (every thread inherits the mask);
+  // they wait on a signalfd that the manager's run loop polls, so a signal that arrives
+  // during start-up stops the manager as soon as it runs, and the exit code is the
+  // manager's: 0 after a graceful stop, non-zero after an error.
+  const int signalFd = runtime::blockSignalsToFd({SIGTERM, SIGINT});
+  if (signalFd < 0) {
+    lg.error("cannot block termination signals", {{"err", std::strerror(errno)}});
+    return 1;
+  }
 
   auto cfg = kube::loadDefault(o.kubeconfig, o.context);
   if (!cfg) {
@@ -214,6 +216,7 @@ int main(int argc, char** argv) {
   mo.bindAddress = o.bindAddress;
   mo.leaderElection = o.leaderElect == "true" || o.leaderElect == "1";
   mo.resyncPeriod = std::chrono::seconds(toInt("resync-period", o.resync));
+  mo.stopSignalFd = signalFd;
   auto& le = mo.leaderElectionConfig;
   le.ns = o.leaseNamespace;
   le.name = o.leaseName;
@@ -396,15 +399,7 @@ int main(int argc, char** argv) {
       mgr.registry(), reconcilers::FleetSources::fromInformers(
                           pools, deployments, mgr.informers().informerFor(kube::kinds::PTUReservation)));
 
-  {
-    std::lock_guard g(mgrMu);
-    mgrPtr = &mgr;
-  }
   int rc = mgr.run();
-  {
-    std::lock_guard g(mgrMu);
-    mgrPtr = nullptr;
-  }
   recorder->flush(std::chrono::seconds(5));
   recorder->stop();
   lg.info("exiting", {{"code", rc}});

@@ -273,6 +273,70 @@ int32_t planPlainHpa(int32_t currentReplicas, std::optional<double> total, doubl
 }
 
 // ------------------------------------------------------------------------------------
+// Kubernetes HPA (default behaviour)
+
+std::optional<int32_t> hpaPodMetricReplicas(int32_t currentReplicas, double total, const HpaPodCounts& pods,
+                                            double targetPerPod, double tolerance) {
+  if (pods.withMetrics <= 0 || !std::isfinite(total) || total < 0 || !(targetPerPod > 0)) return std::nullopt;
+  const int32_t current = std::max(0, currentReplicas);
+  const double usageRatio = total / double(pods.withMetrics) / targetPerPod;
+  const bool rebalanceIgnored = pods.pending > 0 && usageRatio > 1.0;
+  auto ceilToInt = [](double x) {
+    return x >= double(kInt32Max) ? kInt32Max : static_cast<int32_t>(std::ceil(x));
+  };
+  if (!rebalanceIgnored && pods.missing <= 0) {
+    if (std::fabs(1.0 - usageRatio) <= tolerance) return current;
+    return ceilToInt(usageRatio * double(pods.withMetrics));
+  }
+  double sum = total;
+  int64_t n = pods.withMetrics;
+  if (pods.missing > 0) {
+    // scale-down: missing pods use the target; scale-up: 0
+    if (usageRatio < 1.0) sum += double(pods.missing) * targetPerPod;
+    n += pods.missing;
+  }
+  if (rebalanceIgnored) n += pods.pending;  // pending pods use 0 on a scale-up
+  const double newRatio = sum / double(n) / targetPerPod;
+  if (std::fabs(1.0 - newRatio) <= tolerance || (usageRatio < 1.0 && newRatio > 1.0) ||
+      (usageRatio > 1.0 && newRatio < 1.0))
+    return current;
+  const int32_t newReplicas = ceilToInt(newRatio * double(n));
+  if ((newRatio < 1.0 && newReplicas > current) || (newRatio > 1.0 && newReplicas < current)) return current;
+  return newReplicas;
+}
+
+AutoscalerPolicy kubernetesHpaDefaultPolicy(double targetPerPod, int32_t minReplicas, int32_t maxReplicas) {
+  AutoscalerPolicy p;
+  p.targetPerReplica = targetPerPod;
+  p.tolerance = 0.1;  // --horizontal-pod-autoscaler-tolerance
+  p.scaleUp.stabilizationWindowSeconds = 0;
+  p.scaleUp.selectPolicy = api::SelectPolicy::Max;
+  p.scaleUp.policies = {{api::ScalingPolicyType::Pods, 4, 15}, {api::ScalingPolicyType::Percent, 100, 15}};
+  p.scaleDown.stabilizationWindowSeconds = 300;
+  p.scaleDown.selectPolicy = api::SelectPolicy::Max;
+  p.scaleDown.policies = {{api::ScalingPolicyType::Percent, 100, 15}};
+  p.minReplicas = minReplicas;
+  p.maxReplicas = maxReplicas;
+  return p;
+}
+
+AutoscalerDecision planKubernetesHpa(const AutoscalerPolicy& policy, const AutoscalerState& state, SystemTime now,
+                                     int32_t specReplicas, std::optional<double> total, const HpaPodCounts& pods) {
+  AutoscalerInput in;
+  in.now = now;
+  in.currentReplicas = specReplicas;
+  std::optional<int32_t> raw;
+  if (total) raw = hpaPodMetricReplicas(specReplicas, *total, pods, policy.targetPerReplica, policy.tolerance);
+  if (!raw) {
+    in.metric = MetricObservation::failed(total ? "did not receive metrics for any ready pods" : "no metric");
+  } else {
+    in.metric = MetricObservation::value(*total);
+    in.rawRecommendation = raw;
+  }
+  return planAutoscaling(policy, state, in);
+}
+
+// ------------------------------------------------------------------------------------
 // The planner
 
 AutoscalerDecision planAutoscaling(const AutoscalerPolicy& policy, const AutoscalerState& state,
@@ -356,7 +420,11 @@ AutoscalerDecision planAutoscaling(const AutoscalerPolicy& policy, const Autosca
   int32_t raw;
   double ratio = 0;
   bool tolerated = false;
-  if (current == 0) {
+  if (in.rawRecommendation) {
+    raw = std::max(0, *in.rawRecommendation);
+    ratio = current > 0 ? total / (double(current) * target) : (total > 0 ? std::numeric_limits<double>::infinity() : 1.0);
+    tolerated = raw == current;
+  } else if (current == 0) {
     raw = replicasForLoad(total, target);
     ratio = total > 0 ? std::numeric_limits<double>::infinity() : 1.0;
   } else {

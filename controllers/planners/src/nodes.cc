@@ -3,21 +3,28 @@
 #include "waterline/api/keys.h"
 
 #include <algorithm>
+#include <optional>
+#include <string>
 #include <string_view>
+
+#include "waterline/common/parse.h"
 
 namespace waterline::planners {
 
 namespace {
-int64_t parseCount(const nlohmann::json& v) {
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_string()) {
-    try {
-      return std::stoll(v.get<std::string>());
-    } catch (...) {
-      return 0;
-    }
+// Allocatable extended resources under nvidia.com/: GPUs, MIG devices (at most 7 per
+// GPU), time-slicing/MPS shares (gpu.replicas per GPU).
+constexpr int64_t kMaxAllocatable = int64_t{kMaxGpusPerNode} * kMaxGpuReplicas;
+
+// A count from the API: a JSON integer or a decimal string in [0, hi]; nullopt otherwise.
+std::optional<int64_t> parseCount(const nlohmann::json& v, int64_t hi) {
+  if (v.is_number_integer()) {
+    const auto x = v.get<int64_t>();
+    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(hi)) return std::nullopt;
+    return x >= 0 && x <= hi ? std::optional<int64_t>(x) : std::nullopt;
   }
-  return 0;
+  if (v.is_string()) return parseIntegerInRange<int64_t>(v.get<std::string>(), 0, hi);
+  return std::nullopt;
 }
 }  // namespace
 
@@ -28,13 +35,7 @@ std::vector<int> parseIndexList(std::string_view s) {
     std::string_view part = s.substr(0, comma);
     while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
     while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
-    bool ok = !part.empty() && part.size() <= 3;
-    int v = 0;
-    for (char c : part) {
-      if (c < '0' || c > '9') ok = false;
-      else v = v * 10 + (c - '0');
-    }
-    if (ok) out.push_back(v);
+    if (auto v = parseIntegerInRange<int>(part, 0, kMaxGpusPerNode - 1)) out.push_back(*v);
     if (comma == std::string_view::npos) break;
     s.remove_prefix(comma + 1);
   }
@@ -92,16 +93,37 @@ NodeView NodeView::fromJson(const nlohmann::json& node) {
         if (c.value("type", "") == "Ready") n.ready = c.value("status", "") == "True";
     if (st.contains("allocatable") && st["allocatable"].is_object())
       for (const auto& [k, v] : st["allocatable"].items())
-        if (std::string_view(k).starts_with("nvidia.com/")) n.gpuAllocatable[k] = parseCount(v);
+        if (std::string_view(k).starts_with("nvidia.com/")) {
+          if (auto c = parseCount(v, kMaxAllocatable)) n.gpuAllocatable[k] = *c;
+          else
+            n.invalidValues.push_back("allocatable " + k + " = " + v.dump() + ": not a count in [0, " +
+                                      std::to_string(kMaxAllocatable) + "], ignored");
+        }
   }
   auto label = [&](const char* k) -> std::string {
     auto it = n.labels.find(k);
     return it == n.labels.end() ? "" : it->second;
   };
   n.gpuProduct = label("nvidia.com/gpu.product");
-  if (auto c = label("nvidia.com/gpu.count"); !c.empty()) n.gpuCount = int32_t(parseCount(c));
-  else if (n.gpuAllocatable.contains("nvidia.com/gpu")) n.gpuCount = int32_t(n.gpuAllocatable["nvidia.com/gpu"]);
-  if (auto m = label("nvidia.com/gpu.memory"); !m.empty()) n.gpuMemoryMiB = parseCount(m);
+  // A label value out of range or not a number is treated as absent, and reported.
+  auto bad = [&](const char* key, const std::string& v, int64_t hi) {
+    n.invalidValues.push_back(std::string("label ") + key + "=\"" + v + "\": not an integer in [0, " +
+                              std::to_string(hi) + "], ignored");
+  };
+  std::optional<int32_t> count;
+  if (auto c = label("nvidia.com/gpu.count"); !c.empty()) {
+    count = parseIntegerInRange<int32_t>(c, 0, kMaxGpusPerNode);
+    if (!count) bad("nvidia.com/gpu.count", c, kMaxGpusPerNode);
+  }
+  if (count) n.gpuCount = *count;
+  else if (auto it = n.gpuAllocatable.find("nvidia.com/gpu"); it != n.gpuAllocatable.end())
+    n.gpuCount = int32_t(std::min<int64_t>(it->second, kMaxGpusPerNode));
+  if (auto m = label("nvidia.com/gpu.memory"); !m.empty()) {
+    if (auto v = parseIntegerInRange<int64_t>(m, 0, kMaxGpuMemoryMiB)) n.gpuMemoryMiB = *v;
+    else bad("nvidia.com/gpu.memory", m, kMaxGpuMemoryMiB);
+  }
+  if (auto r = label("nvidia.com/gpu.replicas"); !r.empty() && !parseIntegerInRange<int32_t>(r, 0, kMaxGpuReplicas))
+    bad("nvidia.com/gpu.replicas", r, kMaxGpuReplicas);
   for (const auto& t : n.taints) {
     if (t.effect != "NoSchedule" && t.effect != "NoExecute") continue;
     if (std::find(kGpuFaultTaintKeys.begin(), kGpuFaultTaintKeys.end(), t.key) != kGpuFaultTaintKeys.end()) {

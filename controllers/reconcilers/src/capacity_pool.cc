@@ -69,6 +69,14 @@ std::vector<runtime::Request> overlappingPools(const kube::Json& poolObj, const 
 CapacityPoolReconciler::CapacityPoolReconciler(CapacityPoolDeps deps)
     : d_(std::move(deps)),
       pools_(std::make_shared<DecodedByVersion<api::CapacityPool>>()),
+      // Decoded once per node resourceVersion, so each ignored label value is logged once
+      // per node version.
+      nodes_([](const kube::Json& j) -> std::optional<planners::NodeView> {
+        auto v = planners::NodeView::fromJson(j);
+        for (const auto& m : v.invalidValues)
+          log::logger("capacitypool").warn("ignoring an invalid node value", {{"node", v.name}, {"detail", m}});
+        return v;
+      }),
       shapes_(std::make_shared<DecodedByVersion<DemandShape>>()) {}
 
 runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Request& req) {

@@ -10,6 +10,8 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <stdexcept>
 
 #include "waterline/api/keys.h"
 #include "waterline/api/model_deployment.h"
@@ -74,6 +76,8 @@ std::vector<ProbeTarget> probeTargets(const std::vector<json>& deployments, cons
 }
 
 bool httpProbe(const std::string& ip, int32_t port, const std::string& path, Duration timeout) {
+  if (!api::isValidHttpPath(path.empty() || path[0] != '/' ? "/" + path : path))
+    throw std::invalid_argument("health check path contains whitespace or control characters");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   auto remainingMs = [&] {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -173,6 +177,7 @@ std::vector<ProbeSet::Transition> ProbeSet::tick(const std::vector<ProbeTarget>&
 
   // Probe in parallel (I/O bound); results by position.
   std::vector<char> ok(due.size(), 0);
+  std::vector<std::optional<std::string>> errors(due.size());  // the cause when the probe threw
   if (!due.empty()) {
     std::atomic<size_t> next{0};
     auto work = [&] {
@@ -181,8 +186,10 @@ std::vector<ProbeSet::Transition> ProbeSet::tick(const std::vector<ProbeTarget>&
         bool r = false;
         try {
           r = probe(t->ip, t->port, t->path, t->timeout);
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
         } catch (...) {
-          r = false;
+          errors[i] = "unknown exception";
         }
         ok[i] = r ? 1 : 0;
       }
@@ -202,6 +209,16 @@ std::vector<ProbeSet::Transition> ProbeSet::tick(const std::vector<ProbeTarget>&
     if (it == state_.end()) continue;
     State& s = it->second;
     s.next = now + t->period;
+    if (errors[i]) {
+      if (s.lastError != *errors[i]) {
+        log::logger("healthprober")
+            .error("probe failed with an exception; counted as a failed probe",
+                   {{"namespace", s.ns}, {"pod", s.pod}, {"path", t->path}, {"err", *errors[i]}});
+        s.lastError = *errors[i];
+      }
+    } else {
+      s.lastError.clear();
+    }
     lastResults_.push_back(ok[i] != 0);
     switch (s.threshold.observe(ok[i] != 0)) {
       case planners::HealthThreshold::Transition::BecameUnhealthy:

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "waterline/common/parse.h"
+
 namespace waterline::scheduling {
 
 std::string_view toString(SharingMode m) {
@@ -96,16 +98,6 @@ bool toleratesAll(const std::vector<Taint>& taints, const std::vector<Toleration
   return true;
 }
 
-namespace {
-template <typename T>
-T parseNumber(const std::string& s, T fallback) {
-  T v{};
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return fallback;
-  return v;
-}
-}  // namespace
-
 NodeSpec withGfdDefaults(NodeSpec n) {
   if (n.gpu_product.empty()) {
     if (auto it = n.labels.find(std::string(kLabelGpuProduct)); it != n.labels.end()) {
@@ -114,11 +106,12 @@ NodeSpec withGfdDefaults(NodeSpec n) {
   }
   if (n.gpu_count < 0) {
     auto it = n.labels.find(std::string(kLabelGpuCount));
-    n.gpu_count = it != n.labels.end() ? parseNumber<int>(it->second, 0) : 0;
+    // a value that is not an integer in [0, 64] counts as no GPUs, never as a negative count
+    n.gpu_count = it != n.labels.end() ? parseIntegerInRange<int>(it->second, 0, kMaxGpusPerNode).value_or(0) : 0;
   }
   if (n.gpu_memory_mib == 0) {
     if (auto it = n.labels.find(std::string(kLabelGpuMemory)); it != n.labels.end()) {
-      n.gpu_memory_mib = parseNumber<std::int64_t>(it->second, 0);
+      n.gpu_memory_mib = parseIntegerInRange<std::int64_t>(it->second, 0, kMaxGpuMemoryMiB).value_or(0);
     }
   }
   return n;

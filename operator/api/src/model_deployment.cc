@@ -573,6 +573,8 @@ std::vector<std::string> validate(const ModelDeployment& d) {
   if (!h.port && t.spec.ports.empty())
     e.required("spec.healthCheck", "spec.healthCheck.port is required when spec.template.spec.ports is empty");
   e.string("spec.healthCheck.path", h.path, 1, 1024, "^/[\\s\\S]*$");
+  if (!h.path.empty() && h.path.front() == '/' && !isValidHttpPath(h.path))
+    e.invalid("spec.healthCheck.path", "must not contain whitespace or control characters");
   if (h.port) e.range("spec.healthCheck.port", *h.port, 1, 65535);
   e.range("spec.healthCheck.periodSeconds", h.periodSeconds, 1, 3600);
   e.range("spec.healthCheck.timeoutSeconds", h.timeoutSeconds, 1, 60);

@@ -1,10 +1,14 @@
 // waterline-router: the composition root of the router binary. Flags -> RouterConfig,
 // routes sources -> RouterServer::setRoutes, Lease membership ->
 // RouterServer::setReplicaCount, signals -> stop.
+#include <pthread.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -20,8 +24,6 @@
 #include "waterline/router/server.h"
 
 namespace {
-volatile std::sig_atomic_t g_stop = 0;
-void onSignal(int) { g_stop = 1; }
 
 std::string hostname() {
   char host[256] = {0};
@@ -31,6 +33,23 @@ std::string hostname() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // SIGINT/SIGTERM blocked before any thread starts (every thread inherits the mask) and
+  // waited for on a signalfd below: no handler, no polling, and a signal during start-up
+  // is not lost (it is handled once serving has started).
+  sigset_t stopSignals;
+  sigemptyset(&stopSignals);
+  sigaddset(&stopSignals, SIGINT);
+  sigaddset(&stopSignals, SIGTERM);
+  if (pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr) != 0) {
+    std::cerr << "waterline-router: cannot block termination signals\n";
+    return 1;
+  }
+  const int signalFd = ::signalfd(-1, &stopSignals, SFD_CLOEXEC);
+  if (signalFd < 0) {
+    std::cerr << "waterline-router: signalfd: " << std::strerror(errno) << "\n";
+    return 1;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
   using namespace waterline;
   std::vector<std::string> args(argv + 1, argv + argc);
   auto cfg = router::parseFlags(args);
@@ -122,17 +141,21 @@ int main(int argc, char** argv) {
     if (membership) membership->stop(true);
     return 1;
   }
-  std::signal(SIGINT, onSignal);
-  std::signal(SIGTERM, onSignal);
-  std::signal(SIGPIPE, SIG_IGN);
   // Print the port for scripts that start the router with --port=0.
   std::printf("listening on %s:%d\n", cfg->listenAddress.c_str(), server.port());
   std::fflush(stdout);
-  while (!g_stop) {
-    struct timespec ts{0, 100 * 1000 * 1000};
-    nanosleep(&ts, nullptr);
+  signalfd_siginfo si{};
+  for (;;) {
+    const auto n = ::read(signalFd, &si, sizeof si);
+    if (n == static_cast<ssize_t>(sizeof si)) break;
+    if (n < 0 && errno == EINTR) continue;
+    logger.error("reading the signal fd failed; stopping", {{"err", std::strerror(errno)}});
+    for (auto& s : sources) s->stop();
+    server.stop();
+    if (membership) membership->stop(true);
+    return 1;
   }
-  logger.info("stopping");
+  logger.info("stopping", {{"signal", static_cast<int>(si.ssi_signo)}});
   for (auto& s : sources) s->stop();
   server.stop();
   // After the server has stopped admitting: delete the Lease, so that the others take

@@ -123,6 +123,8 @@ bool Controller::processOne(const std::string& key) {
     res = reconciler_->reconcile(Request::fromKey(key));
   } catch (const std::exception& e) {
     res = std::unexpected(ReconcileError{std::string("panic: ") + e.what()});
+  } catch (...) {
+    res = std::unexpected(ReconcileError{"panic: an exception that is not a std::exception"});
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   metrics_->activeWorkers.withLabels({name_}).dec();

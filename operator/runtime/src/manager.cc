@@ -1,7 +1,15 @@
 #include "waterline/runtime/manager.h"
 
-#include <csignal>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <system_error>
 
 #include "waterline/common/log.h"
 
@@ -18,6 +26,8 @@ Manager::Manager(ManagerOptions opts) : opts_(std::move(opts)) {
   if (!opts_.time) opts_.time = RealTimeSource::instance();
   if (!opts_.registry) opts_.registry = &metrics::defaultRegistry();
   factory_ = std::make_unique<cache::InformerFactory>(opts_.client, opts_.time, opts_.resyncPeriod);
+  wakeFd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wakeFd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   auto& fam = opts_.registry->gauge("waterline_leader_is_leader",
                                     "1 when this replica holds the leader lease, else 0.");
   isLeaderGauge_ = &fam.get();
@@ -27,6 +37,12 @@ Manager::~Manager() {
   stop();
   if (electorThread_.joinable()) electorThread_.join();
   if (leaderWorkThread_.joinable()) leaderWorkThread_.join();
+  ::close(wakeFd_);
+}
+
+void Manager::wake() {
+  const uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wakeFd_, &one, sizeof one);  // EAGAIN: already awake
 }
 
 Controller& Manager::add(ControllerPtr c) {
@@ -41,14 +57,14 @@ void Manager::addReadyCheck(const std::string& name, Check c) { ready_.emplace_b
 void Manager::stop() {
   std::lock_guard g(mu_);
   stopRequested_ = true;
-  cv_.notify_all();
+  wake();
 }
 
 void Manager::fail(const std::string& why) {
   std::lock_guard g(mu_);
   if (fatal_.empty()) fatal_ = why;
   stopRequested_ = true;
-  cv_.notify_all();
+  wake();
 }
 
 void Manager::startLeaderWork() {
@@ -132,7 +148,7 @@ int Manager::run() {
       if (wasLeading && !stopRequested_) {
         fatal_ = "leader election lost";
         stopRequested_ = true;
-        cv_.notify_all();
+        wake();
       }
     };
     elector_ = std::make_unique<LeaderElector>(opts_.client, cfg, opts_.time);
@@ -143,9 +159,32 @@ int Manager::run() {
     leaderWorkThread_ = std::thread([this] { startLeaderWork(); });
   }
 
-  {
-    std::unique_lock lk(mu_);
-    cv_.wait(lk, [&] { return stopRequested_; });
+  // Wait for stop(), a fatal error or a termination signal, in this thread.
+  for (;;) {
+    {
+      std::lock_guard g(mu_);
+      if (stopRequested_) break;
+    }
+    pollfd fds[2] = {{wakeFd_, POLLIN, 0}, {opts_.stopSignalFd, POLLIN, 0}};
+    const int n = ::poll(fds, opts_.stopSignalFd >= 0 ? 2 : 1, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail(std::string("waiting for a stop: poll: ") + std::strerror(errno));
+      continue;
+    }
+    if (fds[0].revents & POLLIN) {
+      uint64_t v = 0;
+      [[maybe_unused]] auto r = ::read(wakeFd_, &v, sizeof v);
+    }
+    if (opts_.stopSignalFd >= 0 && (fds[1].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL))) {
+      const int sig = readSignal(opts_.stopSignalFd);
+      if (sig > 0) {
+        lg().info("signal received, shutting down", {{"signal", sig}});
+        stop();
+      } else if (fds[1].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+        fail("the signal fd failed");
+      }
+    }
   }
   lg().info("stopping", {{"reason", fatal_.empty() ? std::string("requested") : fatal_}});
   if (leaderWorkThread_.joinable()) leaderWorkThread_.join();
@@ -162,16 +201,21 @@ int Manager::run() {
   return fatal_.empty() ? 0 : 1;
 }
 
-std::thread watchTerminationSignals(std::function<void(int)> onSignal) {
+int blockSignalsToFd(std::initializer_list<int> signals) {
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  return std::thread([set, onSignal = std::move(onSignal)] {
-    int sig = 0;
-    if (sigwait(&set, &sig) == 0) onSignal(sig);
-  });
+  for (int sig : signals) sigaddset(&set, sig);
+  if (int err = pthread_sigmask(SIG_BLOCK, &set, nullptr); err != 0) {
+    errno = err;
+    return -1;
+  }
+  return ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int readSignal(int fd) {
+  signalfd_siginfo si{};
+  const auto n = ::read(fd, &si, sizeof si);
+  return n == static_cast<ssize_t>(sizeof si) ? static_cast<int>(si.ssi_signo) : 0;
 }
 
 }  // namespace waterline::runtime

@@ -347,7 +347,20 @@ TEST(RoutingIT, TwoRegionsShareAHubAndADeadRegionGoesStale) {
   // Region A's operator dies: its entry stays in the hub but is no longer refreshed.
   const SystemTime killedAt = std::chrono::system_clock::now();
   opA.kill(SIGKILL);
-  std::this_thread::sleep_for(5s);  // > --stale-after (3s) + heartbeat (1s)
+  // Wait for what is asserted below, not for a fixed time: B renews its Lease past the
+  // point where A's last heartbeat is older than --stale-after (3 s), and B's router stops
+  // sending to A.
+  ASSERT_TRUE(it::eventually([&] { return leaseRenewTime(*hub, "b") > routing::formatMicroTime(killedAt + 4s); }, 30s))
+      << "the live region keeps renewing; B's operator:\n" << opB.logText(3000);
+  std::map<std::string, int> after;
+  ASSERT_TRUE(it::eventually([&] {
+    after.clear();
+    send(40, after);
+    return after["pool-a"] == 0;
+  }, 30s)) << "stale entries are not used; the router's table at "
+           << routing::formatMicroTime(std::chrono::system_clock::now()) << ":\n"
+           << router::testing::get(port, "/debug/routes").body;
+  EXPECT_EQ(after["pool-b"], 40);
   auto later = *routesIn(*hub, rt);
   ASSERT_EQ(later.entries.size(), 2u) << "a dead region's entries are not deleted, they go stale";
   // Each region's heartbeat is its Lease in the hub; B's /v1/routes applies them.
@@ -359,12 +372,6 @@ TEST(RoutingIT, TwoRegionsShareAHubAndADeadRegionGoesStale) {
   ASSERT_EQ(se.size(), 2u);
   EXPECT_LT(se[0].heartbeatTime, killedAt + 1s) << "region a";
   EXPECT_GT(se[1].heartbeatTime, killedAt + 2s) << "region b, fresh through its Lease";
-  std::map<std::string, int> after;
-  send(40, after);
-  EXPECT_EQ(after["pool-a"], 0) << "stale entries are not used; the router's table at "
-                                << routing::formatMicroTime(std::chrono::system_clock::now()) << ":\n"
-                                << router::testing::get(port, "/debug/routes").body;
-  EXPECT_EQ(after["pool-b"], 40);
 
   reap.reset();
   opB.kill(SIGTERM);

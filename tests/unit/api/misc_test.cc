@@ -1,6 +1,9 @@
 // keys.h helpers, MIG profiles, GPU request shapes, query templates, pool node matching.
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "waterline/api/capacity_pool.h"
 #include "waterline/api/gpu.h"
 #include "waterline/api/keys.h"
@@ -96,6 +99,15 @@ TEST(Keys, ReservedKeysAreTheOperatorsPrefixAndItsSubdomains) {
   for (const char* k : {"app", "waterline.dev", "notwaterline.dev/x", "waterline.development/x", "example.com/waterline.dev",
                         "app.kubernetes.io/name", "dev/waterline", ""})
     EXPECT_FALSE(isReservedKey(k)) << k;
+}
+
+TEST(Deployment, HealthCheckPathFitsAnHttpRequestLine) {
+  EXPECT_TRUE(isValidHttpPath("/health"));
+  EXPECT_TRUE(isValidHttpPath("/v1/models?x=%20&y=~!$"));
+  EXPECT_TRUE(isValidHttpPath("/"));
+  const std::vector<std::string> bad{"", "health", "/a b", "/a\tb", "/h\r\nX-Injected: 1", "/\n",
+                                     "/\x7f", std::string("/a\0b", 4), "/\x1b[0m"};
+  for (const auto& b : bad) EXPECT_FALSE(isValidHttpPath(b)) << b;
 }
 
 }  // namespace

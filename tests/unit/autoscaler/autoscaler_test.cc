@@ -506,5 +506,86 @@ TEST(AutoscalerState, StaysSmallUnderAFastLoop) {
   EXPECT_LE(maxJson, 2048u);
 }
 
+// ---- Kubernetes HPA with its default behaviour (the bench's faithful baseline).
+// Expected values worked out by hand from replica_calculator.go / horizontal.go.
+
+TEST(KubernetesHpa, PodMetricReplicasPlainPath) {
+  HpaPodCounts all10{10, 0, 0};
+  // average 105 of target 100: within the 10 % tolerance
+  EXPECT_EQ(hpaPodMetricReplicas(10, 1050, all10, 100, 0.1), 10);
+  // average 111: ceil(1.11 × 10) = 12
+  EXPECT_EQ(hpaPodMetricReplicas(10, 1110, all10, 100, 0.1), 12);
+  // average 50: ceil(0.5 × 10) = 5
+  EXPECT_EQ(hpaPodMetricReplicas(10, 500, all10, 100, 0.1), 5);
+  // the count is of the pods that report, not spec.replicas: 8 report an average of 150
+  EXPECT_EQ(hpaPodMetricReplicas(10, 1200, HpaPodCounts{8, 0, 0}, 100, 0.1), 12);
+  // nobody reports: the HPA fails the sync
+  EXPECT_EQ(hpaPodMetricReplicas(10, 0, HpaPodCounts{0, 4, 0}, 100, 0.1), std::nullopt);
+}
+
+TEST(KubernetesHpa, MissingPodsDampenBothDirections) {
+  // Scale-up with 4 pods still loading (missing, counted as 0): 6 report an average of
+  // 150 (the plain rule: ceil(1.5 × 6) = 9), but 900 over 10 pods is 0.9: within the
+  // tolerance after the correction, so no change.
+  EXPECT_EQ(hpaPodMetricReplicas(10, 900, HpaPodCounts{6, 4, 0}, 100, 0.1), 10);
+  EXPECT_EQ(hpaPodMetricReplicas(10, 1500, HpaPodCounts{6, 4, 0}, 100, 0.1), 15);  // 1500/10 = 1.5
+  // Scale-down with 2 missing pods: 8 report an average of 50; the missing count as the
+  // target: (400 + 200) / 10 / 100 = 0.6 -> 6 (the plain rule would say 4).
+  EXPECT_EQ(hpaPodMetricReplicas(10, 400, HpaPodCounts{8, 2, 0}, 100, 0.1), 6);
+  // ... and within tolerance after the correction: no change.
+  EXPECT_EQ(hpaPodMetricReplicas(10, 760, HpaPodCounts{8, 2, 0}, 100, 0.1), 10);  // (760+200)/1000
+}
+
+TEST(KubernetesHpa, PendingPodsCountAsZeroOnlyOnAScaleUp) {
+  // 8 report an average of 150 and 2 are Pending: they count as 0 -> 1200/10 = 1.2 -> 12.
+  EXPECT_EQ(hpaPodMetricReplicas(10, 1200, HpaPodCounts{8, 0, 2}, 100, 0.1), 12);
+  // 8 report an average of 50: Pending pods are ignored on a scale-down -> ceil(0.5 × 8) = 4.
+  EXPECT_EQ(hpaPodMetricReplicas(10, 400, HpaPodCounts{8, 0, 2}, 100, 0.1), 4);
+}
+
+TEST(KubernetesHpa, DefaultPolicyIsTheApiDefault) {
+  const auto p = kubernetesHpaDefaultPolicy(12, 1, 50);
+  EXPECT_DOUBLE_EQ(p.tolerance, 0.1);
+  EXPECT_EQ(p.scaleUp.stabilizationWindowSeconds, 0);
+  EXPECT_EQ(p.scaleUp.selectPolicy, SelectPolicy::Max);
+  EXPECT_EQ(p.scaleUp.policies, (std::vector<ScalingPolicy>{{ScalingPolicyType::Pods, 4, 15},
+                                                             {ScalingPolicyType::Percent, 100, 15}}));
+  EXPECT_EQ(p.scaleDown.stabilizationWindowSeconds, 300);
+  EXPECT_EQ(p.scaleDown.policies, (std::vector<ScalingPolicy>{{ScalingPolicyType::Percent, 100, 15}}));
+}
+
+TEST(KubernetesHpa, SyncsFollowTheDefaultBehaviour) {
+  const auto policy = kubernetesHpaDefaultPolicy(100, 1, 1000);
+  AutoscalerState st;
+  int32_t spec = 2;
+  auto sync = [&](int sec, double total, HpaPodCounts pods) {
+    auto d = planKubernetesHpa(policy, st, kT0 + std::chrono::seconds(sec), spec, total, pods);
+    st = d.newState;
+    spec = d.desiredReplicas;
+    return spec;
+  };
+  // 2 pods at an average of 1000 want 20: scale-up at most max(+4, +100 %) = 6 per 15 s.
+  EXPECT_EQ(sync(0, 2000, {2, 0, 0}), 6);
+  // 15 s later the 4 new pods are loading (missing, counted as 0): 2000/6/100 = 3.3 -> 20,
+  // limited to max(6 + 4, 12) = 12.
+  EXPECT_EQ(sync(15, 2000, {2, 4, 0}), 12);
+  // All ready, load gone to an average of 10: the scale-down waits for the 300 s window
+  // (the highest recommendation in it is 20).
+  EXPECT_EQ(sync(30, 120, {12, 0, 0}), 12);
+  EXPECT_EQ(sync(300, 120, {12, 0, 0}), 12);
+  // 300 s after the last high recommendation (t = 15): down to 2 at once (100 % per 15 s).
+  EXPECT_EQ(sync(316, 120, {12, 0, 0}), 2);
+  // No pod reports the metric: hold, record no recommendation.
+  EXPECT_EQ(sync(331, 0, {0, 0, 0}), 2);
+  for (const auto& r : st.recommendations) EXPECT_LT(r.unixSeconds, 1'700'000'000 + 331);
+}
+
+TEST(KubernetesHpa, AMissingMetricHolds) {
+  const auto policy = kubernetesHpaDefaultPolicy(100, 1, 10);
+  auto d = planKubernetesHpa(policy, {}, kT0, 4, std::nullopt, HpaPodCounts{4, 0, 0});
+  EXPECT_EQ(d.desiredReplicas, 4);
+  EXPECT_EQ(d.reason, as::kFailedGetMetric);
+}
+
 }  // namespace
 }  // namespace waterline::planners

@@ -279,7 +279,22 @@ TEST(Registry, ConcurrentUpdatesAndScrapes) {
 }
 
 TEST(Registry, DefaultRegistryIsProcessWide) {
-  EXPECT_EQ(&defaultRegistry(), &defaultRegistry());
+  // A family registered and counted through defaultRegistry() on another thread (as the
+  // operator's components do) is the one this thread sees and serializes: one registry
+  // per process, not per thread or per call.
+  CounterFamily* there = nullptr;
+  std::thread t([&] {
+    there = &defaultRegistry().counter("waterline_test_process_wide_total", "Counted on another thread.");
+    there->get().inc(3);
+  });
+  t.join();
+  EXPECT_TRUE(defaultRegistry().contains("waterline_test_process_wide_total"));
+  auto& here = defaultRegistry().sharedCounter("waterline_test_process_wide_total", "Counted on another thread.");
+  EXPECT_EQ(&here, there);
+  here.get().inc();
+  EXPECT_NE(defaultRegistry().serialize().find("waterline_test_process_wide_total 4\n"), std::string::npos)
+      << defaultRegistry().serialize();
+  defaultRegistry().unregister("waterline_test_process_wide_total");  // leave it as found (--gtest_repeat)
 }
 
 // Runs `cmd`, returning its exit status and combined output.

@@ -3,6 +3,7 @@
 // else has, or takes the last one away, enqueues the pools.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <set>
 
 #include "common.h"
@@ -41,38 +42,44 @@ TEST(PoolDemandWatch, OnlyANewOrVanishedShapeEnqueuesEveryPool) {
   runtime::ControllerOptions opts;
   opts.time = sim;
   auto c = newCapacityPoolController(deps, opts);
+  // Handlers run on the informers' threads, in the order they were added, one event at a
+  // time: once this last handler has seen an event, the controller's handlers are done
+  // with it. drain(n) waits for the n-th event of the pool and deployment informers.
+  std::atomic<int> delivered{0};
+  cache::EventHandler counter{[&](const cache::ObjectPtr&) { ++delivered; },
+                              [&](const cache::ObjectPtr&, const cache::ObjectPtr&) { ++delivered; },
+                              [&](const cache::ObjectPtr&, bool) { ++delivered; }};
+  pools->addEventHandler(counter);
+  deployments->addEventHandler(counter);
   for (auto& i : {pools, nodes, pods, deployments}) i->start();
   ASSERT_TRUE(eventually([&] {
     return pools->hasSynced() && nodes->hasSynced() && pods->hasSynced() && deployments->hasSynced();
   }));
-  auto drain = [&] {
+  auto drain = [&](int events) {
     std::set<std::string> keys;
-    std::this_thread::sleep_for(100ms);  // handlers run on the informers' threads
+    EXPECT_TRUE(eventually([&] { return delivered.load() >= events; })) << delivered.load() << " events";
+    EXPECT_EQ(delivered.load(), events);
     while (auto k = c->queue().tryGet()) {
       keys.insert(*k);
       c->queue().done(*k);
     }
     return keys;
   };
-  ASSERT_EQ(drain(), (std::set<std::string>{"p1", "p2"})) << "the initial adds";
+  ASSERT_EQ(drain(3), (std::set<std::string>{"p1", "p2"})) << "the initial adds (two pools, one deployment)";
 
   ASSERT_TRUE(client->create(kube::kinds::ModelDeployment, "team", deploymentJson("team", "b"), {}));
-  ASSERT_TRUE(eventually([&] { return deployments->store().list().size() == 2; }));
-  EXPECT_TRUE(drain().empty()) << "b has a's shape: the set of shapes did not change";
+  EXPECT_TRUE(drain(4).empty()) << "b has a's shape: the set of shapes did not change";
 
   auto big = deploymentJson("team", "c");
   big["spec"]["gpu"]["count"] = 2;
   ASSERT_TRUE(client->create(kube::kinds::ModelDeployment, "team", big, {}));
-  ASSERT_TRUE(eventually([&] { return deployments->store().list().size() == 3; }));
-  EXPECT_EQ(drain(), (std::set<std::string>{"p1", "p2"})) << "a new shape";
+  EXPECT_EQ(drain(5), (std::set<std::string>{"p1", "p2"})) << "a new shape";
 
   ASSERT_TRUE(client->remove(kube::kinds::ModelDeployment, "team", "b"));
-  ASSERT_TRUE(eventually([&] { return deployments->store().list().size() == 2; }));
-  EXPECT_TRUE(drain().empty()) << "a still has b's shape";
+  EXPECT_TRUE(drain(6).empty()) << "a still has b's shape";
 
   ASSERT_TRUE(client->remove(kube::kinds::ModelDeployment, "team", "c"));
-  ASSERT_TRUE(eventually([&] { return deployments->store().list().size() == 1; }));
-  EXPECT_EQ(drain(), (std::set<std::string>{"p1", "p2"})) << "the last of a shape went";
+  EXPECT_EQ(drain(7), (std::set<std::string>{"p1", "p2"})) << "the last of a shape went";
 
   for (auto& i : {pools, nodes, pods, deployments}) i->stop();
 }

@@ -514,6 +514,56 @@ TEST(MigPartitionedNodes, AnExclusivePoolCountsAndPlacesOnlyWholeGpus) {
   EXPECT_EQ(node("n", "eu-west").gpusFor(api::SharingMode::Exclusive), 8) << "a plain node: unchanged";
 }
 
+// ---- Strict parsing of GPU labels and allocatable counts -------------------------------
+
+NodeView labelledNode(json labels, json allocatable = json::object(), json annotations = json::object()) {
+  labels["topology.kubernetes.io/region"] = "eu-west";
+  labels["nvidia.com/gpu.product"] = kH100;
+  json j = {{"metadata", {{"name", "n"}, {"labels", labels}, {"annotations", annotations}}},
+            {"status",
+             {{"conditions", json::array({{{"type", "Ready"}, {"status", "True"}}})}, {"allocatable", allocatable}}}};
+  return NodeView::fromJson(j);
+}
+
+TEST(NodeLabels, ABadGpuCountIsAbsentAndReportedNeverNegative) {
+  for (const char* bad : {"-4", "8abc", "4294967304", "65", " 8", ""}) {
+    auto n = labelledNode({{"nvidia.com/gpu.count", bad}});
+    EXPECT_EQ(n.gpuCount, 0) << bad;
+    EXPECT_EQ(n.invalidValues.size(), std::string(bad).empty() ? 0u : 1u) << bad;
+  }
+  // Absent or invalid, the device plugin's allocatable count is used instead.
+  auto n = labelledNode({{"nvidia.com/gpu.count", "4294967304"}}, {{"nvidia.com/gpu", "8"}});
+  EXPECT_EQ(n.gpuCount, 8);
+  ASSERT_EQ(n.invalidValues.size(), 1u);
+  EXPECT_NE(n.invalidValues[0].find("nvidia.com/gpu.count=\"4294967304\""), std::string::npos) << n.invalidValues[0];
+  EXPECT_EQ(labelledNode({{"nvidia.com/gpu.count", "64"}}).gpuCount, 64);
+}
+
+TEST(NodeLabels, MemoryReplicasAllocatableAndIndicesAreRangeChecked) {
+  auto n = labelledNode({{"nvidia.com/gpu.count", "8"}, {"nvidia.com/gpu.memory", "81559MiB"},
+                         {"nvidia.com/gpu.replicas", "-1"}},
+                        {{"nvidia.com/gpu", "8"}, {"nvidia.com/mig-1g.10gb", "-2"}, {"nvidia.com/mig-2g.20gb", 3},
+                         {"nvidia.com/mig-3g.40gb", "99999999999"}},
+                        {{"waterline.dev/unhealthy-gpus", "0,3,99,-1,1x,64,7"}});
+  EXPECT_EQ(n.gpuCount, 8);
+  EXPECT_EQ(n.gpuMemoryMiB, 0);
+  EXPECT_EQ(n.gpuAllocatable, (std::map<std::string, int64_t>{{"nvidia.com/gpu", 8}, {"nvidia.com/mig-2g.20gb", 3}}));
+  EXPECT_EQ(n.unhealthyGpus, (std::vector<int>{0, 3, 7}));
+  EXPECT_EQ(n.invalidValues.size(), 4u) << "memory, replicas, two allocatable counts";
+  EXPECT_EQ(labelledNode({{"nvidia.com/gpu.memory", "81559"}}).gpuMemoryMiB, 81559);
+  EXPECT_EQ(parseIndexList("1, 2 ,63,64,007"), (std::vector<int>{1, 2, 7, 63}));
+}
+
+TEST(NodeLabels, PoolStatusNeverCountsANegativeTotal) {
+  World w;
+  w.nodes = {labelledNode({{"nvidia.com/gpu.count", "-4"}}), node("euw-1", "eu-west")};
+  PoolStatusInput in;
+  in.pool = &w.pools[0];
+  in.nodes = w.nodes;
+  auto st = planPoolStatus(in, kNow).status;
+  EXPECT_EQ(st.gpus.total, 8) << "the node labelled -4 adds nothing";
+}
+
 // ---- PTU holds (reserved GPUs), the floor without autoscaling, reclaim ----------------
 
 PoolHold hold(const std::string& deployment, int replicas, double gpus, const std::string& reservation = "r1") {

@@ -7,9 +7,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "waterline/common/log.h"
 #include "waterline/reconcilers/health_prober.h"
 
 namespace waterline::reconcilers {
@@ -164,17 +173,37 @@ TEST(ProbeSet, WorkersAreProbedOnlyOnceTheyHaveBeenReady) {
 }
 
 TEST(ProbeSet, ManyTargetsProbedInParallelEachOnce) {
+  // Each probe blocks until `kParallel` probes are in flight at once; a serial ProbeSet
+  // never gets there (the wait gives up after a long bound and the peak stays 1). The
+  // peak must be exactly kParallel (no more threads than asked), and every target probed
+  // exactly once.
+  constexpr int kParallel = 8;
   ProbeSet s;
-  std::atomic<int> calls{0};
-  ProbeFn slow = [&](const std::string&, int32_t, const std::string&, Duration) {
-    ++calls;
-    std::this_thread::sleep_for(5ms);
-    return true;
+  std::mutex mu;
+  std::condition_variable cv;
+  int inFlight = 0, peak = 0;
+  bool released = false;
+  std::map<std::string, int> perIp;
+  ProbeFn gate = [&](const std::string& ip, int32_t, const std::string&, Duration) {
+    std::unique_lock lk(mu);
+    ++perIp[ip];
+    peak = std::max(peak, ++inFlight);
+    if (inFlight >= kParallel) released = true;
+    cv.notify_all();
+    if (!cv.wait_for(lk, 30s, [&] { return released; })) released = true;  // serial: give up, fail below
+    --inFlight;
+    return ip != "10.0.1.7";
   };
   std::vector<ProbeTarget> ts;
   for (int i = 0; i < 40; ++i) ts.push_back(target("p" + std::to_string(i), "10.0.1." + std::to_string(i)));
-  s.tick(ts, kNow, slow, 8);
-  EXPECT_EQ(calls, 40);
+  s.tick(ts, kNow, gate, kParallel);
+  EXPECT_EQ(peak, kParallel) << "probes in flight at once";
+  ASSERT_EQ(perIp.size(), 40u);
+  for (const auto& [ip, n] : perIp) EXPECT_EQ(n, 1) << ip;
+  // Results land on the right targets: only 10.0.1.7 failed.
+  const auto results = s.takeResults();
+  EXPECT_EQ(std::count(results.begin(), results.end(), false), 1);
+  EXPECT_EQ(results.size(), 40u);
 }
 
 // A loopback HTTP server answering every request with `status` (or never answering).
@@ -184,6 +213,8 @@ struct TestServer {
   std::atomic<int> status{200};
   std::atomic<bool> silent{false};
   std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<std::string> requests;  // what each connection sent (its first read)
   std::thread th;
   TestServer() {
     fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -201,7 +232,11 @@ struct TestServer {
         int c = ::accept(fd, nullptr, nullptr);
         if (c < 0) continue;
         char buf[1024];
-        (void)::recv(c, buf, sizeof buf, 0);
+        const auto got = ::recv(c, buf, sizeof buf, 0);
+        if (got > 0) {
+          std::lock_guard g(mu);
+          requests.emplace_back(buf, size_t(got));
+        }
         if (!silent) {
           std::string r = "HTTP/1.1 " + std::to_string(status.load()) + " X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
           (void)::send(c, r.data(), r.size(), MSG_NOSIGNAL);
@@ -246,6 +281,51 @@ TEST(HttpProbe, StatusCodesTimeoutsAndRefusals) {
   // Not an IP literal, or nothing listening.
   EXPECT_FALSE(httpProbe("not-an-ip", srv.port, "/", 1s));
   EXPECT_FALSE(httpProbe("127.0.0.1", 1, "/", 1s));
+}
+
+TEST(HttpProbe, RefusesAPathThatWouldSplitTheRequestLine) {
+  TestServer srv;
+  const std::vector<std::string> bad{"/health HTTP/1.1\r\nX-Injected: 1", "/a b", "/a\tb", "/\r", "/\n",
+                                     std::string("/a\0b", 4), "/\x7f"};
+  for (const auto& b : bad) EXPECT_THROW(httpProbe("127.0.0.1", srv.port, b, 2s), std::invalid_argument) << b;
+  // Refused before connecting: the first request the server sees is the good one.
+  EXPECT_TRUE(httpProbe("127.0.0.1", srv.port, "/ok?x=%20&y=1", 2s));
+  std::lock_guard g(srv.mu);
+  ASSERT_FALSE(srv.requests.empty());
+  EXPECT_EQ(srv.requests.front().substr(0, srv.requests.front().find("\r\n")), "GET /ok?x=%20&y=1 HTTP/1.1");
+}
+
+TEST(ProbeSet, AThrowingProbeFailsAndItsCauseIsLoggedOnce) {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  log::setSink([&](std::string_view l) {
+    std::lock_guard g(mu);
+    lines.emplace_back(l);
+  });
+  auto logged = [&](const std::string& what) {
+    std::lock_guard g(mu);
+    return std::count_if(lines.begin(), lines.end(),
+                         [&](const std::string& l) { return l.find(what) != std::string::npos; });
+  };
+  ProbeSet s;
+  std::string mode = "throw";
+  ProbeFn probe = [&](const std::string&, int32_t, const std::string&, Duration) -> bool {
+    if (mode == "throw") throw std::runtime_error("resolver exploded");
+    return true;
+  };
+  const std::vector<ProbeTarget> ts{target("w-0", "10.0.0.1")};
+  auto t = kNow;
+  s.tick(ts, t, probe, 1);
+  s.tick(ts, t += 5s, probe, 1);
+  EXPECT_EQ(s.unhealthy("llm", "llama"), (std::set<std::string>{"w-0"})) << "a throwing probe is a failed probe";
+  EXPECT_EQ(logged("resolver exploded"), 1) << "logged once with its cause, not on every probe";
+  EXPECT_EQ(logged("w-0"), 1);
+  mode = "ok";
+  s.tick(ts, t += 5s, probe, 1);
+  mode = "throw";
+  s.tick(ts, t += 5s, probe, 1);
+  EXPECT_EQ(logged("resolver exploded"), 2) << "logged again after a probe that did not throw";
+  log::setSink({});
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <random>
 #include <thread>
@@ -666,20 +667,44 @@ TEST(Watch, CancelUnblocksNextPromptlyAndClosesTheConnection) {
 }
 
 TEST(Watch, DestroyingABlockedStreamIsSafe) {
-  FakeServer srv([](const HttpRequest& r, Responder& w) {
+  // The server streams keep-alive blanks and never an event, so next() blocks; cancel()
+  // must make it return the end (not an error, not an event), later next() calls keep
+  // returning the end, and destroying the stream closes its connection.
+  std::atomic<int> streaming{0};
+  FakeServer srv([&](const HttpRequest&, Responder& w) {
     w.beginChunked(200);
-    while (w.sleepMs(50) && w.chunk(" ")) {
+    ++streaming;
+    while (w.sleepMs(20) && w.chunk(" ")) {
     }
   });
   auto c = mustCreate(plainConfig(srv));
+  auto waitFor = [](const std::function<bool()>& cond) {
+    const auto deadline = Clock::now() + 10s;
+    while (!cond() && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    return cond();
+  };
   for (int i = 0; i < 3; ++i) {
     auto w = c->watch(kinds::ConfigMap, "ns", ListOptions{});
     ASSERT_TRUE(w);
-    std::thread t([&] { (void)(*w)->next(); });
-    std::this_thread::sleep_for(100ms);
+    std::promise<Result<std::optional<WatchEvent>>> got;
+    auto result = got.get_future();
+    std::thread t([&] { got.set_value((*w)->next()); });
+    ASSERT_TRUE(waitFor([&] { return streaming.load() == i + 1; })) << "the stream is open";
+    EXPECT_EQ(result.wait_for(0s), std::future_status::timeout) << "next() is blocked (no event was sent)";
     (*w)->cancel();
+    // A broken cancel() leaves next() blocked: fail (and abort on the joinable thread)
+    // rather than hang.
+    ASSERT_EQ(result.wait_for(30s), std::future_status::ready) << "cancel() unblocks next()";
     t.join();
-    w->reset();
+    auto r = result.get();
+    ASSERT_TRUE(r) << r.error().describe();
+    EXPECT_FALSE(r->has_value()) << "a cancelled stream ends; it yields no event";
+    auto again = (*w)->next();
+    ASSERT_TRUE(again);
+    EXPECT_FALSE(again->has_value()) << "and keeps returning the end";
+    w->reset();  // destroy it
+    EXPECT_TRUE(waitFor([&] { return srv.finishedConnections() == i + 1; }))
+        << "the server sees the connection closed: " << srv.finishedConnections();
   }
 }
 

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <deque>
+#include <thread>
 
 #include "fake_client.h"
 
@@ -213,14 +215,22 @@ TEST(ControllerWithInformers, StartFailsWhenCachesNeverSync) {
   auto inf = std::make_shared<cache::Informer>(client, kube::kinds::ConfigMap,
                                                cache::InformerOptions{}, sim);
   c.watchFor(inf);
+  // Simulated time moves until start() returns, however late start() begins to wait (a
+  // fixed number of steps could all happen before it reads the clock, and it would then
+  // wait for ever).
+  const auto t0 = sim->monotonicTime();
+  std::atomic<bool> returned{false};
   std::thread advancer([&] {
-    for (int i = 0; i < 200; ++i) {
+    while (!returned) {
       sim->advance(1s);
-      std::this_thread::sleep_for(2ms);
+      std::this_thread::yield();
     }
   });
-  EXPECT_FALSE(c.start());
+  const bool started = c.start();
+  returned = true;
   advancer.join();
+  EXPECT_FALSE(started);
+  EXPECT_GE(sim->monotonicTime() - t0, 10s) << "it waited for the whole cacheSyncTimeout";
 }
 
 }  // namespace

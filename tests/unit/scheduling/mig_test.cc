@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 
 #include "waterline/scheduling/mig.h"
@@ -94,15 +95,49 @@ TEST(MigGeometry, PlacementRulesFollowMemorySlices) {
   EXPECT_EQ(g.place(0, g7, 0) & 0xff, 0xff);
 }
 
+// An independent brute force over every state of every built-in geometry: the rules
+// re-stated from the profile data (a placement is a valid start whose memory slices are
+// all free; a "+me" profile also needs the media engines free and takes them), every
+// sequence of placements explored, and the derived tables (fits, capacity) compared.
+int bruteMaxInstances(const MigProfile& p, int slices, MigState s, int from) {
+  int best = 0;
+  for (int st = from; st < slices; ++st) {
+    if (!(p.starts & (1u << st))) continue;
+    const unsigned mask = ((1u << p.memory_slices) - 1u) << st;
+    if (s & mask) continue;
+    if (p.media_extensions && (s & kMigMediaBit)) continue;
+    MigState next = static_cast<MigState>(s | mask | (p.media_extensions ? kMigMediaBit : 0));
+    best = std::max(best, 1 + bruteMaxInstances(p, slices, next, st + 1));
+  }
+  return best;
+}
+
 TEST(MigGeometry, CapacityTableMatchesBruteForce) {
-  const MigGeometry& g = *migGeometryForProduct("NVIDIA-A100-SXM4-80GB");
-  const int g2 = g.profileIndex("2g.20gb");
-  // Slices 4,5 used: 2g.20gb fits at 0 and 2 -> 2 instances.
-  EXPECT_EQ(g.capacity[g2][0x30], 2);
-  // Slice 1 used: 2g fits at 2 and 4 -> 2.
-  EXPECT_EQ(g.capacity[g2][0x02], 2);
-  // Slices 1 and 5 used: 2g fits at 2 only.
-  EXPECT_EQ(g.capacity[g2][0x22], 1);
+  int checked = 0;
+  for (const char* name : {"A100-40GB", "A100/H100-80GB", "H100-94GB", "H200-141GB", "A30-24GB"}) {
+    const MigGeometry* g = migGeometryByName(name);
+    ASSERT_NE(g, nullptr) << name;
+    ASSERT_EQ(g->capacity.size(), g->profiles.size()) << name;
+    for (int s = 0; s < kMigStates; ++s) {
+      std::uint16_t fits = 0;
+      for (std::size_t p = 0; p < g->profiles.size(); ++p) {
+        const int want = bruteMaxInstances(g->profiles[p], g->memory_slices, static_cast<MigState>(s), 0);
+        if (want > 0) fits = static_cast<std::uint16_t>(fits | (1u << p));
+        ASSERT_EQ(g->capacity[p][s], want) << name << " " << g->profiles[p].name << " state 0x" << std::hex << s;
+        ++checked;
+      }
+      ASSERT_EQ(g->fits[s], fits) << name << " state 0x" << std::hex << s;
+    }
+  }
+  EXPECT_GT(checked, 5 * kMigStates);  // every geometry, every state, every profile
+  // Spot values, worked out by hand (A100-80GB): slices 4,5 used: 2g.20gb fits at 0 and
+  // 2; slices 1 and 5 used: at 2 only; media engines taken: no 1g.10gb+me at all.
+  const MigGeometry& a = *migGeometryForProduct("NVIDIA-A100-SXM4-80GB");
+  EXPECT_EQ(a.capacity[a.profileIndex("2g.20gb")][0x30], 2);
+  EXPECT_EQ(a.capacity[a.profileIndex("2g.20gb")][0x22], 1);
+  EXPECT_EQ(a.capacity[a.profileIndex("1g.10gb+me")][kMigMediaBit], 0);
+  EXPECT_EQ(a.capacity[a.profileIndex("1g.10gb+me")][0], 1);
+  EXPECT_EQ(a.capacity[a.profileIndex("1g.10gb")][0], 7);
 }
 
 }  // namespace

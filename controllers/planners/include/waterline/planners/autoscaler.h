@@ -130,6 +130,10 @@ struct AutoscalerInput {
   // capacity). nullopt: unknown, no limit.
   std::optional<int32_t> maxSchedulableReplicas;
   int64_t observedGeneration = 0;  // copied into the conditions
+  // A recommendation the caller computed itself; when set it replaces the tolerance step
+  // (the raw recommendation), the metric still has to be valid. Used by the Kubernetes
+  // HPA model below, whose replica calculation works on per-pod metrics.
+  std::optional<int32_t> rawRecommendation;
 };
 
 struct AutoscalerEvent {
@@ -172,6 +176,44 @@ int32_t replicasForLoad(double total, double targetPerReplica);
 // capacity limit. Missing data (nullopt, NaN, Inf, negative) holds the current count.
 int32_t planPlainHpa(int32_t currentReplicas, std::optional<double> total, double targetPerReplica,
                      double tolerance, int32_t minReplicas, int32_t maxReplicas);
+
+// ------------------------------------------------------------------------------------
+// Kubernetes' HPA as a cluster runs it by default (the bench's faithful baseline), for a
+// Pods metric with an AverageValue target (e.g. vLLM's in-flight requests per pod through
+// prometheus-adapter). From pkg/controller/podautoscaler:
+//   - replica_calculator.go calcPlainMetricReplicas (hpaPodMetricReplicas below): the
+//     usage ratio is the average over the pods that report the metric; Pending pods are
+//     "ignored" (counted as 0 on a scale-up), running pods without metrics (a model still
+//     loading, /metrics not served yet) are "missing" (counted as the target on a
+//     scale-down, as 0 on a scale-up); no change when the ratio is within the tolerance or
+//     the correction flips the direction; pods being deleted do not count;
+//   - horizontal.go with the API's default behaviour (kubernetesHpaDefaultPolicy): the
+//     controller's 10 % tolerance, scale-up window 0 s with policies {Pods 4, Percent 100}
+//     per 15 s selectPolicy Max, scale-down window 300 s (the highest recommendation of
+//     the last 5 min) with policy {Percent 100} per 15 s; evaluated every sync period
+//     (15 s, the caller's loop). currentReplicas is the scale's spec.replicas.
+struct HpaPodCounts {
+  int32_t withMetrics = 0;  // running, reporting the metric (their values sum to total)
+  int32_t missing = 0;      // running, no metric yet
+  int32_t pending = 0;      // Pending phase
+};
+
+// replica_calculator.go's calcPlainMetricReplicas; `total` is the sum of the metric over
+// the pods that report it. nullopt when no pod reports it (the HPA fails the sync with
+// "did not receive metrics for any ready pods" and holds).
+std::optional<int32_t> hpaPodMetricReplicas(int32_t currentReplicas, double total, const HpaPodCounts& pods,
+                                            double targetPerPod, double tolerance);
+
+// The policy of an HPA created with no `behavior` (autoscaling/v2 defaults; identical in
+// effect to the legacy path: scale-up at most max(2 × current, 4) per sync, scale-down
+// stabilised over 5 min).
+AutoscalerPolicy kubernetesHpaDefaultPolicy(double targetPerPod, int32_t minReplicas, int32_t maxReplicas);
+
+// One HPA sync: the replica calculation, then planAutoscaling's stabilisation, rate
+// policies and bounds (the same code as horizontal.go's normalizeDesiredReplicasWithBehaviors).
+// A missing metric or no pod reporting it holds the count and records nothing.
+AutoscalerDecision planKubernetesHpa(const AutoscalerPolicy& policy, const AutoscalerState& state, SystemTime now,
+                                     int32_t specReplicas, std::optional<double> total, const HpaPodCounts& pods);
 
 // "from 3 to 5: metric 1234.5 target 100 reason MetricAboveTarget"
 std::string formatRescaleEvent(int32_t from, int32_t to, double metric, double target,

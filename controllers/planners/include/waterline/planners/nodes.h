@@ -43,8 +43,8 @@ inline constexpr std::string_view kXidUnhealthyGpusAnnotation = "waterline.dev/x
 // The data zone a node is in, as the fixtures and node provisioning label it (optional).
 inline constexpr std::string_view kDataZoneLabel = "waterline.dev/data-zone";
 
-// "0,3" -> {0, 3} (sorted, unique); entries that are not non-negative integers of at most
-// three digits are skipped.
+// "0,3" -> {0, 3} (sorted, unique); entries that are not integers in [0, 63] (a GPU
+// index: kMaxGpusPerNode GPUs at most) are skipped.
 std::vector<int> parseIndexList(std::string_view s);
 
 struct NodeView {
@@ -54,6 +54,10 @@ struct NodeView {
   bool unschedulable = false;  // spec.unschedulable
   std::vector<Taint> taints;
   std::string gpuProduct;      // nvidia.com/gpu.product
+  // Numbers are parsed strictly (common/parse.h): a value that is not a whole decimal
+  // integer in range (gpu.count 0..64, gpu.memory 0..16 TiB in MiB, gpu.replicas
+  // 0..1024, allocatable counts 0..65536) is treated as absent and described in
+  // invalidValues; a count is never negative.
   int32_t gpuCount = 0;        // nvidia.com/gpu.count label, else allocatable nvidia.com/gpu
   int64_t gpuMemoryMiB = 0;    // nvidia.com/gpu.memory
   // Allocatable extended resources under nvidia.com/ (gpu, mig-1g.10gb, ...).
@@ -62,6 +66,9 @@ struct NodeView {
   std::string gpuFaultTaint;
   // From the waterline.dev/unhealthy-gpus annotation: ascending, unique, in [0, gpuCount).
   std::vector<int> unhealthyGpus;
+  // Label or allocatable values that were ignored as invalid, one message each (the
+  // capacity-pool controller logs them once per node version).
+  std::vector<std::string> invalidValues;
 
   // Not Ready, or tainted NoExecute: its workers are not serving and are evicted.
   bool broken() const;

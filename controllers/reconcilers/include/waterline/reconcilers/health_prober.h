@@ -51,7 +51,12 @@ std::vector<ProbeTarget> probeTargets(const std::vector<nlohmann::json>& deploym
 
 // One HTTP probe: true for a status in [200, 400) within `timeout`.
 using ProbeFn = std::function<bool(const std::string& ip, int32_t port, const std::string& path, Duration timeout)>;
-// The real probe: HTTP/1.1 GET over a plain TCP socket (IPv4 or IPv6 literal).
+// The real probe: HTTP/1.1 GET over a plain TCP socket (IPv4 or IPv6 literal). A path
+// with whitespace or control characters (which would split the request line) is refused:
+// std::invalid_argument, nothing is sent.
+//
+// A probe that throws counts as a failed probe; ProbeSet::tick logs its cause once per
+// worker (again only when the cause changes or after a probe that did not throw).
 bool httpProbe(const std::string& ip, int32_t port, const std::string& path, Duration timeout);
 
 // The probing state of every worker (by pod uid). Not thread-safe except unhealthy().
@@ -78,6 +83,7 @@ class ProbeSet {
     bool armed = false;  // has been Ready once
     SystemTime next{};
     std::string ns, deployment, pod;
+    std::string lastError;  // the cause of the last probe that threw (logged once)
   };
   mutable std::mutex mu_;
   std::map<std::string, State> state_;  // uid -> state

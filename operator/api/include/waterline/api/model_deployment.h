@@ -149,6 +149,17 @@ struct AutoscalingSpec {
   bool operator==(const AutoscalingSpec&) const = default;
 };
 
+// A path that can go into an HTTP request line as is: starts with '/', and has no
+// whitespace or control characters (bytes 0x00-0x20 and 0x7F), which would end or split
+// the request line (CR/LF: header injection). spec.healthCheck.path must be one (the CRD's
+// CEL rule and validate()); the prober refuses to send any other.
+inline bool isValidHttpPath(std::string_view path) {
+  if (path.empty() || path.front() != '/') return false;
+  for (unsigned char c : path)
+    if (c <= 0x20 || c == 0x7F) return false;
+  return true;
+}
+
 struct HealthCheckSpec {
   std::string path{kDefaultHealthPath};
   std::optional<int32_t> port;  // default: first template port

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -34,6 +35,9 @@ struct ManagerOptions {
   LeaderElectionConfig leaderElectionConfig;
   Duration resyncPeriod = std::chrono::minutes(10);
   Duration gracefulShutdownTimeout = std::chrono::seconds(30);
+  // A signalfd (blockSignalsToFd): run() stops gracefully when a signal arrives on it,
+  // including one that arrived before run() started. -1: none.
+  int stopSignalFd = -1;
 };
 
 // Something to run alongside the controllers.
@@ -65,7 +69,7 @@ class Manager {
   // Blocks until stop() or a fatal error (lost lease, caches that never sync).
   // Returns 0 after a graceful stop, non-zero otherwise.
   int run();
-  // Requests a graceful stop; safe from any thread (e.g. a signal-watching thread).
+  // Requests a graceful stop; safe from any thread.
   void stop();
 
   bool isLeader() const { return leading_.load(); }
@@ -85,8 +89,10 @@ class Manager {
   std::unique_ptr<LeaderElector> elector_;
   std::thread electorThread_, leaderWorkThread_;
 
+  void wake();
+
   std::mutex mu_;
-  std::condition_variable cv_;
+  int wakeFd_ = -1;  // eventfd: stop() and fail() wake run()'s poll
   bool stopRequested_ = false;
   std::string fatal_;
   std::atomic<bool> leading_{false};
@@ -94,8 +100,12 @@ class Manager {
   metrics::Gauge* isLeaderGauge_ = nullptr;
 };
 
-// Blocks SIGTERM/SIGINT in the calling thread (call first in main, before any thread
-// starts) and returns a thread that calls `onSignal` once when one arrives.
-std::thread watchTerminationSignals(std::function<void(int)> onSignal);
+// Blocks `signals` in the calling thread (call it first in main, before any thread
+// starts, so that every thread inherits the mask) and returns a signalfd that is readable
+// while one of them is pending: no handler, no watcher thread. -1 on failure (errno set).
+int blockSignalsToFd(std::initializer_list<int> signals);
+// Reads one pending signal from such an fd: its number, or 0 when none is pending
+// (non-blocking).
+int readSignal(int fd);
 
 }  // namespace waterline::runtime
