@@ -135,6 +135,25 @@ TEST(Usage, FindUsageReadsTheObjectAsUsageFromJsonDoes) {
   EXPECT_FALSE(findUsage(R"({"usage":{"prompt_tokens":1 "completion_tokens":2}})"));
 }
 
+// Found by the usage fuzz harness: findUsage counted digit strings that nlohmann reads as
+// floats (beyond uint64, or below INT64_MIN) as integers, and read the first of duplicate
+// keys where the DOM keeps the last. Each case must agree with usageFromJson.
+TEST(Usage, FindUsageAgreesOnHugeNumbersAndDuplicateKeys) {
+  for (const char* doc : {
+           R"({"usage":{"prompt_tokens":92223372036854775808}})",
+           R"({"usage":{"prompt_tokens":18446744073709551616,"completion_tokens":1e2}})",
+           R"({"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":2}})",
+           R"({"usage":{"completion_tokens":-9223372036854775809}})",
+           R"({"usage":{"completion_tokens":-9223372036854775808,"prompt_tokens":3}})",
+           R"({"usage":{"prompt_tokens":1,"prompt_tokens":"x"}})",
+           R"({"usage":{"prompt_tokens":1,"prompt_tokens":{"n":2}}})",
+           R"({"usage":{"completion_tokens":5,"completion_tokens":null,"prompt_tokens":2}})",
+           R"({"usage":{"completion_tokens":[],"completion_tokens":7}})",
+       }) {
+    EXPECT_EQ(findUsage(doc), usageFromJson(json::parse(doc))) << doc;
+  }
+}
+
 // Finding 1 of the hardening issue: max_tokens x n with each side capped separately
 // overflowed to a negative estimate, which admission clamped to a zero charge.
 TEST(Estimator, HugeMaxTokensTimesNSaturatesInsteadOfWrapping) {
