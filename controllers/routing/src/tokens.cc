@@ -310,6 +310,8 @@ void SseUsageScanner::feed(std::string_view bytes) {
     }
     if (overflow_) {
       overflow_ = false;  // the over-long line ends here; skip it
+    } else if (partial_.size() + nl > kMaxLine) {
+      partial_.clear();  // over-long however it was split: skipped, as above
     } else if (partial_.empty()) {
       line(bytes.substr(0, nl));
     } else {
