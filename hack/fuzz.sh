@@ -15,13 +15,13 @@
 #   FUZZ_HARNESSES   space-separated harness names (default: all, build-fuzz/fuzz_harnesses.txt)
 #   FUZZ_BUILD       build directory (default build-fuzz)
 #   CLANG_VERSION    Debian clang to use (default 16; 14 and 15 cannot compile libstdc++ 12's
-#                    std::expected, see docs/testing.md)
-# A harness's libFuzzer dictionary, tests/fuzz/dict/<name>.dict (field names, tokens), is
-# used when present.
-#   FUZZ_ARGS        extra libFuzzer flags, e.g. "-max_len=8192 -dict=..."
+#                    std::expected, see docs/testing.md; a new version needs a new FUZZ_BUILD)
+#   FUZZ_ARGS        extra libFuzzer flags, e.g. "-max_len=8192"
+#   JOBS             build parallelism (default nproc)
+# A harness's libFuzzer dictionary, tests/fuzz/dict/<name>.dict (JSON tokens, field
+# names), is used when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
 CLANG_VERSION=${CLANG_VERSION:-16}
