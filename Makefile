@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 CACHE_DIR ?= $(HOME)/.cache/waterline
 export WATERLINE_CACHE_DIR := $(CACHE_DIR)
 
-.PHONY: all deps tools build test unit integration demo demo-up demo-down clean help
+.PHONY: all deps tools build test unit integration fuzz test-sanitize demo demo-up demo-down clean help
 
 all: build
 
@@ -17,6 +17,9 @@ help:
 	@echo "make test         deps + tools + build, then every test (ctest)"
 	@echo "make unit         unit tests only"
 	@echo "make integration  integration tests only (real kube-apiserver)"
+	@echo "make fuzz         build the fuzz harnesses with clang/libFuzzer (build-fuzz), fuzz each for"
+	@echo "                  FUZZ_SECONDS (default 60) and add new inputs to tests/fuzz/corpus"
+	@echo "make test-sanitize  unit tests and fuzz corpora under ASan+UBSan (GCC, build-sanitize)"
 	@echo "make demo         the whole story on a local control plane (placement, autoscaling,"
 	@echo "                  PTU spillover, GPU and node failures repaired, routing), then stop"
 	@echo "make demo-up/down keep the demo running / stop it"
@@ -42,6 +45,12 @@ unit: build
 
 integration: tools build
 	cd $(BUILD) && ctest --output-on-failure -L integration --timeout 900
+
+fuzz: deps
+	@bash hack/fuzz.sh
+
+test-sanitize: deps
+	@bash hack/test-sanitize.sh
 
 demo: deps tools build
 	@BUILD=$(abspath $(BUILD)) bash hack/demo.sh run

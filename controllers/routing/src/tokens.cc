@@ -136,8 +136,13 @@ bool isJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r
 // usageFromJson on {"usage": <object>}: an integer member counts, a negative one is not
 // stored, and a malformed object gives nothing.
 std::optional<Usage> usageFromObjectText(std::string_view o) {
-  Usage out;
-  bool any = false;
+  // Per field, what the DOM would hold: nlohmann keeps the LAST of duplicate keys, and
+  // usageFromJson counts a member only when that last value is an integer.
+  struct Field {
+    bool integer = false;  // the last value seen is a JSON integer (nlohmann's is_number_integer)
+    int64_t value = 0;     // stored when that integer is non-negative and fits int64
+  };
+  Field prompt, completion;
   size_t i = 1;  // past '{'
   auto ws = [&] {
     while (i < o.size() && isJsonSpace(o[i])) ++i;
@@ -162,12 +167,14 @@ std::optional<Usage> usageFromObjectText(std::string_view o) {
     const size_t keyStart = i + 1;
     if (!skipString()) return std::nullopt;
     const std::string_view key = o.substr(keyStart, i - 1 - keyStart);
+    Field* dst = key == "prompt_tokens" ? &prompt : key == "completion_tokens" ? &completion : nullptr;
     ws();
     if (i >= o.size() || o[i] != ':') return std::nullopt;
     ++i;
     ws();
     if (i >= o.size()) return std::nullopt;
     const size_t valueStart = i;
+    Field seen;  // what this member's value makes of the field: not an integer unless shown below
     if (o[i] == '"') {
       if (!skipString()) return std::nullopt;
     } else if (o[i] == '{' || o[i] == '[') {
@@ -185,18 +192,26 @@ std::optional<Usage> usageFromObjectText(std::string_view o) {
     } else {
       while (i < o.size() && o[i] != ',' && o[i] != '}' && !isJsonSpace(o[i])) ++i;
       const std::string_view v = o.substr(valueStart, i - valueStart);
-      int64_t* dst = key == "prompt_tokens" ? &out.promptTokens : key == "completion_tokens" ? &out.completionTokens : nullptr;
       if (dst && !v.empty()) {
         const bool negative = v.front() == '-';
         const std::string_view digits = negative ? v.substr(1) : v;
         if (!digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-          any = true;  // an integer, as nlohmann's is_number_integer()
-          int64_t n = 0;
-          auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-          if (!negative && ec == std::errc{} && end == digits.data() + digits.size()) *dst = n;
+          // nlohmann reads digits as an integer only when they fit: int64 for a negative
+          // number, uint64 otherwise; a longer one becomes a float (not counted).
+          if (negative) {
+            int64_t n = 0;
+            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            seen.integer = ec == std::errc{} && end == v.data() + v.size();
+          } else {
+            std::uint64_t n = 0;
+            auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+            seen.integer = ec == std::errc{} && end == digits.data() + digits.size();
+            if (seen.integer && n <= static_cast<std::uint64_t>(kInt64Max)) seen.value = static_cast<int64_t>(n);
+          }
         }
       }
     }
+    if (dst) *dst = seen;
     ws();
     if (i < o.size() && o[i] == ',') {
       ++i;
@@ -205,8 +220,8 @@ std::optional<Usage> usageFromObjectText(std::string_view o) {
     if (i < o.size() && o[i] == '}') break;
     return std::nullopt;
   }
-  if (!any) return std::nullopt;
-  return out;
+  if (!prompt.integer && !completion.integer) return std::nullopt;
+  return Usage{prompt.value, completion.value};
 }
 
 }  // namespace
@@ -295,6 +310,8 @@ void SseUsageScanner::feed(std::string_view bytes) {
     }
     if (overflow_) {
       overflow_ = false;  // the over-long line ends here; skip it
+    } else if (partial_.size() + nl > kMaxLine) {
+      partial_.clear();  // over-long however it was split: skipped, as above
     } else if (partial_.empty()) {
       line(bytes.substr(0, nl));
     } else {

@@ -38,7 +38,9 @@ std::expected<Quantity, std::string> Quantity::parse(std::string_view s) {
       if (dot) ++frac;
       continue;
     }
-    if (++sig > 18) return badQuantity(s, "too many significant digits");
+    // 19 significant digits: every milli value of the int64 range (what fromMilli
+    // writes, up to 9223372036854775807m) parses back; more are rejected, not rounded.
+    if (++sig > 19) return badQuantity(s, "too many significant digits");
     mant = mant * 10 + (c - '0');
     if (dot) ++frac;
   }
@@ -86,7 +88,7 @@ std::expected<Quantity, std::string> Quantity::parse(std::string_view s) {
   }
 
   // milli = mant * 2^bin * 10^(exp10 + 3 - frac), rounded towards +infinity.
-  i128 n = mant << bin;  // mant < 1e18, bin <= 60: fits in 127 bits
+  i128 n = mant << bin;  // mant < 1e19 < 2^64, bin <= 60: below 2^124
   int e = exp10 + 3 - frac;
   i128 mag = 0;
   bool inexact = false;
@@ -94,8 +96,8 @@ std::expected<Quantity, std::string> Quantity::parse(std::string_view s) {
     if (e >= 0) {
       mag = n;
       for (int i = 0; i < e; ++i) {
+        if (mag > kI64Max) return badQuantity(s, "out of range");  // before x10: no i128 overflow
         mag *= 10;
-        if (mag > kI64Max) return badQuantity(s, "out of range");
       }
     } else {
       i128 div = 1;

@@ -62,6 +62,24 @@ TEST(Quantity, Rejects) {
     EXPECT_FALSE(Quantity::parse(bad)) << bad;
 }
 
+// Found by the quantity fuzz harness: fromMilli wrote 19-digit values (8.191Pi is
+// 9222246136947933184m) that parse rejected as "too many significant digits".
+TEST(Quantity, EveryMilliValueFormatsAndParsesBack) {
+  for (int64_t milli : {INT64_MAX, -INT64_MAX, int64_t{9222246136947933184}, int64_t{1'000'000'000'000'000'001},
+                        int64_t{-1'000'000'000'000'000'001}, int64_t{1500}, int64_t{0}}) {
+    const Quantity q = Quantity::fromMilli(milli);
+    auto back = Quantity::parse(q.text);
+    ASSERT_TRUE(back) << q.text << ": " << back.error();
+    EXPECT_EQ(back->milli, milli) << q.text;
+  }
+  EXPECT_EQ(Quantity::parse("8.191Pi").value().milli, 9222246136947933184);
+  EXPECT_EQ(Quantity::parse("9223372036854775807m").value().milli, INT64_MAX);
+  EXPECT_FALSE(Quantity::parse("9223372036854775808m"));  // one past the range
+  EXPECT_FALSE(Quantity::parse("10000000000000000000m"));  // 20 significant digits
+  EXPECT_FALSE(Quantity::parse("9999999999999999999E"));   // 19 digits, far out of range
+  EXPECT_FALSE(Quantity::parse("9999999999999999999Ei"));
+}
+
 TEST(Quantity, Json) {
   EXPECT_EQ(Quantity::fromJson(nlohmann::json(64)).value().milli, 64000);
   EXPECT_EQ(Quantity::fromJson(nlohmann::json(0.25)).value().milli, 250);

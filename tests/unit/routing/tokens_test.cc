@@ -135,6 +135,53 @@ TEST(Usage, FindUsageReadsTheObjectAsUsageFromJsonDoes) {
   EXPECT_FALSE(findUsage(R"({"usage":{"prompt_tokens":1 "completion_tokens":2}})"));
 }
 
+// Found by the usage fuzz harness: findUsage counted digit strings that nlohmann reads as
+// floats (beyond uint64, or below INT64_MIN) as integers, and read the first of duplicate
+// keys where the DOM keeps the last. Each case must agree with usageFromJson.
+TEST(Usage, FindUsageAgreesOnHugeNumbersAndDuplicateKeys) {
+  for (const char* doc : {
+           R"({"usage":{"prompt_tokens":92223372036854775808}})",
+           R"({"usage":{"prompt_tokens":18446744073709551616,"completion_tokens":1e2}})",
+           R"({"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":2}})",
+           R"({"usage":{"completion_tokens":-9223372036854775809}})",
+           R"({"usage":{"completion_tokens":-9223372036854775808,"prompt_tokens":3}})",
+           R"({"usage":{"prompt_tokens":1,"prompt_tokens":"x"}})",
+           R"({"usage":{"prompt_tokens":1,"prompt_tokens":{"n":2}}})",
+           R"({"usage":{"completion_tokens":5,"completion_tokens":null,"prompt_tokens":2}})",
+           R"({"usage":{"completion_tokens":[],"completion_tokens":7}})",
+       }) {
+    EXPECT_EQ(findUsage(doc), usageFromJson(json::parse(doc))) << doc;
+  }
+}
+
+// A line over the 1 MiB limit was skipped when it came in pieces but read when it came
+// in one piece (or when its last piece pushed it over): the usage and event count of a
+// stream depended on how TCP split it.
+TEST(SseUsageScanner, OverlongLineIsSkippedHoweverItIsSplit) {
+  const std::string pad(1 << 20, 'x');
+  const std::string stream = "data: {\"pad\":\"" + pad + "\",\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1}}\n" +
+                             "data: {\"choices\":[]}\n";
+  SseUsageScanner whole;
+  whole.feed(stream);
+  for (size_t chunk : {size_t{1} << 16, size_t{1} << 20, (size_t{1} << 20) + 3, size_t{4096}}) {
+    SseUsageScanner s;
+    for (size_t pos = 0; pos < stream.size(); pos += chunk) s.feed(std::string_view(stream).substr(pos, chunk));
+    EXPECT_EQ(s.usage(), whole.usage()) << "chunk " << chunk;
+    EXPECT_EQ(s.events(), whole.events()) << "chunk " << chunk;
+  }
+  EXPECT_FALSE(whole.usage());
+  EXPECT_EQ(whole.events(), 1);
+  // Just under the limit, the line is read whole or in pieces.
+  const std::string fits = "data: {\"usage\":{\"prompt_tokens\":3},\"pad\":\"" +
+                           std::string((1 << 20) - 64, 'y') + "\"}\n";
+  SseUsageScanner a, b;
+  a.feed(fits);
+  for (size_t pos = 0; pos < fits.size(); pos += 1000) b.feed(std::string_view(fits).substr(pos, 1000));
+  ASSERT_TRUE(a.usage());
+  EXPECT_EQ(a.usage()->promptTokens, 3);
+  EXPECT_EQ(b.usage(), a.usage());
+}
+
 // Finding 1 of the hardening issue: max_tokens x n with each side capped separately
 // overflowed to a negative estimate, which admission clamped to a zero charge.
 TEST(Estimator, HugeMaxTokensTimesNSaturatesInsteadOfWrapping) {

@@ -57,7 +57,8 @@ std::optional<Usage> findUsage(std::string_view jsonText);
 
 // Scans a Server-Sent Events stream as it passes through: counts `data:` events (other
 // than `[DONE]`) and remembers the last event whose JSON carries a non-null `usage`
-// (OpenAI's `stream_options.include_usage`). Bytes may arrive in any split.
+// (OpenAI's `stream_options.include_usage`). Bytes may arrive in any split, with the
+// same result: a line longer than 1 MiB is skipped (not counted, not read).
 class SseUsageScanner {
  public:
   void feed(std::string_view bytes);

@@ -13,7 +13,8 @@ namespace waterline::api {
 // A resource.Quantity: "20Gi", "500m", "1.5", "80Gi", "1e3", "2k".
 // Held as thousandths of the unit (milli), rounded up towards +infinity like
 // Quantity.MilliValue(); the text is kept as written so that it round-trips.
-// Range: |value| up to about 9.2e15 units (8 PiB of bytes).
+// Range: |value| up to about 9.2e15 units (8 PiB of bytes), written with at most 19
+// significant digits (enough for every milli value: fromMilli's text always parses back).
 struct Quantity {
   int64_t milli = 0;
   std::string text;
