@@ -668,13 +668,14 @@ def phase_operator(args, kube, procs, work, rng, R):
     kills = args.kills
     # Spread the scale-ups over the first 80% of the cycles, reservations over the first half.
     plan = [[] for _ in range(kills)]
-    span = max(1, int(kills * 0.8))
+    span = kills
     for i, s in enumerate(steps):
         plan[min(span - 1, i * span // max(1, len(steps)))].append(("scale",) + s)
     for j, r in enumerate(RESERVATIONS):
         plan[min(kills - 1, j * max(1, kills // 2) // len(RESERVATIONS))].append(("ptu",) + r)
-    kill_notes, samples_max, sample_details = [], 0, []
+    kill_notes, samples_max, sample_details, extra_kills = [], 0, [], 0
     t_loop = time.monotonic()
+    t_restart = t_loop
     for k in range(kills):
         for act in plan[k]:
             if act[0] == "scale":
@@ -684,16 +685,33 @@ def phase_operator(args, kube, procs, work, rng, R):
             else:
                 _, name, md, units, scope, delay = act
                 kube.must("POST", PTUS.format(ns="chaos"), ptu_object(name, md, units, scope, delay))
-        time.sleep(rng.uniform(0.0, 1.2))
+        # The reconciles a change starts take tens of milliseconds on this fleet: half the
+        # kills come within 50 ms of the change, a quarter within 50-300 ms, the rest later.
+        u = rng.random()
+        delay = rng.uniform(0, 0.05) if u < 0.5 else rng.uniform(0.05, 0.3) if u < 0.75 else rng.uniform(0.3, 1.2)
+        time.sleep(delay)
         busy = op.busy()
         t = time.monotonic()
         op.kill9()
         op.start()
         what = ", ".join(f"{a[1]}->{a[2]}" if a[0] == "scale" else f"{a[1]} created" for a in plan[k]) or "no change"
-        kill_notes.append((k + 1, t - t_loop, busy, what))
-        log(f"kill {k + 1}/{kills} at +{t - t_loop:.1f}s: "
-            f"{'queued %d, in flight %d' % busy if busy else 'metrics did not answer'}; this cycle: {what}")
+        kill_notes.append((k + 1, t - t_loop, busy, f"{delay * 1000:.0f} ms after: {what}"))
+        log(f"kill {k + 1}/{kills} at +{t - t_loop:.1f}s, {delay * 1000:.0f} ms after this cycle's changes ({what}): "
+            f"{'queued %d, in flight %d' % busy if busy else 'metrics did not answer'}")
+        if rng.random() < 0.25:
+            # Also during the restart's initial list and first pass over every object.
+            d2 = rng.uniform(0.05, 0.6)
+            time.sleep(d2)
+            busy = op.busy()
+            t = time.monotonic()
+            op.kill9()
+            op.start()
+            extra_kills += 1
+            kill_notes.append((k + 1, t - t_loop, busy, f"{d2 * 1000:.0f} ms after the restart"))
+            log(f"kill {k + 1}b at +{t - t_loop:.1f}s, {d2 * 1000:.0f} ms after the restart: "
+                f"{'queued %d, in flight %d' % busy if busy else 'metrics did not answer yet'}")
         op.wait_ready()
+        t_restart = time.monotonic()
         chk = gpu_check(all_worker_pods(kube))
         if chk["double_booked"] or chk["node_mismatch"] or chk["malformed"]:
             sample_details.append(f"after kill {k + 1}: {chk}")
@@ -701,14 +719,14 @@ def phase_operator(args, kube, procs, work, rng, R):
                 f"node mismatches {chk['node_mismatch'][:3]}; malformed {chk['malformed'][:3]}")
         samples_max = max(samples_max, chk["double_booked"])
         time.sleep(rng.uniform(0.3, 2.5))
-    R["kills"] = kills
+    R["kills"] = kills + extra_kills
     R["kill_notes"] = kill_notes
     R["kills_busy"] = sum(1 for n in kill_notes if n[2] and (n[2][0] > 0 or n[2][1] > 0))
     R["kill_loop_s"] = time.monotonic() - t_loop
     # Reservations with a startTime still in the future: wait for it (they must activate).
     log(f"phase 1: {kills} kills in {R['kill_loop_s']:.0f} s; waiting for convergence (at most {args.converge_timeout} s)")
-    t_last = time.monotonic()
-    deadline = t_last + args.converge_timeout
+    t_last = t_restart  # the last restart's readiness
+    deadline = time.monotonic() + args.converge_timeout
     problems, summary, excess, ptu_problems = convergence(kube)
     last_log = 0.0
     while (problems or ptu_problems) and time.monotonic() < deadline:
@@ -1057,6 +1075,7 @@ def phase_churn(args, kube, work, R):
     stop.set()
     t1 = time.monotonic()
     rows = []
+    pods_now = kube.list(f"/api/v1/namespaces/{ns}/pods")
     for name, (label, st, msg) in applied.items():
         ts = sorted(t for t, o, _ in events if o == name)
         worst = 0
@@ -1069,8 +1088,10 @@ def phase_churn(args, kube, work, R):
             s2, m = kube.req("GET", MDS.format(ns=ns) + "/" + name)
             if s2 == 200:
                 c = next((c for c in m.get("status", {}).get("conditions", []) if c.get("type") == "Scheduled"), {})
+                live = sum(1 for p in pods_now if not p["metadata"].get("deletionTimestamp") and any(
+                    o.get("name") == name for o in p["metadata"].get("ownerReferences", [])))
                 cond = f"Scheduled={c.get('status')} {c.get('reason', '')} '{c.get('message', '')[:80]}'; " \
-                       f"status.replicas={m.get('status', {}).get('replicas')}"
+                       f"status.replicas={m.get('status', {}).get('replicas')}, {live} pods exist at the end"
         rows.append((label, name, st, msg, len(ts), worst, cond))
     R["churn_rows"] = rows
     R["churn_worst"] = max((r[5] for r in rows), default=0)
@@ -1131,7 +1152,7 @@ def report(args, R):
         p(f"operator: {R['kills']} kill -9 in {R['kill_loop_s']:.0f} s, {R['kills_busy']} of them with work queued "
           f"or reconciles in flight at the kill")
         for k, t, busy, what in R["kill_notes"]:
-            p(f"  kill {k:2d} at +{t:5.1f}s  {('queued %3d, in flight %d' % busy) if busy else 'no /metrics answer':24s}  {what}")
+            p(f"  cycle {k:2d} kill at +{t:5.1f}s  {('queued %3d, in flight %d' % busy) if busy else 'no /metrics answer':24s}  {what}")
         p(f"  converged {R['converge_s']:.1f} s after the last restart: {'yes' if R['converged'] else 'NO'}")
         for s in R["summary"]:
             p(f"  {s}")
