@@ -16,9 +16,12 @@ On its own local control plane (hack/controlplane.sh) with a kwok GPU fleet
    its name) is killed with SIGKILL --kills times (CHAOS_KILLS, default 22) and restarted
    at once. Each cycle applies the next scale-ups (+1..+3 replicas, in a seeded random
    order) and PTUReservation creations (some start immediately, some at a startTime a
-   few seconds later, so that they activate while the operator is being killed), waits a
-   random 0-1.2 s, then kills; after the restart is ready it waits a random 0.3-2.5 s
-   before the next cycle. Before each kill the operator's /metrics is read: work queued
+   few seconds later, so that they activate while the operator is being killed), waits
+   (half the time 0-50 ms, a quarter 50-300 ms, a quarter 0.3-1.2 s), then kills and
+   restarts; in a random quarter of the cycles the restarted operator is killed again
+   50-600 ms after its start (initial list, first pass) and restarted (counted as a
+   kill too); after the restart is ready it waits a random 0.3-2.5 s before the next
+   cycle. Before each kill the operator's /metrics is read: work queued
    or reconciles in flight at that moment are printed per kill. The last scale-ups bring
    every deployment to its final size (96 of 192 H100 GPUs, MIG and shares well within
    their pools, so everything fits). After the last restart: at most
