@@ -37,12 +37,24 @@ void Informer::addIndexer(const std::string& name, IndexFunc fn) {
   store_.addIndexer(name, std::move(fn));
 }
 
-void Informer::addEventHandler(EventHandler h) {
+uint64_t Informer::addEventHandler(EventHandler h) {
   std::lock_guard g(dispatchMu_);
   if (h.onAdd) {
     for (const auto& obj : store_.list()) h.onAdd(obj);
   }
   handlers_.push_back(std::move(h));
+  handlerIds_.push_back(nextHandlerId_);
+  return nextHandlerId_++;
+}
+
+void Informer::removeEventHandler(uint64_t id) {
+  std::lock_guard g(dispatchMu_);  // waits for a dispatch in progress
+  for (size_t i = 0; i < handlerIds_.size(); ++i) {
+    if (handlerIds_[i] != id) continue;
+    handlers_.erase(handlers_.begin() + static_cast<std::ptrdiff_t>(i));
+    handlerIds_.erase(handlerIds_.begin() + static_cast<std::ptrdiff_t>(i));
+    return;
+  }
 }
 
 void Informer::start() {

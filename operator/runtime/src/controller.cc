@@ -49,7 +49,10 @@ Controller::Controller(std::string name, ReconcilerPtr reconciler, ControllerOpt
   queue_ = std::make_unique<workqueue::RateLimitingQueue>(opts_.rateLimiter, qo);
 }
 
-Controller::~Controller() { stop(); }
+Controller::~Controller() {
+  stop();
+  for (const auto& [inf, id] : registrations_) inf->removeEventHandler(id);
+}
 
 void Controller::addHandler(const cache::InformerPtr& inf, MapFunc map,
                             std::vector<Predicate> preds) {
@@ -84,7 +87,7 @@ void Controller::addHandler(const cache::InformerPtr& inf, MapFunc map,
       if (p.remove && !p.remove(*o)) return;
     enqueueAll(*o);
   };
-  inf->addEventHandler(std::move(h));
+  registrations_.emplace_back(inf, inf->addEventHandler(std::move(h)));
 }
 
 Controller& Controller::watchFor(const cache::InformerPtr& inf, std::vector<Predicate> preds) {

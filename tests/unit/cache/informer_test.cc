@@ -174,6 +174,25 @@ TEST_F(InformerTest, LateHandlerReceivesExistingObjectsAsAdds) {
   EXPECT_EQ(rec.events, (std::vector<std::string>{"add ns/a", "add ns/b"}));
 }
 
+TEST_F(InformerTest, RemovedHandlerIsNeverCalledAgain) {
+  Informer inf(client, CM, {}, time);
+  Recorder removed, kept;
+  const uint64_t id = inf.addEventHandler(removed.handler());
+  inf.addEventHandler(kept.handler());
+  inf.start();
+  ASSERT_TRUE(inf.waitForSync(20s));
+  ASSERT_TRUE(client->create(CM, "ns", FakeClient::object("ns", "a")));
+  ASSERT_TRUE(removed.waitFor([&] { return removed.hasEvent("add ns/a"); }));
+  inf.removeEventHandler(id);
+  inf.removeEventHandler(id);  // unknown ids are ignored
+  ASSERT_TRUE(client->create(CM, "ns", FakeClient::object("ns", "b")));
+  // Handlers are called in registration order for each event: once the kept one has
+  // seen b, a removed one that was still registered would have seen it first.
+  ASSERT_TRUE(kept.waitFor([&] { return kept.hasEvent("add ns/b"); }));
+  std::lock_guard g(removed.mu);
+  EXPECT_EQ(removed.events, (std::vector<std::string>{"add ns/a"}));
+}
+
 TEST_F(InformerTest, ManagedFieldsAreDroppedAndStopIsPrompt) {
   Json o = FakeClient::object("ns", "a");
   o["metadata"]["managedFields"] = Json::array({{{"manager", "kubectl"}}});

@@ -2,6 +2,7 @@
 // A shared informer: one reflector feeding one indexed store, fanning events out to
 // handlers. Handlers run on the informer's thread, in event order, and must be cheap
 // (map the object to keys and enqueue them).
+#include <cstdint>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -48,8 +49,13 @@ class Informer final : private ReflectorSink {
   // Must be called before start().
   void addIndexer(const std::string& name, IndexFunc fn);
   // Registers a handler. If the informer already holds objects, the handler first
-  // receives onAdd for each of them (so late handlers see the same world).
-  void addEventHandler(EventHandler h);
+  // receives onAdd for each of them (so late handlers see the same world). Returns an id
+  // for removeEventHandler.
+  uint64_t addEventHandler(EventHandler h);
+  // Unregisters a handler (client-go's RemoveEventHandler): once this returns, it is not
+  // running and is never called again. Whoever registered a handler that refers to
+  // itself (a controller's enqueue) removes it before it goes away.
+  void removeEventHandler(uint64_t id);
 
   void start();
   void stop();
@@ -78,6 +84,8 @@ class Informer final : private ReflectorSink {
 
   std::mutex dispatchMu_;  // serialises handler calls and registration
   std::vector<EventHandler> handlers_;
+  std::vector<uint64_t> handlerIds_;  // parallel to handlers_
+  uint64_t nextHandlerId_ = 1;
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -135,6 +135,10 @@ class Controller {
   std::shared_ptr<ControllerMetrics> metrics_;
   std::unique_ptr<workqueue::RateLimitingQueue> queue_;
   std::vector<cache::InformerPtr> informers_;
+  // The handlers this controller registered (they call into it): removed by ~Controller,
+  // so an informer that outlives the controller never calls a dead one, and a map
+  // function that holds informers does not keep them alive through a cycle.
+  std::vector<std::pair<cache::InformerPtr, uint64_t>> registrations_;
   std::vector<std::thread> workers_;
   std::atomic<bool> started_{false};
   std::atomic<uint64_t> reconciles_{0};
