@@ -22,7 +22,7 @@ cmake --build "$SANITIZE_BUILD" "${targets[@]}" -j "${JOBS:-$(nproc)}"
 built=$(date +%s)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/hack/lsan-suppressions.txt}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppressions=$PWD/hack/ubsan-suppressions.txt}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 set +e
 # shellcheck disable=SC2086
 (cd "$SANITIZE_BUILD" && ctest --output-on-failure -L unit -j "${JOBS:-$(nproc)}" ${CTEST_ARGS:-})
