@@ -18,6 +18,7 @@
 #include "waterline/kube/config.h"
 #include "waterline/kube/rest_client.h"
 #include "waterline/api/keys.h"
+#include "waterline/capacity/capacity_cache.h"
 #include "waterline/reconcilers/autoscaler.h"
 #include "waterline/reconcilers/capacity_pool.h"
 #include "waterline/reconcilers/fleet_metrics.h"
@@ -247,9 +248,17 @@ int main(int argc, char** argv) {
   workerPods->addIndexer(reconcilers::kWorkerDeploymentIndex, reconcilers::workerDeploymentIndexFunc);
   auto deployments = mgr.informers().informerFor(kube::kinds::ModelDeployment);
   auto ptus = mgr.informers().informerFor(kube::kinds::PTUReservation);
-  mgr.add(reconcilers::newCapacityPoolController({*client, pools, nodes, workerPods, recorder, time, deployments, ptus}, co));
-  // The one scheduler state of the process, shared by every reconciler that places pods.
-  auto placement = std::make_shared<reconcilers::PlacementCache>(workerPods, time);
+  // The one GPU capacity state of the process (an event-fed inventory with assume /
+  // forget / expire), shared by every reconciler that reads or places capacity. Built
+  // before the controllers, so its handlers run first: a reconcile an event triggers sees
+  // that event in the inventory.
+  auto capacityCache = std::make_shared<capacity::CapacityCache>(
+      capacity::CapacityCacheSources{pools, nodes, workerPods, ptus}, time);
+  {
+    reconcilers::CapacityPoolDeps cd{*client, pools, nodes, workerPods, recorder, time, deployments, ptus};
+    cd.capacity = capacityCache;
+    mgr.add(reconcilers::newCapacityPoolController(std::move(cd), co));
+  }
   // Worker repairs: per-deployment backoff and waterline_repairs_total{reason}.
   auto repairs = std::make_shared<reconcilers::RepairTracker>(mgr.registry());
   // Active HTTP health probing of workers (spec.healthCheck), opt-in: kwok pod IPs are
@@ -272,7 +281,7 @@ int main(int argc, char** argv) {
   if (prober)
     unhealthyWorkers = [prober](const std::string& ns, const std::string& name) { return prober->unhealthy(ns, name); };
   *mdController = &mgr.add(reconcilers::newModelDeploymentController(
-      {*client, deployments, pools, nodes, placement, recorder, time, repairs, unhealthyWorkers, ptus}, co));
+      {*client, deployments, pools, nodes, capacityCache, recorder, time, repairs, unhealthyWorkers, ptus}, co));
 
   // The autoscaler: its own controller keyed by ModelDeployment (docs/autoscaling.md).
   sources::PrometheusClientPtr prometheus;
@@ -313,8 +322,7 @@ int main(int argc, char** argv) {
   // PTUReservations: admission, status, accrual, finalizer (docs/autoscaling.md).
   {
     reconcilers::PtuReservationDeps pd{*client, ptus, deployments, pools, recorder, time};
-    pd.nodes = nodes;
-    pd.placement = placement;  // reclaim shares the placement lock with the MD controller
+    pd.capacity = capacityCache;  // reclaim plans on the same capacity state as placement
     if (prometheus) {
       pd.load = reconcilers::makePrometheusLoad(prometheus);          // usedTokensPerMinute
       pd.routerCounts = reconcilers::makePrometheusPtuCounters(prometheus);  // 429s, spillovers

@@ -146,8 +146,6 @@ scheduling::Request requestFromAssignment(const scheduling::Assignment& a, const
   return r;
 }
 
-namespace {
-
 void applyHolds(Snapshot& snap, const std::vector<PoolHold>& holds) {
   struct Sum {
     int32_t replicas = 0;
@@ -175,7 +173,7 @@ void applyHolds(Snapshot& snap, const std::vector<PoolHold>& holds) {
     sf.needGpus = int32_t(std::ceil(s.gpus * missingReplicas / s.replicas - 1e-9));
     int32_t take = std::min(sf.needGpus, idleGpus(inv, pid));
     while (take > 0) {
-      auto ok = inv.createReservation("ptu:" + pool + ":" + deployment, deployment, pool, take);
+      auto ok = inv.createReservation(std::string(kHoldReservationPrefix) + pool + ":" + deployment, deployment, pool, take);
       if (ok) break;
       --take;  // over the pool's reservableFraction (counted on physical GPUs): take less
     }
@@ -184,7 +182,11 @@ void applyHolds(Snapshot& snap, const std::vector<PoolHold>& holds) {
   }
 }
 
-}  // namespace
+void withdrawHolds(Snapshot& snap) {
+  for (const auto& r : snap.inventory.reservations())
+    if (r.name.starts_with(kHoldReservationPrefix)) snap.inventory.releaseReservation(r.name);
+  snap.holds.clear();
+}
 
 Snapshot buildSnapshot(const SnapshotInput& in) {
   SnapshotRefs refs;

@@ -69,14 +69,7 @@ std::vector<runtime::Request> overlappingPools(const kube::Json& poolObj, const 
 CapacityPoolReconciler::CapacityPoolReconciler(CapacityPoolDeps deps)
     : d_(std::move(deps)),
       pools_(std::make_shared<DecodedByVersion<api::CapacityPool>>()),
-      // Decoded once per node resourceVersion, so each ignored label value is logged once
-      // per node version.
-      nodes_([](const kube::Json& j) -> std::optional<planners::NodeView> {
-        auto v = planners::NodeView::fromJson(j);
-        for (const auto& m : v.invalidValues)
-          log::logger("capacitypool").warn("ignoring an invalid node value", {{"node", v.name}, {"detail", m}});
-        return v;
-      }),
+      nodes_(),
       shapes_(std::make_shared<DecodedByVersion<DemandShape>>()) {}
 
 runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Request& req) {
@@ -109,41 +102,29 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
 
   planners::PoolStatusInput in;
   in.pool = &*pool;
-  // Only this pool's nodes and their workers count: a pool's status depends on nothing
-  // else (other pools' specs still decide which of its nodes conflict). Everything is
-  // decoded once per resourceVersion and shared between reconciles (decoded.h): a worker
-  // event used to decode every node's labels, every pool and every deployment again.
+  // Only this pool's nodes count: a pool's status depends on nothing else (other pools'
+  // specs still decide which of its nodes conflict). Pools and nodes are decoded once per
+  // resourceVersion and shared between reconciles (decoded.h).
   const auto allPools = pools_->decode(d_.pools->store().list());
   const auto allNodes = nodes_.decode(d_.nodes->store().list());
-  std::set<std::string> selected;
-  planners::SnapshotRefs si;
-  for (const auto& n : allNodes) {
-    if (!pool->spec.selectsNode(n->labels)) continue;
-    in.nodes.push_back(*n);
-    selected.insert(n->name);
-    si.nodes.push_back(n.get());
-  }
-  for (const auto& p : allPools) {
-    if (p->metadata.name == pool->metadata.name) continue;
-    in.others.push_back(p.get());
-    si.pools.push_back(p.get());
-  }
-  si.pools.push_back(&*pool);
-  if (d_.workerPods) {
-    const auto workers = workers_.decode(d_.workerPods->store().list());
-    for (const auto& w : workers)
-      if (selected.count(w->node)) si.pods.push_back(w.get());
-    auto snap = planners::buildSnapshot(si);
-    auto alloc = planners::allocationByPool(snap.inventory);
-    in.allocated = alloc[pool->metadata.name];
+  for (const auto& n : allNodes)
+    if (pool->spec.selectsNode(n->labels)) in.nodes.push_back(*n);
+  for (const auto& p : allPools)
+    if (p->metadata.name != pool->metadata.name) in.others.push_back(p.get());
+  if (d_.capacity) {
+    // Occupancy from the capacity cache's inventory (kept up to date by events); without
+    // holds: status.gpus.reserved counts those apart.
+    std::vector<scheduling::Request> shapes;
     if (d_.deployments) {
       // One request per distinct shape of the demand (GPU request and where it may go).
-      std::vector<scheduling::Request> shapes;
       std::set<std::string> seen;
       for (const auto& sh : shapes_->decode(d_.deployments->store().list()))
         if (sh->request && seen.insert(sh->key).second) shapes.push_back(*sh->request);
-      in.fragmentation = planners::fragmentationByPool(snap.inventory, std::move(shapes))[pool->metadata.name];
     }
+    auto txn = d_.capacity->begin(capacity::TxnOptions::withoutHolds());
+    in.allocated = planners::allocationByPool(txn.inventory())[pool->metadata.name];
+    if (d_.deployments)
+      in.fragmentation = planners::fragmentationByPool(txn.inventory(), std::move(shapes))[pool->metadata.name];
   }
 
   auto plan = planners::planPoolStatus(in, now);

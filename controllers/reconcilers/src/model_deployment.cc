@@ -6,7 +6,6 @@
 #include "waterline/api/model_deployment.h"
 #include "waterline/common/log.h"
 #include "waterline/planners/deployment.h"
-#include "waterline/planners/inventory_snapshot.h"
 #include "waterline/planners/nodes.h"
 #include "waterline/reconcilers/autoscaler.h"
 
@@ -14,48 +13,6 @@ namespace waterline::reconcilers {
 
 using runtime::ReconcileError;
 using runtime::Result;
-
-// ---- PlacementCache ------------------------------------------------------------------
-
-PlacementCache::PlacementCache(cache::InformerPtr pods, TimeSourcePtr time, Duration assumeTimeout)
-    : pods_(std::move(pods)), time_(std::move(time)), timeout_(assumeTimeout) {}
-
-std::vector<std::shared_ptr<const kube::Json>> PlacementCache::workerPodsLocked() {
-  std::vector<std::shared_ptr<const kube::Json>> out;
-  // An assumed pod is dropped only when it is in THIS list: one that reaches the cache
-  // after the list was taken must stay assumed, or this snapshot would have it nowhere
-  // and give its GPUs away again.
-  std::set<std::string> listed;
-  for (auto& p : pods_->store().list()) {
-    listed.insert(runtime::namespaceOf(*p) + "/" + runtime::nameOf(*p));
-    out.push_back(std::move(p));
-  }
-  const SystemTime now = time_->systemTime();
-  for (auto it = assumed_.begin(); it != assumed_.end();) {
-    if (listed.count(it->first) || now - it->second.at > timeout_) {
-      it = assumed_.erase(it);
-    } else {
-      out.push_back(it->second.pod);
-      ++it;
-    }
-  }
-  return out;
-}
-
-void PlacementCache::assumeLocked(const kube::Json& pod) {
-  assumed_[runtime::namespaceOf(pod) + "/" + runtime::nameOf(pod)] = {std::make_shared<const kube::Json>(pod),
-                                                                       time_->systemTime()};
-}
-
-void PlacementCache::forget(const std::string& key) {
-  std::lock_guard g(mu_);
-  assumed_.erase(key);
-}
-
-size_t PlacementCache::assumedCount() {
-  std::lock_guard g(mu_);
-  return assumed_.size();
-}
 
 // ---- RepairTracker --------------------------------------------------------------------
 
@@ -139,7 +96,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
   auto obj = d_.deployments->store().get(req.key());
   if (!obj) {
     // No garbage collector is assumed: delete the workers of a deployment that is gone.
-    for (const auto& p : d_.placement->pods()->store().list()) {
+    for (const auto& p : d_.capacity->sources().workerPods->store().list()) {
       if (!isWorkerOf(*p, req.ns, req.name)) continue;
       if (p->contains("metadata") && (*p)["metadata"].contains("deletionTimestamp")) continue;
       kube::DeleteOptions del;
@@ -182,33 +139,28 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     std::string name, uid, holder, node;
   };
   std::vector<Conflicted> conflicted;
+  std::map<std::string, std::string> uids;  // worker name -> uid (expected deletions)
   {
-    std::lock_guard g(d_.placement->mutex());
-    // Decoded views shared between reconciles (decoded again only when an object changes).
-    const auto pools = pools_.decode(d_.pools->store().list());
-    const auto nodes = nodes_.decode(d_.nodes->store().list());
-    const auto workers = workers_.decode(d_.placement->workerPodsLocked());
-    planners::SnapshotRefs in;
-    for (const auto& p : pools) in.pools.push_back(p.get());
-    for (const auto& n : nodes) in.nodes.push_back(n.get());
-    if (d_.reservations) in.holds = planners::holdsFromReservations(d_.reservations->store().list());
+    // One capacity Txn: read, plan, assume. No decoding, no rebuild: the cache keeps the
+    // inventory up to date from events.
+    auto txn = d_.capacity->begin();
+    auto& snap = txn.snapshot();
     planners::DeploymentPlanInput pin;
     pin.deployment = &*md;
+    pin.pods = txn.workersOf(md->metadata.namespace_, md->metadata.name);
     std::set<std::string> ourNodes;
-    for (const auto& w : workers) {
-      if (w->ns == md->metadata.namespace_ && w->deployment == md->metadata.name) {
-        pin.pods.push_back(*w);
-        if (!w->node.empty()) ourNodes.insert(w->node);
-      }
-      in.pods.push_back(w.get());
+    std::set<std::string> ours;
+    for (const auto& w : pin.pods) {
+      if (!w.node.empty()) ourNodes.insert(w.node);
+      ours.insert(w.key());
+      uids[w.name] = w.uid;
     }
-    auto snap = planners::buildSnapshot(in);
-    for (const auto& c : snap.conflicts)
-      lg.warn("assignment conflict while rebuilding the GPU inventory",
-              {{"worker", c.worker}, {"holder", c.holder}, {"node", c.node}, {"message", c.message}});
-    // A worker of ours whose GPUs another worker holds (the older claim wins the rebuild)
-    // is not placed: it goes, and the planner replaces it with a real placement.
+    // A worker of ours whose GPUs another worker holds (the older claim wins) is not
+    // placed: it goes, and the planner replaces it with a real placement.
     for (const auto& c : snap.conflicts) {
+      if (!ours.count(c.worker)) continue;
+      lg.warn("assignment conflict in the GPU inventory",
+              {{"worker", c.worker}, {"holder", c.holder}, {"node", c.node}, {"message", c.message}});
       if (c.kind != scheduling::Conflict::Kind::Occupied && c.kind != scheduling::Conflict::Kind::ReservedForOther)
         continue;
       for (auto& w : pin.pods)
@@ -217,14 +169,14 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
           conflicted.push_back({w.name, w.uid, c.holder, c.node});
         }
     }
-    for (const auto& n : nodes)  // the planner looks at the nodes of this deployment's pods only
-      if (ourNodes.count(n->name)) pin.nodes.push_back(*n);
+    for (const auto& name : ourNodes)  // the planner looks at the nodes of this deployment's pods only
+      if (const auto* n = txn.node(name)) pin.nodes.push_back(*n);
     pin.inventory = &snap.inventory;
     pin.repairHoldUntil = d_.repairs->holdUntil(req.key(), now);
     if (d_.unhealthyWorkers) pin.unhealthyWorkers = d_.unhealthyWorkers(md->metadata.namespace_, md->metadata.name);
     if (d_.reservations) pin.ptuFloor = ptuFloorFor(d_.reservations->store().list(), req.ns, req.name);
     plan = planners::planDeployment(pin, now);
-    for (const auto& c : plan.creates) d_.placement->assumeLocked(c.pod);
+    for (const auto& c : plan.creates) txn.assume(c.pod);
   }
 
   const std::string& ns = md->metadata.namespace_;
@@ -237,13 +189,12 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
       // Created before (e.g. by a previous process) and not in the cache yet: account for
       // the real pod and its real assignment, not the one planned now.
       auto got = d_.client->get(kube::kinds::Pod, ns, c.name);
-      std::lock_guard g(d_.placement->mutex());
-      if (got) d_.placement->assumeLocked(*got);
+      if (got) d_.capacity->assume(*got);
       continue;
     }
     // Refused (422 for a pod the template makes invalid) or failed: the pod does not
     // exist, so its GPUs go back at once and the status does not count it.
-    d_.placement->forget(ns + "/" + c.name);
+    d_.capacity->forget(ns + "/" + c.name);
     createFailures.push_back({c.name, r.error().describe()});
     if (firstError.empty()) firstError = "create worker " + c.name + ": " + r.error().describe();
   }
@@ -257,6 +208,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
         {"metadata", {{"annotations", {{std::string(api::annotations::kDrainingSince), drainingSince}}}}}};
     auto r = d_.client->patch(kube::kinds::Pod, ns, name, kube::PatchType::Merge, patch.dump(),
                               {std::string(api::kFieldManager), false, ""});
+    if (r) d_.capacity->expectDrain(ns + "/" + name, now);
     if (!r && !r.error().isNotFound() && firstError.empty())
       firstError = "mark " + name + " draining: " + r.error().describe();
   }
@@ -264,6 +216,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     kube::DeleteOptions del;
     del.preconditions.uid = c.uid;
     auto r = d_.client->remove(kube::kinds::Pod, ns, c.name, del);
+    if (r) d_.capacity->expectDeletion(c.uid);
     if (!r && !r.error().isNotFound() && !r.error().isConflict() && firstError.empty())
       firstError = "delete double-booked worker " + c.name + ": " + r.error().describe();
     if (r)
@@ -280,6 +233,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     kube::DeleteOptions del;
     if (orphaned.count(name)) del.gracePeriodSeconds = 0;
     auto r = d_.client->remove(kube::kinds::Pod, ns, name, del);
+    if (r) d_.capacity->expectDeletion(uids[name]);
     if (!r && !r.error().isNotFound() && firstError.empty())
       firstError = "delete worker " + name + ": " + r.error().describe();
   }
@@ -357,7 +311,7 @@ runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
   auto mds = deps.deployments;
   auto nodes = deps.nodes;
   auto pools = deps.pools;
-  auto pods = deps.placement->pods();
+  auto pods = deps.capacity->sources().workerPods;
   auto owned = std::make_unique<ModelDeploymentReconciler>(deps);
   auto* reconciler = owned.get();
   auto c = std::make_unique<runtime::Controller>("modeldeployment", std::move(owned), std::move(opts));

@@ -181,7 +181,7 @@ runtime::ReconcileResult PtuReservationReconciler::reconcile(const runtime::Requ
 
   // Reclaim: GPUs the reservation holds but other deployments' workers fill.
   bool reclaimPending = false;
-  if (st.phase == api::ReservationPhase::Active && d_.placement && d_.nodes) {
+  if (st.phase == api::ReservationPhase::Active && d_.capacity) {
     auto rc = reclaim(*r, st, deploymentKey, in);
     if (!rc) return std::unexpected(ReconcileError{rc.error()});
     reclaimPending = *rc;
@@ -214,21 +214,14 @@ std::expected<bool, std::string> PtuReservationReconciler::reclaim(const api::PT
   const std::string key = r.metadata.key();
   planners::ReclaimPlan rp;
   {
-    std::lock_guard g(d_.placement->mutex());
-    // Nodes and workers decoded once per resourceVersion (decoded.h): this runs on every
-    // reconcile of an Active reservation.
-    const auto nodes = nodes_.decode(d_.nodes->store().list());
-    const auto workers = workers_.decode(d_.placement->workerPodsLocked());
-    planners::SnapshotRefs si;
-    for (const auto& p : in.pools) si.pools.push_back(&p);
-    for (const auto& n : nodes) si.nodes.push_back(n.get());
-    for (const auto& w : workers) si.pods.push_back(w.get());
-    // Every Active reservation's holds, this one's as just decided (the cache may lag).
-    for (auto& h : planners::holdsFromReservations(d_.reservations->store().list()))
-      if (h.reservation != key) si.holds.push_back(std::move(h));
+    // This reservation's holds as just decided (the cache may lag behind our status write).
+    capacity::TxnOptions to;
+    std::vector<planners::PoolHold> mine;
     for (const auto& pl : st.placements)
-      if (pl.replicas > 0 && pl.gpus > 0) si.holds.push_back({key, deploymentKey, pl.pool, pl.replicas, pl.gpus});
-    auto snap = planners::buildSnapshot(si);
+      if (pl.replicas > 0 && pl.gpus > 0) mine.push_back({key, deploymentKey, pl.pool, pl.replicas, pl.gpus});
+    to.holdOverride = {key, mine};
+    auto txn = d_.capacity->begin(to);
+    auto& snap = txn.snapshot();
     // Nothing to reclaim unless this deployment's holds miss GPUs (planReclaim looks at
     // nothing else): skip building its input.
     bool shortfall = false;
@@ -236,24 +229,12 @@ std::expected<bool, std::string> PtuReservationReconciler::reclaim(const api::PT
     if (!shortfall) return false;
     planners::ReclaimInput ri;
     ri.snapshot = &snap;
-    {
-      // Workers this process evicted that the cache does not show as deleting yet count
-      // as deleting: a pass right after another must not see their GPUs as still taken
-      // (and evict more, or the same again).
-      std::lock_guard eg(evictedMu_);
-      const auto nowMono = d_.time->monotonicTime();
-      std::set<std::string> live;
-      for (const auto& w : workers) {
-        live.insert(w->uid);
-        ri.pods.push_back(*w);
-        if (!w->deleting && evicted_.count(w->uid)) ri.pods.back().deleting = true;
-      }
-      std::erase_if(evicted_, [&](const auto& kv) {
-        return !live.count(kv.first) || nowMono - kv.second > std::chrono::minutes(2);
-      });
-    }
+    // Workers this process evicted that the watch does not show as deleting yet read as
+    // deleting (the cache's expected deletions): a pass right after another must not see
+    // their GPUs as still taken (and evict more, or the same again).
+    ri.pods = txn.workers();
     ri.deployments = in.deployments;
-    ri.holds = si.holds;
+    ri.holds = txn.holds();
     ri.deployment = deploymentKey;
     rp = planners::planReclaim(ri);
   }
@@ -277,10 +258,7 @@ std::expected<bool, std::string> PtuReservationReconciler::reclaim(const api::PT
       }
       return std::unexpected("evict " + e.ns + "/" + e.name + ": " + res.error().describe());
     }
-    {
-      std::lock_guard eg(evictedMu_);
-      evicted_[e.uid] = d_.time->monotonicTime();
-    }
+    d_.capacity->expectDeletion(e.uid);
     const std::string why = "pool " + e.pool + " capacity is reserved for ModelDeployment " + deploymentKey +
                             " by PTUReservation " + key;
     lg.info("reclaim: evicted worker", {{"reservation", key}, {"pod", e.ns + "/" + e.name}, {"node", e.node},

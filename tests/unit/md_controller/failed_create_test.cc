@@ -77,7 +77,7 @@ struct Fixture {
   std::shared_ptr<RefusingClient> client = std::make_shared<RefusingClient>();
   std::shared_ptr<SimulatedTimeSource> sim = std::make_shared<SimulatedTimeSource>();
   cache::InformerPtr pools, nodes, pods, mds;
-  std::shared_ptr<PlacementCache> placement;
+  std::shared_ptr<capacity::CapacityCache> placement;
   std::shared_ptr<runtime::FakeEventRecorder> recorder = std::make_shared<runtime::FakeEventRecorder>();
   runtime::ControllerPtr c;
 
@@ -89,7 +89,7 @@ struct Fixture {
     nodes = mk(kube::kinds::Node);
     pods = mk(kube::kinds::Pod);
     mds = mk(kube::kinds::ModelDeployment);
-    placement = std::make_shared<PlacementCache>(pods, sim);
+    placement = std::make_shared<capacity::CapacityCache>(capacity::CapacityCacheSources{pools, nodes, pods, nullptr}, sim);
   }
   void start() {
     ModelDeploymentDeps deps;
@@ -97,7 +97,7 @@ struct Fixture {
     deps.deployments = mds;
     deps.pools = pools;
     deps.nodes = nodes;
-    deps.placement = placement;
+    deps.capacity = placement;
     deps.recorder = recorder;
     deps.time = sim;
     deps.repairs = std::make_shared<RepairTracker>(registry);
@@ -167,7 +167,7 @@ TEST(FailedCreate, IsReportedReleasesItsGpusAndWakesTheWaiting) {
   for (const auto& e : f.recorder->events()) warnings += e.type == "Warning" && e.reason == "WorkerCreateFailed";
   EXPECT_EQ(warnings, 1);
   // Released: nothing assumed, and the waiting deployment is queued now (not at resync).
-  EXPECT_EQ(f.placement->assumedCount(), 0u);
+  EXPECT_EQ(f.placement->stats().assumed, 0u);
   auto queued = f.drain();
   EXPECT_TRUE(queued.count("team/waiting")) << "the waiting deployment was not woken up";
 
@@ -178,7 +178,7 @@ TEST(FailedCreate, IsReportedReleasesItsGpusAndWakesTheWaiting) {
   warnings = 0;
   for (const auto& e : f.recorder->events()) warnings += e.reason == "WorkerCreateFailed";
   EXPECT_EQ(warnings, 1);
-  EXPECT_EQ(f.placement->assumedCount(), 0u);
+  EXPECT_EQ(f.placement->stats().assumed, 0u);
   EXPECT_TRUE(f.drain().count("team/waiting"));
 
   // The broken deployment retries on its backoff, never because capacity moved: a node

@@ -110,6 +110,17 @@ struct Snapshot {
 // what reclaim frees. Deterministic: the same objects give the same reservations.
 Snapshot buildSnapshot(const SnapshotInput& in);
 
+// Name prefix of the scheduling reservations that holds create ("ptu:<pool>:<deployment>").
+inline constexpr std::string_view kHoldReservationPrefix = "ptu:";
+
+// The holds step of buildSnapshot on its own, for a snapshot kept up to date by events
+// (capacity::CapacityCache): reserves idle GPUs for `holds` as described above and fills
+// snap.holds. The inventory must hold no hold reservations (withdrawHolds first).
+void applyHolds(Snapshot& snap, const std::vector<PoolHold>& holds);
+// Releases every hold reservation and clears snap.holds; the workers placed on reserved
+// GPUs meanwhile stay.
+void withdrawHolds(Snapshot& snap);
+
 // The same over objects the caller keeps (decoded once, shared between reconciles).
 struct SnapshotRefs {
   std::vector<const api::CapacityPool*> pools;

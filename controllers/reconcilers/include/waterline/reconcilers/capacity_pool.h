@@ -11,6 +11,7 @@
 
 #include "waterline/api/capacity_pool.h"
 #include "waterline/cache/informer.h"
+#include "waterline/capacity/capacity_cache.h"
 #include "waterline/kube/client.h"
 #include "waterline/runtime/controller.h"
 #include "waterline/planners/nodes.h"
@@ -25,8 +26,8 @@ struct CapacityPoolDeps {
   kube::ClientPtr client;  // writes only
   cache::InformerPtr pools;
   cache::InformerPtr nodes;
-  // Worker pods (optional): their GPU assignments give the allocated / free counts, and
-  // their creation / deletion enqueues the pool named by their waterline.dev/pool label.
+  // Worker pods (optional): their creation / deletion enqueues the pool named by their
+  // waterline.dev/pool label.
   cache::InformerPtr workerPods = nullptr;
   runtime::EventRecorderPtr recorder;
   TimeSourcePtr time;
@@ -35,6 +36,9 @@ struct CapacityPoolDeps {
   cache::InformerPtr deployments = nullptr;
   // PTUReservations (optional): GPUs held by Active ones give status.gpus.reserved.
   cache::InformerPtr reservations = nullptr;
+  // The capacity cache (optional): its inventory gives the allocated / free counts and,
+  // with deployments, status.fragmentation.
+  capacity::CapacityCachePtr capacity = nullptr;
 };
 
 // What a ModelDeployment adds to the demand a pool's fragmentation is measured against:
@@ -64,10 +68,9 @@ class CapacityPoolReconciler final : public runtime::Reconciler {
 
  private:
   CapacityPoolDeps d_;
-  // Every pool, node, worker pod and deployment shape, decoded once per resourceVersion.
+  // Every pool, node and deployment shape, decoded once per resourceVersion.
   std::shared_ptr<DecodedByVersion<api::CapacityPool>> pools_;
   DecodedByVersion<planners::NodeView> nodes_;
-  DecodedByVersion<planners::WorkerPod> workers_;
   std::shared_ptr<DecodedByVersion<DemandShape>> shapes_;
 };
 

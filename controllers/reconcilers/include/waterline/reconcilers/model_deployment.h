@@ -1,15 +1,13 @@
 #pragma once
-// ModelDeployment reconciler: reads the deployment, its worker pods, the pools and nodes
-// from the caches; plans with planners::planDeployment against the shared PlacementCache;
-// creates, drains and deletes worker pods; writes status with server-side apply to the
-// status subresource; records Events.
-//
-// PlacementCache is the ONE scheduler state of the process: every reconciler that places
-// pods takes its lock, rebuilds the inventory from the informer snapshot plus the pods it
-// has created that the informer has not delivered yet (kube-scheduler's "assumed" pods),
-// plans, and assumes the new pods before letting go. Two reconciles (on two workers, for
-// two deployments) therefore never pick the same GPU, and a reconcile that runs before
-// the watch delivers the pods it created does not create them again.
+// ModelDeployment reconciler: reads the deployment from its cache and its workers, the
+// nodes they run on and the GPU inventory from the capacity cache (capacity::CapacityCache,
+// the ONE scheduler state of the process); plans with planners::planDeployment inside one
+// capacity Txn and assumes the pods it is about to create before letting go; then
+// creates, drains and deletes worker pods, tells the cache what it expects of them
+// (assume / forget / expected deletions and drains), writes status with server-side apply
+// to the status subresource and records Events. Two reconciles (on two workers, for two
+// deployments) therefore never pick the same GPU, and a reconcile that runs before the
+// watch delivers the pods it created does not create them again.
 #include <functional>
 #include <map>
 #include <memory>
@@ -20,13 +18,13 @@
 
 #include "waterline/api/capacity_pool.h"
 #include "waterline/cache/informer.h"
+#include "waterline/capacity/capacity_cache.h"
 #include "waterline/common/metrics.h"
 #include "waterline/common/time.h"
 #include "waterline/kube/client.h"
 #include "waterline/runtime/controller.h"
 #include "waterline/planners/deployment.h"
 #include "waterline/planners/repair.h"
-#include "waterline/reconcilers/decoded.h"
 #include "waterline/runtime/events.h"
 
 namespace waterline::reconcilers {
@@ -59,44 +57,12 @@ using RepairTrackerPtr = std::shared_ptr<RepairTracker>;
 // pod names. Empty function: no probing.
 using UnhealthyWorkersFn = std::function<std::set<std::string>(const std::string& ns, const std::string& name)>;
 
-class PlacementCache {
- public:
-  // `pods`: the worker-pod informer (label app.kubernetes.io/managed-by=waterline).
-  PlacementCache(cache::InformerPtr pods, TimeSourcePtr time,
-                 Duration assumeTimeout = std::chrono::minutes(5));
-
-  std::mutex& mutex() { return mu_; }
-  // Caller holds mutex(). Worker pods of the cache plus assumed pods the cache has not
-  // seen yet; assumed pods the cache has seen, or older than the timeout, are dropped.
-  // Shared, not copied: a fleet has thousands of worker pods and every reconcile reads them.
-  std::vector<std::shared_ptr<const kube::Json>> workerPodsLocked();
-  // Caller holds mutex(). Records a pod about to be created (or just found to exist).
-  void assumeLocked(const kube::Json& pod);
-  // Takes the lock. Forgets an assumed pod (its create failed).
-  void forget(const std::string& key);
-  size_t assumedCount();
-
-  const cache::InformerPtr& pods() const { return pods_; }
-
- private:
-  cache::InformerPtr pods_;
-  TimeSourcePtr time_;
-  Duration timeout_;
-  std::mutex mu_;
-  struct Assumed {
-    std::shared_ptr<const kube::Json> pod;
-    SystemTime at;
-  };
-  std::map<std::string, Assumed> assumed_;  // "ns/name" -> pod
-};
-using PlacementCachePtr = std::shared_ptr<PlacementCache>;
-
 struct ModelDeploymentDeps {
   kube::ClientPtr client;  // writes (and a GET after AlreadyExists)
   cache::InformerPtr deployments;
-  cache::InformerPtr pools;
+  cache::InformerPtr pools;  // watched: capacity changes wake waiting deployments
   cache::InformerPtr nodes;
-  PlacementCachePtr placement;  // holds the pods informer
+  capacity::CapacityCachePtr capacity;  // holds the worker-pod informer
   runtime::EventRecorderPtr recorder;
   TimeSourcePtr time;
   // Optional: repairs (backoff and metric); default: one on metrics::defaultRegistry().
@@ -119,10 +85,6 @@ class ModelDeploymentReconciler final : public runtime::Reconciler {
  private:
   ModelDeploymentDeps d_;
   std::function<void(const runtime::Request&)> capacityReleased_;
-  // Every pool, node and worker pod, decoded once per resourceVersion (decoded.h).
-  DecodedByVersion<api::CapacityPool> pools_;
-  DecodedByVersion<planners::NodeView> nodes_;
-  DecodedByVersion<planners::WorkerPod> workers_;
 };
 
 // Watches: deployments (generation changes), owned worker pods, and capacity changes

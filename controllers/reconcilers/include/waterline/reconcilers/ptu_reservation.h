@@ -16,12 +16,12 @@
 
 #include "waterline/api/ptu_reservation.h"
 #include "waterline/cache/informer.h"
+#include "waterline/capacity/capacity_cache.h"
 #include "waterline/planners/ptu_admission.h"
 #include "waterline/common/time.h"
 #include "waterline/kube/client.h"
 #include "waterline/runtime/controller.h"
 #include "waterline/runtime/events.h"
-#include "waterline/reconcilers/model_deployment.h"
 #include "waterline/reconcilers/routing_publisher.h"
 #include "waterline/sources/prometheus.h"
 
@@ -47,13 +47,12 @@ struct PtuReservationDeps {
   cache::InformerPtr pools;
   runtime::EventRecorderPtr recorder;
   TimeSourcePtr time;
-  // Reclaim (optional, both needed): the nodes informer and the process's placement state
-  // (worker pods, under whose lock snapshots are built). An Active reservation whose
-  // holds miss GPUs because other deployments' workers fill the pool evicts the lowest-
-  // priority unreserved ones (planners::planReclaim) through the Eviction API, so
-  // PodDisruptionBudgets apply too.
-  cache::InformerPtr nodes = nullptr;
-  PlacementCachePtr placement = nullptr;
+  // Reclaim (optional): the process's capacity cache. An Active reservation whose holds
+  // miss GPUs because other deployments' workers fill the pool evicts the lowest-priority
+  // unreserved ones (planners::planReclaim) through the Eviction API, so
+  // PodDisruptionBudgets apply too; the cache counts the evicted workers as deleting
+  // until the watch shows them so.
+  capacity::CapacityCachePtr capacity = nullptr;
   // Observed load (optional): weighted tokens/min per pool of a deployment (the routing
   // publisher's LoadFunc, from Prometheus); usedTokensPerMinute is its sum, shared among
   // the deployment's Active reservations by provisioned tokens.
@@ -75,12 +74,6 @@ class PtuReservationReconciler final : public runtime::Reconciler {
   std::expected<bool, std::string> reclaim(const api::PTUReservation& r, const api::PTUReservationStatus& st,
                                            const std::string& deploymentKey, const planners::PtuAdmissionInput& in);
   PtuReservationDeps d_;
-  DecodedByVersion<planners::NodeView> nodes_;   // for reclaim
-  DecodedByVersion<planners::WorkerPod> workers_;
-  // Workers evicted by this process (uid -> when), until the cache shows them deleting
-  // or gone (2 min at most): reclaim passes count them as deleting meanwhile.
-  std::mutex evictedMu_;
-  std::map<std::string, MonotonicTime> evicted_;
 };
 
 runtime::ControllerPtr newPtuReservationController(PtuReservationDeps deps, runtime::ControllerOptions opts = {});

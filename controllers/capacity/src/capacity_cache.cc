@@ -1,0 +1,407 @@
+#include "waterline/capacity/capacity_cache.h"
+
+#include <algorithm>
+
+#include "waterline/common/log.h"
+#include "waterline/scheduling/annotation.h"
+
+namespace waterline::capacity {
+
+namespace {
+
+// The Node fields capacity depends on (NodeView minus the log-only invalidValues).
+bool sameCapacity(const planners::NodeView& a, const planners::NodeView& b) {
+  return a.labels == b.labels && a.ready == b.ready && a.unschedulable == b.unschedulable &&
+         a.taints == b.taints && a.gpuProduct == b.gpuProduct && a.gpuCount == b.gpuCount &&
+         a.gpuMemoryMiB == b.gpuMemoryMiB && a.gpuAllocatable == b.gpuAllocatable &&
+         a.gpuFaultTaint == b.gpuFaultTaint && a.unhealthyGpus == b.unhealthyGpus;
+}
+
+bool holdsGpus(const planners::WorkerPod& w) { return !w.terminal() && !w.assignment.empty(); }
+
+std::string metaString(const kube::Json& o, const char* field) {
+  auto m = o.find("metadata");
+  if (m == o.end() || !m->is_object()) return "";
+  auto f = m->find(field);
+  return f != m->end() && f->is_string() ? f->get<std::string>() : "";
+}
+
+}  // namespace
+
+CapacityCache::CapacityCache(CapacityCacheSources sources, TimeSourcePtr time, CapacityCacheOptions opts)
+    : src_(std::move(sources)), time_(std::move(time)), opts_(opts) {
+  auto subscribe = [this](const cache::InformerPtr& inf, void (CapacityCache::*fn)(const cache::ObjectPtr&, bool)) {
+    if (!inf) return;
+    cache::EventHandler h;
+    h.onAdd = [this, fn](const cache::ObjectPtr& o) { (this->*fn)(o, false); };
+    h.onUpdate = [this, fn](const cache::ObjectPtr&, const cache::ObjectPtr& n) { (this->*fn)(n, false); };
+    h.onDelete = [this, fn](const cache::ObjectPtr& o, bool) { (this->*fn)(o, true); };
+    handlers_.emplace_back(inf, inf->addEventHandler(std::move(h)));
+  };
+  subscribe(src_.pools, &CapacityCache::onPool);
+  subscribe(src_.nodes, &CapacityCache::onNode);
+  subscribe(src_.workerPods, &CapacityCache::onPod);
+  subscribe(src_.reservations, &CapacityCache::onReservation);
+}
+
+CapacityCache::~CapacityCache() {
+  for (auto& [inf, id] : handlers_) inf->removeEventHandler(id);
+}
+
+// ---- events ---------------------------------------------------------------------------
+
+void CapacityCache::onPool(const cache::ObjectPtr& o, bool deleted) {
+  if (!o) return;
+  const std::string name = metaString(*o, "name");
+  std::lock_guard g(mu_);
+  auto it = pools_.find(name);
+  if (deleted) {
+    if (it != pools_.end()) {
+      pools_.erase(it);
+      dirty_ = true;
+    }
+    return;
+  }
+  auto p = api::CapacityPool::fromJson(*o);
+  if (!p) {  // the schema should have refused it; it selects nothing (as in buildSnapshot)
+    if (it != pools_.end()) {
+      pools_.erase(it);
+      dirty_ = true;
+    }
+    return;
+  }
+  auto decoded = std::make_shared<const api::CapacityPool>(std::move(*p));
+  // A status write (every pool reconcile) changes nothing here.
+  if (it == pools_.end() || !(it->second->spec == decoded->spec)) dirty_ = true;
+  pools_[name] = std::move(decoded);
+}
+
+void CapacityCache::onNode(const cache::ObjectPtr& o, bool deleted) {
+  if (!o) return;
+  auto view = planners::NodeView::fromJson(*o);
+  std::lock_guard g(mu_);
+  auto it = nodes_.find(view.name);
+  if (deleted) {
+    if (it == nodes_.end()) return;
+    nodes_.erase(it);
+    if (dirty_) return;
+    if (auto np = snap_.nodePool.find(view.name); np != snap_.nodePool.end()) {
+      snap_.nodePool.erase(np);
+      // Its workers' claims now name an unknown node: the rebuild reports them as the
+      // conflicts it always has (the deployments repair them).
+      if (!snap_.inventory.removeNode(view.name).empty()) dirty_ = true;
+    }
+    return;
+  }
+  if (it != nodes_.end() && sameCapacity(*it->second, view)) return;  // a heartbeat
+  for (const auto& m : view.invalidValues)  // once per node version that changes capacity
+    log::logger("capacity").warn("ignoring an invalid node value", {{"node", view.name}, {"detail", m}});
+  auto stored = std::make_shared<const planners::NodeView>(std::move(view));
+  nodes_[stored->name] = stored;
+  if (!dirty_) applyNodeLocked(*stored);
+}
+
+void CapacityCache::onPod(const cache::ObjectPtr& o, bool deleted) {
+  if (!o) return;
+  auto w = planners::WorkerPod::fromJson(*o);
+  const std::string key = w.key();
+  std::lock_guard g(mu_);
+  ++stats_.podEvents;
+  assumed_.erase(key);  // the watch shows it (or its end): no longer an expectation
+  if (deleted || w.deleting) expectedDeletions_.erase(w.uid);
+  if (deleted || w.drainingSince) expectedDrains_.erase(key);
+  if (deleted) {
+    pods_.erase(key);
+    if (!dirty_) releaseWorkerLocked(key);
+    return;
+  }
+  auto stored = std::make_shared<const planners::WorkerPod>(std::move(w));
+  pods_[key] = stored;
+  if (!dirty_) applyWorkerLocked(*stored);
+}
+
+void CapacityCache::onReservation(const cache::ObjectPtr& o, bool deleted) {
+  if (!o) return;
+  const std::string key = metaString(*o, "namespace") + "/" + metaString(*o, "name");
+  std::lock_guard g(mu_);
+  if (deleted) {
+    holds_.erase(key);
+    return;
+  }
+  auto h = planners::holdsFromReservations({o});
+  if (h.empty()) holds_.erase(key);
+  else holds_[key] = std::move(h);
+}
+
+// ---- incremental upkeep (mu_ held) -----------------------------------------------------
+
+std::pair<const api::CapacityPool*, int> CapacityCache::ownerLocked(const planners::NodeView& n) const {
+  const api::CapacityPool* owner = nullptr;
+  int matches = 0;
+  for (const auto& [name, p] : pools_)  // name order: the first pool by name owns the node
+    if (p->spec.selectsNode(n.labels)) {
+      if (!owner) owner = p.get();
+      ++matches;
+    }
+  return {owner, matches};
+}
+
+void CapacityCache::applyNodeLocked(const planners::NodeView& n) {
+  auto [owner, matches] = ownerLocked(n);
+  auto np = snap_.nodePool.find(n.name);
+  const std::string was = np == snap_.nodePool.end() ? "" : np->second;
+  const std::string now = owner ? owner->metadata.name : "";
+  auto& inv = snap_.inventory;
+  if (was != now && !was.empty()) {
+    // Leaves its pool (or moves to another): fine while it holds no worker.
+    if (!inv.removeNode(n.name).empty()) {
+      dirty_ = true;
+      return;
+    }
+    snap_.nodePool.erase(np);
+  }
+  if (!owner) return;
+  ++stats_.nodeUpserts;
+  auto spec = planners::toNodeSpec(n, now, owner->spec.sharing.mode);
+  if (matches > 1) spec.unschedulable = true;  // conflicting membership (buildSnapshot)
+  if (!planners::topologyMismatch(*owner, n).empty()) spec.unschedulable = true;
+  if (!inv.upsertNode(std::move(spec))) {
+    dirty_ = true;  // e.g. GPUs that hold workers would disappear: the rebuild decides
+    return;
+  }
+  snap_.nodePool[n.name] = now;
+  retryConflictsLocked();  // claims on a node that was unknown may apply now
+}
+
+void CapacityCache::applyWorkerLocked(const planners::WorkerPod& w) {
+  const std::string key = w.key();
+  auto cur = applied_.find(key);
+  if (!holdsGpus(w)) {
+    releaseWorkerLocked(key);
+    return;
+  }
+  if (cur != applied_.end() && cur->second == w.assignment) return;  // nothing moved
+  const bool released = cur != applied_.end();
+  if (released) {
+    snap_.inventory.forget(key);
+    applied_.erase(cur);
+  }
+  conflicts_.erase(key);
+  auto a = scheduling::decodeAssignment(w.assignment);
+  if (!a) {
+    scheduling::Conflict c;
+    c.kind = scheduling::Conflict::Kind::Malformed;
+    c.worker = key;
+    c.node = w.node;
+    c.message = a.error();
+    conflicts_[key] = std::move(c);
+  } else if (auto r = snap_.inventory.assume(planners::requestFromAssignment(*a, key, w.ns + "/" + w.deployment), *a);
+             r) {
+    applied_[key] = w.assignment;
+  } else {
+    conflicts_[key] = std::move(r.error());
+  }
+  if (released) retryConflictsLocked();
+}
+
+void CapacityCache::releaseWorkerLocked(const std::string& key) {
+  conflicts_.erase(key);
+  auto cur = applied_.find(key);
+  if (cur == applied_.end()) return;
+  snap_.inventory.forget(key);
+  applied_.erase(cur);
+  retryConflictsLocked();
+}
+
+void CapacityCache::retryConflictsLocked() {
+  if (conflicts_.empty()) return;
+  // Oldest claim first, as the rebuild orders them.
+  std::vector<std::pair<int64_t, const planners::WorkerPod*>> waiting;
+  for (const auto& [key, c] : conflicts_) {
+    if (c.kind == scheduling::Conflict::Kind::Malformed) continue;
+    const planners::WorkerPod* w = nullptr;
+    if (auto p = pods_.find(key); p != pods_.end()) w = p->second.get();
+    else if (auto a = assumed_.find(key); a != assumed_.end()) w = &a->second.pod;
+    if (!w) continue;
+    const int64_t order =
+        w->created ? std::chrono::duration_cast<std::chrono::seconds>(w->created->time_since_epoch()).count()
+                   : INT64_MAX;
+    waiting.emplace_back(order, w);
+  }
+  std::sort(waiting.begin(), waiting.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second->key() < b.second->key();
+  });
+  for (const auto& [order, w] : waiting) {
+    auto a = scheduling::decodeAssignment(w->assignment);
+    if (!a) continue;
+    const std::string key = w->key();
+    if (snap_.inventory.assume(planners::requestFromAssignment(*a, key, w->ns + "/" + w->deployment), *a)) {
+      applied_[key] = w->assignment;
+      conflicts_.erase(key);
+    }
+  }
+}
+
+void CapacityCache::rebuildLocked() {
+  planners::SnapshotRefs refs;
+  for (const auto& [n, p] : pools_) refs.pools.push_back(p.get());
+  for (const auto& [n, v] : nodes_) refs.nodes.push_back(v.get());
+  for (const auto& [k, p] : pods_) refs.pods.push_back(p.get());
+  for (const auto& [k, a] : assumed_) refs.pods.push_back(&a.pod);
+  snap_ = planners::buildSnapshot(refs);  // no holds: a Txn applies them
+  applied_.clear();
+  conflicts_.clear();
+  for (auto& c : snap_.conflicts) conflicts_[c.worker] = std::move(c);
+  snap_.conflicts.clear();
+  for (const auto* p : refs.pods)
+    if (holdsGpus(*p) && !conflicts_.count(p->key())) applied_[p->key()] = p->assignment;
+  dirty_ = false;
+  ++stats_.rebuilds;
+}
+
+void CapacityCache::expireLocked() {
+  const MonotonicTime now = time_->monotonicTime();
+  for (auto it = assumed_.begin(); it != assumed_.end();) {
+    if (now - it->second.at <= opts_.assumeTimeout) {
+      ++it;
+      continue;
+    }
+    // Created (we thought) and never seen: its GPUs go back.
+    const std::string key = it->first;
+    it = assumed_.erase(it);
+    ++stats_.expiredAssumed;
+    if (!pods_.count(key) && !dirty_) releaseWorkerLocked(key);
+  }
+  std::erase_if(expectedDeletions_, [&](const auto& kv) { return now - kv.second > opts_.deletionTimeout; });
+  std::erase_if(expectedDrains_, [&](const auto& kv) { return now - kv.second.second > opts_.deletionTimeout; });
+}
+
+std::vector<planners::PoolHold> CapacityCache::holdsLocked(const TxnOptions& opts) const {
+  std::vector<planners::PoolHold> out;
+  for (const auto& [key, hs] : holds_)
+    if (!opts.holdOverride || opts.holdOverride->first != key) out.insert(out.end(), hs.begin(), hs.end());
+  if (opts.holdOverride) out.insert(out.end(), opts.holdOverride->second.begin(), opts.holdOverride->second.end());
+  return out;
+}
+
+planners::WorkerPod CapacityCache::expectedLocked(const planners::WorkerPod& w) const {
+  planners::WorkerPod out = w;
+  if (!out.deleting && !out.uid.empty() && expectedDeletions_.count(out.uid)) out.deleting = true;
+  if (!out.drainingSince)
+    if (auto d = expectedDrains_.find(out.key()); d != expectedDrains_.end()) out.drainingSince = d->second.first;
+  return out;
+}
+
+// ---- outside a Txn -------------------------------------------------------------------
+
+void CapacityCache::forget(const std::string& key) {
+  std::lock_guard g(mu_);
+  if (!assumed_.erase(key)) return;
+  if (!pods_.count(key) && !dirty_) releaseWorkerLocked(key);
+}
+
+void CapacityCache::assume(const kube::Json& pod) {
+  auto txn = begin(TxnOptions::withoutHolds());
+  txn.assume(pod);
+}
+
+void CapacityCache::expectDeletion(const std::string& uid) {
+  if (uid.empty()) return;
+  std::lock_guard g(mu_);
+  expectedDeletions_[uid] = time_->monotonicTime();
+}
+
+void CapacityCache::expectDrain(const std::string& key, SystemTime since) {
+  std::lock_guard g(mu_);
+  expectedDrains_[key] = {since, time_->monotonicTime()};
+}
+
+CapacityCacheStats CapacityCache::stats() const {
+  std::lock_guard g(mu_);
+  CapacityCacheStats s = stats_;
+  s.assumed = assumed_.size();
+  s.expectedDeletions = expectedDeletions_.size();
+  s.conflicts = conflicts_.size();
+  return s;
+}
+
+// ---- Txn -----------------------------------------------------------------------------
+
+CapacityCache::Txn CapacityCache::begin(TxnOptions opts) { return Txn(*this, std::move(opts)); }
+
+CapacityCache::Txn::Txn(CapacityCache& c, TxnOptions opts) : c_(&c), lk_(c.mu_) {
+  c_->expireLocked();
+  if (c_->dirty_) c_->rebuildLocked();
+  auto& snap = c_->snap_;
+  snap.conflicts.clear();
+  for (const auto& [k, conflict] : c_->conflicts_) snap.conflicts.push_back(conflict);
+  snap.holds.clear();
+  if (opts.holds) {
+    holds_ = c_->holdsLocked(opts);
+    if (!holds_.empty()) {
+      planners::applyHolds(snap, holds_);
+      holdsApplied_ = true;
+    }
+  }
+}
+
+CapacityCache::Txn::Txn(Txn&& o) noexcept
+    : c_(o.c_), lk_(std::move(o.lk_)), holdsApplied_(o.holdsApplied_), holds_(std::move(o.holds_)) {
+  o.c_ = nullptr;
+}
+
+CapacityCache::Txn::~Txn() {
+  if (!c_ || !lk_.owns_lock()) return;
+  // Between Txns the inventory holds workers only: events apply to it as they come.
+  if (holdsApplied_) planners::withdrawHolds(c_->snap_);
+  c_->snap_.conflicts.clear();
+}
+
+planners::Snapshot& CapacityCache::Txn::snapshot() { return c_->snap_; }
+
+std::vector<planners::WorkerPod> CapacityCache::Txn::workersOf(const std::string& ns,
+                                                                const std::string& deployment) const {
+  std::vector<planners::WorkerPod> out;
+  for (const auto& [k, p] : c_->pods_)
+    if (p->deployment == deployment && p->ns == ns) out.push_back(c_->expectedLocked(*p));
+  for (const auto& [k, a] : c_->assumed_)
+    if (a.pod.deployment == deployment && a.pod.ns == ns && !c_->pods_.count(k)) out.push_back(c_->expectedLocked(a.pod));
+  return out;
+}
+
+std::vector<planners::WorkerPod> CapacityCache::Txn::workers() const {
+  std::vector<planners::WorkerPod> out;
+  out.reserve(c_->pods_.size() + c_->assumed_.size());
+  for (const auto& [k, p] : c_->pods_) out.push_back(c_->expectedLocked(*p));
+  for (const auto& [k, a] : c_->assumed_)
+    if (!c_->pods_.count(k)) out.push_back(c_->expectedLocked(a.pod));
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.key() < b.key(); });
+  return out;
+}
+
+const planners::NodeView* CapacityCache::Txn::node(const std::string& name) const {
+  auto it = c_->nodes_.find(name);
+  return it == c_->nodes_.end() ? nullptr : it->second.get();
+}
+
+std::vector<const api::CapacityPool*> CapacityCache::Txn::pools() const {
+  std::vector<const api::CapacityPool*> out;
+  for (const auto& [n, p] : c_->pools_) out.push_back(p.get());
+  return out;
+}
+
+void CapacityCache::Txn::assume(const kube::Json& pod) {
+  auto w = planners::WorkerPod::fromJson(pod);
+  const std::string key = w.key();
+  if (c_->pods_.count(key)) return;  // the watch shows it already: it is the truth
+  c_->assumed_[key] = {w, c_->time_->monotonicTime()};
+  if (c_->dirty_) return;
+  // The planner assumed its placement into the inventory itself: adopt it.
+  if (!c_->applied_.count(key) && c_->snap_.inventory.worker(key) && holdsGpus(w)) {
+    c_->applied_[key] = w.assignment;
+    return;
+  }
+  c_->applyWorkerLocked(w);
+}
+
+}  // namespace waterline::capacity
