@@ -25,7 +25,7 @@ FROM ${BUILD_IMAGE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
-      libcpprest-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev libboost-dev \
+      libcpprest-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev libboost-dev libcli11-dev \
       googletest libgtest-dev libgmock-dev libbenchmark-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

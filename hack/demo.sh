@@ -461,8 +461,8 @@ start_prometheus() {
 start_operator() {
   if [[ -z "$(live_pid operator)" ]]; then
     spawn operator "$OPERATOR" --kubeconfig="$KUBECONFIG" --bind-address="127.0.0.1:$OPERATOR_PORT" \
-      --identity=demo --prometheus-url="$(prom_url)" --prometheus-timeout=2 \
-      --autoscaler-sync-period=3 --xid-poll-period=3 --routing-heartbeat=2
+      --identity=demo --prometheus-url="$(prom_url)" --prometheus-timeout=2s \
+      --autoscaler-sync-period=3s --xid-poll-period=3s --routing-heartbeat=2s
   fi
   wait_for 60 "operator ready on $(operator_url)/readyz" "$LOGS/operator.log" -- \
     curl -sf --max-time 2 "$(operator_url)/readyz"

@@ -9,7 +9,6 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -17,6 +16,7 @@
 #include "waterline/common/metrics.h"
 #include "waterline/kube/config.h"
 #include "waterline/kube/rest_client.h"
+#include "waterline/main/operator_config.h"
 #include "waterline/api/keys.h"
 #include "waterline/capacity/capacity_cache.h"
 #include "waterline/reconcilers/autoscaler.h"
@@ -41,58 +41,6 @@ namespace {
 
 using namespace waterline;
 
-struct Flag {
-  std::string name, def, help;
-  std::string* target;
-};
-
-struct Options {
-  std::string kubeconfig, context;
-  std::string bindAddress = ":8080";
-  std::string leaderElect = "true";
-  std::string leaseNamespace = "waterline-system";
-  std::string leaseName = "waterline-operator";
-  std::string identity;
-  std::string leaseDuration = "15", renewDeadline = "10", retryPeriod = "2";
-  std::string workers = "4";
-  std::string qps = "0", burst = "100";
-  std::string logLevel = "info", verbosity = "0";
-  std::string resync = "600";
-  std::string activeHealthProbes = "false";
-  std::string prometheusUrl;  // default: $WATERLINE_PROMETHEUS_URL
-  std::string prometheusTimeout = "5";
-  std::string autoscalerSyncPeriod = "15";
-  std::string xidPollPeriod = "30";
-  std::string clusterName;        // this cluster's name in routing entries
-  std::string routingKubeconfig;  // the routing hub (default: this cluster)
-  std::string routingHeartbeat = "10";
-  std::string routingHeartbeatNamespace;  // default: the leader-election namespace
-};
-
-void usage(const std::vector<Flag>& flags) {
-  std::cout << "waterline-operator " WATERLINE_VERSION
-               " - control plane for GPU capacity pools (CapacityPool, ModelDeployment,\n"
-               "PTUReservation).\n\nUsage: waterline-operator [flags]\n\nFlags:\n";
-  for (const auto& f : flags) {
-    std::string left = "  --" + f.name + (f.def.empty() ? "" : "=" + f.def);
-    std::cout << left << std::string(left.size() < 34 ? 34 - left.size() : 1, ' ') << f.help << "\n";
-  }
-  std::cout << "  -h, --help                        print this help\n"
-               "  --version                         print the version\n";
-}
-
-int toInt(const std::string& name, const std::string& v) {
-  try {
-    size_t pos = 0;
-    int x = std::stoi(v, &pos);
-    if (pos != v.size()) throw std::invalid_argument(v);
-    return x;
-  } catch (...) {
-    std::cerr << "invalid value for --" << name << ": " << v << " (want an integer)\n";
-    std::exit(2);
-  }
-}
-
 std::string defaultIdentity() {
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
@@ -107,81 +55,16 @@ int main(int argc, char** argv) {
   // allocate in bursts; at fleet size that held about a third of the peak RSS
   // (docs/performance.md, "Fleet"). Two arenas, unless MALLOC_ARENA_MAX says otherwise.
   if (!std::getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 2);
-  Options o;
-  std::vector<Flag> flags = {
-      {"kubeconfig", "", "path to a kubeconfig (else $KUBECONFIG, in-cluster, ~/.kube/config)", &o.kubeconfig},
-      {"context", "", "kubeconfig context to use (default: current-context)", &o.context},
-      {"bind-address", o.bindAddress, "host:port for /healthz, /readyz and /metrics (0 disables)", &o.bindAddress},
-      {"leader-elect", o.leaderElect, "run leader election so only one replica reconciles", &o.leaderElect},
-      {"leader-election-namespace", o.leaseNamespace, "namespace of the leader Lease", &o.leaseNamespace},
-      {"leader-election-id", o.leaseName, "name of the leader Lease", &o.leaseName},
-      {"identity", "", "this replica's identity in the Lease (default hostname_pid)", &o.identity},
-      {"lease-duration", o.leaseDuration, "seconds a standby waits before taking an unrenewed lease", &o.leaseDuration},
-      {"renew-deadline", o.renewDeadline, "seconds the leader keeps trying to renew before stepping down", &o.renewDeadline},
-      {"retry-period", o.retryPeriod, "seconds between lease acquire/renew attempts", &o.retryPeriod},
-      {"workers", o.workers, "concurrent reconciles per controller", &o.workers},
-      {"kube-api-qps", o.qps, "client-side rate limit on API requests per second; 0 (the default) sets none and leaves it to the API server's Priority and Fairness, as controller-runtime does", &o.qps},
-      {"kube-api-burst", o.burst, "client-side burst of API requests (with --kube-api-qps > 0)", &o.burst},
-      {"resync-period", o.resync, "seconds between full cache resyncs (level-based catch-up)", &o.resync},
-      {"active-health-probes", o.activeHealthProbes, "probe workers' spec.healthCheck over HTTP from the operator and replace unhealthy ones", &o.activeHealthProbes},
-      {"prometheus-url", "", "Prometheus base URL for autoscaling queries (default $WATERLINE_PROMETHEUS_URL; unset: autoscaling holds)", &o.prometheusUrl},
-      {"prometheus-timeout", o.prometheusTimeout, "seconds per Prometheus query attempt", &o.prometheusTimeout},
-      {"xid-poll-period", o.xidPollPeriod, "seconds between queries of DCGM XID errors (with --prometheus-url); fatal XIDs mark GPUs unhealthy", &o.xidPollPeriod},
-      {"autoscaler-sync-period", o.autoscalerSyncPeriod, "seconds between autoscaler evaluations of a deployment", &o.autoscalerSyncPeriod},
-      {"cluster-name", "", "this cluster's name in the routing entries it publishes (needed when several clusters share a hub)", &o.clusterName},
-      {"routing-kubeconfig", "", "kubeconfig of the routing hub cluster where RoutingTables are written and read (default $WATERLINE_HUB_KUBECONFIG, else this cluster)", &o.routingKubeconfig},
-      {"routing-heartbeat", o.routingHeartbeat, "seconds between renewals of this cluster's routing heartbeat Lease in the hub (entries are rewritten only on change; every heartbeat while the Lease cannot be renewed)", &o.routingHeartbeat},
-      {"routing-heartbeat-namespace", "", "namespace of the routing heartbeat Lease in the hub (default: --leader-election-namespace; it must exist there)", &o.routingHeartbeatNamespace},
-      {"log-level", o.logLevel, "error, warn, info or debug", &o.logLevel},
-      {"v", o.verbosity, "info verbosity (klog-style -v)", &o.verbosity},
-  };
-  std::map<std::string, Flag*> byName;
-  for (auto& f : flags) byName[f.name] = &f;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      usage(flags);
-      return 0;
-    }
-    if (a == "--version") {
-      std::cout << "waterline-operator " WATERLINE_VERSION "\n";
-      return 0;
-    }
-    if (a.rfind("--", 0) != 0 && a.rfind("-", 0) == 0) a = "-" + a;  // -v=2 -> --v=2
-    if (a.rfind("--", 0) != 0) {
-      std::cerr << "unexpected argument: " << a << " (see --help)\n";
-      return 2;
-    }
-    std::string name = a.substr(2), value;
-    auto eq = name.find('=');
-    bool hasValue = eq != std::string::npos;
-    if (hasValue) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    }
-    auto it = byName.find(name);
-    if (it == byName.end()) {
-      std::cerr << "unknown flag: --" << name << " (see --help)\n";
-      return 2;
-    }
-    if (!hasValue) {
-      if (name == "leader-elect") value = "true";
-      else if (i + 1 < argc) value = argv[++i];
-      else {
-        std::cerr << "flag --" << name << " needs a value\n";
-        return 2;
-      }
-    }
-    *it->second->target = value;
+  // Flags: a typed OperatorConfig (docs/flags.md); bad flags exit 2 with a message that names the flag.
+  auto parsed = cmd::parseOperatorConfig(argc, argv);
+  if (!parsed) {
+    if (parsed.error().code == 0) std::cout << parsed.error().text;
+    else std::cerr << "waterline-operator: " << parsed.error().text << "\n";
+    return parsed.error().code;
   }
-
-  auto lvl = log::parseLevel(o.logLevel);
-  if (!lvl) {
-    std::cerr << "invalid --log-level: " << o.logLevel << "\n";
-    return 2;
-  }
-  log::setLevel(*lvl);
-  log::setVerbosity(toInt("v", o.verbosity));
+  cmd::OperatorConfig& o = *parsed;
+  log::setLevel(o.logLevel);
+  log::setVerbosity(o.verbosity);
   const auto lg = log::logger("main");
 
   // Block termination signals before any thread starts (every thread inherits the mask);
@@ -199,8 +82,8 @@ int main(int argc, char** argv) {
     lg.error("cannot load Kubernetes client configuration", {{"err", cfg.error()}});
     return 1;
   }
-  cfg->qps = toInt("kube-api-qps", o.qps);
-  cfg->burst = toInt("kube-api-burst", o.burst);
+  cfg->qps = o.kubeApiQps;
+  cfg->burst = o.kubeApiBurst;
   cfg->userAgent = "waterline-operator/" WATERLINE_VERSION;
   auto time = RealTimeSource::instance();
   auto clientMetrics = std::make_shared<runtime::ClientMetrics>(metrics::defaultRegistry());
@@ -215,27 +98,23 @@ int main(int argc, char** argv) {
   mo.client = *client;
   mo.time = time;
   mo.bindAddress = o.bindAddress;
-  mo.leaderElection = o.leaderElect == "true" || o.leaderElect == "1";
-  mo.resyncPeriod = std::chrono::seconds(toInt("resync-period", o.resync));
+  mo.leaderElection = o.leaderElect;
+  mo.resyncPeriod = o.resyncPeriod;
   mo.stopSignalFd = signalFd;
   auto& le = mo.leaderElectionConfig;
-  le.ns = o.leaseNamespace;
-  le.name = o.leaseName;
+  le.ns = o.leaderElectionNamespace;
+  le.name = o.leaderElectionId;
   le.identity = o.identity.empty() ? defaultIdentity() : o.identity;
-  le.leaseDuration = std::chrono::seconds(toInt("lease-duration", o.leaseDuration));
-  le.renewDeadline = std::chrono::seconds(toInt("renew-deadline", o.renewDeadline));
-  le.retryPeriod = std::chrono::seconds(toInt("retry-period", o.retryPeriod));
-  if (!(le.leaseDuration > le.renewDeadline && le.renewDeadline > le.retryPeriod)) {
-    lg.error("leader election timings must satisfy lease-duration > renew-deadline > retry-period");
-    return 2;
-  }
+  le.leaseDuration = o.leaseDuration;  // parseOperatorConfig checked lease > renew > retry
+  le.renewDeadline = o.renewDeadline;
+  le.retryPeriod = o.retryPeriod;
 
   runtime::Manager mgr(mo);
   runtime::registerInformerMetrics(mgr.registry(), mgr.informers());
   auto recorder = std::make_shared<runtime::KubeEventRecorder>(*client, "waterline-operator",
                                                                le.identity, time);
   runtime::ControllerOptions co;
-  co.workers = toInt("workers", o.workers);
+  co.workers = o.workers;
   co.time = time;
 
   auto pools = mgr.informers().informerFor(kube::kinds::CapacityPool);
@@ -265,7 +144,7 @@ int main(int argc, char** argv) {
   // not reachable. A transition enqueues the deployment; unhealthy workers are replaced.
   std::shared_ptr<reconcilers::HealthProber> prober;
   auto mdController = std::make_shared<runtime::Controller*>(nullptr);
-  if (o.activeHealthProbes == "true" || o.activeHealthProbes == "1") {
+  if (o.activeHealthProbes) {
     reconcilers::HealthProberOptions po;
     po.deployments = deployments;
     po.pods = workerPods;
@@ -294,11 +173,11 @@ int main(int argc, char** argv) {
     ad.reservations = ptus;
     ad.recorder = recorder;
     ad.time = time;
-    ad.syncPeriod = std::chrono::seconds(std::max(1, toInt("autoscaler-sync-period", o.autoscalerSyncPeriod)));
+    ad.syncPeriod = o.autoscalerSyncPeriod;
     if (!o.prometheusUrl.empty()) {
       sources::PrometheusClientConfig pc;
       pc.baseUrl = o.prometheusUrl;
-      pc.timeout = std::chrono::seconds(std::max(1, toInt("prometheus-timeout", o.prometheusTimeout)));
+      pc.timeout = o.prometheusTimeout;
       prometheus = sources::makeHttpPrometheusClient(pc, time);
       ad.prometheus = prometheus;
       lg.info("autoscaling queries go to Prometheus", {{"url", o.prometheusUrl}});
@@ -315,7 +194,7 @@ int main(int argc, char** argv) {
     xd.prometheus = prometheus;
     xd.recorder = recorder;
     xd.time = time;
-    xd.period = std::chrono::seconds(std::max(1, toInt("xid-poll-period", o.xidPollPeriod)));
+    xd.period = o.xidPollPeriod;
     auto xid = std::make_shared<reconcilers::XidWatcher>(std::move(xd));
     mgr.addRunnable({"xid-watcher", true, [xid] { xid->start(); }, [xid] { xid->stop(); }});
   }
@@ -359,8 +238,8 @@ int main(int argc, char** argv) {
     auto tables = hubInformers ? hubInformers->informerFor(kube::kinds::RoutingTable)
                                : mgr.informers().informerFor(kube::kinds::RoutingTable);
     // One heartbeat Lease per cluster in the hub (docs/routing.md, "Heartbeat").
-    const Duration heartbeatEvery = std::chrono::seconds(std::max(1, toInt("routing-heartbeat", o.routingHeartbeat)));
-    const std::string hbNamespace = o.routingHeartbeatNamespace.empty() ? o.leaseNamespace : o.routingHeartbeatNamespace;
+    const Duration heartbeatEvery = o.routingHeartbeat;
+    const std::string hbNamespace = o.routingHeartbeatNamespace.empty() ? o.leaderElectionNamespace : o.routingHeartbeatNamespace;
     cache::InformerOptions hbOpts;
     hbOpts.ns = hbNamespace;
     hbOpts.labelSelector = std::string(reconcilers::kRoutingHeartbeatLabel) + "=true";

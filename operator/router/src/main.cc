@@ -19,6 +19,7 @@
 #include "waterline/kube/config.h"
 #include "waterline/kube/rest_client.h"
 #include "waterline/router/config.h"
+#include "waterline/router/flags.h"
 #include "waterline/router/membership.h"
 #include "waterline/router/routes_source.h"
 #include "waterline/router/server.h"
@@ -51,17 +52,13 @@ int main(int argc, char** argv) {
   }
   std::signal(SIGPIPE, SIG_IGN);
   using namespace waterline;
-  std::vector<std::string> args(argv + 1, argv + argc);
-  auto cfg = router::parseFlags(args);
+  auto cfg = router::parseRouterConfig(argc, argv);
   if (!cfg) {
-    if (cfg.error() == "help") {
-      std::cout << router::helpText();
-      return 0;
-    }
-    std::cerr << "waterline-router: " << cfg.error() << "\n";
-    return 2;
+    if (cfg.error().code == 0) std::cout << cfg.error().text;
+    else std::cerr << "waterline-router: " << cfg.error().text << "\n";
+    return cfg.error().code;
   }
-  if (auto lvl = log::parseLevel(cfg->logLevel)) log::setLevel(*lvl);
+  log::setLevel(cfg->logLevel);
   auto logger = log::logger("router.main");
   if (cfg->routesFile.empty() && cfg->routesUrl.empty()) {
     std::cerr << "waterline-router: one of --routes-file or --routes-url is required (see --help)\n";

@@ -98,7 +98,7 @@ struct Stack {
       return;
     prom = std::make_unique<it::Prometheus>(std::vector<uint16_t>{sim.listenPort});
     prom->start();
-    op.start({"--prometheus-url=" + prom->url(), "--autoscaler-sync-period=1", "--prometheus-timeout=2"});
+    op.start({"--prometheus-url=" + prom->url(), "--autoscaler-sync-period=1s", "--prometheus-timeout=2s"});
     ok = true;
   }
   // What the operator decided and what Prometheus scraped, for failure messages.
@@ -229,7 +229,7 @@ TEST(AutoscaleIT, WithAutoscalingOffKubectlScaleDecides) {
   WL_CLIENT_OR_SKIP(client);
   Env e(client);
   it::Operator op;
-  op.start({"--autoscaler-sync-period=1"});  // and no Prometheus at all
+  op.start({"--autoscaler-sync-period=1s"});  // and no Prometheus at all
   e.apply(e.deployment("plain", 2, {{"enabled", false}, {"targetPerReplica", 100}}));
   // kubectl scale: the scale subresource.
   Json scale = {{"spec", {{"replicas", 5}}}};

@@ -29,7 +29,7 @@ jqcheck "cluster-scoped names include the namespace" "$f" \
 jqcheck "deployment: 2 replicas, image from appVersion" "$f" \
   --arg D "$D" 'one("Deployment"; $D).spec.replicas == 2 and container($D; "operator").image == "waterline:0.1.0" and container($D; "operator").imagePullPolicy == "IfNotPresent"'
 jqcheck "deployment: leader election flags" "$f" --arg D "$D" \
-  'args($D; "operator") as $a | ["--bind-address=:8080", "--leader-elect=true", "--leader-election-namespace=$(POD_NAMESPACE)", "--leader-election-id=wl-waterline", "--identity=$(POD_NAME)", "--lease-duration=15", "--renew-deadline=10", "--retry-period=2", "--log-level=info", "--v=0", "--workers=4"] - $a == []'
+  'args($D; "operator") as $a | ["--bind-address=:8080", "--leader-elect=true", "--leader-election-namespace=$(POD_NAMESPACE)", "--leader-election-id=wl-waterline", "--identity=$(POD_NAME)", "--lease-duration=15s", "--renew-deadline=10s", "--retry-period=2s", "--resync-period=600s", "--routing-heartbeat=10s", "--log-level=info", "--v=0", "--workers=4"] - $a == []'
 jqcheck "deployment: every flag is one the operator knows" "$f" --arg D "$D" \
   'args($D; "operator") | all(test("^--(bind-address|leader-elect|leader-election-namespace|leader-election-id|identity|lease-duration|renew-deadline|retry-period|workers|kube-api-qps|kube-api-burst|resync-period|routing-heartbeat|routing-heartbeat-namespace|cluster-name|prometheus-url|log-level|v)=")) and (index("--active-health-probes=true") | not)'
 jqcheck "deployment: POD_NAME/POD_NAMESPACE from the downward API, no optional env" "$f" --arg D "$D" \

@@ -21,7 +21,7 @@ TEST(RoutingLoadIT, PublishedUtilizationComesFromTheWorkersTokenRates) {
   it::Prometheus prom({sim.listenPort});
   prom.start();
   it::OperatorProcess op;
-  op.start({"--leader-elect=false", "--prometheus-url=" + prom.url(), "--routing-heartbeat=1"});
+  op.start({"--leader-elect=false", "--prometheus-url=" + prom.url(), "--routing-heartbeat=1s"});
   w.apply(d);
   const std::string rt = w.ns + ".llama";
   routing::DeploymentRoutes last;

@@ -47,7 +47,7 @@ TEST(PtuUsageIT, StatusCarriesObservedTokensAndTheRoutersThrottledRequests) {
   const uint16_t routerPort = it::freePort();
   it::Prometheus prom({sim.listenPort, routerPort});
   prom.start();
-  op.start({"--leader-elect=false", "--prometheus-url=" + prom.url(), "--routing-heartbeat=1"});
+  op.start({"--leader-elect=false", "--prometheus-url=" + prom.url(), "--routing-heartbeat=1s"});
   w.apply(d);
   // 1 unit x 1000 tokens/min: one replica held, a tiny budget for requests.
   Json r = {{"apiVersion", "waterline.dev/v1alpha1"},

@@ -40,7 +40,7 @@ TEST(XidIT, AFatalXidMarksTheGpuUnhealthyAndItsWorkerMoves) {
   it::Prometheus prom({sim.listenPort});
   prom.start();
   it::OperatorProcess op;
-  op.start({"--leader-elect=false", "--prometheus-url=" + prom.url(), "--xid-poll-period=1", "--prometheus-timeout=2"});
+  op.start({"--leader-elect=false", "--prometheus-url=" + prom.url(), "--xid-poll-period=1s", "--prometheus-timeout=2s"});
   // Healthy DCGM: nothing is marked.
   std::this_thread::sleep_for(5s);
   EXPECT_EQ(xidAnnotation(*c, node), "");

@@ -202,7 +202,7 @@ TEST(PtuIT, ActiveReservationsFloorAnAutoscaledDeployment) {
   WL_CLIENT_OR_SKIP(client);
   World w(client);
   it::Operator op;
-  op.start({"--autoscaler-sync-period=1"});  // no Prometheus: the autoscaler holds, within its bounds
+  op.start({"--autoscaler-sync-period=1s"});  // no Prometheus: the autoscaler holds, within its bounds
   ASSERT_TRUE(it::eventually([&] { return w.poolGpus("allocatable") == 16; }, 60s)) << op.logText();
   Json d = {{"apiVersion", "waterline.dev/v1alpha1"},
             {"kind", "ModelDeployment"},

@@ -121,7 +121,7 @@ TEST(RoutingIT, PublishesFollowsAndServesTheDeploymentsRoutes) {
   ASSERT_TRUE(c->create(kube::kinds::Namespace, "", nsObject(ns)));
   ASSERT_TRUE(c->apply(kube::kinds::CapacityPool, "", pool(poolName, prefix), {"it-test", true, ""}));
   it::OperatorProcess op;
-  op.start({"--leader-elect=false", "--routing-heartbeat=2", "--cluster-name=fixture",
+  op.start({"--leader-elect=false", "--routing-heartbeat=2s", "--cluster-name=fixture",
             "--routing-heartbeat-namespace=default"});
   ASSERT_TRUE(c->apply(kube::kinds::ModelDeployment, ns, deployment(ns, "llama", 2), {"it-test", true, ""}));
   const std::string rt = ns + ".llama";
@@ -249,9 +249,9 @@ TEST(RoutingIT, TwoRegionsShareAHubAndADeadRegionGoesStale) {
   const std::string hubKc = it::env("WATERLINE_TEST_KUBECONFIG");
   it::OperatorProcess opA, opB;
   opA.start({"--kubeconfig=" + a->kubeconfig, "--routing-kubeconfig=" + hubKc, "--cluster-name=a",
-             "--routing-heartbeat=1", "--leader-elect=false", "--routing-heartbeat-namespace=default"});
+             "--routing-heartbeat=1s", "--leader-elect=false", "--routing-heartbeat-namespace=default"});
   opB.start({"--kubeconfig=" + b->kubeconfig, "--routing-kubeconfig=" + hubKc, "--cluster-name=b",
-             "--routing-heartbeat=1", "--leader-elect=false", "--routing-heartbeat-namespace=default"});
+             "--routing-heartbeat=1s", "--leader-elect=false", "--routing-heartbeat-namespace=default"});
   const std::string rt = ns + ".llama";
   struct DropTable {  // the hub outlives the regions: leave nothing behind, pass or fail
     std::shared_ptr<kube::RestClient> hub;

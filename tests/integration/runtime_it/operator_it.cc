@@ -122,7 +122,7 @@ TEST(OperatorIT, OnlyTheLeaderReconcilesAndStandbyTakesOver) {
   Nodes nodes;
   const std::string lease = it::uniqueName("lease");
   const std::vector<std::string> le = {"--leader-elect=true", "--leader-election-id=" + lease,
-                                       "--lease-duration=6", "--renew-deadline=4", "--retry-period=1"};
+                                       "--lease-duration=6s", "--renew-deadline=4s", "--retry-period=1s"};
   OperatorProcess a, b;
   auto withId = [&](const std::string& id) {
     auto v = le;

@@ -1,13 +1,11 @@
 #pragma once
-// waterline-router configuration and its command-line flags.
+// waterline-router configuration. Its command-line flags: router/flags.h (docs/flags.md).
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <expected>
 #include <string>
-#include <string_view>
-#include <vector>
 
+#include "waterline/common/log.h"
 #include "waterline/common/time.h"
 #include "waterline/routing/admission.h"
 #include "waterline/routing/selection.h"
@@ -76,17 +74,7 @@ struct RouterConfig {
   OverloadPolicy overload = OverloadPolicy::Reject;
   std::uint64_t seed = 0;  // 0: random
 
-  std::string logLevel = "info";
+  log::Level logLevel = log::Level::Info;
 };
-
-// Parses flags (argv[0] excluded). `--help` yields the error "help" with help text in
-// `helpText()`. Errors name the flag.
-std::expected<RouterConfig, std::string> parseFlags(const std::vector<std::string>& args);
-std::string helpText();
-
-// "250ms", "2s", "5m", "1h", "1.5s", or a bare number of seconds.
-std::expected<Duration, std::string> parseDuration(std::string_view s);
-// "4Mi", "512Ki", "1000000", "2M", "1G".
-std::expected<std::size_t, std::string> parseBytes(std::string_view s);
 
 }  // namespace waterline::router

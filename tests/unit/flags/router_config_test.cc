@@ -1,4 +1,5 @@
-#include "waterline/router/config.h"
+// waterline-router's flags (operator/router/include/waterline/router/flags.h).
+#include "waterline/router/flags.h"
 
 #include <gtest/gtest.h>
 
@@ -6,6 +7,12 @@ namespace waterline::router {
 namespace {
 
 using namespace std::chrono_literals;
+
+std::expected<RouterConfig, std::string> parseFlags(const std::vector<std::string>& args) {
+  auto c = parseRouterConfig(args);
+  if (!c) return std::unexpected(c.error().text);
+  return *c;
+}
 
 TEST(RouterFlags, Defaults) {
   auto c = parseFlags({});
@@ -47,12 +54,18 @@ TEST(RouterFlags, ParsesEveryFlag) {
   EXPECT_EQ(c->estimator.defaultMaxTokens, 256);
   EXPECT_DOUBLE_EQ(c->estimator.charsPerToken, 3.5);
   EXPECT_EQ(c->seed, 7u);
-  EXPECT_EQ(c->logLevel, "debug");
+  EXPECT_EQ(c->logLevel, log::Level::Debug);
   EXPECT_EQ(c->busyPoll, 50us);
-  auto p = parseFlags({"--port=0", "--listen=[::1]:81"});
+  auto p = parseFlags({"--listen=[::1]:81"});
   ASSERT_TRUE(p);
   EXPECT_EQ(p->listenAddress, "::1");
   EXPECT_EQ(p->port, 81);
+  // --port overrides the port of --listen, in either order.
+  for (auto args : {std::vector<std::string>{"--port=0", "--listen=[::1]:81"}, {"--listen=:81", "--port", "0"}}) {
+    auto q = parseFlags(args);
+    ASSERT_TRUE(q) << q.error();
+    EXPECT_EQ(q->port, 0);
+  }
 }
 
 TEST(RouterFlags, Limits) {
@@ -95,7 +108,19 @@ TEST(RouterFlags, ErrorsNameTheFlag) {
   };
   bad({"--nope=1"}, "unknown flag --nope");
   bad({"--port=70000"}, "--port");
-  bad({"--threads"}, "--threads: missing value");
+  bad({"--threads"}, "--threads");
+  bad({"--listen=nocolon"}, "--listen: want ADDR:PORT");
+  bad({"--listen=:99999"}, "--listen");
+  // Durations need a unit (the old parser read a bare number as seconds); 0 alone is zero.
+  bad({"--connect-timeout=2"}, "--connect-timeout: want a duration with a unit");
+  bad({"--stale-after=30"}, "--stale-after: want a duration with a unit");
+  bad({"--routes-long-poll=301s"}, "--routes-long-poll: want a duration at most 5m");
+  bad({"--busy-poll=2s"}, "--busy-poll");
+  bad({"--routes-poll-interval=0"}, "--routes-poll-interval");
+  bad({"--log-level=bogus"}, "--log-level: bogus not in");
+  bad({"--seed=-1"}, "--seed");
+  bad({"--chars-per-token=0"}, "--chars-per-token");
+  bad({"--max-attempts=65"}, "--max-attempts");
   bad({"--max-body-bytes=12Q"}, "--max-body-bytes");
   bad({"--connect-timeout=soon"}, "--connect-timeout");
   bad({"--routes-url=https://x/v1/routes"}, "https is not supported");
@@ -104,8 +129,11 @@ TEST(RouterFlags, ErrorsNameTheFlag) {
   bad({"--epsilon=2"}, "--epsilon");
   bad({"--replicas=0"}, "--replicas");
   bad({"positional"}, "unexpected argument");
-  EXPECT_EQ(parseFlags({"--help"}).error(), "help");
-  EXPECT_NE(helpText().find("--routes-file"), std::string::npos);
+  auto help = parseRouterConfig(std::vector<std::string>{"--help"});
+  ASSERT_FALSE(help);
+  EXPECT_EQ(help.error().code, 0);
+  for (const auto& f : routerFlags()) EXPECT_NE(help.error().text.find(f.name), std::string::npos) << f.name;
+  EXPECT_EQ(parseRouterConfig(std::vector<std::string>{"--nope"}).error().code, 2);
 }
 
 TEST(RouterFlags, Membership) {
@@ -147,23 +175,36 @@ TEST(RouterFlags, Membership) {
   bad({"--membership-group=g", "--membership-clock-skew=2m"}, "--membership-clock-skew");
   bad({"--membership-group=g", "--identity="}, "--identity");
   bad({"--membership-group=g", "--membership-kubeconfig="}, "--membership-kubeconfig");
+  bad({"--membership-group=g", "--membership-lease-duration=15"}, "--membership-lease-duration: want a duration with a unit");
   // Membership flags without a group would silently do nothing.
-  bad({"--membership-namespace=wl-sys"}, "--membership-namespace: only applies with --membership-group");
-  bad({"--identity=a"}, "--identity: only applies with --membership-group");
-  bad({"--membership-lease-duration=3s"}, "only applies with --membership-group");
-  EXPECT_NE(helpText().find("--membership-group"), std::string::npos);
-  EXPECT_NE(helpText().find("--membership-lease-duration"), std::string::npos);
+  bad({"--membership-namespace=wl-sys"}, "--membership-namespace requires --membership-group");
+  bad({"--identity=a"}, "--identity requires --membership-group");
+  bad({"--membership-lease-duration=3s"}, "--membership-lease-duration requires --membership-group");
 }
 
-TEST(RouterFlags, DurationsAndSizes) {
-  EXPECT_EQ(*parseDuration("1.5s"), 1500ms);
-  EXPECT_EQ(*parseDuration("2"), 2s);
-  EXPECT_EQ(*parseDuration("100us"), 100us);
-  EXPECT_FALSE(parseDuration("-1s"));
-  EXPECT_FALSE(parseDuration("1d"));
-  EXPECT_EQ(*parseBytes("2M"), 2000000u);
-  EXPECT_EQ(*parseBytes("3Gi"), 3ull << 30);
-  EXPECT_FALSE(parseBytes("Mi"));
+TEST(RouterFlags, DefaultsOfEveryFlag) {
+  auto c = parseFlags({});
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->listenAddress, "0.0.0.0");
+  EXPECT_EQ(c->threads, 0);
+  EXPECT_EQ(c->busyPoll, Duration::zero());
+  EXPECT_EQ(c->routesFile, "");
+  EXPECT_EQ(c->routesUrl, "");
+  EXPECT_EQ(c->routesPollInterval, 1s);
+  EXPECT_EQ(c->routesLongPoll, 30s);
+  EXPECT_EQ(c->maxHeaderBytes, 64u << 10);
+  EXPECT_EQ(c->connectTimeout, 2s);
+  EXPECT_EQ(c->upstreamHeaderTimeout, 300s);
+  EXPECT_EQ(c->streamIdleTimeout, 300s);
+  EXPECT_EQ(c->clientIdleTimeout, 120s);
+  EXPECT_EQ(c->maxAttempts, 4);
+  EXPECT_DOUBLE_EQ(c->selection.epsilon, 0.05);
+  EXPECT_EQ(c->overload, OverloadPolicy::Reject);
+  EXPECT_EQ(c->estimator.defaultMaxTokens, 1024);
+  EXPECT_DOUBLE_EQ(c->estimator.charsPerToken, 4.0);
+  EXPECT_EQ(c->seed, 0u);
+  EXPECT_EQ(c->logLevel, log::Level::Info);
+  EXPECT_EQ(c->membership.group, "");
 }
 
 }  // namespace
