@@ -14,18 +14,6 @@ using runtime::ReconcileError;
 using runtime::Result;
 namespace as = planners::autoscaling;
 
-void stripAutoscalerStatus(kube::Json& status) {
-  if (!status.is_object()) return;
-  status.erase("autoscaling");
-  if (!status.contains("conditions") || !status["conditions"].is_array()) return;
-  kube::Json kept = kube::Json::array();
-  for (const auto& c : status["conditions"]) {
-    const std::string t = c.value("type", "");
-    if (t == as::kScalingActive || t == as::kScalingLimited) continue;
-    kept.push_back(c);
-  }
-  status["conditions"] = std::move(kept);
-}
 
 namespace {
 
@@ -192,21 +180,6 @@ AutoscaleStep planAutoscaleStep(const AutoscaleStepInput& in) {
   return step;
 }
 
-int32_t ptuFloorFor(const std::vector<std::shared_ptr<const kube::Json>>& reservations, const std::string& ns,
-                    const std::string& deployment) {
-  int64_t sum = 0;
-  for (const auto& r : reservations) {
-    if (runtime::namespaceOf(*r) != ns) continue;
-    const auto& j = *r;
-    if (!j.contains("spec") || !j["spec"].contains("deploymentRef")) continue;
-    if (j["spec"]["deploymentRef"].value("name", "") != deployment) continue;
-    if (!j.contains("status") || j["status"].value("phase", "") != "Active") continue;
-    if (j.contains("metadata") && j["metadata"].contains("deletionTimestamp")) continue;
-    const auto& rr = j["status"].value("reservedReplicas", kube::Json(0));
-    if (rr.is_number_integer()) sum += std::max<int64_t>(0, rr.get<int64_t>());
-  }
-  return int32_t(std::min<int64_t>(sum, INT32_MAX));
-}
 
 std::optional<int32_t> maxSchedulableFromStatus(const api::ModelDeployment& d) {
   const auto* c = api::findCondition(d.status.conditions, api::conditions::kScheduled);

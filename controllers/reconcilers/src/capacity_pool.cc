@@ -8,7 +8,7 @@
 #include "waterline/common/log.h"
 #include "waterline/planners/inventory_snapshot.h"
 #include "waterline/planners/pool_status.h"
-#include "waterline/reconcilers/ptu_reservation.h"
+#include "waterline/planners/reservations.h"
 
 namespace waterline::reconcilers {
 
@@ -129,7 +129,7 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
 
   auto plan = planners::planPoolStatus(in, now);
   if (d_.reservations)  // PTU hook: GPUs held by Active reservations (ptu_reservation.h)
-    plan.status.gpus.reserved = reservedGpusInPool(d_.reservations->store().list(), pool->metadata.name);
+    plan.status.gpus.reserved = planners::reservedGpusInPool(d_.reservations->store().list(), pool->metadata.name);
   if (plan.status == pool->status) return Result::done();
 
   kube::PatchOptions po{std::string(api::kFieldManager), true, "status"};

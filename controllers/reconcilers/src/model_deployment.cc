@@ -7,7 +7,7 @@
 #include "waterline/common/log.h"
 #include "waterline/planners/deployment.h"
 #include "waterline/planners/nodes.h"
-#include "waterline/reconcilers/autoscaler.h"
+#include "waterline/planners/reservations.h"
 
 namespace waterline::reconcilers {
 
@@ -75,7 +75,7 @@ namespace {
 
 kube::Json statusApplyObject(const api::ModelDeployment& d, const api::ModelDeploymentStatus& st) {
   kube::Json status = api::toJson(st);
-  stripAutoscalerStatus(status);  // the autoscaler's conditions are applied by its own manager
+  planners::stripAutoscalerStatus(status);  // the autoscaler's conditions are applied by its own manager
   return {{"apiVersion", kube::kinds::ModelDeployment.apiVersion()},
           {"kind", "ModelDeployment"},
           {"metadata", {{"name", d.metadata.name}, {"namespace", d.metadata.namespace_}}},
@@ -174,7 +174,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     pin.inventory = &snap.inventory;
     pin.repairHoldUntil = d_.repairs->holdUntil(req.key(), now);
     if (d_.unhealthyWorkers) pin.unhealthyWorkers = d_.unhealthyWorkers(md->metadata.namespace_, md->metadata.name);
-    if (d_.reservations) pin.ptuFloor = ptuFloorFor(d_.reservations->store().list(), req.ns, req.name);
+    if (d_.reservations) pin.ptuFloor = planners::ptuFloorFor(d_.reservations->store().list(), req.ns, req.name);
     plan = planners::planDeployment(pin, now);
     for (const auto& c : plan.creates) txn.assume(c.pod);
   }

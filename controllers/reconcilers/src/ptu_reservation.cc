@@ -20,44 +20,6 @@ namespace waterline::reconcilers {
 using runtime::ReconcileError;
 using runtime::Result;
 
-int32_t reservedGpusInPool(const std::vector<std::shared_ptr<const kube::Json>>& reservations,
-                           const std::string& pool) {
-  double sum = 0;
-  for (const auto& r : reservations) {
-    if (!r->contains("status") || (*r)["status"].value("phase", "") != "Active") continue;
-    const auto& st = (*r)["status"];
-    if (!st.contains("placements") || !st["placements"].is_array()) continue;
-    for (const auto& p : st["placements"])
-      if (p.value("pool", "") == pool && p.contains("gpus") && p["gpus"].is_number()) sum += p["gpus"].get<double>();
-  }
-  return int32_t(std::ceil(sum - 1e-9));
-}
-
-PtuCountersFunc makePrometheusPtuCounters(sources::PrometheusClientPtr prometheus, Duration window) {
-  const auto secs = std::max<int64_t>(60, std::chrono::duration_cast<std::chrono::seconds>(window).count());
-  return [prometheus, secs](const std::string& reservation) -> std::optional<PtuRouterCounts> {
-    static const auto log = log::logger("ptureservation");
-    // Reservation keys are namespace/name of DNS labels: nothing to escape, but refuse
-    // anything else rather than build a query from it.
-    for (char c : reservation)
-      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '/')) return std::nullopt;
-    auto count = [&](const char* metric) -> std::optional<int64_t> {
-      const std::string q = "round(sum(increase(" + std::string(metric) + "{reservation=\"" + reservation + "\"}[" +
-                            std::to_string(secs) + "s])))";
-      auto v = sources::queryTotal(*prometheus, q);
-      if (!v) {
-        log.debug("router counter query failed", {{"reservation", reservation}, {"err", v.error().toString()}});
-        return std::nullopt;
-      }
-      if (!std::isfinite(*v) || *v < 0) return std::nullopt;
-      return int64_t(std::llround(*v));
-    };
-    auto t = count("waterline_router_ptu_throttled_total");
-    auto sp = count("waterline_router_ptu_spilled_total");
-    if (!t || !sp) return std::nullopt;
-    return PtuRouterCounts{*t, *sp};
-  };
-}
 
 namespace {
 

@@ -2,7 +2,6 @@
 
 #include "waterline/common/log.h"
 #include "waterline/kube/resource.h"
-#include "waterline/reconcilers/routing_publisher.h"
 #include "waterline/routing/table.h"
 #include "waterline/runtime/leader.h"
 
@@ -62,7 +61,7 @@ ClusterHeartbeat::~ClusterHeartbeat() { stop(); }
 bool ClusterHeartbeat::renew() {
   static const auto log = log::logger("routing.heartbeat");
   const auto before = time_->monotonicTime();
-  kube::PatchOptions po{routingFieldManager(cluster_), true, ""};
+  kube::PatchOptions po{routing::routingFieldManager(cluster_), true, ""};
   auto r = hub_->apply(kube::kinds::Lease, ns_, routingHeartbeatLease(ns_, cluster_, interval_, time_->systemTime()), po);
   if (!r) {
     // At warn when an outage starts, then at debug until it ends.

@@ -15,17 +15,6 @@ namespace waterline::reconcilers {
 using runtime::ReconcileError;
 using runtime::Result;
 
-std::map<std::string, double> loadByPool(const sources::PromResult& r) {
-  std::map<std::string, double> out;
-  for (const auto& s : r.samples) {
-    auto pool = s.labels.find("pool");
-    if (pool == s.labels.end() || pool->second.empty()) continue;
-    if (!std::isfinite(s.value) || s.value < 0) continue;
-    out[pool->second] += s.value;
-  }
-  return out;
-}
-
 std::vector<std::string> workerDeploymentIndexFunc(const kube::Json& pod) {
   if (!pod.contains("metadata") || !pod["metadata"].contains("labels") || !pod["metadata"]["labels"].is_object())
     return {};
@@ -35,34 +24,6 @@ std::vector<std::string> workerDeploymentIndexFunc(const kube::Json& pod) {
   return {runtime::namespaceOf(pod) + "/" + it->get<std::string>()};
 }
 
-LoadFunc makePrometheusLoad(sources::PrometheusClientPtr prometheus, std::string queryTemplate) {
-  return [prometheus, tmpl = std::move(queryTemplate)](const api::ModelDeployment& d) {
-    static const auto log = log::logger("routing.load");
-    const double in = d.spec.throughput ? d.spec.throughput->inputTokenWeight : 1.0;
-    const double out = d.spec.throughput ? d.spec.throughput->outputTokenWeight : 1.0;
-    std::string t = tmpl;
-    for (auto [key, v] : {std::pair{std::string("{{in}}"), in}, std::pair{std::string("{{out}}"), out}}) {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.6g", v);
-      for (size_t p; (p = t.find(key)) != std::string::npos;) t.replace(p, key.size(), buf);
-    }
-    auto q = sources::renderQuery(t, {d.metadata.name, d.metadata.namespace_, ""});
-    if (!q) {
-      log.warn("load query does not render", {{"deployment", d.metadata.name}, {"err", q.error()}});
-      return std::map<std::string, double>{};
-    }
-    auto r = prometheus->query(*q);
-    if (!r) {
-      log.debug("load query failed; load unknown", {{"deployment", d.metadata.name}, {"err", r.error().toString()}});
-      return std::map<std::string, double>{};
-    }
-    return loadByPool(*r);
-  };
-}
-
-std::string routingFieldManager(const std::string& cluster) {
-  return std::string(api::kFieldManager) + "/" + (cluster.empty() ? "local" : cluster);
-}
 
 namespace {
 

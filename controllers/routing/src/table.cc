@@ -1,5 +1,7 @@
 #include "waterline/routing/table.h"
 
+#include "waterline/api/keys.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -60,6 +62,10 @@ std::string resourceName(const DeploymentKey& d) {
   std::string cut = full.substr(0, 236);
   while (!cut.empty() && (cut.back() == '.' || cut.back() == '-')) cut.pop_back();
   return cut + "-" + hex16(fnv1a64(d.str()));
+}
+
+std::string routingFieldManager(const std::string& cluster) {
+  return std::string(api::kFieldManager) + "/" + (cluster.empty() ? "local" : cluster);
 }
 
 std::string formatMicroTime(SystemTime t) {

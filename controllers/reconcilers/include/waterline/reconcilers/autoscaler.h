@@ -30,6 +30,7 @@
 #include "waterline/common/metrics.h"
 #include "waterline/common/time.h"
 #include "waterline/kube/client.h"
+#include "waterline/planners/reservations.h"
 #include "waterline/planners/autoscaler.h"
 #include "waterline/runtime/controller.h"
 #include "waterline/runtime/events.h"
@@ -40,10 +41,10 @@ namespace waterline::reconcilers {
 // Field manager of the autoscaler's status apply (its conditions and status.autoscaling).
 inline constexpr std::string_view kAutoscalerFieldManager = "waterline-autoscaler";
 
-// Removes what the autoscaler owns from a ModelDeployment status object (JSON): the
-// ScalingActive and ScalingLimited conditions and status.autoscaling. The ModelDeployment
-// reconciler calls it on the status it applies, so that it never re-applies a stale copy.
-void stripAutoscalerStatus(kube::Json& status);
+// stripAutoscalerStatus and ptuFloorFor: planners/reservations.h (the ModelDeployment
+// reconciler uses them too).
+using planners::ptuFloorFor;
+using planners::stripAutoscalerStatus;
 
 // ---- the pure step -----------------------------------------------------------------
 
@@ -73,10 +74,6 @@ struct AutoscaleStep {
 // The step of one reconcile, without I/O. `metric` is ignored when autoscaling is off.
 AutoscaleStep planAutoscaleStep(const AutoscaleStepInput& in);
 
-// The PTU floor of a deployment: the sum of status.reservedReplicas of the Active
-// PTUReservations (JSON objects, from the cache) that name it in spec.deploymentRef.
-int32_t ptuFloorFor(const std::vector<std::shared_ptr<const kube::Json>>& reservations, const std::string& ns,
-                    const std::string& deployment);
 
 // The capacity limit the step uses: while the deployment's Scheduled condition is False
 // for its current generation, the replicas placed (status.scheduledReplicas); else

@@ -22,23 +22,10 @@
 #include "waterline/kube/client.h"
 #include "waterline/runtime/controller.h"
 #include "waterline/runtime/events.h"
-#include "waterline/reconcilers/routing_publisher.h"
+#include "waterline/reconcilers/observations.h"
 #include "waterline/sources/prometheus.h"
 
 namespace waterline::reconcilers {
-
-// Router counters of one reservation over the status window (PtuCountersFunc).
-struct PtuRouterCounts {
-  int64_t throttled = 0;
-  int64_t spilled = 0;
-};
-// Throttled (429) and spilled requests of a reservation ("namespace/name") summed over
-// every router replica; nullopt when unknown (the status keeps what it had).
-using PtuCountersFunc = std::function<std::optional<PtuRouterCounts>(const std::string& reservation)>;
-// From Prometheus: round(sum(increase(waterline_router_ptu_{throttled,spilled}_total
-// {reservation="ns/name"}[window]))), so router restarts (counter resets) do not matter.
-PtuCountersFunc makePrometheusPtuCounters(sources::PrometheusClientPtr prometheus,
-                                          Duration window = std::chrono::hours(1));
 
 struct PtuReservationDeps {
   kube::ClientPtr client;  // writes only
@@ -77,10 +64,5 @@ class PtuReservationReconciler final : public runtime::Reconciler {
 };
 
 runtime::ControllerPtr newPtuReservationController(PtuReservationDeps deps, runtime::ControllerOptions opts = {});
-
-// GPUs held in `pool` by Active reservations (their status.placements), rounded up: the
-// CapacityPool's status.gpus.reserved.
-int32_t reservedGpusInPool(const std::vector<std::shared_ptr<const kube::Json>>& reservations,
-                           const std::string& pool);
 
 }  // namespace waterline::reconcilers

@@ -31,6 +31,7 @@
 #include "waterline/cache/informer.h"
 #include "waterline/kube/client.h"
 #include "waterline/reconcilers/decoded.h"
+#include "waterline/reconcilers/observations.h"
 #include "waterline/routing/table.h"
 #include "waterline/runtime/controller.h"
 #include "waterline/sources/prometheus.h"
@@ -41,24 +42,6 @@ namespace waterline::reconcilers {
 // worker-pod informer before start; readers fall back to a scan without it).
 inline constexpr const char* kWorkerDeploymentIndex = "waterline.dev/worker-deployment";
 std::vector<std::string> workerDeploymentIndexFunc(const kube::Json& pod);
-
-// Observed load of a deployment, weighted tokens/min by pool (empty: unknown).
-using LoadFunc = std::function<std::map<std::string, double>(const api::ModelDeployment&)>;
-
-// The default per-pool load query: weighted tokens/min from the workers' vLLM counters,
-// with {{namespace}}, {{deployment}} and the weights {{in}}/{{out}} filled in.
-inline constexpr std::string_view kDefaultLoadQuery =
-    "60 * (sum by (pool) (rate(vllm:prompt_tokens_total{namespace=\"{{namespace}}\",deployment=\"{{deployment}}\"}[1m])) * {{in}}"
-    " + sum by (pool) (rate(vllm:generation_tokens_total{namespace=\"{{namespace}}\",deployment=\"{{deployment}}\"}[1m])) * {{out}})";
-
-// Pool -> value of a per-pool vector (label `pool`); NaN, infinite or negative samples and
-// samples without the label are left out.
-std::map<std::string, double> loadByPool(const sources::PromResult& r);
-
-// A LoadFunc asking Prometheus (kDefaultLoadQuery unless `queryTemplate` is given). A
-// failed query is unknown load (an empty map), never zero-filled.
-LoadFunc makePrometheusLoad(sources::PrometheusClientPtr prometheus,
-                            std::string queryTemplate = std::string(kDefaultLoadQuery));
 
 struct RoutingPublisherDeps {
   kube::ClientPtr hub;  // where RoutingTables are written
@@ -78,8 +61,7 @@ struct RoutingPublisherDeps {
   cache::InformerPtr hubTables = nullptr;
 };
 
-// "waterline-operator/<cluster>" ("waterline-operator/local" for the empty name).
-std::string routingFieldManager(const std::string& cluster);
+using routing::routingFieldManager;  // routing/table.h (the heartbeat writes with it too)
 
 class RoutingPublisher final : public runtime::Reconciler {
  public:

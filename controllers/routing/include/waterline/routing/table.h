@@ -142,6 +142,11 @@ struct RoutingTable {
 // RFC 3339 with microseconds in UTC ("2025-03-01T08:00:00.123456Z"), as metav1.MicroTime.
 std::string formatMicroTime(SystemTime t);
 
+// Field manager of one cluster's writes to the routing hub (its RoutingTable entries and
+// its heartbeat Lease): "waterline-operator/<cluster>" ("waterline-operator/local" for
+// the empty name).
+std::string routingFieldManager(const std::string& cluster);
+
 // A JSON value's type as error messages name it: null, object, array, string, boolean,
 // integer, number.
 const char* jsonTypeName(const nlohmann::json& j);
