@@ -90,6 +90,12 @@ TEST(PtuUsageIT, StatusCarriesObservedTokensAndTheRoutersThrottledRequests) {
     if (mine.size() != 1) return false;
     auto& spec = mine[0]["spec"];
     if (!spec.contains("reservations") || spec["reservations"].empty() || spec["entries"].empty()) return false;
+    // Only once the worker is ready: an entry published before that has no capacity and
+    // is not healthy, and a router given it answers 503 (no usable pool), not 429.
+    bool usable = false;
+    for (const auto& e : spec["entries"])
+      usable |= e.value("healthy", false) && e.value("capacityTokensPerMinute", 0.0) > 0;
+    if (!usable) return false;
     for (auto& e : spec["entries"]) e["endpoints"] = Json::array({"127.0.0.1:" + std::to_string(upstream.port())});
     t["items"] = mine;
     std::ofstream(routesFile) << t.dump();
