@@ -17,18 +17,7 @@
 #include "waterline/kube/config.h"
 #include "waterline/kube/rest_client.h"
 #include "waterline/main/operator_config.h"
-#include "waterline/api/keys.h"
-#include "waterline/capacity/capacity_cache.h"
-#include "waterline/reconcilers/autoscaler.h"
-#include "waterline/reconcilers/capacity_pool.h"
-#include "waterline/reconcilers/fleet_metrics.h"
-#include "waterline/reconcilers/health_prober.h"
-#include "waterline/reconcilers/model_deployment.h"
-#include "waterline/reconcilers/ptu_reservation.h"
-#include "waterline/reconcilers/routes_service.h"
-#include "waterline/reconcilers/routing_heartbeat.h"
-#include "waterline/reconcilers/routing_publisher.h"
-#include "waterline/reconcilers/xid_watcher.h"
+#include "waterline/reconcilers/setup.h"
 #include "waterline/runtime/client_metrics.h"
 #include "waterline/runtime/manager.h"
 #include "waterline/sources/prometheus.h"
@@ -117,174 +106,56 @@ int main(int argc, char** argv) {
   co.workers = o.workers;
   co.time = time;
 
-  auto pools = mgr.informers().informerFor(kube::kinds::CapacityPool);
-  auto nodes = mgr.informers().informerFor(kube::kinds::Node);
-  // Worker pods (all namespaces), selected by the label every worker carries.
-  cache::InformerOptions podOpts;
-  podOpts.labelSelector =
-      std::string(api::labels::kManagedBy) + "=" + std::string(api::labels::kManagedByValue);
-  auto workerPods = mgr.informers().informerFor(kube::kinds::Pod, podOpts);
-  workerPods->addIndexer(reconcilers::kWorkerDeploymentIndex, reconcilers::workerDeploymentIndexFunc);
-  auto deployments = mgr.informers().informerFor(kube::kinds::ModelDeployment);
-  auto ptus = mgr.informers().informerFor(kube::kinds::PTUReservation);
-  // The one GPU capacity state of the process (an event-fed inventory with assume /
-  // forget / expire), shared by every reconciler that reads or places capacity. Built
-  // before the controllers, so its handlers run first: a reconcile an event triggers sees
-  // that event in the inventory.
-  auto capacityCache = std::make_shared<capacity::CapacityCache>(
-      capacity::CapacityCacheSources{pools, nodes, workerPods, ptus}, time);
-  {
-    reconcilers::CapacityPoolDeps cd{*client, pools, nodes, workerPods, recorder, time, deployments, ptus};
-    cd.capacity = capacityCache;
-    mgr.add(reconcilers::newCapacityPoolController(std::move(cd), co));
-  }
-  // Worker repairs: per-deployment backoff and waterline_repairs_total{reason}.
-  auto repairs = std::make_shared<reconcilers::RepairTracker>(mgr.registry());
-  // Active HTTP health probing of workers (spec.healthCheck), opt-in: kwok pod IPs are
-  // not reachable. A transition enqueues the deployment; unhealthy workers are replaced.
-  std::shared_ptr<reconcilers::HealthProber> prober;
-  auto mdController = std::make_shared<runtime::Controller*>(nullptr);
-  if (o.activeHealthProbes) {
-    reconcilers::HealthProberOptions po;
-    po.deployments = deployments;
-    po.pods = workerPods;
-    po.time = time;
-    po.registry = &mgr.registry();
-    po.onTransition = [mdController](const std::string& ns, const std::string& name) {
-      if (*mdController) (*mdController)->enqueue({ns, name});
-    };
-    prober = std::make_shared<reconcilers::HealthProber>(std::move(po));
-    mgr.addRunnable({"health-prober", true, [prober] { prober->start(); }, [prober] { prober->stop(); }});
-  }
-  reconcilers::UnhealthyWorkersFn unhealthyWorkers = nullptr;
-  if (prober)
-    unhealthyWorkers = [prober](const std::string& ns, const std::string& name) { return prober->unhealthy(ns, name); };
-  *mdController = &mgr.add(reconcilers::newModelDeploymentController(
-      {*client, deployments, pools, nodes, capacityCache, recorder, time, repairs, unhealthyWorkers, ptus}, co));
-
-  // The autoscaler: its own controller keyed by ModelDeployment (docs/autoscaling.md).
+  if (o.prometheusUrl.empty())
+    if (const char* e = std::getenv("WATERLINE_PROMETHEUS_URL")) o.prometheusUrl = e;
   sources::PrometheusClientPtr prometheus;
-  {
-    if (o.prometheusUrl.empty())
-      if (const char* e = std::getenv("WATERLINE_PROMETHEUS_URL")) o.prometheusUrl = e;
-    reconcilers::AutoscalerDeps ad;
-    ad.client = *client;
-    ad.deployments = deployments;
-    ad.reservations = ptus;
-    ad.recorder = recorder;
-    ad.time = time;
-    ad.syncPeriod = o.autoscalerSyncPeriod;
-    if (!o.prometheusUrl.empty()) {
-      sources::PrometheusClientConfig pc;
-      pc.baseUrl = o.prometheusUrl;
-      pc.timeout = o.prometheusTimeout;
-      prometheus = sources::makeHttpPrometheusClient(pc, time);
-      ad.prometheus = prometheus;
-      lg.info("autoscaling queries go to Prometheus", {{"url", o.prometheusUrl}});
-    } else {
-      lg.info("no --prometheus-url: autoscaled deployments hold their replica count");
-    }
-    mgr.add(reconcilers::newAutoscalerController(std::move(ad), co));
-  }
-  // GPU faults from DCGM XID errors (docs/workers.md): leader only, with Prometheus.
-  if (prometheus) {
-    reconcilers::XidWatcherDeps xd;
-    xd.client = *client;
-    xd.nodes = nodes;
-    xd.prometheus = prometheus;
-    xd.recorder = recorder;
-    xd.time = time;
-    xd.period = o.xidPollPeriod;
-    auto xid = std::make_shared<reconcilers::XidWatcher>(std::move(xd));
-    mgr.addRunnable({"xid-watcher", true, [xid] { xid->start(); }, [xid] { xid->stop(); }});
-  }
-  // PTUReservations: admission, status, accrual, finalizer (docs/autoscaling.md).
-  {
-    reconcilers::PtuReservationDeps pd{*client, ptus, deployments, pools, recorder, time};
-    pd.capacity = capacityCache;  // reclaim plans on the same capacity state as placement
-    if (prometheus) {
-      pd.load = reconcilers::makePrometheusLoad(prometheus);          // usedTokensPerMinute
-      pd.routerCounts = reconcilers::makePrometheusPtuCounters(prometheus);  // 429s, spillovers
-    }
-    mgr.add(reconcilers::newPtuReservationController(std::move(pd), co));
+  if (!o.prometheusUrl.empty()) {
+    sources::PrometheusClientConfig pc;
+    pc.baseUrl = o.prometheusUrl;
+    pc.timeout = o.prometheusTimeout;
+    prometheus = sources::makeHttpPrometheusClient(pc, time);
+    lg.info("autoscaling queries go to Prometheus", {{"url", o.prometheusUrl}});
+  } else {
+    lg.info("no --prometheus-url: autoscaled deployments hold their replica count");
   }
 
-  // Routing (docs/routing.md): publish this cluster's entries into the hub's RoutingTables
-  // (leader only) and serve the hub's whole table at /v1/routes (every replica).
-  std::unique_ptr<cache::InformerFactory> hubInformers;
-  std::shared_ptr<reconcilers::RoutesService> routesService;
-  {
-    kube::ClientPtr hub = *client;
-    if (o.routingKubeconfig.empty())
-      if (const char* e = std::getenv("WATERLINE_HUB_KUBECONFIG")) o.routingKubeconfig = e;
-    if (!o.routingKubeconfig.empty()) {
-      auto hcfg = kube::loadDefault(o.routingKubeconfig, "");
-      if (!hcfg) {
-        lg.error("cannot load the routing hub's kubeconfig", {{"err", hcfg.error()}});
-        return 1;
-      }
-      hcfg->qps = cfg->qps;
-      hcfg->burst = cfg->burst;
-      hcfg->userAgent = cfg->userAgent;
-      auto hc = kube::RestClient::create(*hcfg, time, clientMetrics);
-      if (!hc) {
-        lg.error("cannot create the routing hub client", {{"err", hc.error()}});
-        return 1;
-      }
-      hub = *hc;
-      hubInformers = std::make_unique<cache::InformerFactory>(hub, time, mo.resyncPeriod);
-      lg.info("routing hub", {{"server", hcfg->server}, {"cluster", o.clusterName}});
+  // The routing hub: this cluster, or another one named by its kubeconfig (docs/routing.md).
+  reconcilers::RoutingSetup routing;
+  routing.cluster = o.clusterName;
+  routing.heartbeat = o.routingHeartbeat;
+  routing.heartbeatNamespace =
+      o.routingHeartbeatNamespace.empty() ? o.leaderElectionNamespace : o.routingHeartbeatNamespace;
+  if (o.routingKubeconfig.empty())
+    if (const char* e = std::getenv("WATERLINE_HUB_KUBECONFIG")) o.routingKubeconfig = e;
+  if (!o.routingKubeconfig.empty()) {
+    auto hcfg = kube::loadDefault(o.routingKubeconfig, "");
+    if (!hcfg) {
+      lg.error("cannot load the routing hub's kubeconfig", {{"err", hcfg.error()}});
+      return 1;
     }
-    auto tables = hubInformers ? hubInformers->informerFor(kube::kinds::RoutingTable)
-                               : mgr.informers().informerFor(kube::kinds::RoutingTable);
-    // One heartbeat Lease per cluster in the hub (docs/routing.md, "Heartbeat").
-    const Duration heartbeatEvery = o.routingHeartbeat;
-    const std::string hbNamespace = o.routingHeartbeatNamespace.empty() ? o.leaderElectionNamespace : o.routingHeartbeatNamespace;
-    cache::InformerOptions hbOpts;
-    hbOpts.ns = hbNamespace;
-    hbOpts.labelSelector = std::string(reconcilers::kRoutingHeartbeatLabel) + "=true";
-    auto heartbeatLeases = hubInformers ? hubInformers->informerFor(kube::kinds::Lease, hbOpts)
-                                        : mgr.informers().informerFor(kube::kinds::Lease, hbOpts);
-    auto clusterHeartbeat =
-        std::make_shared<reconcilers::ClusterHeartbeat>(hub, hbNamespace, o.clusterName, heartbeatEvery, time);
-    mgr.addRunnable({"routing-heartbeat", true, [clusterHeartbeat] { clusterHeartbeat->start(); },
-                     [clusterHeartbeat] { clusterHeartbeat->stop(); }});
-    routesService = std::make_shared<reconcilers::RoutesService>(tables, time, heartbeatLeases);
-    // Coalesce bursts of RoutingTable events (each rebuild serializes the whole table);
-    // routers still see a change well within a second.
-    routesService->setMinRebuildInterval(std::chrono::milliseconds(250));
-    routesService->install(mgr.http());
-    routesService->registerMetrics(mgr.registry());
-    auto* hf = hubInformers.get();
-    mgr.addRunnable({"routes-service", false,
-                     [hf, rs = routesService] {
-                       if (hf) hf->start();
-                       rs->start();
-                     },
-                     [hf, rs = routesService] {
-                       rs->stop();
-                       if (hf) hf->stop();
-                     }});
-    reconcilers::RoutingPublisherDeps rp;
-    rp.hub = hub;
-    rp.deployments = deployments;
-    rp.pools = pools;
-    rp.workerPods = workerPods;
-    rp.reservations = mgr.informers().informerFor(kube::kinds::PTUReservation);
-    rp.cluster = o.clusterName;
-    rp.heartbeat = heartbeatEvery;
-    rp.clusterHeartbeatLive = [clusterHeartbeat] { return clusterHeartbeat->live(); };
-    rp.hubTables = tables;
-    if (prometheus) rp.load = reconcilers::makePrometheusLoad(prometheus);  // per-pool tokens/min
-    rp.time = time;
-    mgr.add(reconcilers::newRoutingPublisherController(std::move(rp), co));
+    hcfg->qps = cfg->qps;
+    hcfg->burst = cfg->burst;
+    hcfg->userAgent = cfg->userAgent;
+    auto hc = kube::RestClient::create(*hcfg, time, clientMetrics);
+    if (!hc) {
+      lg.error("cannot create the routing hub client", {{"err", hc.error()}});
+      return 1;
+    }
+    routing.hub = *hc;
+    routing.hubInformers = std::make_shared<cache::InformerFactory>(routing.hub, time, mo.resyncPeriod);
+    lg.info("routing hub", {{"server", hcfg->server}, {"cluster", o.clusterName}});
   }
 
-  // Fleet gauges (pools, deployments, reservations) from the informer caches, at scrape
-  // time, on every replica (docs/metrics.md).
-  reconcilers::registerFleetMetrics(
-      mgr.registry(), reconcilers::FleetSources::fromInformers(
-                          pools, deployments, mgr.informers().informerFor(kube::kinds::PTUReservation)));
+  // The controllers (controllers/reconcilers/setup.h). The shared informers and the
+  // capacity cache come first, so the cache's event handlers run before any controller's.
+  auto shared = reconcilers::setupShared(mgr, *client, recorder, time, co, prometheus);
+  reconcilers::setupCapacityPoolController(mgr, shared);
+  reconcilers::setupModelDeploymentController(mgr, shared, {.activeHealthProbes = o.activeHealthProbes});
+  reconcilers::setupAutoscalerController(mgr, shared, o.autoscalerSyncPeriod);
+  reconcilers::setupXidWatcher(mgr, shared, o.xidPollPeriod);  // leader only, with Prometheus
+  reconcilers::setupPtuReservationController(mgr, shared);
+  reconcilers::setupRouting(mgr, shared, std::move(routing));
+  reconcilers::setupFleetMetrics(mgr, shared);
 
   int rc = mgr.run();
   recorder->flush(std::chrono::seconds(5));
