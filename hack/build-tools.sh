@@ -3,10 +3,14 @@
 #   ${WATERLINE_CACHE_DIR:-$HOME/.cache/waterline}/bin/<tool>-<version>/<binary>
 # and points ${cache}/bin/current/<binary> at them. Idempotent: a binary that exists
 # is not rebuilt. Each tool is its own Go module under hack/tools/<tool>/ (go.mod +
-# go.sum committed), so their dependency graphs never meet.
+# go.sum committed), so their dependency graphs never meet. The exception: kube-scheduler
+# and kube-controller-manager come from the same k8s.io/kubernetes release as
+# kube-apiserver and are built from its module (hack/tools/kube-apiserver/).
 #
-#   hack/build-tools.sh                 build all missing tools
+#   hack/build-tools.sh                 build all missing tools (not the peer tools)
 #   hack/build-tools.sh etcd kwok       build only those
+#   hack/build-tools.sh kube-scheduler kube-controller-manager
+#                                       the peer tools: only bench-fleet asks for them
 #   hack/build-tools.sh --print         print binary paths (nothing is built)
 #   hack/build-tools.sh --force [tool]  rebuild even if present
 #
@@ -17,11 +21,22 @@ set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 ALL_TOOLS=(etcd kwok helm kube-apiserver)
+# Built only on request (bench/fleet's peer run), never by `make tools`/`make test`:
+# they cost minutes of CPU and no test needs them.
+PEER_TOOLS=(kube-scheduler kube-controller-manager)
+
+# tool -> the directory of its Go module under hack/tools/
+tool_moddir() {
+  case "$1" in
+    kube-scheduler | kube-controller-manager) echo kube-apiserver ;;
+    *) echo "$1" ;;
+  esac
+}
 
 # tool -> Go module whose version is pinned
 tool_module() {
   case "$1" in
-    kube-apiserver) echo k8s.io/kubernetes ;;
+    kube-apiserver | kube-scheduler | kube-controller-manager) echo k8s.io/kubernetes ;;
     etcd) echo go.etcd.io/etcd/server/v3 ;;
     kwok) echo sigs.k8s.io/kwok ;;
     helm) echo helm.sh/helm/v3 ;;
@@ -29,7 +44,7 @@ tool_module() {
 }
 tool_version() {
   case "$1" in
-    kube-apiserver) echo "$KUBE_VERSION" ;;
+    kube-apiserver | kube-scheduler | kube-controller-manager) echo "$KUBE_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
@@ -39,6 +54,8 @@ tool_version() {
 tool_binaries() {
   case "$1" in
     kube-apiserver) echo "kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver" ;;
+    kube-scheduler) echo "kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler" ;;
+    kube-controller-manager) echo "kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager" ;;
     etcd) echo "etcd=go.etcd.io/etcd/server/v3 etcdctl=go.etcd.io/etcd/etcdctl/v3" ;;
     kwok) echo "kwok=sigs.k8s.io/kwok/cmd/kwok" ;;
     helm) echo "helm=helm.sh/helm/v3/cmd/helm" ;;
@@ -49,7 +66,7 @@ tool_xflags() {
   local v
   v="$(tool_version "$1")"
   case "$1" in
-    kube-apiserver)
+    kube-apiserver | kube-scheduler | kube-controller-manager)
       local minor="${v#v1.}"
       minor="${minor%%.*}"
       echo "-X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1" \
@@ -68,9 +85,9 @@ check_gomod() { # <tool>
   mod="$(tool_module "$tool")"
   want="$(tool_version "$tool")"
   got="$(awk -v m="$mod" '($1 == m && $2 ~ /^v/) { print $2; exit } ($1 == "require" && $2 == m) { print $3; exit }' \
-    "$WL_HACK_DIR/tools/$tool/go.mod")"
+    "$WL_HACK_DIR/tools/$(tool_moddir "$tool")/go.mod")"
   [[ "$got" == "$want" ]] ||
-    wl_die "hack/tools/$tool/go.mod requires $mod $got but hack/versions.env says $want"
+    wl_die "hack/tools/$(tool_moddir "$tool")/go.mod requires $mod $got but hack/versions.env says $want"
 }
 
 build_tool() { # <tool> <force>
@@ -92,10 +109,12 @@ build_tool() { # <tool> <force>
       start=$SECONDS
       # Build to a temp name, then rename: an interrupted build leaves no half binary.
       (
-        cd "$WL_HACK_DIR/tools/$tool"
+        cd "$WL_HACK_DIR/tools/$(tool_moddir "$tool")"
         # go.sum is committed: -mod=readonly fails instead of silently re-resolving.
+        # nice: the machine is usually shared (tests, other builds); WL_GO_BUILD_P
+        # (go build -p, default the CPU count) bounds the parallel compiles.
         CGO_ENABLED=0 GOWORK=off GOFLAGS="-mod=readonly -buildvcs=false" \
-          go build -trimpath -ldflags="-s -w $(tool_xflags "$tool")" -o "$dir/.$bin.tmp.$$" "$pkg"
+          nice -n 10 go build -p "${WL_GO_BUILD_P:-$(nproc)}" -trimpath -ldflags="-s -w $(tool_xflags "$tool")" -o "$dir/.$bin.tmp.$$" "$pkg"
       )
       mv -f "$dir/.$bin.tmp.$$" "$dir/$bin"
       wl_log "built $dir/$bin in $((SECONDS - start))s"
@@ -115,6 +134,8 @@ print_paths() {
   echo "ETCDCTL_BIN=$ETCDCTL_BIN"
   echo "KWOK_BIN=$KWOK_BIN"
   echo "HELM_BIN=$HELM_BIN"
+  echo "KUBE_SCHEDULER_BIN=$KUBE_SCHEDULER_BIN"
+  echo "KUBE_CONTROLLER_MANAGER_BIN=$KUBE_CONTROLLER_MANAGER_BIN"
   echo "PATH_PREPEND=$WL_BIN_DIR/current"
 }
 
@@ -124,7 +145,7 @@ main() {
     case "$1" in
       --print) print_paths; return 0 ;;
       --force) force=1 ;;
-      -h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; return 0 ;;
+      -h | --help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; return 0 ;;
       *) tools+=("$1") ;;
     esac
     shift

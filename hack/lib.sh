@@ -6,6 +6,7 @@
 #   WATERLINE_CACHE_DIR  default $HOME/.cache/waterline
 #   WL_BIN_DIR           $WATERLINE_CACHE_DIR/bin
 #   KUBE_APISERVER_BIN ETCD_BIN ETCDCTL_BIN KWOK_BIN HELM_BIN  versioned binary paths
+#   KUBE_SCHEDULER_BIN KUBE_CONTROLLER_MANAGER_BIN  (the peer tools of bench/fleet)
 # and the *_VERSION variables from hack/versions.env.
 
 WL_HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +26,8 @@ wl_tool_dir() { # <tool>
     etcd) echo "$WL_BIN_DIR/etcd-$ETCD_VERSION" ;;
     kwok) echo "$WL_BIN_DIR/kwok-$KWOK_VERSION" ;;
     helm) echo "$WL_BIN_DIR/helm-$HELM_VERSION" ;;
+    kube-scheduler) echo "$WL_BIN_DIR/kube-scheduler-$KUBE_VERSION" ;;
+    kube-controller-manager) echo "$WL_BIN_DIR/kube-controller-manager-$KUBE_VERSION" ;;
     *) echo "unknown tool: $1" >&2; return 1 ;;
   esac
 }
@@ -34,8 +37,11 @@ wl_tool_dir() { # <tool>
 : "${ETCDCTL_BIN:=$(wl_tool_dir etcd)/etcdctl}"
 : "${KWOK_BIN:=$(wl_tool_dir kwok)/kwok}"
 : "${HELM_BIN:=$(wl_tool_dir helm)/helm}"
+# The peer tools (bench/fleet only; hack/build-tools.sh kube-scheduler kube-controller-manager).
+: "${KUBE_SCHEDULER_BIN:=$(wl_tool_dir kube-scheduler)/kube-scheduler}"
+: "${KUBE_CONTROLLER_MANAGER_BIN:=$(wl_tool_dir kube-controller-manager)/kube-controller-manager}"
 # ETCDCTL_BIN is deliberately not exported: etcdctl treats every ETCDCTL_* variable as a flag.
-export KUBE_APISERVER_BIN ETCD_BIN KWOK_BIN HELM_BIN
+export KUBE_APISERVER_BIN ETCD_BIN KWOK_BIN HELM_BIN KUBE_SCHEDULER_BIN KUBE_CONTROLLER_MANAGER_BIN
 
 # kubectl: the one on PATH unless KUBECTL is set.
 : "${KUBECTL:=kubectl}"
