@@ -85,6 +85,9 @@ Flags (--flag=value or --flag value):
   --stream-idle-timeout=DUR     between upstream body reads (default 300s)
   --client-idle-timeout=DUR     keep-alive idle time for clients (default 120s)
   --max-attempts=N              upstream attempts per request, across pools (default 4)
+  --failover-deadline=DUR       no retry or failover starts once this long has passed since
+                                the request arrived: 503 no_upstream_available instead
+                                (default 0: no limit)
   --stale-after=DUR             entries whose heartbeat is older are not used while fresh
                                 ones exist (default 30s; 0 disables)
   --epsilon=X                   utilisation band of "near-equal" pools for power-of-two
@@ -228,6 +231,11 @@ std::expected<RouterConfig, std::string> parseFlags(const std::vector<std::strin
       auto x = toInt(1, 64);
       if (!x) return std::unexpected(x.error());
       c.maxAttempts = static_cast<int>(*x);
+    } else if (name == "failover-deadline") {
+      auto d = toDur();
+      if (!d) return std::unexpected(d.error());
+      if (*d < Duration::zero()) return fail(name, "must be >= 0");
+      c.failoverDeadline = *d;
     } else if (name == "stale-after") {
       auto d = toDur();
       if (!d) return std::unexpected(d.error());
