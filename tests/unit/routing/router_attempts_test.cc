@@ -218,6 +218,7 @@ TEST_F(AttemptPlannerTest, FailsOverToTheSpilloverDeploymentRefundingTheFirstAnd
   ASSERT_EQ(a.kind, Kind::Spill);
   EXPECT_STREQ(a.reason, "failover");
   EXPECT_EQ(a.deployment->deployment.name, "a");
+  ASSERT_NE(a.target, nullptr);
   EXPECT_EQ(a.target->deployment.name, "b");
   a = p.next(now());
   ASSERT_EQ(a.kind, Kind::Try);
@@ -380,6 +381,7 @@ TEST_F(PtuTest, ExhaustedReservationSpillsToTheSpilloverDeployment) {
   Action a = p.next(now());
   ASSERT_EQ(a.kind, Kind::Spill);
   EXPECT_STREQ(a.reason, "ptu");
+  ASSERT_NE(a.target, nullptr);
   EXPECT_EQ(a.target->deployment.name, "b");
   a = p.next(now());
   ASSERT_EQ(a.kind, Kind::Try);
