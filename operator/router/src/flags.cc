@@ -100,6 +100,9 @@ bytes with an optional unit (K, M, G, Ki, Mi, Gi: 4Mi).)");
   app.add_option("--max-attempts", c.maxAttempts, "upstream attempts per request, across pools")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  cli::addDuration(app, "failover-deadline", c.failoverDeadline,
+                   "no retry or failover starts once this long has passed since the request arrived: 503 "
+                   "no_upstream_available instead (0: no limit)");
 
   cli::addDuration(app, "stale-after", c.selection.staleAfter,
                    "entries whose heartbeat is older are not used while fresh ones exist (0 disables)");

@@ -19,7 +19,6 @@
 #include <future>
 #include <limits>
 #include <random>
-#include <set>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -27,7 +26,9 @@
 #include "waterline/common/log.h"
 #include "waterline/routing/selection.h"
 #include "waterline/routing/tokens.h"
+#include "waterline/router/attempts.h"
 #include "waterline/router/framing.h"
+#include "waterline/router/upstreams.h"
 #include "waterline/router/wire.h"
 
 namespace waterline::router {
@@ -49,23 +50,6 @@ inline std::string_view ssv(beast::string_view s) { return std::string_view(s.da
 const waterline::log::Logger& rlog() {
   static const auto l = waterline::log::logger("router");
   return l;
-}
-
-std::string fmtNum(double v) {
-  if (!std::isfinite(v)) v = 0;
-  if (v < 0) v = 0;
-  if (v > 9e18) v = 9e18;  // the cast below is undefined past LLONG_MAX
-  return std::to_string(static_cast<long long>(std::floor(v)));
-}
-
-// Weighted tokens as the limiter may see them: finite, in [0, 1e15]. The weights come
-// from the routing table and the token counts from the request or the upstream; a NaN, an
-// infinity or an absurd product must not reach the admission window (a NaN charge would
-// otherwise be admitted as 0, an infinite settlement poison the window's running sum).
-// `ifInvalid` is what a NaN/negative value stands for.
-double saneTokens(double v, double ifInvalid) {
-  if (std::isnan(v) || v < 0) v = ifInvalid;
-  return std::clamp(v, 0.0, 1e15);
 }
 
 // Request bodies up to this size are "small" for --max-body-bytes-in-flight (BodyBytes).
@@ -91,12 +75,6 @@ const std::string& tooManyConnectionsResponse() {
 // Non-streaming upstream bodies up to this size are read whole and answered in one write.
 constexpr std::uint64_t kBufferedBodyLimit = 1u << 20;
 
-long long retrySeconds(Duration d) {
-  if (d == Duration::max()) return 60;
-  auto s = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-  return std::max<long long>(1, (s + 999) / 1000);
-}
-
 // Writes `bufs` to `s`: first one non-blocking send on this thread, then an async write
 // for whatever the socket did not take. A small message on a connection with room in its
 // send buffer (every request head and JSON answer) then goes out without a round through
@@ -119,7 +97,7 @@ awaitable<void> writeAll(beast::tcp_stream& s, const std::array<asio::const_buff
 }
 
 struct Headers {
-  std::vector<std::pair<std::string, std::string>> items;
+  HeaderList items;
   void add(std::string k, std::string v) { items.emplace_back(std::move(k), std::move(v)); }
 };
 
@@ -132,6 +110,7 @@ struct RouterServer::Impl {
   TimeSourcePtr clock;
   metrics::Registry registry;
   routing::AdmissionController admission;
+  AdmissionLedger ledger{admission};  // the attempt planners' view of `admission`
   metrics::CounterFamily* requests = nullptr;
   metrics::HistogramFamily* latency = nullptr;
   metrics::CounterFamily* attempts = nullptr;
@@ -254,22 +233,29 @@ struct Worker {
   RouterServer::Impl& sh;
   const RouterConfig& cfg;
   std::mt19937_64 rng;
-  RandomFn rand;
+  // Pool and replica choice, in-flight counts, ejections and this thread's local load
+  // (upstreams.h), on the injected clock.
+  WorkerUpstreams upstreams;
   std::shared_ptr<const DeploymentIndex> routes;
   uint64_t gen = UINT64_MAX;
   std::unordered_map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> idle;
-  std::unordered_map<std::string, int> inflight;
-  std::unordered_map<std::string, steady::time_point> ejectedUntil;
   std::unordered_map<std::string, std::vector<tcp::endpoint>> resolved;
-  routing::LocalLoad localLoad;  // tokens this thread sent per entry since its heartbeat
   std::unordered_map<std::string, metrics::Counter*> counterCache;
   std::unordered_map<std::string, metrics::Histogram*> histCache;
   std::thread thread;
   asio::io_context io{1};  // declared last: destroyed first, after ~Worker closed `idle`
 
-  Worker(RouterServer::Impl& s, std::uint64_t seed) : sh(s), cfg(s.cfg), rng(seed) {
-    rand = [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); };
-  }
+  Worker(RouterServer::Impl& s, std::uint64_t seed)
+      : sh(s),
+        cfg(s.cfg),
+        rng(seed),
+        upstreams(WorkerUpstreams::Options{cfg.selection, cfg.ejectAfterConnectFailure},
+                  [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }) {}
+
+  // The router's one clock (RouterServer's TimeSource): request durations, admission
+  // windows, heartbeat freshness, ejection and the failover deadline all read it.
+  MonotonicTime monoNow() const { return sh.clock->monotonicTime(); }
+  Now now() const { return {sh.clock->monotonicTime(), sh.clock->systemTime()}; }
   ~Worker() { idle.clear(); }
 
   std::shared_ptr<const DeploymentIndex> currentRoutes() {
@@ -288,8 +274,7 @@ struct Worker {
             for (const auto& ep : e.endpoints) live.insert(ep);
       std::erase_if(idle, [&](const auto& kv) { return !live.count(kv.first); });
       std::erase_if(resolved, [&](const auto& kv) { return !live.count(kv.first); });
-      std::erase_if(ejectedUntil, [&](const auto& kv) { return !live.count(kv.first); });
-      localLoad.prune(sh.clock->systemTime() - std::chrono::hours(1));
+      upstreams.prune(live, sh.clock->systemTime() - std::chrono::hours(1));
     }
     return routes;
   }
@@ -311,7 +296,7 @@ struct Worker {
     return ctr;
   }
 
-  void recordRequest(const std::string& deployment, const std::string& pool, int code, steady::time_point t0) {
+  void recordRequest(const std::string& deployment, const std::string& pool, int code, MonotonicTime t0) {
     counter(sh.requests, 'r', deployment, pool, std::to_string(code)).inc();
     auto it = histCache.find(deployment);
     metrics::Histogram* h;
@@ -321,16 +306,7 @@ struct Worker {
     } else {
       h = it->second;
     }
-    h->observe(std::chrono::duration<double>(steady::now() - t0).count());
-  }
-
-  static std::string loadKey(const routing::RoutingEntry& e) {
-    std::string k = e.deployment.str();
-    k.push_back('\x1f');
-    k += e.cluster;
-    k.push_back('\x1f');
-    k += e.pool;
-    return k;
+    h->observe(std::chrono::duration<double>(monoNow() - t0).count());
   }
 
   void recordAttempt(const std::string& deployment, const std::string& pool, const char* result) {
@@ -437,7 +413,7 @@ struct Worker {
           sh.rejectedFraming->inc();
           ApiError e = makeError(fr.error.status, "Malformed HTTP request: " + std::string(fr.error.reason),
                                  "invalid_request_error", fr.error.status == 501 ? "not_implemented" : "bad_request");
-          recordRequest("", "", fr.error.status, steady::now());
+          recordRequest("", "", fr.error.status, monoNow());
           co_await sendError(client, 11, false, e, {});
           co_await drain(client);
           break;
@@ -515,7 +491,7 @@ struct Worker {
     h.add("Retry-After", "1");
     ApiError e = makeError(503, "The router is holding too many request bodies. Retry shortly.", "server_error",
                            "router_overloaded");
-    recordRequest("", "", 503, steady::now());
+    recordRequest("", "", 503, monoNow());
     co_await sendError(client, 11, false, e, h);
     co_await drain(client);
   }
@@ -526,19 +502,19 @@ struct Worker {
     if (ec == http::error::body_limit) {
       ApiError e = makeError(413, "The request body exceeds the limit of " + std::to_string(cfg.maxBodyBytes) + " bytes.",
                              "invalid_request_error", "request_too_large");
-      recordRequest("", "", 413, steady::now());
+      recordRequest("", "", 413, monoNow());
       co_await sendError(client, 11, false, e, {});
       co_await drain(client);
     } else if (ec == http::error::header_limit) {
       ApiError e = makeError(431, "The request headers exceed the limit of " + std::to_string(cfg.maxHeaderBytes) + " bytes.",
                              "invalid_request_error", "headers_too_large");
-      recordRequest("", "", 431, steady::now());
+      recordRequest("", "", 431, monoNow());
       co_await sendError(client, 11, false, e, {});
       co_await drain(client);
     } else if (parsed || (ec.category() == http::make_error_code(http::error::bad_method).category() &&
                           ec != http::error::end_of_stream && ec != http::error::partial_message)) {
       ApiError e = makeError(400, "Malformed HTTP request: " + ec.message() + ".", "invalid_request_error", "bad_request");
-      recordRequest("", "", 400, steady::now());
+      recordRequest("", "", 400, monoNow());
       co_await sendError(client, 11, false, e, {});
       co_await drain(client);
     }
@@ -583,7 +559,7 @@ struct Worker {
   }
 
   awaitable<bool> handle(beast::tcp_stream& client, http::request<http::string_body>& req) {
-    const auto t0 = steady::now();
+    const MonotonicTime t0 = monoNow();
     const unsigned ver = req.version();
     const bool keep = req.keep_alive();
     Target t = classifyTarget(ssv(req.target()));
@@ -674,14 +650,36 @@ struct Worker {
 
   // ---- proxying --------------------------------------------------------------------
 
+  // What forward() did: Retry (failed before any byte went to the client: `failure`),
+  // Done (the response was relayed), Abort (relayed in part; close the client).
   struct Outcome {
     enum Kind { Done, Retry, Abort } kind = Retry;
+    AttemptFailure failure = AttemptFailure::ConnectError;
     bool keepAlive = false;
     int status = 0;
     std::optional<routing::Usage> usage;
     bool sse = false;
     int64_t sseEvents = 0;
   };
+
+  // Plain functions, not braced initialisations inside the coroutines (GCC 12 miscompiles
+  // some of those; openai.h).
+  static AttemptLimits attemptLimits(const RouterConfig& c) {
+    AttemptLimits l;
+    l.maxAttempts = c.maxAttempts;
+    l.maxSpilloverHops = c.maxSpilloverHops;
+    l.deadline = c.failoverDeadline;
+    l.bestEffort = c.overload == OverloadPolicy::BestEffort;
+    return l;
+  }
+  static ResponseSummary summaryOf(const Outcome& o) {
+    ResponseSummary r;
+    r.status = o.status;
+    r.usage = o.usage;
+    r.sse = o.sse;
+    r.sseEvents = o.sseEvents;
+    return r;
+  }
 
   struct InflightCount {
     std::atomic<int64_t>& n;
@@ -761,10 +759,10 @@ struct Worker {
 
   awaitable<Outcome> forward(beast::tcp_stream& client, const http::request<http::string_body>& req, const Target& t,
                              const routing::DeploymentRoutes& d, const routing::RoutingEntry& entry,
-                             const std::string& endpoint, const std::string& body, const Headers& extra) {
+                             const std::string& endpoint, const std::string& body, const HeaderList& extra) {
     Outcome out;
     const std::string dep = d.deployment.str();
-    InflightGuard guard(inflight[endpoint]);
+    InflightGuard guard(upstreams.inflight(endpoint));
     beast::error_code ec;
     std::unique_ptr<beast::tcp_stream> up = takeIdle(endpoint);
     bool reused = up != nullptr;
@@ -781,8 +779,8 @@ struct Worker {
       if (!up) {
         up = co_await connect(endpoint);
         if (!up) {
-          ejectedUntil[endpoint] = steady::now() + cfg.ejectAfterConnectFailure;
           recordAttempt(dep, entry.pool, "connect_error");
+          out.failure = AttemptFailure::ConnectError;  // the planner ejects the endpoint
           co_return out;
         }
         reused = false;
@@ -793,6 +791,7 @@ struct Worker {
         up.reset();
         if (reused && round == 0) continue;  // a pooled connection the upstream had closed
         recordAttempt(dep, entry.pool, "write_error");
+        out.failure = AttemptFailure::WriteError;
         co_return out;
       }
       p.emplace();
@@ -804,6 +803,7 @@ struct Worker {
         up.reset();
         if (reused && round == 0 && nothing) continue;
         recordAttempt(dep, entry.pool, "header_error");
+        out.failure = AttemptFailure::HeaderError;
         co_return out;
       }
       break;
@@ -813,6 +813,7 @@ struct Worker {
     if (status >= 500) {
       up.reset();
       recordAttempt(dep, entry.pool, "status_5xx");
+      out.failure = AttemptFailure::Status5xx;
       co_return out;
     }
 
@@ -822,10 +823,10 @@ struct Worker {
     const std::string_view ctype = ssv(uh[http::field::content_type]);
     out.sse = ctype.substr(0, 17) == "text/event-stream";
     Headers set;
-    set.items.reserve(2 + extra.items.size());
+    set.items.reserve(2 + extra.size());
     set.add("x-waterline-deployment", dep);
     set.add("x-waterline-pool", entry.pool);
-    for (const auto& kv : extra.items) set.items.push_back(kv);
+    for (const auto& kv : extra) set.items.push_back(kv);
 
     // A complete, bounded, non-streaming body (the usual JSON completion): read it all
     // first and answer with one write (head and body in one sendmsg; the head as bytes,
@@ -844,6 +845,7 @@ struct Worker {
         if (ec) {
           recordAttempt(dep, entry.pool, "body_error");
           out.kind = Outcome::Retry;
+          out.failure = AttemptFailure::BodyError;
           co_return out;
         }
         got = full.size() - p->get().body().size;
@@ -949,24 +951,8 @@ struct Worker {
     co_return out;
   }
 
-  Headers rateLimitHeaders(const routing::Admission& a, bool throttled) {
-    Headers h;
-    if (a.outcome == routing::AdmitOutcome::NoReservation) return h;
-    if (throttled) {
-      long long secs = retrySeconds(a.retryAfter);
-      h.add("Retry-After", std::to_string(secs));
-      long long ms = a.retryAfter == Duration::max()
-                         ? 60000
-                         : std::max<long long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(a.retryAfter).count());
-      h.add("retry-after-ms", std::to_string(ms));
-    }
-    h.add("x-ratelimit-remaining-tokens", fmtNum(a.remainingTokens));
-    h.add("x-ratelimit-remaining-requests", fmtNum(a.remainingRequests));
-    return h;
-  }
-
   awaitable<bool> proxy(beast::tcp_stream& client, http::request<http::string_body>& req, const Target& t,
-                        steady::time_point t0) {
+                        MonotonicTime t0) {
     const unsigned ver = req.version();
     const bool keep = req.keep_alive();
     const bool openaiPath = t.kind == RouteKind::ChatCompletions || t.kind == RouteKind::Completions;
@@ -1004,146 +990,44 @@ struct Worker {
     const auto est = routing::estimateTokens(body, t.apiKind(), cfg.estimator);
     const std::string originalModel = body.contains("model") && body["model"].is_string() ? body["model"].get<std::string>() : "";
 
-    std::vector<const routing::DeploymentRoutes*> visited;
-    int attemptsLeft = cfg.maxAttempts;
-    std::optional<ApiError> err;
-    Headers errHeaders;
-    const char* spilled = nullptr;
-    for (int hop = 0; cur && hop <= cfg.maxSpilloverHops; ++hop) {
-      if (std::find(visited.begin(), visited.end(), cur) != visited.end()) break;
-      visited.push_back(cur);
-      const std::string dep = cur->deployment.str();
-      // An estimate that is not a finite non-negative number charges the most (refused
-      // by any reservation), never nothing.
-      const double charge = saneTokens(
-          cur->weightedTokens(static_cast<double>(est.promptTokens), static_cast<double>(est.maxOutputTokens)), 1e15);
-      auto adm = sh.admission.admit(*cur, charge, sh.clock->monotonicTime());
-      if (adm.outcome == routing::AdmitOutcome::Spill) {
-        const auto* next = routesNow->spilloverOf(*cur);
-        recordSpill(dep, "ptu");
-        if (next) {
-          spilled = "ptu";
-          cur = next;
-          continue;
-        }
-        adm.outcome = routing::AdmitOutcome::Throttle;  // spillover target missing from the table
-      }
-      if (adm.outcome == routing::AdmitOutcome::Throttle) {
-        ApiError e = makeError(429, "", "rate_limit_error", "rate_limit_exceeded");
-        if (adm.retryAfter == Duration::max()) {
-          e.message = "The request needs about " + fmtNum(charge) + " tokens, more than reservation " +
-                      adm.reservation.str() + " admits per minute on this router.";
-        } else {
-          e.message = "Requests to deployment " + dep + " have exceeded the provisioned throughput of reservation " +
-                      adm.reservation.str() + ". Retry after " + std::to_string(retrySeconds(adm.retryAfter)) +
-                      " seconds.";
-        }
-        err = e;
-        errHeaders = rateLimitHeaders(adm, true);
-        break;
-      }
-      auto choice = routing::choosePools(*cur, sh.clock->systemTime(), cfg.selection, rand, adm.scope,
-                                         [this](const routing::RoutingEntry& e) {
-                                           return localLoad.extraUtilization(loadKey(e), e.heartbeatTime,
-                                                                             e.capacityTokensPerMinute);
-                                         });
-      std::vector<const routing::RoutingEntry*> order = choice.order;
-      if (order.empty() && cfg.overload == OverloadPolicy::BestEffort)
-        for (const auto* e : choice.saturated)
-          if (e->weight > 0) order.push_back(e);
-      if (order.empty()) {
-        sh.admission.settle(adm, 0, sh.clock->monotonicTime());  // refund
-        if (const auto* next = routesNow->spilloverOf(*cur)) {
-          recordSpill(dep, "capacity");
-          spilled = "capacity";
-          cur = next;
-          continue;
-        }
-        if (!choice.saturated.empty()) {
-          err = makeError(429, "Every pool of deployment " + dep + " is at its utilisation limit. Retry shortly.",
-                          "rate_limit_error", "capacity_exceeded");
-          errHeaders = rateLimitHeaders(adm, false);
-          errHeaders.add("Retry-After", "1");
-        } else {
-          err = makeError(503, "Deployment " + dep + " has no healthy replicas in the pools it may use.", "server_error",
-                          "no_healthy_upstream");
-        }
-        break;
-      }
-      // The body as this deployment's workers expect it (their model name).
-      std::string rewritten;
-      const std::string* bodyText = &req.body();
-      if (originalModel != cur->model) {
-        body["model"] = cur->model;
-        rewritten = body.dump(-1, ' ', false, json::error_handler_t::replace);
-        bodyText = &rewritten;
-      }
-      Headers extra = rateLimitHeaders(adm, false);
-      if (spilled) extra.add("x-waterline-spilled", spilled);
-      // Pools in order; within a pool, another replica after a failure before any byte
-      // was sent back (each replica tried once per request), then the next pool.
-      std::set<std::string> tried;
-      for (const auto* entry : order) {
-       while (attemptsLeft > 0) {
-        if (std::all_of(entry->endpoints.begin(), entry->endpoints.end(),
-                        [&](const std::string& ep) { return tried.count(ep) > 0; }))
-          break;  // every replica of this pool was tried: the next pool
-        auto idx = routing::pickEndpoint(
-            *entry, [this](std::string_view ep) {
-              auto it = inflight.find(std::string(ep));
-              return it == inflight.end() ? 0 : it->second;
-            },
-            rand,
-            [this, &tried](std::string_view ep) {
-              if (tried.count(std::string(ep))) return true;
-              auto it = ejectedUntil.find(std::string(ep));
-              return it != ejectedUntil.end() && it->second > steady::now();
-            });
-        if (!idx) break;
-        --attemptsLeft;
-        localLoad.add(loadKey(*entry), entry->heartbeatTime, charge);
-        const std::string endpoint = entry->endpoints[*idx];
-        tried.insert(endpoint);
-        Outcome o = co_await forward(client, req, t, *cur, *entry, endpoint, *bodyText, extra);
-        if (o.kind == Outcome::Retry) continue;
-        // Settle with what the response reported, clamped to what this request could
-        // have produced (clampUsage, docs/routing.md).
-        double actual;
-        if (o.usage) {
-          const routing::Usage u = clampUsage(*o.usage, est, req.body().size());
-          if (u != *o.usage) sh.usageClamped->inc();
-          actual = cur->weightedTokens(static_cast<double>(u.promptTokens), static_cast<double>(u.completionTokens));
-        } else if (o.status >= 400) {
-          actual = 0;
-        } else if (o.sse) {
-          const routing::Usage u = clampUsage({est.promptTokens, o.sseEvents}, est, req.body().size());
-          actual = cur->weightedTokens(static_cast<double>(u.promptTokens), static_cast<double>(u.completionTokens));
-        } else {
-          actual = charge;
-        }
-        actual = saneTokens(actual, charge);
-        sh.admission.settle(adm, actual, sh.clock->monotonicTime());
-        recordRequest(dep, entry->pool, o.status, t0);
-        if (o.kind == Outcome::Abort) co_return false;
-        co_return o.keepAlive;
-       }
-        if (attemptsLeft <= 0) break;
-      }
-      sh.admission.settle(adm, 0, sh.clock->monotonicTime());  // nothing served: refund
-      const auto* next = routesNow->spilloverOf(*cur);
-      if (attemptsLeft > 0 && next) {
-        recordSpill(dep, "failover");
-        spilled = "failover";
-        cur = next;
+    // The attempt planner (attempts.h) decides; this loop does the I/O.
+    AttemptPlanner plan(*routesNow, *cur, est, req.body().size(), attemptLimits(cfg), sh.ledger, upstreams, t0);
+    // The body as the tried deployment's workers expect it (their model name).
+    const routing::DeploymentRoutes* bodyFor = nullptr;
+    const std::string* bodyText = &req.body();
+    std::string rewritten;
+    for (;;) {
+      const Action a = plan.next(now());
+      if (a.kind == Action::Kind::Spill) {
+        recordSpill(a.deployment->deployment.str(), a.reason);
         continue;
       }
-      break;
+      if (a.kind == Action::Kind::Answer) break;
+      if (a.deployment != bodyFor) {
+        bodyFor = a.deployment;
+        bodyText = &req.body();
+        if (originalModel != a.deployment->model) {
+          body["model"] = a.deployment->model;
+          rewritten = body.dump(-1, ' ', false, json::error_handler_t::replace);
+          bodyText = &rewritten;
+        }
+      }
+      Outcome o = co_await forward(client, req, t, *a.deployment, *a.entry, a.endpoint(), *bodyText, *a.headers);
+      if (o.kind == Outcome::Retry) {
+        plan.onFailure(o.failure, now());
+        continue;
+      }
+      const Settlement settled = plan.onResponse(summaryOf(o), now());
+      if (settled.usageClamped) sh.usageClamped->inc();
+      recordRequest(a.deployment->deployment.str(), a.entry->pool, o.status, t0);
+      if (o.kind == Outcome::Abort) co_return false;
+      co_return o.keepAlive;
     }
-    if (!err)
-      err = makeError(503, "No upstream replica of deployment " + requestedDep + " could take the request.", "server_error",
-                      "no_upstream_available");
-    recordRequest(requestedDep, "", err->status, t0);
-    co_return co_await sendError(client, ver, keep, *err, errHeaders);
+    const Answer& answer = plan.answer();
+    recordRequest(requestedDep, "", answer.error.status, t0);
+    Headers answerHeaders;
+    answerHeaders.items = answer.headers;
+    co_return co_await sendError(client, ver, keep, answer.error, answerHeaders);
   }
 };
 
@@ -1255,7 +1139,8 @@ std::expected<void, std::string> RouterServer::start() {
             wp->io.run();
           } else {
             // Poll without sleeping while events keep coming (and for busyPoll after the
-            // last one), then block for the next one.
+            // last one), then block for the next one. Real time on purpose: this paces the
+            // thread against the kernel's events, not the router's (injectable) clock.
             auto lastWork = steady::now();
             while (!wp->io.stopped()) {
               if (wp->io.poll() > 0) {

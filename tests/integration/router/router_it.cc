@@ -61,13 +61,13 @@ class RouterIT : public ::testing::Test {
   TestUpstream east{[](const SeenRequest&) { return TestUpstream::completion(10, 5, "east"); }};
   std::unique_ptr<RouterServer> router;
 
-  void start(RouterConfig cfg = {}) {
+  void start(RouterConfig cfg = {}, TimeSourcePtr clock = nullptr, int threads = 2) {
     cfg.listenAddress = "127.0.0.1";
     cfg.port = 0;
-    cfg.threads = 2;
+    cfg.threads = threads;
     cfg.seed = 1;
     cfg.connectTimeout = std::chrono::seconds(2);
-    router = std::make_unique<RouterServer>(cfg);
+    router = std::make_unique<RouterServer>(cfg, std::move(clock));
     auto ok = router->start();
     ASSERT_TRUE(ok) << ok.error();
   }
@@ -89,6 +89,14 @@ class RouterIT : public ::testing::Test {
 
   double usedTokens(const std::string& reservation) {
     return router->admission().stats(std::chrono::steady_clock::now())[reservation].used;
+  }
+
+  // A counter's value from the registry (0 when the series does not exist yet).
+  double metric(const std::string& series) {
+    const std::string text = router->registry().serialize();
+    for (size_t p = text.find(series + " "); p != std::string::npos; p = text.find(series + " ", p + 1))
+      if (p == 0 || text[p - 1] == '\n') return std::stod(text.substr(p + series.size() + 1));
+    return 0;
   }
 
   // Polls `pred` for up to 2 s (the router settles after the response's last byte).
@@ -207,6 +215,37 @@ TEST_F(RouterIT, RetriesAnotherReplicaOfTheSamePoolBeforeTheNextPool) {
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.header("x-waterline-pool"), "eu-north");
   EXPECT_EQ(west.requestCount(), 7u);
+}
+
+TEST_F(RouterIT, EjectionRunsOnTheInjectedClock) {
+  // The router's clock is simulated: a replica that refused a connection stays ejected
+  // however much real time passes, and comes back when the simulated clock has moved
+  // ejectAfterConnectFailure (2 s) on. One io thread: ejections are per thread.
+  auto clock = std::make_shared<SimulatedTimeSource>(std::chrono::system_clock::now());
+  start({}, clock, 1);
+  auto ps = pools(0.0, 0.4, 0.0);
+  ps[0].endpoints = {"127.0.0.1:" + std::to_string(closedPort()), west.endpoint()};
+  routes({dep("dz", DeploymentType::DataZone, ps, "", "EU")});
+  const std::string refused =
+      R"(waterline_router_upstream_attempts_total{deployment="team/dz",pool="eu-west",result="connect_error"})";
+  auto sendUntilRefused = [&](int limit) {
+    const double before = metric(refused);
+    for (int i = 0; i < limit && metric(refused) == before; ++i) {
+      auto r = post(port(), "/v1/chat/completions", chat("team/dz"));
+      EXPECT_EQ(r.status, 200) << r.body;
+      EXPECT_EQ(r.header("x-waterline-pool"), "eu-west");
+    }
+    return metric(refused) - before;
+  };
+  // Sooner or later the refusing replica is drawn first: one connect error, then ejected.
+  ASSERT_EQ(sendUntilRefused(40), 1);
+  // While the simulated clock stands still it is never tried again.
+  EXPECT_EQ(sendUntilRefused(20), 0);
+  clock->advance(std::chrono::milliseconds(1999));
+  EXPECT_EQ(sendUntilRefused(20), 0);
+  // 2 s later on the router's clock it is back in the draw.
+  clock->advance(std::chrono::milliseconds(1));
+  EXPECT_EQ(sendUntilRefused(40), 1);
 }
 
 TEST_F(RouterIT, Answers503JsonWhenNothingIsLeft) {

@@ -20,6 +20,7 @@ TEST(RouterFlags, Defaults) {
   EXPECT_EQ(c->port, 8080);
   EXPECT_EQ(c->maxBodyBytes, 4u << 20);
   EXPECT_EQ(c->selection.staleAfter, 30s);
+  EXPECT_EQ(c->failoverDeadline, Duration::zero());  // no deadline
   EXPECT_EQ(c->replicas, 1);
   EXPECT_EQ(c->limiterMode, routing::LimiterMode::SlidingWindow);
 }
@@ -28,7 +29,8 @@ TEST(RouterFlags, ParsesEveryFlag) {
   auto c = parseFlags({"--listen=127.0.0.1:9000", "--threads", "3", "--routes-file=/tmp/r.json",
                        "--routes-url=http://op:8081/v1/routes", "--routes-poll-interval=250ms", "--max-body-bytes=1Mi",
                        "--max-header-bytes=8Ki", "--connect-timeout=500ms", "--upstream-timeout=2m",
-                       "--stream-idle-timeout=30s", "--client-idle-timeout=1h", "--max-attempts=2", "--stale-after=10s",
+                       "--stream-idle-timeout=30s", "--client-idle-timeout=1h", "--max-attempts=2", "--failover-deadline=1500ms",
+                       "--stale-after=10s",
                        "--epsilon=0.1", "--overload=best-effort", "--replicas=4", "--limiter=token-bucket",
                        "--default-max-tokens=256", "--chars-per-token=3.5", "--seed=7", "--log-level=debug",
                        "--busy-poll=50us"});
@@ -46,6 +48,7 @@ TEST(RouterFlags, ParsesEveryFlag) {
   EXPECT_EQ(c->streamIdleTimeout, 30s);
   EXPECT_EQ(c->clientIdleTimeout, 1h);
   EXPECT_EQ(c->maxAttempts, 2);
+  EXPECT_EQ(c->failoverDeadline, 1500ms);
   EXPECT_EQ(c->selection.staleAfter, 10s);
   EXPECT_DOUBLE_EQ(c->selection.epsilon, 0.1);
   EXPECT_EQ(c->overload, OverloadPolicy::BestEffort);
@@ -121,6 +124,8 @@ TEST(RouterFlags, ErrorsNameTheFlag) {
   bad({"--seed=-1"}, "--seed");
   bad({"--chars-per-token=0"}, "--chars-per-token");
   bad({"--max-attempts=65"}, "--max-attempts");
+  bad({"--failover-deadline=x"}, "--failover-deadline");
+  bad({"--failover-deadline=-1s"}, "--failover-deadline");
   bad({"--max-body-bytes=12Q"}, "--max-body-bytes");
   bad({"--connect-timeout=soon"}, "--connect-timeout");
   bad({"--routes-url=https://x/v1/routes"}, "https is not supported");

@@ -61,6 +61,9 @@ struct RouterConfig {
   Duration clientIdleTimeout = std::chrono::seconds(120);      // keep-alive idle / request read
   Duration ejectAfterConnectFailure = std::chrono::seconds(2); // skip a refusing endpoint
   int maxAttempts = 4;                      // upstream attempts per request (failover)
+  // No attempt but a request's first, and no failover to its spillover deployment,
+  // starts once this long has passed since it arrived; then 503 (zero: no limit).
+  Duration failoverDeadline = Duration::zero();
   std::size_t maxIdlePerEndpoint = 256;     // pooled keep-alive connections, per thread
   int maxSpilloverHops = 3;
 
