@@ -238,8 +238,23 @@ DeploymentPlan planDeployment(const DeploymentPlanInput& in, SystemTime now) {
   std::map<std::string, const NodeView*> nodes;
   for (const auto& n : in.nodes) nodes[n.name] = &n;
 
+  // A worker of this deployment whose claim the inventory refused because another worker
+  // (or another deployment's reservation) holds the GPUs goes: in flight from now on (it
+  // keeps its index and counts against maxUnavailable) and replaced by a real placement.
+  std::vector<WorkerPod> own = in.pods;
+  for (const auto& c : in.conflicts) {
+    if (c.kind != scheduling::Conflict::Kind::Occupied && c.kind != scheduling::Conflict::Kind::ReservedForOther)
+      continue;
+    for (auto& w : own)
+      if (w.key() == c.worker && !w.deleting && !w.terminal()) {
+        w.deleting = true;
+        plan.conflictDeletes.push_back({w.name, w.uid, c.holder, c.node,
+                                        "worker " + w.name + " claims GPUs on node " + c.node + " that " + c.holder +
+                                            " holds; deleting it to place it again"});
+      }
+  }
   std::vector<const WorkerPod*> pods;
-  for (const auto& p : in.pods) pods.push_back(&p);
+  for (const auto& p : own) pods.push_back(&p);
   std::sort(pods.begin(), pods.end(), [](auto* a, auto* b) { return a->name < b->name; });
 
   std::set<int> usedIdx;
@@ -297,6 +312,7 @@ DeploymentPlan planDeployment(const DeploymentPlanInput& in, SystemTime now) {
       plan.remove.push_back(p->name);
       ++repaired;
       const bool gone = nit == nodes.end();
+      if (gone) plan.removeWithoutGrace.insert(p->name);
       const bool notReady = !gone && !nit->second->ready;
       addRepair(p, gone ? repair_reasons::kNodeGone
                         : notReady ? repair_reasons::kNodeNotReady : repair_reasons::kNodeEvicting,

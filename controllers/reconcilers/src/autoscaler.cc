@@ -219,6 +219,7 @@ std::shared_ptr<AutoscalerMetrics> AutoscalerMetrics::forRegistry(metrics::Regis
 
 AutoscalerReconciler::AutoscalerReconciler(AutoscalerDeps deps)
     : d_(std::move(deps)),
+      deployments_(cache::Lister<api::ModelDeployment>::of(d_.deployments)),
       m_(AutoscalerMetrics::forRegistry(d_.registry ? *d_.registry : metrics::defaultRegistry())) {}
 
 void AutoscalerReconciler::forget(const std::string& key) {
@@ -251,12 +252,13 @@ planners::MetricObservation AutoscalerReconciler::observe(const api::ModelDeploy
 runtime::ReconcileResult AutoscalerReconciler::reconcile(const runtime::Request& req) {
   const auto lg = log::logger("autoscaler");
   const std::string key = req.key();
-  auto obj = d_.deployments->store().get(key);
+  const auto item = deployments_->item(key);
+  const auto& obj = item.object;
   if (!obj) {
     forget(key);
     return Result::done();
   }
-  auto md = api::ModelDeployment::fromJson(*obj);
+  const auto& md = item.value;  // decoded once per version (cache/lister.h)
   if (!md || md->metadata.deletionTimestamp) return Result::done();
   const SystemTime now = d_.time->systemTime();
 

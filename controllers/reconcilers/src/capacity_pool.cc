@@ -28,6 +28,20 @@ const api::Condition* cond(const api::CapacityPoolStatus& st, std::string_view t
   return api::findCondition(st.conditions, type);
 }
 
+// Whether `b` differs from `a` only in its counts (what every placement changes) and in
+// condition messages that restate them ("... 12 GPUs allocatable"): no condition changes
+// type, status or reason.
+bool countsOnly(const api::CapacityPoolStatus& a, const api::CapacityPoolStatus& b) {
+  if (a.observedGeneration != b.observedGeneration || a.nodes != b.nodes || a.readyNodes != b.readyNodes ||
+      a.nodeNames != b.nodeNames || a.conditions.size() != b.conditions.size())
+    return false;
+  for (size_t i = 0; i < a.conditions.size(); ++i) {
+    const auto &x = a.conditions[i], &y = b.conditions[i];
+    if (x.type != y.type || x.status != y.status || x.reason != y.reason) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::optional<DemandShape> DemandShape::fromJson(const kube::Json& md) {
@@ -45,12 +59,13 @@ std::optional<DemandShape> DemandShape::fromJson(const kube::Json& md) {
 
 std::vector<runtime::Request> overlappingPools(const kube::Json& poolObj, const cache::InformerPtr& pools,
                                               const cache::InformerPtr& nodes,
-                                              DecodedByVersion<api::CapacityPool>& decoded) {
+                                              const cache::Lister<api::CapacityPool>& decoded) {
   std::vector<runtime::Request> out;
-  auto me = api::CapacityPool::fromJson(poolObj);
+  auto me = api::CapacityPool::fromJson(poolObj);  // the old or new state: not (only) the lister's
   if (!me) return out;
   std::vector<const api::CapacityPool*> others;
-  const auto all = decoded.decode(pools->store().list());
+  (void)pools;
+  const auto all = decoded.list();
   for (const auto& p : all)
     if (p->metadata.name != me->metadata.name) others.push_back(p.get());
   if (others.empty()) return out;
@@ -68,20 +83,25 @@ std::vector<runtime::Request> overlappingPools(const kube::Json& poolObj, const 
 
 CapacityPoolReconciler::CapacityPoolReconciler(CapacityPoolDeps deps)
     : d_(std::move(deps)),
-      pools_(std::make_shared<DecodedByVersion<api::CapacityPool>>()),
-      nodes_(),
-      shapes_(std::make_shared<DecodedByVersion<DemandShape>>()) {}
+      pools_(cache::Lister<api::CapacityPool>::of(d_.pools)),
+      nodes_(cache::Lister<planners::NodeView>::of(d_.nodes)),
+      shapes_(d_.deployments ? cache::Lister<DemandShape>::of(d_.deployments) : nullptr) {}
 
 runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Request& req) {
-  auto obj = d_.pools->store().get(req.key());
-  if (!obj) return Result::done();  // deleted; nothing to clean up yet
-  auto pool = api::CapacityPool::fromJson(*obj);
-  const SystemTime now = d_.time->systemTime();
-  if (!pool) {
-    // The schema should have rejected it; report instead of looping.
-    d_.recorder->event(*obj, "Warning", std::string(api::reasons::kInvalidSpec), pool.error());
+  const auto item = pools_->item(req.key());
+  if (!item.object) {  // deleted; nothing to clean up
+    std::lock_guard g(mu_);
+    lastWrite_.erase(req.name);
     return Result::done();
   }
+  const auto& obj = item.object;
+  const SystemTime now = d_.time->systemTime();
+  if (!item.value) {
+    // The schema should have rejected it; report instead of looping.
+    d_.recorder->event(*obj, "Warning", std::string(api::reasons::kInvalidSpec), item.error);
+    return Result::done();
+  }
+  const auto& pool = item.value;
   if (auto errs = api::validate(*pool); !errs.empty()) {
     api::CapacityPoolStatus st = pool->status;
     st.observedGeneration = pool->metadata.generation;
@@ -103,10 +123,10 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
   planners::PoolStatusInput in;
   in.pool = &*pool;
   // Only this pool's nodes count: a pool's status depends on nothing else (other pools'
-  // specs still decide which of its nodes conflict). Pools and nodes are decoded once per
-  // resourceVersion and shared between reconciles (decoded.h).
-  const auto allPools = pools_->decode(d_.pools->store().list());
-  const auto allNodes = nodes_.decode(d_.nodes->store().list());
+  // specs still decide which of its nodes conflict). Typed listers: each object is
+  // decoded once per version (cache/lister.h).
+  const auto allPools = pools_->list();
+  const auto allNodes = nodes_->list();
   for (const auto& n : allNodes)
     if (pool->spec.selectsNode(n->labels)) in.nodes.push_back(*n);
   for (const auto& p : allPools)
@@ -118,7 +138,7 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
     if (d_.deployments) {
       // One request per distinct shape of the demand (GPU request and where it may go).
       std::set<std::string> seen;
-      for (const auto& sh : shapes_->decode(d_.deployments->store().list()))
+      for (const auto& sh : shapes_->list())
         if (sh->request && seen.insert(sh->key).second) shapes.push_back(*sh->request);
     }
     auto txn = d_.capacity->begin(capacity::TxnOptions::withoutHolds());
@@ -131,10 +151,21 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
   if (d_.reservations)  // PTU hook: GPUs held by Active reservations (ptu_reservation.h)
     plan.status.gpus.reserved = planners::reservedGpusInPool(d_.reservations->store().list(), pool->metadata.name);
   if (plan.status == pool->status) return Result::done();
+  const auto mono = d_.time->monotonicTime();
+  if (d_.countsWriteInterval > Duration::zero() && countsOnly(pool->status, plan.status)) {
+    std::lock_guard g(mu_);
+    auto it = lastWrite_.find(pool->metadata.name);
+    if (it != lastWrite_.end() && mono - it->second < d_.countsWriteInterval)
+      return Result::after(d_.countsWriteInterval - (mono - it->second));  // then the latest counts
+  }
 
   kube::PatchOptions po{std::string(api::kFieldManager), true, "status"};
   auto r = d_.client->apply(kube::kinds::CapacityPool, "", statusApplyObject(*pool, plan.status), po);
   if (!r) return std::unexpected(ReconcileError{"apply status: " + r.error().describe()});
+  {
+    std::lock_guard g(mu_);
+    lastWrite_[pool->metadata.name] = mono;
+  }
 
   // Events on condition transitions.
   for (auto type : {api::conditions::kReady, api::conditions::kDegraded}) {
@@ -162,14 +193,14 @@ runtime::ControllerPtr newCapacityPoolController(CapacityPoolDeps deps,
   // A pool created, changed or deleted may start or stop overlapping others: each pool
   // that shares a node with it (before or after: the old object is mapped too) reports
   // NodeInMultiplePools, or stops reporting it, at once.
-  c->watchMapped(pools, [pools, nodes, decoded = reconciler->poolDecoder()](const cache::Json& obj) {
+  c->watchMapped(pools, [pools, nodes, decoded = reconciler->poolLister()](const cache::Json& obj) {
     return overlappingPools(obj, pools, nodes, *decoded);
   }, {runtime::generationChangedPredicate()});
   // Any node change may change any pool that selects it (or selected it before).
-  c->watchMapped(nodes, [pools, decoded = reconciler->poolDecoder()](const cache::Json& node) {
+  c->watchMapped(nodes, [decoded = reconciler->poolLister()](const cache::Json& node) {
     std::vector<runtime::Request> out;
     auto view = planners::NodeView::fromJson(node);
-    for (const auto& pool : decoded->decode(pools->store().list()))
+    for (const auto& pool : decoded->list())
       if (pool->spec.selectsNode(view.labels)) out.push_back({"", pool->metadata.name});
     return out;
   });
@@ -202,11 +233,10 @@ runtime::ControllerPtr newCapacityPoolController(CapacityPoolDeps deps,
     // shape that no other valid deployment has (one that appears, or goes) changes the
     // set; 500 deployments of a few shapes used to enqueue every pool 500 times. (For an
     // update the old object is mapped too, so a shape left behind is seen.)
-    c->watchMapped(deps.deployments, [pools, deployments = deps.deployments,
-                                      shapes = reconciler->shapeDecoder()](const cache::Json& md) {
+    c->watchMapped(deps.deployments, [pools, shapes = reconciler->shapeLister()](const cache::Json& md) {
       std::vector<runtime::Request> out;
       auto mine = DemandShape::fromJson(md);
-      for (const auto& s : shapes->decode(deployments->store().list()))
+      for (const auto& s : shapes->list())
         if (s->request && mine && s->key == mine->key && s->id != mine->id) return out;  // another has it
       for (const auto& p : pools->store().list()) out.push_back({"", runtime::nameOf(*p)});
       return out;

@@ -67,7 +67,8 @@ double RepairTracker::count(std::string_view reason) {
 
 // ---- reconciler ----------------------------------------------------------------------
 
-ModelDeploymentReconciler::ModelDeploymentReconciler(ModelDeploymentDeps deps) : d_(std::move(deps)) {
+ModelDeploymentReconciler::ModelDeploymentReconciler(ModelDeploymentDeps deps)
+    : d_(std::move(deps)), deployments_(cache::Lister<api::ModelDeployment>::of(d_.deployments)) {
   if (!d_.repairs) d_.repairs = std::make_shared<RepairTracker>(metrics::defaultRegistry());
 }
 
@@ -93,7 +94,8 @@ bool isWorkerOf(const kube::Json& pod, const std::string& ns, const std::string&
 
 runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Request& req) {
   const auto lg = log::logger("modeldeployment");
-  auto obj = d_.deployments->store().get(req.key());
+  const auto item = deployments_->item(req.key());
+  const auto& obj = item.object;
   if (!obj) {
     // No garbage collector is assumed: delete the workers of a deployment that is gone.
     for (const auto& p : d_.capacity->sources().workerPods->store().list()) {
@@ -108,11 +110,11 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     d_.repairs->forget(req.key());
     return Result::done();
   }
-  auto md = api::ModelDeployment::fromJson(*obj);
-  if (!md) {
-    d_.recorder->event(*obj, "Warning", std::string(api::reasons::kInvalidSpec), md.error());
+  if (!item.value) {
+    d_.recorder->event(*obj, "Warning", std::string(api::reasons::kInvalidSpec), item.error);
     return Result::done();
   }
+  const auto& md = item.value;  // decoded once per version (cache/lister.h)
   if (md->metadata.deletionTimestamp) return Result::done();
   const SystemTime now = d_.time->systemTime();
   if (auto errs = api::validate(*md); !errs.empty()) {
@@ -135,10 +137,6 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
   }
 
   planners::DeploymentPlan plan;
-  struct Conflicted {
-    std::string name, uid, holder, node;
-  };
-  std::vector<Conflicted> conflicted;
   std::map<std::string, std::string> uids;  // worker name -> uid (expected deletions)
   {
     // One capacity Txn: read, plan, assume. No decoding, no rebuild: the cache keeps the
@@ -155,19 +153,13 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
       ours.insert(w.key());
       uids[w.name] = w.uid;
     }
-    // A worker of ours whose GPUs another worker holds (the older claim wins) is not
-    // placed: it goes, and the planner replaces it with a real placement.
+    // Claims of ours the inventory refused: the planner decides which of them go
+    // (planners::DeploymentPlan::conflictDeletes).
     for (const auto& c : snap.conflicts) {
       if (!ours.count(c.worker)) continue;
       lg.warn("assignment conflict in the GPU inventory",
               {{"worker", c.worker}, {"holder", c.holder}, {"node", c.node}, {"message", c.message}});
-      if (c.kind != scheduling::Conflict::Kind::Occupied && c.kind != scheduling::Conflict::Kind::ReservedForOther)
-        continue;
-      for (auto& w : pin.pods)
-        if (w.key() == c.worker && !w.deleting && !w.terminal()) {
-          w.deleting = true;  // in flight: keeps its index, counts against maxUnavailable
-          conflicted.push_back({w.name, w.uid, c.holder, c.node});
-        }
+      pin.conflicts.push_back(c);
     }
     for (const auto& name : ourNodes)  // the planner looks at the nodes of this deployment's pods only
       if (const auto* n = txn.node(name)) pin.nodes.push_back(*n);
@@ -212,26 +204,18 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     if (!r && !r.error().isNotFound() && firstError.empty())
       firstError = "mark " + name + " draining: " + r.error().describe();
   }
-  for (const auto& c : conflicted) {
+  for (const auto& c : plan.conflictDeletes) {
     kube::DeleteOptions del;
     del.preconditions.uid = c.uid;
-    auto r = d_.client->remove(kube::kinds::Pod, ns, c.name, del);
+    auto r = d_.client->remove(kube::kinds::Pod, ns, c.pod, del);
     if (r) d_.capacity->expectDeletion(c.uid);
     if (!r && !r.error().isNotFound() && !r.error().isConflict() && firstError.empty())
-      firstError = "delete double-booked worker " + c.name + ": " + r.error().describe();
-    if (r)
-      d_.recorder->event(*obj, "Warning", "GpuConflict",
-                         "worker " + c.name + " claims GPUs on node " + c.node + " that " + c.holder +
-                             " holds; deleting it to place it again");
+      firstError = "delete double-booked worker " + c.pod + ": " + r.error().describe();
+    if (r) d_.recorder->event(*obj, "Warning", "GpuConflict", c.message);
   }
-  // Pods of a node that is gone are deleted at once (grace 0), as kube-controller-manager's
-  // pod GC does: no kubelet is left to confirm a graceful deletion.
-  std::set<std::string> orphaned;
-  for (const auto& r : plan.repairs)
-    if (r.reason == planners::repair_reasons::kNodeGone) orphaned.insert(r.pod);
   for (const auto& name : plan.remove) {
     kube::DeleteOptions del;
-    if (orphaned.count(name)) del.gracePeriodSeconds = 0;
+    if (plan.removeWithoutGrace.count(name)) del.gracePeriodSeconds = 0;
     auto r = d_.client->remove(kube::kinds::Pod, ns, name, del);
     if (r) d_.capacity->expectDeletion(uids[name]);
     if (!r && !r.error().isNotFound() && firstError.empty())

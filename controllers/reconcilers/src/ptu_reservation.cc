@@ -38,13 +38,14 @@ kube::Json finalizersPatch(const api::PTUReservation& r, std::vector<std::string
 
 runtime::ReconcileResult PtuReservationReconciler::reconcile(const runtime::Request& req) {
   const auto lg = log::logger("ptureservation");
-  auto obj = d_.reservations->store().get(req.key());
+  const auto item = reservations_->item(req.key());
+  const auto& obj = item.object;
   if (!obj) return Result::done();
-  auto r = api::PTUReservation::fromJson(*obj);
-  if (!r) {
-    d_.recorder->event(*obj, "Warning", std::string(api::reasons::kInvalidSpec), r.error());
+  if (!item.value) {
+    d_.recorder->event(*obj, "Warning", std::string(api::reasons::kInvalidSpec), item.error);
     return Result::done();
   }
+  const auto& r = item.value;  // decoded once per version (cache/lister.h)
   const std::string fin(api::kFinalizer);
   if (r->metadata.deletionTimestamp) {
     // Its capacity is released as soon as it is being deleted (admission skips it): let it go.
@@ -72,12 +73,9 @@ runtime::ReconcileResult PtuReservationReconciler::reconcile(const runtime::Requ
   const SystemTime now = d_.time->systemTime();
   planners::PtuAdmissionInput in;
   in.now = now;
-  for (const auto& p : d_.pools->store().list())
-    if (auto pool = api::CapacityPool::fromJson(*p)) in.pools.push_back(std::move(*pool));
-  for (const auto& o : d_.reservations->store().list())
-    if (auto x = api::PTUReservation::fromJson(*o)) in.reservations.push_back(std::move(*x));
-  for (const auto& o : d_.deployments->store().list())
-    if (auto md = api::ModelDeployment::fromJson(*o)) in.deployments[md->metadata.key()] = std::move(*md);
+  for (const auto& p : pools_->list()) in.pools.push_back(*p);
+  for (const auto& x : reservations_->list()) in.reservations.push_back(*x);
+  for (const auto& md : deployments_->list()) in.deployments[md->metadata.key()] = *md;
   auto plan = planners::planPtuAdmission(in);
   auto it = plan.byReservation.find(req.key());
   if (it == plan.byReservation.end()) return Result::done();

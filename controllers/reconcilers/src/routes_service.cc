@@ -33,14 +33,16 @@ RoutesService::RoutesService(cache::InformerPtr routingTables, TimeSourcePtr tim
     : informer_(std::move(routingTables)),
       heartbeats_(std::move(clusterHeartbeats)),
       time_(time ? std::move(time) : RealTimeSource::instance()),
-      decoded_([](const kube::Json& obj) -> std::optional<routing::DeploymentRoutes> {
-        auto d = routing::DeploymentRoutes::fromResource(obj);
-        if (d) return std::move(*d);
-        // Logged once per version of the object (decoded_ keeps the failure).
-        log::logger("routes").warn("skipping RoutingTable that does not decode",
-                                   {{"name", obj.value("metadata", kube::Json::object()).value("name", "")}, {"err", d.error()}});
-        return std::nullopt;
-      }) {
+      decoded_(cache::Lister<routing::DeploymentRoutes>::of(
+          informer_, [](const kube::Json& obj) -> std::expected<routing::DeploymentRoutes, std::string> {
+            auto d = routing::DeploymentRoutes::fromResource(obj);
+            if (d) return std::move(*d);
+            // Logged once per version of the object (the lister keeps the failure).
+            log::logger("routes").warn(
+                "skipping RoutingTable that does not decode",
+                {{"name", obj.value("metadata", kube::Json::object()).value("name", "")}, {"err", d.error()}});
+            return std::unexpected(d.error());
+          })) {
   auto empty = std::make_shared<Snapshot>();
   empty->etag = empty->table.etag();
   empty->body = empty->table.toJson().dump();
@@ -142,9 +144,11 @@ std::shared_ptr<const RoutesService::Snapshot> RoutesService::current() const {
 
 void RoutesService::rebuild() {
   auto next = std::make_shared<Snapshot>();
-  const auto objects = informer_->store().list();
-  const auto routes = decoded_.decode(objects);  // objects that do not decode are left out
-  next->invalid = int(objects.size() - routes.size());
+  const auto items = decoded_->items();
+  std::vector<std::shared_ptr<const routing::DeploymentRoutes>> routes;
+  for (const auto& it : items)
+    if (it.value) routes.push_back(it.value);  // objects that do not decode are left out
+  next->invalid = int(items.size() - routes.size());
   for (const auto& d : routes) next->table.deployments.push_back(*d);
   // A cluster's heartbeat Lease refreshes all of its entries (routing_heartbeat.h).
   if (heartbeats_) {

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <set>
 
 #include "waterline/api/capacity_pool.h"
 #include "waterline/api/keys.h"
@@ -40,6 +42,35 @@ std::string canonical(const kube::Json& spec) {
         *u = std::round(u->get<double>() * 100.0) / 100.0;
     }
   return s.dump();
+}
+
+// Whether the spec `next` (canonical JSON) only adds to `prev`: the same deployment-level
+// fields, every entry of `prev` still there, as healthy, with every endpoint it had still
+// taking traffic. Such a change can wait a little; anything else cannot.
+bool onlyGains(const std::string& prev, const std::string& next) {
+  auto a = kube::Json::parse(prev, nullptr, false), b = kube::Json::parse(next, nullptr, false);
+  if (!a.is_object() || !b.is_object()) return false;
+  auto ea = a.contains("entries") ? a["entries"] : kube::Json::array();
+  auto eb = b.contains("entries") ? b["entries"] : kube::Json::array();
+  a.erase("entries");
+  b.erase("entries");
+  if (a != b || !ea.is_array() || !eb.is_array()) return false;
+  auto id = [](const kube::Json& e) { return e.value("cluster", "") + "/" + e.value("pool", ""); };
+  std::map<std::string, const kube::Json*> after;
+  for (const auto& e : eb) after[id(e)] = &e;
+  for (const auto& e : ea) {
+    auto it = after.find(id(e));
+    if (it == after.end()) return false;
+    const auto& n = *it->second;
+    if (e.value("healthy", false) && !n.value("healthy", false)) return false;
+    std::set<std::string> now;
+    if (n.contains("endpoints"))
+      for (const auto& ep : n["endpoints"]) now.insert(ep.get<std::string>());
+    if (e.contains("endpoints"))
+      for (const auto& ep : e["endpoints"])
+        if (!now.count(ep.get<std::string>())) return false;
+  }
+  return true;
 }
 
 // True when the RoutingTable holds at least one entry of `cluster`.
@@ -112,17 +143,15 @@ runtime::ReconcileResult RoutingPublisher::removeOursFromHub(const routing::Depl
 
 runtime::ReconcileResult RoutingPublisher::reconcile(const runtime::Request& req) {
   const routing::DeploymentKey key{req.ns, req.name};
-  auto obj = d_.deployments->store().get(req.key());
-  if (!obj) return removeOurs(key);
-  auto md = api::ModelDeployment::fromJson(*obj);
+  const auto item = deployments_->item(req.key());
+  if (!item.object) return removeOurs(key);
+  const auto& md = item.value;  // decoded once per version (cache/lister.h)
   if (!md) return Result::done();  // the ModelDeployment controller reports it
   if (md->metadata.deletionTimestamp) return removeOurs(key);
 
-  // Pools and reservations decoded once per resourceVersion (every key comes back each
-  // heartbeat: decoding them all each time was most of the quiet-time CPU at fleet size).
-  const auto pools = pools_.decode(d_.pools->store().list());
+  const auto pools = pools_->list();
   std::vector<std::shared_ptr<const api::PTUReservation>> reservations;
-  if (d_.reservations) reservations = reservations_.decode(d_.reservations->store().list());
+  if (reservations_) reservations = reservations_->list();
 
   routing::RoutingSnapshot s;
   s.deployment = &*md;
@@ -172,6 +201,9 @@ runtime::ReconcileResult RoutingPublisher::reconcile(const runtime::Request& req
                          hasEntriesOf(d_.hubTables->store().get(routing::resourceName(key)), d_.cluster);
       if (covered && inHub) return Result::after(d_.heartbeat);
       if (nowMono - it->second.at < d_.heartbeat) return Result::after(d_.heartbeat - (nowMono - it->second.at));
+    } else if (it != written_.end() && nowMono - it->second.at < d_.gainWriteInterval &&
+               onlyGains(it->second.spec, canon)) {
+      return Result::after(d_.gainWriteInterval - (nowMono - it->second.at));  // then the latest entries
     }
   }
   kube::PatchOptions po{routingFieldManager(d_.cluster), true, ""};

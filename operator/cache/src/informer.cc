@@ -57,6 +57,14 @@ void Informer::removeEventHandler(uint64_t id) {
   }
 }
 
+std::shared_ptr<void> Informer::attachment(std::type_index type,
+                                          const std::function<std::shared_ptr<void>()>& make) {
+  std::lock_guard g(attachmentsMu_);
+  auto& slot = attachments_[type];
+  if (!slot) slot = make();
+  return slot;
+}
+
 void Informer::start() {
   std::lock_guard g(mu_);
   if (started_) return;

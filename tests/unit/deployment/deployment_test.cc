@@ -448,6 +448,66 @@ TEST(DeploymentPlanner, FailedWorkersAndBrokenNodesAreReplaced) {
   for (const auto& c : p2.creates) EXPECT_NE(c.assignment.node, broken);
 }
 
+TEST(DeploymentPlanner, DoubleBookedWorkersAreDeletedAndReplacedOthersConflictsAreNot) {
+  World w;
+  auto d = deployment("llama", 2, 1);
+  w.step(d);
+  ASSERT_EQ(w.pods.size(), 2u);
+  auto snap = w.snapshot();
+  DeploymentPlanInput in;
+  in.deployment = &d;
+  in.pods = w.pods;
+  in.nodes = w.nodes;
+  in.inventory = &snap.inventory;
+  const auto& loser = w.pods[1];
+  scheduling::Conflict occupied;
+  occupied.kind = scheduling::Conflict::Kind::Occupied;
+  occupied.worker = "llm/" + loser.name;
+  occupied.holder = "llm/older";
+  occupied.node = loser.node;
+  scheduling::Conflict malformed;  // not a double booking: reported, never deleted for it
+  malformed.kind = scheduling::Conflict::Kind::Malformed;
+  malformed.worker = "llm/" + w.pods[0].name;
+  in.conflicts = {occupied, malformed};
+  auto p = planDeployment(in, kNow);
+  ASSERT_EQ(p.conflictDeletes.size(), 1u);
+  EXPECT_EQ(p.conflictDeletes[0].pod, loser.name);
+  EXPECT_EQ(p.conflictDeletes[0].uid, loser.uid) << "deleted with its uid as a precondition";
+  EXPECT_EQ(p.conflictDeletes[0].holder, "llm/older");
+  EXPECT_NE(p.conflictDeletes[0].message.find("claims GPUs on node " + loser.node + " that llm/older holds"),
+            std::string::npos);
+  EXPECT_TRUE(std::find(p.remove.begin(), p.remove.end(), loser.name) == p.remove.end()) << "deleted once";
+  ASSERT_EQ(p.creates.size(), 1u) << "replaced by a real placement";
+  EXPECT_NE(p.creates[0].name, loser.name);
+  // The same conflict while the worker is already being deleted: nothing more to do.
+  in.pods[1].deleting = true;
+  EXPECT_TRUE(planDeployment(in, kNow).conflictDeletes.empty());
+}
+
+TEST(DeploymentPlanner, WorkersOfAGoneNodeAreDeletedWithoutGraceOthersWithIt) {
+  auto d = deployment("llama", 2, 1);
+  World w;
+  w.step(d);
+  const std::string goneNode = w.pods[0].node;
+  std::erase_if(w.nodes, [&](const NodeView& n) { return n.name == goneNode; });
+  auto snap = w.snapshot();
+  auto p = w.plan(d, snap);
+  ASSERT_FALSE(p.remove.empty());
+  std::set<std::string> onGone;
+  for (const auto& pod : w.pods)
+    if (pod.node == goneNode) onGone.insert(pod.name);
+  EXPECT_EQ(p.removeWithoutGrace, onGone);
+  // A node that is only not ready: its worker is replaced with the usual grace period.
+  World w2;
+  w2.step(d);
+  for (auto& n : w2.nodes)
+    if (n.name == w2.pods[0].node) n.ready = false;
+  auto snap2 = w2.snapshot();
+  auto p2 = w2.plan(d, snap2);
+  ASSERT_FALSE(p2.remove.empty());
+  EXPECT_TRUE(p2.removeWithoutGrace.empty());
+}
+
 TEST(DeploymentPlanner, MinMaxClampAndMaxUnavailablePercent) {
   auto d = deployment("x", 10, 1, {{"minReplicas", 2}, {"maxReplicas", 4}});
   EXPECT_EQ(desiredReplicas(d), 4);

@@ -135,6 +135,38 @@ TEST_F(PublisherTest, AChangeIsWrittenAtOnce) {
   EXPECT_DOUBLE_EQ(routes->entries[0].capacityTokensPerMinute, 120000);
 }
 
+TEST_F(PublisherTest, AGainWithinTheIntervalWaitsALossIsWrittenAtOnce) {
+  reconcile();
+  const std::string rv1 = rv();
+  auto setReady = [&](const std::string& name, const std::string& ip, bool ready) {
+    ASSERT_TRUE(client->apply(kube::kinds::Pod, "team", podJson("team", name, "llama", "p-eu", ip, ready),
+                              {"test", true, ""}));
+    ASSERT_TRUE(eventually([&] {
+      auto p = pods->store().get("team/" + name);
+      return p && (*p)["status"]["conditions"][0]["status"] == (ready ? "True" : "False");
+    }));
+  };
+  // w2 becomes ready 300 ms after the last write: a gain, written when the second is up.
+  setReady("w2", "10.1.0.2", true);
+  sim->advance(300ms);
+  auto res = reconcile();
+  EXPECT_EQ(rv(), rv1) << "only a gain, within gainWriteInterval: not yet";
+  EXPECT_EQ(res.requeueAfter, 700ms);
+  sim->advance(700ms);
+  reconcile();
+  ASSERT_NE(rv(), rv1);
+  auto routes = routing::DeploymentRoutes::fromResource(*table());
+  EXPECT_EQ(routes->entries[0].endpoints, (std::vector<std::string>{"10.1.0.1:8000", "10.1.0.2:8000"}));
+  const std::string rv2 = rv();
+  // w1 stops being ready 100 ms later: a loss, written at once.
+  setReady("w1", "10.1.0.1", false);
+  sim->advance(100ms);
+  reconcile();
+  EXPECT_NE(rv(), rv2) << "an endpoint that goes is never held back";
+  routes = routing::DeploymentRoutes::fromResource(*table());
+  EXPECT_EQ(routes->entries[0].endpoints, (std::vector<std::string>{"10.1.0.2:8000"}));
+}
+
 TEST_F(PublisherTest, ADeletedDeploymentTakesItsTableWithIt) {
   reconcile();
   ASSERT_TRUE(table());
@@ -300,6 +332,7 @@ TEST_F(CoveredPublisherTest, AChangeIsWrittenAtOnceEvenWhileCovered) {
     auto p = pods->store().get("team/w2");
     return p && (*p)["status"]["conditions"][0]["status"] == "True";
   }));
+  sim->advance(1s);  // a gain: written once gainWriteInterval has passed since the last write
   run();
   EXPECT_NE(rv(), rv1);
   EXPECT_EQ(routing::DeploymentRoutes::fromResource(*table())->entries[0].endpoints.size(), 2u);

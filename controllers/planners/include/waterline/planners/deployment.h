@@ -62,6 +62,17 @@ struct DeploymentPlanInput {
   // deployment runs at least this many (capped by maxReplicas); with autoscaling the
   // autoscaler applies the floor to spec.replicas instead.
   int32_t ptuFloor = 0;
+  // The GPU inventory's conflicts (capacity cache): claims it refused. One of this
+  // deployment's workers whose GPUs another worker (or another deployment's reservation)
+  // holds loses: the older claim wins, the worker is deleted and placed again.
+  std::vector<scheduling::Conflict> conflicts;
+};
+
+// A worker deleted because another one holds its GPUs. Deleted with its uid as a
+// precondition (never a successor of the same name); `message` is the GpuConflict Event's.
+struct ConflictDelete {
+  std::string pod, uid, holder, node;
+  std::string message;
 };
 
 // One worker replaced or moved for health reasons (an Event and a metric each).
@@ -75,6 +86,10 @@ struct DeploymentPlan {
   std::vector<PodToCreate> creates;
   std::vector<std::string> drain;    // pod names to annotate draining-since=now
   std::vector<std::string> remove;   // pod names to delete now
+  // Of `remove`: pods of nodes that are gone, deleted at once (grace period 0) as
+  // kube-controller-manager's pod GC does: no kubelet is left to confirm a graceful deletion.
+  std::set<std::string> removeWithoutGrace;
+  std::vector<ConflictDelete> conflictDeletes;  // double-booked workers to delete
   std::optional<Duration> requeueAfter;  // next drain deadline
   api::ModelDeploymentStatus status;
   std::vector<PlannedEvent> events;

@@ -27,6 +27,7 @@
 
 #include "waterline/api/model_deployment.h"
 #include "waterline/cache/informer.h"
+#include "waterline/cache/lister.h"
 #include "waterline/common/metrics.h"
 #include "waterline/common/time.h"
 #include "waterline/kube/client.h"
@@ -117,6 +118,7 @@ class AutoscalerReconciler final : public runtime::Reconciler {
   planners::MetricObservation observe(const api::ModelDeployment& md);
 
   AutoscalerDeps d_;
+  std::shared_ptr<cache::Lister<api::ModelDeployment>> deployments_;  // decoded once per version
   std::shared_ptr<AutoscalerMetrics> m_;
   std::mutex mu_;
   struct Seen {

@@ -18,6 +18,7 @@
 
 #include "waterline/api/capacity_pool.h"
 #include "waterline/cache/informer.h"
+#include "waterline/cache/lister.h"
 #include "waterline/capacity/capacity_cache.h"
 #include "waterline/common/metrics.h"
 #include "waterline/common/time.h"
@@ -84,6 +85,7 @@ class ModelDeploymentReconciler final : public runtime::Reconciler {
 
  private:
   ModelDeploymentDeps d_;
+  std::shared_ptr<cache::Lister<api::ModelDeployment>> deployments_;  // decoded once per version
   std::function<void(const runtime::Request&)> capacityReleased_;
 };
 

@@ -16,6 +16,7 @@
 
 #include "waterline/api/ptu_reservation.h"
 #include "waterline/cache/informer.h"
+#include "waterline/cache/lister.h"
 #include "waterline/capacity/capacity_cache.h"
 #include "waterline/planners/ptu_admission.h"
 #include "waterline/common/time.h"
@@ -53,7 +54,11 @@ struct PtuReservationDeps {
 
 class PtuReservationReconciler final : public runtime::Reconciler {
  public:
-  explicit PtuReservationReconciler(PtuReservationDeps deps) : d_(std::move(deps)) {}
+  explicit PtuReservationReconciler(PtuReservationDeps deps)
+      : d_(std::move(deps)),
+        reservations_(cache::Lister<api::PTUReservation>::of(d_.reservations)),
+        deployments_(cache::Lister<api::ModelDeployment>::of(d_.deployments)),
+        pools_(cache::Lister<api::CapacityPool>::of(d_.pools)) {}
   runtime::ReconcileResult reconcile(const runtime::Request& req) override;
 
  private:
@@ -61,6 +66,10 @@ class PtuReservationReconciler final : public runtime::Reconciler {
   std::expected<bool, std::string> reclaim(const api::PTUReservation& r, const api::PTUReservationStatus& st,
                                            const std::string& deploymentKey, const planners::PtuAdmissionInput& in);
   PtuReservationDeps d_;
+  // Typed listers (cache/lister.h): each object decoded once per version.
+  std::shared_ptr<cache::Lister<api::PTUReservation>> reservations_;
+  std::shared_ptr<cache::Lister<api::ModelDeployment>> deployments_;
+  std::shared_ptr<cache::Lister<api::CapacityPool>> pools_;
 };
 
 runtime::ControllerPtr newPtuReservationController(PtuReservationDeps deps, runtime::ControllerOptions opts = {});

@@ -32,7 +32,7 @@
 #include "waterline/cache/informer.h"
 #include "waterline/common/metrics.h"
 #include "waterline/common/time.h"
-#include "waterline/reconcilers/decoded.h"
+#include "waterline/cache/lister.h"
 #include "waterline/routing/table.h"
 #include "waterline/runtime/http_server.h"
 
@@ -96,8 +96,8 @@ class RoutesService {
   Duration minRebuildInterval_{0};
   MonotonicTime lastRebuild_{};
   std::shared_ptr<const Snapshot> snap_;
-  // Decoded objects: a rebuild decodes only what changed (decoded.h).
-  DecodedByVersion<routing::DeploymentRoutes> decoded_;
+  // Typed lister of the RoutingTables: a rebuild decodes only what changed (cache/lister.h).
+  std::shared_ptr<cache::Lister<routing::DeploymentRoutes>> decoded_;
   std::vector<Waiter> waiters_;
   std::thread thread_;
 };

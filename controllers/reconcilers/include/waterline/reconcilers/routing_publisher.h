@@ -30,7 +30,7 @@
 #include "waterline/api/ptu_reservation.h"
 #include "waterline/cache/informer.h"
 #include "waterline/kube/client.h"
-#include "waterline/reconcilers/decoded.h"
+#include "waterline/cache/lister.h"
 #include "waterline/reconcilers/observations.h"
 #include "waterline/routing/table.h"
 #include "waterline/runtime/controller.h"
@@ -51,6 +51,11 @@ struct RoutingPublisherDeps {
   cache::InformerPtr reservations = nullptr;  // PTUReservations (optional)
   std::string cluster;                        // this cluster's name in entries ("" = single)
   Duration heartbeat = std::chrono::seconds(10);
+  // A change that only adds to a deployment's entries (a replica became ready, capacity
+  // grew) is written at most this often per deployment; one that takes anything away (an
+  // endpoint, an entry, health) is written at once. While a deployment's replicas start,
+  // each one used to be a write.
+  Duration gainWriteInterval = std::chrono::seconds(1);
   LoadFunc load = nullptr;
   TimeSourcePtr time;
   // True while this cluster's heartbeat Lease is being renewed (ClusterHeartbeat::live);
@@ -65,7 +70,11 @@ using routing::routingFieldManager;  // routing/table.h (the heartbeat writes wi
 
 class RoutingPublisher final : public runtime::Reconciler {
  public:
-  explicit RoutingPublisher(RoutingPublisherDeps deps) : d_(std::move(deps)) {}
+  explicit RoutingPublisher(RoutingPublisherDeps deps)
+      : d_(std::move(deps)),
+        deployments_(cache::Lister<api::ModelDeployment>::of(d_.deployments)),
+        pools_(cache::Lister<api::CapacityPool>::of(d_.pools)),
+        reservations_(d_.reservations ? cache::Lister<api::PTUReservation>::of(d_.reservations) : nullptr) {}
   runtime::ReconcileResult reconcile(const runtime::Request& req) override;
 
  private:
@@ -77,8 +86,11 @@ class RoutingPublisher final : public runtime::Reconciler {
     MonotonicTime at;
   };
   RoutingPublisherDeps d_;
-  DecodedByVersion<api::CapacityPool> pools_;
-  DecodedByVersion<api::PTUReservation> reservations_;
+  // Typed listers: pools and reservations decoded once per version (every key comes back
+  // each heartbeat: decoding them all each time was most of the quiet-time CPU at fleet size).
+  std::shared_ptr<cache::Lister<api::ModelDeployment>> deployments_;
+  std::shared_ptr<cache::Lister<api::CapacityPool>> pools_;
+  std::shared_ptr<cache::Lister<api::PTUReservation>> reservations_;
   std::mutex mu_;
   std::map<std::string, Written> written_;  // by deployment key
   // Deployments known to have no entries of ours in the hub (removeOurs succeeded, nothing

@@ -9,6 +9,8 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <typeindex>
+#include <unordered_map>
 #include <vector>
 
 #include "waterline/cache/reflector.h"
@@ -57,6 +59,11 @@ class Informer final : private ReflectorSink {
   // itself (a controller's enqueue) removes it before it goes away.
   void removeEventHandler(uint64_t id);
 
+  // Objects that live as long as the informer, one per type (cache::Lister<T>, lister.h):
+  // returns the one stored under `type`, creating it with `make` the first time. Not to be
+  // called from an event handler (`make` may register one).
+  std::shared_ptr<void> attachment(std::type_index type, const std::function<std::shared_ptr<void>()>& make);
+
   void start();
   void stop();
 
@@ -86,6 +93,9 @@ class Informer final : private ReflectorSink {
   std::vector<EventHandler> handlers_;
   std::vector<uint64_t> handlerIds_;  // parallel to handlers_
   uint64_t nextHandlerId_ = 1;
+
+  std::mutex attachmentsMu_;
+  std::unordered_map<std::type_index, std::shared_ptr<void>> attachments_;
 
   std::mutex mu_;
   std::condition_variable cv_;
