@@ -135,16 +135,39 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
     // Occupancy from the capacity cache's inventory (kept up to date by events); without
     // holds: status.gpus.reserved counts those apart.
     std::vector<scheduling::Request> shapes;
+    std::string shapesKey;
     if (d_.deployments) {
       // One request per distinct shape of the demand (GPU request and where it may go).
       std::set<std::string> seen;
       for (const auto& sh : shapes_->list())
         if (sh->request && seen.insert(sh->key).second) shapes.push_back(*sh->request);
+      for (const auto& k : seen) shapesKey += k + "\n";
     }
-    auto txn = d_.capacity->begin(capacity::TxnOptions::withoutHolds());
-    in.allocated = planners::allocationByPool(txn.inventory())[pool->metadata.name];
-    if (d_.deployments)
-      in.fragmentation = planners::fragmentationByPool(txn.inventory(), std::move(shapes))[pool->metadata.name];
+    // Both are computed for every pool at once from the whole inventory: done once per
+    // inventory state and demand, and shared by the pools reconciled meanwhile (a shape
+    // or reservation change enqueues every pool).
+    std::shared_ptr<const PoolDerived> derived;
+    {
+      auto txn = d_.capacity->begin(capacity::TxnOptions::withoutHolds());
+      const auto version = txn.inventory().version();
+      std::lock_guard g(mu_);
+      if (derived_ && derived_->version == version && derived_->shapesKey == shapesKey) {
+        derived = derived_;
+      } else {
+        auto d = std::make_shared<PoolDerived>();
+        d->version = version;
+        d->shapesKey = shapesKey;
+        d->allocation = planners::allocationByPool(txn.inventory());
+        if (d_.deployments) d->fragmentation = planners::fragmentationByPool(txn.inventory(), std::move(shapes));
+        derived_ = derived = std::move(d);
+      }
+    }
+    auto alloc = derived->allocation.find(pool->metadata.name);
+    in.allocated = alloc != derived->allocation.end() ? alloc->second : planners::PoolAllocation{};
+    if (d_.deployments) {
+      auto frag = derived->fragmentation.find(pool->metadata.name);
+      in.fragmentation = frag != derived->fragmentation.end() ? frag->second : 0.0;
+    }
   }
 
   auto plan = planners::planPoolStatus(in, now);

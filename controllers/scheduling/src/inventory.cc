@@ -1,5 +1,7 @@
 #include "waterline/scheduling/inventory.h"
 
+#include <atomic>
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -444,6 +446,11 @@ void Inventory::flushClass(ClassId c) {
   }
 }
 
+std::uint64_t Inventory::nextVersion() {
+  static std::atomic<std::uint64_t> counter{0};
+  return ++counter;
+}
+
 void Inventory::prepare() {
   if (!any_dirty_) return;
   for (ClassId c = 0; c < classes_.size(); ++c) {
@@ -453,6 +460,7 @@ void Inventory::prepare() {
 }
 
 std::expected<void, std::string> Inventory::upsertPool(PoolSpec spec) {
+  touch();
   if (spec.name.empty()) return std::unexpected(std::string("pool name is empty"));
   if (isShared(spec.sharing) && (spec.slices_per_gpu < 1 || spec.slices_per_gpu > 64)) {
     return std::unexpected("pool " + spec.name + ": slicesPerGpu must be 1..64");
@@ -495,6 +503,7 @@ std::expected<void, std::string> Inventory::upsertPool(PoolSpec spec) {
 }
 
 std::expected<void, std::string> Inventory::upsertNode(NodeSpec spec) {
+  touch();
   spec = withGfdDefaults(std::move(spec));
   if (spec.name.empty()) return std::unexpected(std::string("node name is empty"));
   if (spec.gpu_count < 0 || spec.gpu_count > 64) {
@@ -554,6 +563,7 @@ std::expected<void, std::string> Inventory::upsertNode(NodeSpec spec) {
 }
 
 std::vector<std::string> Inventory::removeNode(std::string_view name) {
+  touch();
   const NodeId n = findNode(name);
   if (n == kNone) return {};
   std::vector<std::string> gone = workersOnNode(name);
@@ -580,6 +590,7 @@ std::vector<std::string> Inventory::removeNode(std::string_view name) {
 }
 
 bool Inventory::setNodeReady(std::string_view name, bool ready) {
+  touch();
   const NodeId n = findNode(name);
   if (n == kNone) return false;
   nodes_[n].spec.ready = ready;
@@ -588,6 +599,7 @@ bool Inventory::setNodeReady(std::string_view name, bool ready) {
 }
 
 bool Inventory::setNodeUnschedulable(std::string_view name, bool unschedulable) {
+  touch();
   const NodeId n = findNode(name);
   if (n == kNone) return false;
   nodes_[n].spec.unschedulable = unschedulable;
@@ -596,6 +608,7 @@ bool Inventory::setNodeUnschedulable(std::string_view name, bool unschedulable) 
 }
 
 bool Inventory::setGpuHealthy(std::string_view node, int index, bool healthy) {
+  touch();
   const NodeId n = findNode(node);
   if (n == kNone) return false;
   NodeState& ns = nodes_[n];
@@ -764,6 +777,7 @@ std::expected<void, Conflict> Inventory::checkAssignment(const Request& r, const
 }
 
 std::expected<void, Conflict> Inventory::assume(const Request& request, const Assignment& a) {
+  touch();
   if (request.worker.empty()) {
     return std::unexpected(Conflict{Conflict::Kind::Malformed, "", "", a.node, "worker name is empty"});
   }
@@ -828,6 +842,7 @@ std::expected<void, Conflict> Inventory::assume(const Request& request, const As
 }
 
 bool Inventory::forget(std::string_view worker) {
+  touch();
   auto it = worker_ids_.find(std::string(worker));
   if (it == worker_ids_.end()) return false;
   const WorkerId w = it->second;
@@ -877,6 +892,7 @@ bool Inventory::forget(std::string_view worker) {
 
 std::expected<ReservationRecord, std::string> Inventory::createReservation(
     std::string_view name, std::string_view deployment, std::string_view pool, int gpus) {
+  touch();
   if (name.empty() || deployment.empty()) {
     return std::unexpected(std::string("reservation needs a name and a deployment"));
   }
@@ -940,6 +956,7 @@ std::expected<ReservationRecord, std::string> Inventory::createReservation(
 }
 
 std::vector<Conflict> Inventory::restoreReservation(const ReservationRecord& r) {
+  touch();
   std::vector<Conflict> out;
   if (reservation_ids_.count(r.name)) {
     out.push_back(Conflict{Conflict::Kind::DuplicateWorker, r.name, r.name, "",
@@ -999,6 +1016,7 @@ std::vector<Conflict> Inventory::restoreReservation(const ReservationRecord& r) 
 }
 
 bool Inventory::releaseReservation(std::string_view name) {
+  touch();
   auto it = reservation_ids_.find(std::string(name));
   if (it == reservation_ids_.end()) return false;
   ReservationState& rs = reservations_[it->second];

@@ -567,3 +567,47 @@ TEST(NodeLifecycle, UpdatesAndRemoval) {
 
 }  // namespace
 }  // namespace waterline::scheduling
+
+namespace waterline::scheduling {
+namespace {
+
+TEST(InventoryVersion, EveryChangeMovesItCopiesKeepItFreshInventoriesNeverShareIt) {
+  using namespace testing;
+  Inventory a, b;
+  EXPECT_NE(a.version(), b.version()) << "two fresh inventories";
+  auto v = a.version();
+  auto changed = [&] {
+    const bool moved = a.version() != v;
+    v = a.version();
+    return moved;
+  };
+  auto ps = pool("p", "eu-west", "EU");
+  ps.reservable_fraction = 0.5;
+  ASSERT_TRUE(a.upsertPool(ps));
+  EXPECT_TRUE(changed());
+  ASSERT_TRUE(a.upsertNode(node("n1", "p")));
+  EXPECT_TRUE(changed());
+  ASSERT_TRUE(a.assume(whole("w1", "d", 2), wholeAt("n1", {0, 1})));
+  EXPECT_TRUE(changed());
+  Inventory copy = a;
+  EXPECT_EQ(copy.version(), a.version()) << "a copy is the same state";
+  EXPECT_FALSE(changed()) << "reads change nothing";
+  a.fingerprint();
+  EXPECT_FALSE(changed());
+  EXPECT_TRUE(a.forget("w1"));
+  EXPECT_TRUE(changed());
+  ASSERT_TRUE(a.createReservation("r", "d", "p", 1));
+  EXPECT_TRUE(changed());
+  EXPECT_TRUE(a.releaseReservation("r"));
+  EXPECT_TRUE(changed());
+  EXPECT_TRUE(a.setNodeReady("n1", false));
+  EXPECT_TRUE(changed());
+  EXPECT_TRUE(a.setGpuHealthy("n1", 3, false));
+  EXPECT_TRUE(changed());
+  EXPECT_FALSE(a.removeNode("n1").size());
+  EXPECT_TRUE(changed());
+  EXPECT_NE(copy.version(), a.version());
+}
+
+}  // namespace
+}  // namespace waterline::scheduling

@@ -79,7 +79,15 @@ class CapacityPoolReconciler final : public runtime::Reconciler {
   std::shared_ptr<cache::Lister<api::CapacityPool>> pools_;
   std::shared_ptr<cache::Lister<planners::NodeView>> nodes_;
   std::shared_ptr<cache::Lister<DemandShape>> shapes_;  // null without deployments
+  // Per-pool figures derived from the whole inventory, for one inventory version and demand.
+  struct PoolDerived {
+    std::uint64_t version = 0;
+    std::string shapesKey;
+    std::map<std::string, planners::PoolAllocation> allocation;
+    std::map<std::string, double> fragmentation;
+  };
   std::mutex mu_;
+  std::shared_ptr<const PoolDerived> derived_;
   std::map<std::string, MonotonicTime> lastWrite_;  // pool -> last status write (counts coalescing)
 };
 

@@ -272,6 +272,12 @@ class Inventory {
   // Sorts classes touched by node additions. Called by the scheduler before a cycle.
   void prepare();
 
+  // Changes whenever the inventory does (any mutating call), unique in the process: two
+  // inventories, or one before and after a change, never share a version; a copy has its
+  // original's. For callers that derive something costly from the whole inventory
+  // (pool fragmentation) and want to compute it once per state.
+  std::uint64_t version() const { return version_; }
+
   // Reads.
   NodeId findNode(std::string_view name) const;
   PoolId findPool(std::string_view name) const;
@@ -308,6 +314,9 @@ class Inventory {
 
   PoolId poolForNode(const NodeSpec& n) const;
   ClassId classFor(PoolId pool, const NodeSpec& n);
+  static std::uint64_t nextVersion();
+  void touch() { version_ = nextVersion(); }
+  std::uint64_t version_ = nextVersion();
   void attach(NodeId n);  // into class membership + index
   void detach(NodeId n);
   void reindex(NodeId n);

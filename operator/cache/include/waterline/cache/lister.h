@@ -69,7 +69,7 @@ class Lister {
   Item item(const std::string& key) const {
     ObjectPtr obj = informer_->store().get(key);
     if (!obj) return {};
-    return lookup(key, obj);
+    return lookup(obj);
   }
 
   // Every decodable object, in the store's (key) order.
@@ -79,8 +79,12 @@ class Lister {
     std::vector<Item> out;
     const auto objs = informer_->store().list();
     out.reserve(objs.size());
-    for (const auto& o : objs) out.push_back(lookup(objectKey(*o), o));
-    prune(objs.size());
+    std::lock_guard g(mu_);
+    for (const auto& o : objs) {
+      const Entry& e = lookupLocked(o);
+      out.push_back({e.object, e.value, e.error});
+    }
+    pruneLocked();
     return out;
   }
   // The decodable objects of one index value (the informer's indexers).
@@ -127,54 +131,68 @@ class Lister {
   // the Lister lives as long as the informer (it is one of its attachments).
   void subscribe() {
     EventHandler h;
-    h.onAdd = [this](const ObjectPtr& o) { lookup(objectKey(*o), o); };
-    h.onUpdate = [this](const ObjectPtr&, const ObjectPtr& n) { lookup(objectKey(*n), n); };
+    h.onAdd = [this](const ObjectPtr& o) {
+      std::lock_guard g(mu_);
+      lookupLocked(o);
+    };
+    h.onUpdate = [this](const ObjectPtr& old, const ObjectPtr& n) {
+      std::lock_guard g(mu_);
+      if (old != n) entries_.erase(old.get());
+      lookupLocked(n);
+    };
     h.onDelete = [this](const ObjectPtr& o, bool) {
       std::lock_guard g(mu_);
-      auto it = entries_.find(objectKey(*o));
-      if (it != entries_.end() && it->second.object == o) entries_.erase(it);
+      entries_.erase(o.get());
     };
     informer_->addEventHandler(std::move(h));
   }
 
-  Item lookup(const std::string& key, const ObjectPtr& obj) const {
-    std::lock_guard g(mu_);
-    Entry& e = entries_[key];
-    if (e.object != obj) {
+  // Entries are keyed by the object's address: the store never changes an object in
+  // place, so the same address is the same version (pinned by the entry holding it),
+  // found without building a key from the JSON.
+  const Entry& lookupLocked(const ObjectPtr& obj) const {
+    auto [it, fresh] = entries_.try_emplace(obj.get());
+    Entry& e = it->second;
+    if (fresh) {
       ++decodes_;
       e.object = obj;
       auto d = decode_(*obj);
-      if (d) {
-        e.value = std::make_shared<const T>(std::move(*d));
-        e.error.clear();
-      } else {
-        e.value = nullptr;
-        e.error = d.error();
-      }
+      if (d) e.value = std::make_shared<const T>(std::move(*d));
+      else e.error = d.error();
     }
+    return e;
+  }
+
+  Item lookup(const ObjectPtr& obj) const {
+    std::lock_guard g(mu_);
+    const Entry& e = lookupLocked(obj);
     return {e.object, e.value, e.error};
   }
 
   std::vector<ValuePtr> values(const std::vector<ObjectPtr>& objs) const {
     std::vector<ValuePtr> out;
     out.reserve(objs.size());
+    std::lock_guard g(mu_);
     for (const auto& o : objs)
-      if (auto it = lookup(objectKey(*o), o); it.value) out.push_back(std::move(it.value));
-    prune(informer_->store().size());
+      if (const Entry& e = lookupLocked(o); e.value) out.push_back(e.value);
+    pruneLocked();
     return out;
   }
 
-  // Entries a read inserted for an object deleted meanwhile (its delete event came first).
-  void prune(std::size_t storeSize) const {
-    std::lock_guard g(mu_);
-    if (entries_.size() <= storeSize) return;
-    std::erase_if(entries_, [this](const auto& kv) { return informer_->store().get(kv.first) != kv.second.object; });
+  // Entries of versions the store no longer holds: a read raced an update or delete (its
+  // event came first). Dropped when there are more entries than objects.
+  void pruneLocked() const {
+    const auto& store = informer_->store();
+    if (entries_.size() <= store.size()) return;
+    std::unordered_map<const Json*, bool> live;
+    for (const auto& o : store.list()) live.emplace(o.get(), true);
+    std::erase_if(entries_, [&](const auto& kv) { return !live.count(kv.first); });
   }
 
   Informer* informer_;
   Decode decode_;
   mutable std::mutex mu_;
-  mutable std::unordered_map<std::string, Entry> entries_;
+  mutable std::unordered_map<const Json*, Entry> entries_;
   mutable std::size_t decodes_ = 0;
 };
 
