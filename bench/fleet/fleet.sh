@@ -976,6 +976,15 @@ if [[ -n "${R[$F.tsched]:-}" ]]; then
   echo "RESULT fleet_time_to_all_pods_bound_s$SFX ${R[$F.tbound]:-nan} s"
   echo "RESULT fleet_cpu_seconds_to_all_scheduled$SFX ${R[$F.sched_cpu_op]:-nan} s"
   echo "RESULT fleet_unplaced$SFX ${R[$F.unplaced]:-nan} pods"
+  # GPU claims held by two live worker pods: the larger of the two checks (all scheduled,
+  # end of the quiet window); nan when either could not be read.
+  db1="${R[$F.double_booked]:-unknown}" db2="${R[$F.double_booked_end]:-unknown}"
+  if [[ "$db1" =~ ^([0-9]+)\ claims && "$db2" =~ ^([0-9]+)\ claims ]]; then
+    a1="${db1%% *}" a2="${db2%% *}"
+    echo "RESULT double_booked_gpus$SFX $((a1 > a2 ? a1 : a2)) claims"
+  else
+    echo "RESULT double_booked_gpus$SFX nan claims"
+  fi
 fi
 if [[ -n "${R[baseline.tsched]:-}" ]]; then
   echo "RESULT baseline_time_to_all_scheduled_s $(fmt "${R[baseline.tsched]:-nan}") s"

@@ -131,6 +131,7 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
     if (pool->spec.selectsNode(n->labels)) in.nodes.push_back(*n);
   for (const auto& p : allPools)
     if (p->metadata.name != pool->metadata.name) in.others.push_back(p.get());
+  std::optional<Duration> refreshAfter;  // fragmentation older than the inventory
   if (d_.capacity) {
     // Occupancy from the capacity cache's inventory (kept up to date by events); without
     // holds: status.gpus.reserved counts those apart.
@@ -143,37 +144,58 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
         if (sh->request && seen.insert(sh->key).second) shapes.push_back(*sh->request);
       for (const auto& k : seen) shapesKey += k + "\n";
     }
-    // Both are computed for every pool at once from the whole inventory: done once per
-    // inventory state and demand, and shared by the pools reconciled meanwhile (a shape
-    // or reservation change enqueues every pool).
-    std::shared_ptr<const PoolDerived> derived;
+    // Both are computed for every pool at once from the whole inventory (under the
+    // capacity cache's lock, which placements wait for): shared by the pools reconciled
+    // meanwhile. Allocation is exact: recomputed whenever the inventory changed.
+    // Fragmentation (a scheduling probe of every demand shape, the costly one) is
+    // recomputed at most every fragmentationMaxAge while the inventory keeps changing; a
+    // pool that got an older figure comes back when it is due, so the last state of a
+    // burst is always reported.
+    std::shared_ptr<const PoolDerived> alloc, frag;
     {
       auto txn = d_.capacity->begin(capacity::TxnOptions::withoutHolds());
       const auto version = txn.inventory().version();
       std::lock_guard g(mu_);
-      if (derived_ && derived_->version == version && derived_->shapesKey == shapesKey) {
-        derived = derived_;
+      if (allocation_ && allocation_->version == version) {
+        alloc = allocation_;
       } else {
         auto d = std::make_shared<PoolDerived>();
         d->version = version;
-        d->shapesKey = shapesKey;
         d->allocation = planners::allocationByPool(txn.inventory());
-        if (d_.deployments) d->fragmentation = planners::fragmentationByPool(txn.inventory(), std::move(shapes));
-        derived_ = derived = std::move(d);
+        allocation_ = alloc = std::move(d);
+      }
+      if (d_.deployments) {
+        const auto mono = d_.time->monotonicTime();
+        const bool sameDemand = fragmentation_ && fragmentation_->shapesKey == shapesKey;
+        if (sameDemand && fragmentation_->version == version) {
+          frag = fragmentation_;
+        } else if (sameDemand && mono - fragmentation_->at < d_.fragmentationMaxAge) {
+          frag = fragmentation_;
+          refreshAfter = d_.fragmentationMaxAge - (mono - fragmentation_->at);
+        } else {
+          auto d = std::make_shared<PoolDerived>();
+          d->version = version;
+          d->shapesKey = shapesKey;
+          d->at = mono;
+          d->fragmentation = planners::fragmentationByPool(txn.inventory(), std::move(shapes));
+          fragmentation_ = frag = std::move(d);
+        }
       }
     }
-    auto alloc = derived->allocation.find(pool->metadata.name);
-    in.allocated = alloc != derived->allocation.end() ? alloc->second : planners::PoolAllocation{};
-    if (d_.deployments) {
-      auto frag = derived->fragmentation.find(pool->metadata.name);
-      in.fragmentation = frag != derived->fragmentation.end() ? frag->second : 0.0;
+    auto a = alloc->allocation.find(pool->metadata.name);
+    in.allocated = a != alloc->allocation.end() ? a->second : planners::PoolAllocation{};
+    if (frag) {
+      auto f = frag->fragmentation.find(pool->metadata.name);
+      in.fragmentation = f != frag->fragmentation.end() ? f->second : 0.0;
     }
   }
 
   auto plan = planners::planPoolStatus(in, now);
   if (d_.reservations)  // PTU hook: GPUs held by Active reservations (ptu_reservation.h)
     plan.status.gpus.reserved = planners::reservedGpusInPool(d_.reservations->store().list(), pool->metadata.name);
-  if (plan.status == pool->status) return Result::done();
+  // An older fragmentation figure was used: come back for the current one.
+  auto done = [&] { return refreshAfter ? Result::after(*refreshAfter) : Result::done(); };
+  if (plan.status == pool->status) return done();
   const auto mono = d_.time->monotonicTime();
   if (d_.countsWriteInterval > Duration::zero() && countsOnly(pool->status, plan.status)) {
     std::lock_guard g(mu_);
@@ -202,7 +224,7 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
                        std::string(type) + "=" + std::string(api::toString(after->status)) +
                            (after->message.empty() ? "" : ": " + after->message));
   }
-  return Result::done();
+  return done();
 }
 
 runtime::ControllerPtr newCapacityPoolController(CapacityPoolDeps deps,

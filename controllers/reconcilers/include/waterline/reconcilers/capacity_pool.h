@@ -48,6 +48,9 @@ struct CapacityPoolDeps {
   // workers are placed, every placement changes the counts of its pool: without this,
   // each one was a status write (892 writes for 50 pools in `make bench-fleet`).
   Duration countsWriteInterval = std::chrono::seconds(2);
+  // While the inventory keeps changing, status.fragmentation (a scheduling probe over the
+  // whole inventory) is recomputed at most this often for all pools together.
+  Duration fragmentationMaxAge = std::chrono::seconds(1);
 };
 
 // What a ModelDeployment adds to the demand a pool's fragmentation is measured against:
@@ -83,11 +86,12 @@ class CapacityPoolReconciler final : public runtime::Reconciler {
   struct PoolDerived {
     std::uint64_t version = 0;
     std::string shapesKey;
+    MonotonicTime at{};
     std::map<std::string, planners::PoolAllocation> allocation;
     std::map<std::string, double> fragmentation;
   };
   std::mutex mu_;
-  std::shared_ptr<const PoolDerived> derived_;
+  std::shared_ptr<const PoolDerived> allocation_, fragmentation_;
   std::map<std::string, MonotonicTime> lastWrite_;  // pool -> last status write (counts coalescing)
 };
 
