@@ -85,13 +85,46 @@ CapacityPoolReconciler::CapacityPoolReconciler(CapacityPoolDeps deps)
     : d_(std::move(deps)),
       pools_(cache::Lister<api::CapacityPool>::of(d_.pools)),
       nodes_(cache::Lister<planners::NodeView>::of(d_.nodes)),
-      shapes_(d_.deployments ? cache::Lister<DemandShape>::of(d_.deployments) : nullptr) {}
+      shapes_(d_.deployments ? cache::Lister<DemandShape>::of(d_.deployments) : nullptr) {
+  // Any node event may change which nodes a pool selects: membership is listed again.
+  cache::EventHandler h;
+  h.onAdd = [this](const cache::ObjectPtr&) { ++nodesGen_; };
+  h.onUpdate = [this](const cache::ObjectPtr& o, const cache::ObjectPtr& n) {
+    if (o != n) ++nodesGen_;
+  };
+  h.onDelete = [this](const cache::ObjectPtr&, bool) { ++nodesGen_; };
+  nodeHandler_ = d_.nodes->addEventHandler(std::move(h));
+}
+
+CapacityPoolReconciler::~CapacityPoolReconciler() {
+  if (nodeHandler_) d_.nodes->removeEventHandler(nodeHandler_);
+}
+
+std::vector<std::shared_ptr<const planners::NodeView>> CapacityPoolReconciler::membersOf(const api::CapacityPool& pool) {
+  // Read the generation before listing: a node event after it makes the next call list again.
+  const uint64_t gen = nodesGen_.load();
+  {
+    std::lock_guard g(mu_);
+    auto it = members_.find(pool.metadata.name);
+    if (it != members_.end() && it->second.nodesGen == gen && it->second.spec == pool.spec) return it->second.nodes;
+  }
+  Members m;
+  m.nodesGen = gen;
+  m.spec = pool.spec;
+  for (const auto& n : nodes_->list())
+    if (pool.spec.selectsNode(n->labels)) m.nodes.push_back(n);
+  std::lock_guard g(mu_);
+  auto& slot = members_[pool.metadata.name];
+  slot = std::move(m);
+  return slot.nodes;
+}
 
 runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Request& req) {
   const auto item = pools_->item(req.key());
   if (!item.object) {  // deleted; nothing to clean up
     std::lock_guard g(mu_);
     lastWrite_.erase(req.name);
+    members_.erase(req.name);
     return Result::done();
   }
   const auto& obj = item.object;
@@ -126,9 +159,7 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
   // specs still decide which of its nodes conflict). Typed listers: each object is
   // decoded once per version (cache/lister.h).
   const auto allPools = pools_->list();
-  const auto allNodes = nodes_->list();
-  for (const auto& n : allNodes)
-    if (pool->spec.selectsNode(n->labels)) in.nodes.push_back(*n);
+  for (const auto& n : membersOf(*pool)) in.nodes.push_back(*n);
   for (const auto& p : allPools)
     if (p->metadata.name != pool->metadata.name) in.others.push_back(p.get());
   std::optional<Duration> refreshAfter;  // fragmentation older than the inventory

@@ -4,6 +4,7 @@
 // subresource. Node events enqueue the pools that select the node; pool events enqueue
 // the other pools that share a node with the pool (overlaps, on both sides). Events on
 // condition transitions (NodeInMultiplePools, TopologyMismatch, UnsupportedMigProfile).
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -72,6 +73,7 @@ std::vector<runtime::Request> overlappingPools(const kube::Json& poolObj, const 
 class CapacityPoolReconciler final : public runtime::Reconciler {
  public:
   explicit CapacityPoolReconciler(CapacityPoolDeps deps);
+  ~CapacityPoolReconciler() override;
   runtime::ReconcileResult reconcile(const runtime::Request& req) override;
   // Typed listers (decoded once per version), shared with the controller's mappings.
   std::shared_ptr<cache::Lister<api::CapacityPool>> poolLister() const { return pools_; }
@@ -90,7 +92,18 @@ class CapacityPoolReconciler final : public runtime::Reconciler {
     std::map<std::string, planners::PoolAllocation> allocation;
     std::map<std::string, double> fragmentation;
   };
+  // The nodes each pool selects, listed again only after a node event or a spec change
+  // (every reconcile used to test every node against the pool's selector).
+  struct Members {
+    uint64_t nodesGen = 0;
+    api::CapacityPoolSpec spec;
+    std::vector<std::shared_ptr<const planners::NodeView>> nodes;
+  };
+  std::vector<std::shared_ptr<const planners::NodeView>> membersOf(const api::CapacityPool& pool);
+  std::atomic<uint64_t> nodesGen_{0};
+  uint64_t nodeHandler_ = 0;
   std::mutex mu_;
+  std::map<std::string, Members> members_;
   std::shared_ptr<const PoolDerived> allocation_, fragmentation_;
   std::map<std::string, MonotonicTime> lastWrite_;  // pool -> last status write (counts coalescing)
 };
