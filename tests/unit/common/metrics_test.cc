@@ -256,6 +256,10 @@ TEST(Registry, ConcurrentUpdatesAndScrapes) {
   Registry r;
   auto& c = r.counter("c_total", "h", {"t"});
   auto& h = r.histogram("h_seconds", "h", {"t"}, {1});
+  // The series exist before the scraper starts (a family with no series is not
+  // serialized: without this the first scrape could run before the first increment).
+  c.withLabels({"shared"});
+  ASSERT_THAT(r.serialize(), HasSubstr("# TYPE c_total counter"));
   std::vector<std::thread> ts;
   for (int t = 0; t < 4; ++t) {
     ts.emplace_back([&, t] {
