@@ -57,24 +57,21 @@ std::optional<DemandShape> DemandShape::fromJson(const kube::Json& md) {
   return out;
 }
 
-std::vector<runtime::Request> overlappingPools(const kube::Json& poolObj, const cache::InformerPtr& pools,
-                                              const cache::InformerPtr& nodes,
-                                              const cache::Lister<api::CapacityPool>& decoded) {
+std::vector<runtime::Request> overlappingPools(const kube::Json& poolObj, const cache::Lister<api::CapacityPool>& pools,
+                                              const cache::Lister<planners::NodeView>& nodes) {
   std::vector<runtime::Request> out;
   auto me = api::CapacityPool::fromJson(poolObj);  // the old or new state: not (only) the lister's
   if (!me) return out;
   std::vector<const api::CapacityPool*> others;
-  (void)pools;
-  const auto all = decoded.list();
+  const auto all = pools.list();
   for (const auto& p : all)
     if (p->metadata.name != me->metadata.name) others.push_back(p.get());
   if (others.empty()) return out;
   std::set<std::string> hit;
-  for (const auto& n : nodes->store().list()) {
-    const auto view = planners::NodeView::fromJson(*n);
-    if (!me->spec.selectsNode(view.labels)) continue;
+  for (const auto& view : nodes.list()) {
+    if (!me->spec.selectsNode(view->labels)) continue;
     for (const auto* o : others)
-      if (!hit.count(o->metadata.name) && o->spec.selectsNode(view.labels)) hit.insert(o->metadata.name);
+      if (!hit.count(o->metadata.name) && o->spec.selectsNode(view->labels)) hit.insert(o->metadata.name);
     if (hit.size() == others.size()) break;
   }
   for (const auto& name : hit) out.push_back({"", name});
@@ -269,8 +266,8 @@ runtime::ControllerPtr newCapacityPoolController(CapacityPoolDeps deps,
   // A pool created, changed or deleted may start or stop overlapping others: each pool
   // that shares a node with it (before or after: the old object is mapped too) reports
   // NodeInMultiplePools, or stops reporting it, at once.
-  c->watchMapped(pools, [pools, nodes, decoded = reconciler->poolLister()](const cache::Json& obj) {
-    return overlappingPools(obj, pools, nodes, *decoded);
+  c->watchMapped(pools, [poolList = reconciler->poolLister(), nodeList = reconciler->nodeLister()](const cache::Json& obj) {
+    return overlappingPools(obj, *poolList, *nodeList);
   }, {runtime::generationChangedPredicate()});
   // Any node change may change any pool that selects it (or selected it before).
   c->watchMapped(nodes, [decoded = reconciler->poolLister()](const cache::Json& node) {

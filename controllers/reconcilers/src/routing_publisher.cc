@@ -44,11 +44,12 @@ std::string canonical(const kube::Json& spec) {
   return s.dump();
 }
 
-// Whether the spec `next` (canonical JSON) only adds to `prev`: the same deployment-level
-// fields, every entry of `prev` still there, as healthy, with every endpoint it had still
-// taking traffic. Such a change can wait a little; anything else cannot.
-bool onlyGains(const std::string& prev, const std::string& next) {
-  auto a = kube::Json::parse(prev, nullptr, false), b = kube::Json::parse(next, nullptr, false);
+// Whether the spec `next` only adds to `prev` (the canonical JSON last written): the same
+// deployment-level fields, every entry of `prev` still there, as healthy, with every
+// endpoint it had still taking traffic. Such a change can wait a little; anything else
+// cannot.
+bool onlyGains(const std::string& prev, kube::Json b) {
+  auto a = kube::Json::parse(prev, nullptr, false);
   if (!a.is_object() || !b.is_object()) return false;
   auto ea = a.contains("entries") ? a["entries"] : kube::Json::array();
   auto eb = b.contains("entries") ? b["entries"] : kube::Json::array();
@@ -202,7 +203,7 @@ runtime::ReconcileResult RoutingPublisher::reconcile(const runtime::Request& req
       if (covered && inHub) return Result::after(d_.heartbeat);
       if (nowMono - it->second.at < d_.heartbeat) return Result::after(d_.heartbeat - (nowMono - it->second.at));
     } else if (it != written_.end() && nowMono - it->second.at < d_.gainWriteInterval &&
-               onlyGains(it->second.spec, canon)) {
+               onlyGains(it->second.spec, resource["spec"])) {
       return Result::after(d_.gainWriteInterval - (nowMono - it->second.at));  // then the latest entries
     }
   }

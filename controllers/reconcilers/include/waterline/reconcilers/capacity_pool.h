@@ -66,9 +66,8 @@ struct DemandShape {
 // The other pools that select at least one node `poolObj` (a CapacityPool object, the
 // old or the new state) selects: those whose overlap with it appears or goes away when it
 // is created, changed or deleted. The controller enqueues them on every pool event.
-std::vector<runtime::Request> overlappingPools(const kube::Json& poolObj, const cache::InformerPtr& pools,
-                                              const cache::InformerPtr& nodes,
-                                              const cache::Lister<api::CapacityPool>& decoded);
+std::vector<runtime::Request> overlappingPools(const kube::Json& poolObj, const cache::Lister<api::CapacityPool>& pools,
+                                              const cache::Lister<planners::NodeView>& nodes);
 
 class CapacityPoolReconciler final : public runtime::Reconciler {
  public:
@@ -77,6 +76,7 @@ class CapacityPoolReconciler final : public runtime::Reconciler {
   runtime::ReconcileResult reconcile(const runtime::Request& req) override;
   // Typed listers (decoded once per version), shared with the controller's mappings.
   std::shared_ptr<cache::Lister<api::CapacityPool>> poolLister() const { return pools_; }
+  std::shared_ptr<cache::Lister<planners::NodeView>> nodeLister() const { return nodes_; }
   std::shared_ptr<cache::Lister<DemandShape>> shapeLister() const { return shapes_; }
 
  private:
