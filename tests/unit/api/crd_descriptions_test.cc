@@ -123,13 +123,14 @@ TEST(CrdDescriptions, EveryCrdFieldHasADescription) {
   for (const auto& file : files) {
     for (const json& crd : loadYamlFile(file)) {
       if (crd.value("kind", "") != "CustomResourceDefinition") continue;
-      std::string plural = crd["spec"]["names"]["plural"];
-      for (const json& v : crd["spec"]["versions"]) {
+      const std::string plural = crd.at("spec").at("names").at("plural");
+      for (const json& v : crd.at("spec").at("versions")) {
+        const std::string version = v.at("name");
+        ASSERT_TRUE(v.contains("schema") && v["schema"].contains("openAPIV3Schema"))
+            << file << ": " << version << " has no openAPIV3Schema";
         const json& schema = v["schema"]["openAPIV3Schema"];
-        ASSERT_TRUE(schema.is_object()) << plural << " " << v["name"].get<std::string>();
         fields += countFields(schema);
-        for (const auto& p : undescribed(schema))
-          missing.push_back(plural + " " + v["name"].get<std::string>() + " " + p);
+        for (const auto& p : undescribed(schema)) missing.push_back(plural + " " + version + " " + p);
       }
     }
   }
