@@ -73,6 +73,7 @@ fi
 [[ $name =~ ^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?$ ]] || die "bad image name '$name'"
 
 revision=""
+git() { command git -c safe.directory="$repo" "$@"; }  # a checkout owned by another user
 if git -C "$repo" rev-parse --git-dir >/dev/null 2>&1; then
   revision="$(git -C "$repo" rev-parse HEAD)"
   git -C "$repo" diff --quiet HEAD -- 2>/dev/null || revision="$revision-dirty"
