@@ -21,7 +21,8 @@
 #   --version   version label (default CMAKE_PROJECT_VERSION from <build>/CMakeCache.txt)
 #
 # Environment: SOURCE_DATE_EPOCH (default: the commit time of HEAD, else 0) is every
-# file's mtime and the image's creation time.
+# file's mtime and the image's creation time. WATERLINE_IMAGE_SOURCE: the
+# org.opencontainers.image.source label (default: the origin remote, as https).
 #
 # The image (docs/install.md, "Container image"): /usr/local/bin/waterline-operator (the
 # entrypoint) and waterline-router, stripped; every library `ldd` lists for them, copied
@@ -82,7 +83,16 @@ fi
 : "${SOURCE_DATE_EPOCH:=0}"
 [[ $SOURCE_DATE_EPOCH =~ ^[0-9]+$ ]] || die "SOURCE_DATE_EPOCH must be whole seconds"
 created="$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)"
-source_url="${WATERLINE_IMAGE_SOURCE:-https://github.com/waterline-dev/waterline}"
+# org.opencontainers.image.source: WATERLINE_IMAGE_SOURCE, else the origin remote as an
+# https URL, else no label (nothing is invented).
+source_url="${WATERLINE_IMAGE_SOURCE:-}"
+if [[ -z $source_url ]] && u="$(git -C "$repo" remote get-url origin 2>/dev/null)"; then
+  case "$u" in
+    https://*) source_url="${u%.git}" ;;
+    git@*:*) h="${u#git@}"; source_url="https://${h%%:*}/${h#*:}"; source_url="${source_url%.git}" ;;
+  esac
+  source_url="$(sed -E 's#^https://[^/@]*@#https://#' <<<"$source_url")"   # no credentials
+fi
 
 case "$(uname -m)" in
   x86_64) arch=amd64 ;;
@@ -196,7 +206,8 @@ labels="$(jq -cn --arg src "$source_url" --arg ver "$version" --arg rev "$revisi
   "org.opencontainers.image.source": $src, "org.opencontainers.image.version": $ver,
   "org.opencontainers.image.revision": $rev, "org.opencontainers.image.created": $created,
   "org.opencontainers.image.title": "waterline",
-  "org.opencontainers.image.description": "Waterline operator (entrypoint) and router for GPU inference capacity pools"}')"
+  "org.opencontainers.image.description": "Waterline operator (entrypoint) and router for GPU inference capacity pools"}
+  | if $src == "" then del(."org.opencontainers.image.source") else . end')"
 jq -cn --arg created "$created" --arg arch "$arch" --argjson labels "$labels" --arg diff "sha256:$diff_id" '{
   created: $created, architecture: $arch, os: "linux",
   config: {
