@@ -113,14 +113,15 @@ mkdir -p "$root"/{etc/ssl/certs,tmp,usr/local/bin}
 strip --strip-unneeded -o "$root/usr/local/bin/waterline-operator" "$operator"
 strip --strip-unneeded -o "$root/usr/local/bin/waterline-router" "$router"
 
-declare -A libs=()   # image path -> host path
+declare -A libs=()     # paths ldd reports (the image uses the same paths)
+declare -A loaders=()  # the dynamic loader(s): executable
 for bin in "$operator" "$router"; do
   ldd_out="$(ldd "$bin")" || die "ldd $bin failed"
   if grep -F "not found" <<<"$ldd_out" >&2; then die "$bin needs a library this machine lacks"; fi
   while read -r l; do
     case "$l" in
       *"=> /"*) p="${l#*=> }"; p="${p%% (*}" ;;   # libfoo.so.1 => /lib/.../libfoo.so.1 (0x...)
-      /*) p="${l%% (*}" ;;                          # the loader: its PT_INTERP path
+      /*) p="${l%% (*}"; loaders["$p"]=1 ;;        # the loader: its PT_INTERP path
       *) continue ;;                                # linux-vdso.so.1 (no file)
     esac
     libs["$p"]="$p"
@@ -182,7 +183,7 @@ fi
 find "$root" -type d -exec chmod 0755 {} +
 find "$root" -type f -exec chmod 0644 {} +
 chmod 0755 "$root/usr/local/bin/"*
-for p in "${!libs[@]}"; do [[ $p == *ld-linux* || $p == *ld64.so* ]] && chmod 0755 "$root$p"; done
+for p in "${!loaders[@]}"; do chmod 0755 "$root$p"; done
 chmod 1777 "$root/tmp"
 
 # Reproducible tar: sorted names, one mtime, owner root, GNU format (no pax atime/ctime).
