@@ -68,14 +68,24 @@ app.kubernetes.io/component: router
 {{- default (include "waterline.fullname" .) .Values.leaderElection.id -}}
 {{- end -}}
 
+{{/* repository@digest when image.digest is set (the tag is then ignored), else repository:tag. */}}
 {{- define "waterline.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+{{- end -}}
 
+{{/* The router runs the operator's image (and its digest) unless router.image names another. */}}
 {{- define "waterline.routerImage" -}}
+{{- if and .Values.image.digest (not .Values.router.image.repository) (not .Values.router.image.tag) -}}
+{{- include "waterline.image" . -}}
+{{- else -}}
 {{- $repo := default .Values.image.repository .Values.router.image.repository -}}
 {{- $tag := default (default .Chart.AppVersion .Values.image.tag) .Values.router.image.tag -}}
 {{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "waterline.metricsServiceName" -}}

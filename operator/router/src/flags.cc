@@ -4,6 +4,10 @@
 
 #include <charconv>
 
+#ifndef WATERLINE_VERSION
+#define WATERLINE_VERSION "dev"
+#endif
+
 #include "waterline/router/membership.h"
 
 namespace waterline::router {
@@ -45,6 +49,7 @@ GET /v1/models, GET /metrics, GET /healthz, GET /readyz, GET /debug/routes.
 One of --routes-file or --routes-url is required. Flags are --flag=value or --flag value;
 durations take a unit (ns, us, ms, s, m, h: 15s, 500ms, 2m; 0 alone is zero); sizes are
 bytes with an optional unit (K, M, G, Ki, Mi, Gi: 4Mi).)");
+  app.set_version_flag("--version", "waterline-router " WATERLINE_VERSION, "print the version");
   app.get_formatter()->column_width(44);
   const cli::DurationLimits positive{.min = Duration(1)};
 

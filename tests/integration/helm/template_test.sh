@@ -179,6 +179,13 @@ jqcheck "env: WATERLINE_PROMETHEUS_URL, WATERLINE_DEFAULT_STRATEGY, WATERLINE_HU
   env($D; "operator") | .WATERLINE_PROMETHEUS_URL == "http://prom.monitoring:9090" and .WATERLINE_DEFAULT_STRATEGY == "Spread" and .WATERLINE_HUB_KUBECONFIG == "/etc/waterline/hub/kubeconfig"'
 jqcheck "log level, verbosity, image tag and pull policy" "$f" --arg D "$D" '
   container($D; "operator") | (.args | index("--log-level=debug") and index("--v=3")) and .image == "waterline:1.2.3" and .imagePullPolicy == "Always"'
+DG="sha256:$(printf 'ab%.0s' {1..32})"
+f="$(render digest --set image.repository=reg.example/waterline --set image.tag=1.2.3 --set image.digest="$DG" --set router.enabled=true)"
+jqcheck "image.digest: operator and router use repository@digest (tag ignored)" "$f" --arg D "$D" --arg R "$D-router" --arg I "reg.example/waterline@$DG" '
+  container($D; "operator").image == $I and container($R; "router").image == $I'
+f="$(render digest-router --set image.digest="$DG" --set router.enabled=true --set router.image.repository=reg.example/router --set router.image.tag=dev)"
+jqcheck "image.digest with router.image set: the router keeps its own repository:tag" "$f" --arg D "$D" --arg R "$D-router" --arg DG "$DG" '
+  container($D; "operator").image == "waterline@" + $DG and container($R; "router").image == "reg.example/router:dev"'
 f="$(render probes --set health.activeProbes=true)"
 jqcheck "health.activeProbes=true: --active-health-probes=true" "$f" --arg D "$D" \
   'args($D; "operator") | index("--active-health-probes=true")'
@@ -219,6 +226,8 @@ rejects "at '/replicas': minimum: got 0, want 1" --set replicas=0
 rejects "at '/logLevel': value must be one of 'error', 'warn', 'info', 'debug'" --set logLevel=verbose
 rejects "additional properties 'replica' not allowed" --set replica=2
 rejects "at '/image/pullPolicy'" --set image.pullPolicy=Sometimes
+rejects "at '/image/digest'" --set image.digest=sha256:abc
+rejects "at '/image/digest'" --set image.digest=0.1.0
 rejects "at '/metrics/port': maximum" --set metrics.port=70000
 rejects "at '/verbosity'" --set verbosity=-1
 rejects "at '/router/routesUrl'" --set router.enabled=true --set router.routesUrl=https://op/v1/routes

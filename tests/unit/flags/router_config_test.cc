@@ -212,5 +212,13 @@ TEST(RouterFlags, DefaultsOfEveryFlag) {
   EXPECT_EQ(c->membership.group, "");
 }
 
+TEST(RouterFlags, Version) {
+  auto v = parseRouterConfig(std::vector<std::string>{"--version"});
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code, 0);
+  EXPECT_EQ(v.error().text.rfind("waterline-router ", 0), 0u) << v.error().text;
+  EXPECT_EQ(v.error().text.back(), '\n');
+}
+
 }  // namespace
 }  // namespace waterline::router
