@@ -10,6 +10,7 @@ Listens on a free loopback port and writes it to <port-file>.
 """
 import http.server
 import json
+import os
 import sys
 import time
 import urllib.parse
@@ -44,7 +45,5 @@ class Handler(http.server.BaseHTTPRequestHandler):
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 with open(port_file + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
-import os  # noqa: E402
-
 os.replace(port_file + ".tmp", port_file)
 server.serve_forever()
