@@ -23,6 +23,7 @@ REL=wlhelm
 FULL="$REL-waterline"
 SA="system:serviceaccount:$NS:$FULL"
 SEL="app.kubernetes.io/instance=$REL"
+MNS="$NS-leases"   # the router's membership Leases (created here, not by the chart)
 created_monitoring=false
 installed=false
 
@@ -31,7 +32,7 @@ cleanup() {
   $installed && helm uninstall "$REL" --namespace "$NS" >/dev/null 2>&1
   $created_monitoring && kc delete -f "$WL_TEST_DIR/testdata/monitoring-crds.yaml" --wait=false >/dev/null 2>&1
   # No namespace controller here: the namespace stays Terminating until the fixture stops.
-  kc delete namespace "$NS" --wait=false >/dev/null 2>&1
+  kc delete namespace "$NS" "$MNS" --wait=false >/dev/null 2>&1
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -92,11 +93,12 @@ jqcheck "served CRD has the chart's version" "$TMP/crd.json" \
   '[.spec.versions[] | select(.served) | .name] | index($v) != null'
 
 objects -n "$NS" deployments,serviceaccounts,services,poddisruptionbudgets,roles,rolebindings,servicemonitors,prometheusrules >"$TMP/ns.json"
-objects clusterroles,clusterrolebindings >"$TMP/cluster.json"
+objects clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings >"$TMP/cluster.json"
 jqcheck "namespaced objects created" "$TMP/ns.json" \
   '[.[].kind] | sort == ["Deployment","PodDisruptionBudget","PrometheusRule","Role","Role","RoleBinding","RoleBinding","Service","ServiceAccount","ServiceMonitor"]'
-jqcheck "ClusterRole and ClusterRoleBinding created" "$TMP/cluster.json" \
-  --arg n "$FULL-$NS" '[.[] | .kind + "/" + .metadata.name] | sort == ["ClusterRole/" + $n, "ClusterRoleBinding/" + $n]'
+jqcheck "ClusterRole, ClusterRoleBinding and the node patch policy created" "$TMP/cluster.json" \
+  --arg n "$FULL-$NS" '[.[] | .kind + "/" + .metadata.name] | sort == ["ClusterRole/" + $n, "ClusterRoleBinding/" + $n,
+    "ValidatingAdmissionPolicy/" + $n + "-node-patch", "ValidatingAdmissionPolicyBinding/" + $n + "-node-patch"]'
 jqcheck "Deployment as stored: 2 replicas, leader election, prometheus env, restricted securityContext" "$TMP/ns.json" --arg f "$FULL" '
   .[] | select(.kind == "Deployment" and .metadata.name == $f) | .spec.replicas == 2 and
   (.spec.template.spec.containers[0] | (.args | index("--leader-elect=true")) and
@@ -107,31 +109,58 @@ jqcheck "PrometheusRule stored with the alert rules" "$TMP/ns.json" \
 
 # ---------------------------------------------------------------- RBAC as the ServiceAccount
 step "kubectl auth can-i as $SA"
+# The rules of templates/rbac.yaml: what the code calls (helm.rbac_audit proves each is
+# used), and "no" for what the chart granted before and no code uses.
 can yes list nodes
 can yes watch nodes
+can no get nodes
 can yes list pods --all-namespaces
+can yes get pods -n default
 can yes create pods -n default
 can yes delete pods -n default
 can yes patch pods -n "$NS"
+can no update pods -n default
 can yes create pods --subresource=eviction -n default
 can yes list capacitypools.waterline.dev
 can yes watch modeldeployments.waterline.dev --all-namespaces
 can yes list ptureservations.waterline.dev --all-namespaces
+can no get capacitypools.waterline.dev
+can no get modeldeployments.waterline.dev -n default
+can no get ptureservations.waterline.dev -n default
+can no patch capacitypools.waterline.dev
+can yes patch modeldeployments.waterline.dev -n default
+can yes patch ptureservations.waterline.dev -n default
+can no update capacitypools.waterline.dev
+can no update modeldeployments.waterline.dev -n default
+can no update ptureservations.waterline.dev -n default
 can yes patch capacitypools.waterline.dev --subresource=status
 can yes patch modeldeployments.waterline.dev --subresource=status -n default
-can yes update ptureservations.waterline.dev --subresource=status -n default
-can yes update modeldeployments.waterline.dev --subresource=scale -n default
-can yes update capacitypools.waterline.dev
+can yes patch ptureservations.waterline.dev --subresource=status -n default
+can no get capacitypools.waterline.dev --subresource=status
+can no update modeldeployments.waterline.dev --subresource=status -n default
+can no update ptureservations.waterline.dev --subresource=status -n default
+can no get modeldeployments.waterline.dev --subresource=scale -n default
+can no update modeldeployments.waterline.dev --subresource=scale -n default
+can no patch modeldeployments.waterline.dev --subresource=scale -n default
 sar yes create waterline.dev routingtables
+sar yes patch waterline.dev routingtables
+sar yes get waterline.dev routingtables
 sar yes delete waterline.dev routingtables
 sar yes watch waterline.dev routingtables
+sar no update waterline.dev routingtables
 sar no deletecollection waterline.dev routingtables
 can yes create events -n default
-can yes patch events.events.k8s.io -n "$NS"
+can yes patch events -n default
+can no update events -n default
+can no create events.events.k8s.io -n "$NS"
+can no patch events.events.k8s.io -n "$NS"
+can no create tokenreviews.authentication.k8s.io
+can no create subjectaccessreviews.authorization.k8s.io
 can yes get "leases.coordination.k8s.io/$FULL" -n "$NS"
 can yes update "leases.coordination.k8s.io/$FULL" -n "$NS"
 can yes create leases.coordination.k8s.io -n "$NS"
 can yes patch leases.coordination.k8s.io/waterline-routing-local -n "$NS"
+can no get leases.coordination.k8s.io/waterline-routing-local -n "$NS"
 can yes watch leases.coordination.k8s.io -n "$NS"
 can no patch leases.coordination.k8s.io/waterline-routing-other -n "$NS"
 can no watch leases.coordination.k8s.io -n default
@@ -139,6 +168,7 @@ can no delete nodes
 can yes patch nodes
 can no update nodes
 can no update nodes --subresource=status
+can no patch nodes --subresource=status
 can no get secrets -n "$NS"
 can no list secrets --all-namespaces
 can no get configmaps -n "$NS"
@@ -160,6 +190,8 @@ can no create clusterrolebindings
 can no escalate clusterroles
 can no impersonate users
 can no delete customresourcedefinitions.apiextensions.k8s.io
+can no create validatingadmissionpolicies.admissionregistration.k8s.io
+can no delete validatingadmissionpolicybindings.admissionregistration.k8s.io
 
 # ---------------------------------------------------------------- plain manifests
 if kc get namespace waterline-system >/dev/null 2>&1; then
@@ -170,9 +202,11 @@ else
 fi
 
 # ---------------------------------------------------------------- upgrade
-step "helm upgrade: replicas 3, debug logs, router on"
+step "helm upgrade: replicas 3, debug logs, router on (membership Leases in $MNS)"
+kc create namespace "$MNS" >/dev/null
 check "helm upgrade (values changed, router enabled)" helm upgrade "$REL" "$CHART" --namespace "$NS" --reuse-values \
-  --set replicas=3 --set logLevel=debug --set router.enabled=true --timeout 120s
+  --set replicas=3 --set logLevel=debug --set router.enabled=true --set router.membership.enabled=true \
+  --set router.membership.namespace="$MNS" --timeout 120s
 kc get deployment "$FULL" -n "$NS" -o json >"$TMP/dep.json"
 jqcheck "upgrade applied: 3 replicas, --log-level=debug" "$TMP/dep.json" \
   '.spec.replicas == 3 and (.spec.template.spec.containers[0].args | index("--log-level=debug"))'
@@ -180,10 +214,22 @@ objects -n "$NS" deployments,serviceaccounts,services,poddisruptionbudgets,servi
 jqcheck "router Deployment, Service, ServiceAccount, PDB and ServiceMonitor created" "$TMP/router.json" --arg r "$FULL-router" \
   '[.[] | select(.metadata.name == $r) | .kind] | sort == ["Deployment","PodDisruptionBudget","Service","ServiceAccount","ServiceMonitor"]'
 RSA="system:serviceaccount:$NS:$FULL-router"
-for what in "list pods -A" "list nodes" "get secrets -n $NS" "list capacitypools.waterline.dev"; do
+# The router's Role: Leases in $MNS only; the operator's Leases (release namespace) are out
+# of its reach.
+for what in "get leases.coordination.k8s.io/$FULL -n $NS" "update leases.coordination.k8s.io/$FULL -n $NS" \
+  "delete leases.coordination.k8s.io/$FULL -n $NS" "patch leases.coordination.k8s.io/waterline-routing-local -n $NS" \
+  "create leases.coordination.k8s.io -n $NS" "list leases.coordination.k8s.io -n $NS" "watch leases.coordination.k8s.io -n $MNS" \
+  "patch leases.coordination.k8s.io/x -n $MNS" \
+  "list pods -A" "list nodes" "get secrets -n $NS" "list capacitypools.waterline.dev"; do
   # shellcheck disable=SC2086
   got="$(kc auth can-i $what --as "$RSA" 2>/dev/null | tail -n1)" || true
   [[ "$got" == no ]] && ok || bad "router ServiceAccount: auth can-i $what: got '$got', want 'no'"
+done
+for what in "get leases.coordination.k8s.io/x -n $MNS" "update leases.coordination.k8s.io/x -n $MNS" \
+  "delete leases.coordination.k8s.io/x -n $MNS" "create leases.coordination.k8s.io -n $MNS" "list leases.coordination.k8s.io -n $MNS"; do
+  # shellcheck disable=SC2086
+  got="$(kc auth can-i $what --as "$RSA" 2>/dev/null | tail -n1)" || true
+  [[ "$got" == yes ]] && ok || bad "router ServiceAccount: auth can-i $what: got '$got', want 'yes'"
 done
 
 step "helm upgrade with a bad value is refused"

@@ -19,11 +19,11 @@ check "helm lint --strict (router, monitoring, hub secret)" helm lint --strict "
 # ---------------------------------------------------------------- defaults
 f="$(render defaults)"
 jqcheck "default objects" "$f" \
-  'kinds == ["ClusterRole","ClusterRoleBinding","Deployment","PodDisruptionBudget","Role","Role","RoleBinding","RoleBinding","Service","ServiceAccount"]'
+  'kinds == ["ClusterRole","ClusterRoleBinding","Deployment","PodDisruptionBudget","Role","Role","RoleBinding","RoleBinding","Service","ServiceAccount","ValidatingAdmissionPolicy","ValidatingAdmissionPolicyBinding"]'
 jqcheck "every object carries the release labels" "$f" \
   'all(.[]; .metadata.labels["app.kubernetes.io/instance"] == "wl" and .metadata.labels["app.kubernetes.io/name"] == "waterline" and .metadata.labels["app.kubernetes.io/managed-by"] == "Helm")'
 jqcheck "namespaced objects are in the release namespace" "$f" \
-  'all(.[] | select(.kind | IN("ClusterRole","ClusterRoleBinding") | not); .metadata.namespace == "wl-sys")'
+  'all(.[] | select(.kind | IN("ClusterRole","ClusterRoleBinding","ValidatingAdmissionPolicy","ValidatingAdmissionPolicyBinding") | not); .metadata.namespace == "wl-sys")'
 jqcheck "cluster-scoped names include the namespace" "$f" \
   'one("ClusterRole"; "wl-waterline-wl-sys") and one("ClusterRoleBinding"; "wl-waterline-wl-sys")'
 jqcheck "deployment: 2 replicas, image from appVersion" "$f" \
@@ -54,17 +54,38 @@ jqcheck "metrics Service selects the operator pods on port metrics" "$f" --arg D
   'one("Service"; "wl-waterline-metrics").spec as $s | subset($s.selector; one("Deployment"; $D).spec.template.metadata.labels) and $s.ports == [{"name":"metrics","port":8080,"targetPort":"metrics","protocol":"TCP"}]'
 
 # RBAC: exactly the rules the controllers need (docs/install.md, templates/rbac.yaml).
-jqcheck "ClusterRole rules are exactly the justified set" "$f" '
+jqcheck "ClusterRole rules are exactly the justified set (helm.rbac_audit: each is used)" "$f" '
   one("ClusterRole"; "wl-waterline-wl-sys").rules | map({g: .apiGroups, r: (.resources | sort), v: (.verbs | sort)}) == [
-    {g: ["waterline.dev"], r: ["capacitypools","modeldeployments","ptureservations"], v: ["get","list","patch","update","watch"]},
-    {g: ["waterline.dev"], r: ["capacitypools/status","modeldeployments/status","ptureservations/status"], v: ["get","patch","update"]},
-    {g: ["waterline.dev"], r: ["modeldeployments/scale"], v: ["get","patch","update"]},
-    {g: ["waterline.dev"], r: ["routingtables"], v: ["create","delete","get","list","patch","update","watch"]},
+    {g: ["waterline.dev"], r: ["capacitypools","modeldeployments","ptureservations"], v: ["list","watch"]},
+    {g: ["waterline.dev"], r: ["modeldeployments","ptureservations"], v: ["patch"]},
+    {g: ["waterline.dev"], r: ["capacitypools/status","modeldeployments/status","ptureservations/status"], v: ["patch"]},
+    {g: ["waterline.dev"], r: ["routingtables"], v: ["create","delete","get","list","patch","watch"]},
     {g: [""], r: ["pods"], v: ["create","delete","get","list","patch","watch"]},
     {g: [""], r: ["pods/eviction"], v: ["create"]},
-    {g: [""], r: ["nodes"], v: ["get","list","patch","watch"]},
-    {g: [""], r: ["events"], v: ["create","patch"]},
-    {g: ["events.k8s.io"], r: ["events"], v: ["create","patch"]}]'
+    {g: [""], r: ["nodes"], v: ["list","patch","watch"]},
+    {g: [""], r: ["events"], v: ["create","patch"]}]'
+jqcheck "metrics.secure=true: TokenReview and SubjectAccessReview create on top" "$(render secure --set metrics.secure=true)" '
+  one("ClusterRole"; "wl-waterline-wl-sys").rules[-2:] == [
+    {apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"]},
+    {apiGroups: ["authorization.k8s.io"], resources: ["subjectaccessreviews"], verbs: ["create"]}]'
+jqcheck "no update, no scale subresource, no events.k8s.io" "$f" '
+  [.[] | select(.kind == "ClusterRole" or .kind == "Role") | .rules[] | select((.verbs | index("update")) and (.resources | index("leases") | not))] == [] and
+  [.[] | select(.kind == "ClusterRole") | .rules[] | (.resources[] | select(test("/scale$"))), (.apiGroups[] | select(. == "events.k8s.io"))] == []'
+jqcheck "node patch policy: the operator account only, UPDATE of nodes, denies" "$f" --arg D "$D" '
+  one("ValidatingAdmissionPolicy"; "wl-waterline-wl-sys-node-patch").spec as $p |
+  one("ValidatingAdmissionPolicyBinding"; "wl-waterline-wl-sys-node-patch").spec as $b |
+  $p.failurePolicy == "Fail" and $p.matchConstraints.resourceRules == [{apiGroups: [""], apiVersions: ["v1"], operations: ["UPDATE"], resources: ["nodes"]}] and
+  $p.matchConditions == [{name: "operator-service-account", expression: ("request.userInfo.username == '"'"'system:serviceaccount:wl-sys:" + $D + "'"'"'")}] and
+  ($p.validations | length) == 5 and $b == {policyName: "wl-waterline-wl-sys-node-patch", validationActions: ["Deny"]}'
+jqcheck "rbac.nodePatchPolicy=false: no policy" "$(render nopolicy --set rbac.nodePatchPolicy=false)" \
+  'none("ValidatingAdmissionPolicy") and none("ValidatingAdmissionPolicyBinding") and one("ClusterRole"; "wl-waterline-wl-sys")'
+if out="$(helm template wl "$CHART" --namespace wl-sys --kube-version 1.29.0 2>&1)"; then
+  bad "Kubernetes 1.29 with the node patch policy rendered"
+else
+  [[ "$out" == *"rbac.nodePatchPolicy needs Kubernetes 1.30"* ]] && ok || bad "Kubernetes 1.29 refused without the policy's reason: $out"
+fi
+check "Kubernetes 1.29 with rbac.nodePatchPolicy=false renders" \
+  helm template wl "$CHART" --namespace wl-sys --kube-version 1.29.0 --set rbac.nodePatchPolicy=false
 jqcheck "no wildcard, secrets, configmaps or namespaces in any role" "$f" '
   [.[] | select(.kind == "ClusterRole" or .kind == "Role") | .rules[] | (.apiGroups + .resources + .verbs)[]] |
   all(. != "*" and . != "secrets" and . != "configmaps" and . != "namespaces" and . != "escalate" and . != "bind" and . != "impersonate")'
@@ -74,9 +95,9 @@ jqcheck "leader-election Role: get/update the one Lease, create in the namespace
   one("Role"; "wl-waterline-leader-election") | .metadata.namespace == "wl-sys" and .rules == [
     {apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: ["wl-waterline"], verbs: ["get","update"]},
     {apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"]}]'
-jqcheck "routing-heartbeat Role: get/patch its one Lease, create and list/watch in the namespace" "$f" '
+jqcheck "routing-heartbeat Role: patch its one Lease, create and list/watch in the namespace" "$f" '
   one("Role"; "wl-waterline-routing-heartbeat") | .metadata.namespace == "wl-sys" and .rules == [
-    {apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: ["waterline-routing-local"], verbs: ["get","patch"]},
+    {apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: ["waterline-routing-local"], verbs: ["patch"]},
     {apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create","list","watch"]}]'
 jqcheck "deployment: the routing heartbeat Lease in the release namespace" "$f" --arg D "$D" \
   'args($D; "operator") | index("--routing-heartbeat-namespace=$(POD_NAMESPACE)")'
@@ -93,7 +114,7 @@ jqcheck "leader-election RoleBinding" "$f" --arg D "$D" \
 f="$(render router --set router.enabled=true --set router.extraArgs[0]=--overload=best-effort)"
 R=wl-waterline-router
 jqcheck "router objects" "$f" \
-  'kinds == ["ClusterRole","ClusterRoleBinding","Deployment","Deployment","PodDisruptionBudget","PodDisruptionBudget","Role","Role","RoleBinding","RoleBinding","Service","Service","ServiceAccount","ServiceAccount"]'
+  'kinds == ["ClusterRole","ClusterRoleBinding","Deployment","Deployment","PodDisruptionBudget","PodDisruptionBudget","Role","Role","RoleBinding","RoleBinding","Service","Service","ServiceAccount","ServiceAccount","ValidatingAdmissionPolicy","ValidatingAdmissionPolicyBinding"]'
 jqcheck "router: command, listen, routes URL of the operator Service, replicas, extra args" "$f" --arg R "$R" '
   container($R; "router") | .command == ["/usr/local/bin/waterline-router"] and .image == "waterline:0.1.0" and
   .args == ["--listen=0.0.0.0:8080", "--routes-url=http://wl-waterline-metrics.wl-sys.svc:8080/v1/routes", "--replicas=2", "--log-level=info", "--overload=best-effort"]'
@@ -102,7 +123,7 @@ jqcheck "router: probes, port, securityContext" "$f" --arg R "$R" '
   .securityContext.readOnlyRootFilesystem == true and .securityContext.runAsUser == 65532 and .securityContext.capabilities.drop == ["ALL"]'
 jqcheck "router: own ServiceAccount without a token, no RBAC" "$f" --arg R "$R" '
   one("ServiceAccount"; $R).automountServiceAccountToken == false and one("Deployment"; $R).spec.template.spec.automountServiceAccountToken == false and
-  one("Deployment"; $R).spec.template.spec.serviceAccountName == $R and ([.[] | select(.kind | test("Binding$")) | .subjects[].name] | index($R) == null)'
+  one("Deployment"; $R).spec.template.spec.serviceAccountName == $R and ([.[] | select(.kind | test("RoleBinding$")) | .subjects[].name] | index($R) == null)'
 jqcheck "router: Service port 80 -> http, selects only router pods" "$f" --arg R "$R" --arg D "$D" '
   one("Service"; $R).spec as $s | $s.ports == [{"name":"http","port":80,"targetPort":"http","protocol":"TCP"}] and
   subset($s.selector; one("Deployment"; $R).spec.template.metadata.labels) and (subset($s.selector; one("Deployment"; $D).spec.template.metadata.labels) | not)'
@@ -193,7 +214,7 @@ jqcheck "health.activeProbes=true: --active-health-probes=true" "$f" --arg D "$D
 # ---------------------------------------------------------------- leader election off
 f="$(render single --set leaderElection.enabled=false --set replicas=1)"
 jqcheck "leader election off, 1 replica: no leader Lease Role, no PDB" "$f" --arg D "$D" '
-  kinds == ["ClusterRole","ClusterRoleBinding","Deployment","Role","RoleBinding","Service","ServiceAccount"] and one("Deployment"; $D).spec.replicas == 1 and
+  kinds == ["ClusterRole","ClusterRoleBinding","Deployment","Role","RoleBinding","Service","ServiceAccount","ValidatingAdmissionPolicy","ValidatingAdmissionPolicyBinding"] and one("Deployment"; $D).spec.replicas == 1 and
   ([.[] | select(.kind == "Role" and .metadata.name == "wl-waterline-leader-election")] | length == 0)'
 jqcheck "leader election off: --leader-elect=false and no lease flags" "$f" --arg D "$D" \
   'args($D; "operator") | index("--leader-elect=false") and all(test("^--(leader-election-|lease-duration|renew-deadline|retry-period)") | not)'
@@ -251,9 +272,9 @@ jqcheck "deploy/manifests: namespace, the $ncrds CRDs of crds/ and the default c
   --argjson n "$ncrds" --slurpfile chart "$TMP/defaults.json" '
   ([.[] | select(.kind == "CustomResourceDefinition")] | length) == $n and
   ([.[] | select(.kind | IN("CustomResourceDefinition","Namespace") | not) | .kind + "/" + .metadata.name] | sort) ==
-    ($chart[0] | [.[] | .kind + "/" + (.metadata.name | sub("^wl-waterline"; "waterline") | sub("-wl-sys$"; "-waterline-system"))] | sort)'
+    ($chart[0] | [.[] | .kind + "/" + (.metadata.name | sub("^wl-waterline"; "waterline") | sub("-wl-sys"; "-waterline-system"))] | sort)'
 jqcheck "deploy/manifests: namespace waterline-system, not labelled as Helm-managed" "$TMP/manifests.json" '
-  all(.[] | select(.kind | IN("Namespace","ClusterRole","ClusterRoleBinding","CustomResourceDefinition") | not); .metadata.namespace == "waterline-system") and
+  all(.[] | select(.kind | IN("Namespace","ClusterRole","ClusterRoleBinding","CustomResourceDefinition","ValidatingAdmissionPolicy","ValidatingAdmissionPolicyBinding") | not); .metadata.namespace == "waterline-system") and
   all(.[]; .metadata.labels["app.kubernetes.io/managed-by"] != "Helm") and
   one("Namespace"; "waterline-system").metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"'
 
