@@ -20,10 +20,25 @@ check "helm lint --strict (router, monitoring, hub secret)" helm lint --strict "
 f="$(render defaults)"
 jqcheck "default objects" "$f" \
   'kinds == ["ClusterRole","ClusterRoleBinding","Deployment","PodDisruptionBudget","Role","Role","RoleBinding","RoleBinding","Service","ServiceAccount"]'
+# CRDs: templates (templates/crds, generated from crds/ by hack/chart-sync.sh) that render
+# each file of crds/ unchanged but for the keep annotation.
+for c in "$ROOT"/crds/*.yaml; do yaml_to_json <"$c"; done | jq -s 'add' >"$TMP/crds-src.json"
+jqcheck "CRDs: those of crds/, unchanged, annotated helm.sh/resource-policy: keep" "$f" --slurpfile src "$TMP/crds-src.json" '
+  def strip: del(.metadata.annotations) | del(.metadata.labels["app.kubernetes.io/managed-by"]);
+  [.[] | select(.kind == "CustomResourceDefinition")] as $c | ($c | length) == ($src[0] | length) and
+  ($c | map(strip) | sort_by(.metadata.name)) == ($src[0] | map(strip) | sort_by(.metadata.name)) and
+  ($c | all(.metadata.annotations["helm.sh/resource-policy"] == "keep"))'
+jqcheck "CRD braces survive templating ({{deployment}} in a default)" "$f" '
+  one("CustomResourceDefinition"; "modeldeployments.waterline.dev") | tostring | contains("deployment=\\\"{{deployment}}\\\"")'
+f2="$(render crds-nokeep --set crds.keep=false)"
+jqcheck "crds.keep=false: CRDs without the keep annotation" "$f2" \
+  '[.[] | select(.kind == "CustomResourceDefinition")] | length == 4 and all(.metadata.annotations["helm.sh/resource-policy"] == null)'
+f2="$(render crds-off --set crds.enabled=false)"
+jqcheck "crds.enabled=false: no CRD" "$f2" 'none("CustomResourceDefinition")'
 jqcheck "every object carries the release labels" "$f" \
-  'all(.[]; .metadata.labels["app.kubernetes.io/instance"] == "wl" and .metadata.labels["app.kubernetes.io/name"] == "waterline" and .metadata.labels["app.kubernetes.io/managed-by"] == "Helm")'
+  'all(.[] | select(.kind != "CustomResourceDefinition"); .metadata.labels["app.kubernetes.io/instance"] == "wl" and .metadata.labels["app.kubernetes.io/name"] == "waterline" and .metadata.labels["app.kubernetes.io/managed-by"] == "Helm")'
 jqcheck "namespaced objects are in the release namespace" "$f" \
-  'all(.[] | select(.kind | IN("ClusterRole","ClusterRoleBinding") | not); .metadata.namespace == "wl-sys")'
+  'all(.[] | select(.kind | IN("ClusterRole","ClusterRoleBinding","CustomResourceDefinition") | not); .metadata.namespace == "wl-sys")'
 jqcheck "cluster-scoped names include the namespace" "$f" \
   'one("ClusterRole"; "wl-waterline-wl-sys") and one("ClusterRoleBinding"; "wl-waterline-wl-sys")'
 jqcheck "deployment: 2 replicas, image from appVersion" "$f" \
@@ -242,7 +257,7 @@ jqcheck "deploy/manifests: namespace, the $ncrds CRDs of crds/ and the default c
   --argjson n "$ncrds" --slurpfile chart "$TMP/defaults.json" '
   ([.[] | select(.kind == "CustomResourceDefinition")] | length) == $n and
   ([.[] | select(.kind | IN("CustomResourceDefinition","Namespace") | not) | .kind + "/" + .metadata.name] | sort) ==
-    ($chart[0] | [.[] | .kind + "/" + (.metadata.name | sub("^wl-waterline"; "waterline") | sub("-wl-sys$"; "-waterline-system"))] | sort)'
+    ($chart[0] | [.[] | select(.kind != "CustomResourceDefinition") | .kind + "/" + (.metadata.name | sub("^wl-waterline"; "waterline") | sub("-wl-sys$"; "-waterline-system"))] | sort)'
 jqcheck "deploy/manifests: namespace waterline-system, not labelled as Helm-managed" "$TMP/manifests.json" '
   all(.[] | select(.kind | IN("Namespace","ClusterRole","ClusterRoleBinding","CustomResourceDefinition") | not); .metadata.namespace == "waterline-system") and
   all(.[]; .metadata.labels["app.kubernetes.io/managed-by"] != "Helm") and
