@@ -137,7 +137,7 @@ jqcheck "monitoring API present + enabled: ServiceMonitor and PrometheusRule" "$
   'one("ServiceMonitor"; $D) and one("PrometheusRule"; $D) and one("ServiceMonitor"; $D).metadata.labels.release == "kps"'
 jqcheck "ServiceMonitor selects the metrics Service and its port" "$f" --arg D "$D" '
   one("ServiceMonitor"; $D).spec as $m | subset($m.selector.matchLabels; one("Service"; "wl-waterline-metrics").metadata.labels) and
-  $m.endpoints == [{"port":"metrics","path":"/metrics","interval":"30s","scrapeTimeout":"10s"}] and $m.namespaceSelector.matchNames == ["wl-sys"]'
+  $m.endpoints == [{"port":"metrics","path":"/metrics","interval":"30s","scrapeTimeout":"10s","honorLabels":true}] and $m.namespaceSelector.matchNames == ["wl-sys"]'
 jqcheck "PrometheusRule carries the alerts of deploy/prometheus/waterline-alerts.yaml" "$f" --arg D "$D" '
   one("PrometheusRule"; $D).spec.groups as $g |
   ([$g[].name] == ["waterline.operator","waterline.fleet","waterline.routing"]) and
@@ -155,6 +155,19 @@ jqcheck "deploy/prometheus/waterline-prometheusrule.yaml has the chart's rules" 
 f="$(render mon-router --api-versions monitoring.coreos.com/v1 --set monitoring.serviceMonitor.enabled=true --set router.enabled=true)"
 jqcheck "router ServiceMonitor on the router Service" "$f" \
   'one("ServiceMonitor"; "wl-waterline-router").spec as $m | subset($m.selector.matchLabels; one("Service"; "wl-waterline-router").metadata.labels) and $m.endpoints[0].port == "http" and none("PrometheusRule")'
+jqcheck "no relabelings by default" "$f" \
+  '[.[] | select(.kind == "ServiceMonitor") | .spec.endpoints[] | has("relabelings") or has("metricRelabelings")] | all(. == false)'
+f="$(render mon-relabel --api-versions monitoring.coreos.com/v1 --set monitoring.serviceMonitor.enabled=true --set router.enabled=true \
+  --set 'monitoring.serviceMonitor.relabelings[0].targetLabel=cluster' --set 'monitoring.serviceMonitor.relabelings[0].replacement=eu-1' \
+  --set 'monitoring.serviceMonitor.metricRelabelings[0].action=drop' --set 'monitoring.serviceMonitor.metricRelabelings[0].sourceLabels[0]=__name__' \
+  --set 'monitoring.serviceMonitor.metricRelabelings[0].regex=waterline_rest_.*' \
+  --set 'monitoring.serviceMonitor.router.relabelings[0].targetLabel=cluster' --set 'monitoring.serviceMonitor.router.relabelings[0].replacement=eu-2' \
+  --set 'monitoring.serviceMonitor.router.metricRelabelings[0].action=labeldrop' --set 'monitoring.serviceMonitor.router.metricRelabelings[0].regex=pool')"
+jqcheck "relabelings / metricRelabelings on the operator's and the router's endpoints" "$f" --arg D "$D" '
+  one("ServiceMonitor"; $D).spec.endpoints[0] as $o | one("ServiceMonitor"; "wl-waterline-router").spec.endpoints[0] as $r |
+  $o.relabelings == [{"targetLabel":"cluster","replacement":"eu-1"}] and
+  $o.metricRelabelings == [{"action":"drop","sourceLabels":["__name__"],"regex":"waterline_rest_.*"}] and $o.honorLabels == true and
+  $r.relabelings == [{"targetLabel":"cluster","replacement":"eu-2"}] and $r.metricRelabelings == [{"action":"labeldrop","regex":"pool"}]'
 f="$(render mon-noapi --set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true)"
 jqcheck "enabled but monitoring.coreos.com/v1 not served: nothing rendered" "$f" 'none("ServiceMonitor") and none("PrometheusRule")'
 f="$(render mon-off --api-versions monitoring.coreos.com/v1)"
@@ -248,6 +261,7 @@ rejects "leaderElection.renewDeadline (2) must be greater than leaderElection.re
 rejects "more than one replica needs leader election" --set leaderElection.enabled=false
 rejects "serviceAccount.name is required when serviceAccount.create is false" --set serviceAccount.create=false
 rejects "controller.kubeApiBurst (10) must be at least controller.kubeApiQps (50)" --set controller.kubeApiQps=50 --set controller.kubeApiBurst=10
+rejects "at '/monitoring/serviceMonitor/relabelings/0'" --set 'monitoring.serviceMonitor.relabelings[0].target_label=cluster'
 rejects "at '/monitoring/grafanaDashboard/namespace'" --set monitoring.grafanaDashboard.namespace=Bad_NS
 
 # ---------------------------------------------------------------- plain manifests
