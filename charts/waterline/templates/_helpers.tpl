@@ -68,14 +68,31 @@ app.kubernetes.io/component: router
 {{- default (include "waterline.fullname" .) .Values.leaderElection.id -}}
 {{- end -}}
 
+{{/* repository@digest when image.digest is set, else repository:tag (tag: appVersion). */}}
 {{- define "waterline.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+{{- end -}}
 
+{{/*
+The router's image: router.image.* where set, else the operator's. A router digest pins
+it; a router repository or tag of its own drops the operator's digest (it names another
+image).
+*/}}
 {{- define "waterline.routerImage" -}}
-{{- $repo := default .Values.image.repository .Values.router.image.repository -}}
-{{- $tag := default (default .Chart.AppVersion .Values.image.tag) .Values.router.image.tag -}}
+{{- $ri := .Values.router.image -}}
+{{- $repo := default .Values.image.repository $ri.repository -}}
+{{- if $ri.digest -}}
+{{- printf "%s@%s" $repo $ri.digest -}}
+{{- else if and .Values.image.digest (not $ri.repository) (not $ri.tag) -}}
+{{- printf "%s@%s" $repo .Values.image.digest -}}
+{{- else -}}
+{{- $tag := default (default .Chart.AppVersion .Values.image.tag) $ri.tag -}}
 {{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "waterline.metricsServiceName" -}}

@@ -199,14 +199,24 @@ fi
 
 # ---------------------------------------------------------------- hub secret, env
 f="$(render hub --set routing.hubKubeconfigSecret=hub-kc --set prometheus.url=http://prom.monitoring:9090 \
-  --set scheduling.defaultStrategy=Spread --set logLevel=debug --set verbosity=3 --set image.tag=1.2.3 --set image.pullPolicy=Always)"
+  --set logLevel=debug --set verbosity=3 --set image.tag=1.2.3 --set image.pullPolicy=Always)"
 jqcheck "hub kubeconfig Secret mounted read-only at /etc/waterline/hub/kubeconfig" "$f" --arg D "$D" '
   (one("Deployment"; $D).spec.template.spec.volumes[] | select(.name == "hub-kubeconfig") | .secret.secretName == "hub-kc" and .secret.items == [{"key":"kubeconfig","path":"kubeconfig"}]) and
   (container($D; "operator").volumeMounts[] | select(.name == "hub-kubeconfig") | .mountPath == "/etc/waterline/hub" and .readOnly == true)'
-jqcheck "env: WATERLINE_PROMETHEUS_URL, WATERLINE_DEFAULT_STRATEGY, WATERLINE_HUB_KUBECONFIG" "$f" --arg D "$D" '
-  env($D; "operator") | .WATERLINE_PROMETHEUS_URL == "http://prom.monitoring:9090" and .WATERLINE_DEFAULT_STRATEGY == "Spread" and .WATERLINE_HUB_KUBECONFIG == "/etc/waterline/hub/kubeconfig"'
+jqcheck "env: WATERLINE_PROMETHEUS_URL, WATERLINE_HUB_KUBECONFIG" "$f" --arg D "$D" '
+  env($D; "operator") | .WATERLINE_PROMETHEUS_URL == "http://prom.monitoring:9090" and .WATERLINE_HUB_KUBECONFIG == "/etc/waterline/hub/kubeconfig" and has("WATERLINE_DEFAULT_STRATEGY") == false'
 jqcheck "log level, verbosity, image tag and pull policy" "$f" --arg D "$D" '
   container($D; "operator") | (.args | index("--log-level=debug") and index("--v=3")) and .image == "waterline:1.2.3" and .imagePullPolicy == "Always"'
+DG=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+f="$(render digest --set image.digest=$DG --set image.tag=1.2.3 --set router.enabled=true)"
+jqcheck "image.digest: repository@digest instead of the tag, for the router too" "$f" --arg D "$D" --arg dg "$DG" '
+  container($D; "operator").image == "waterline@" + $dg and container("wl-waterline-router"; "router").image == "waterline@" + $dg'
+f="$(render digest-router --set image.digest=$DG --set router.enabled=true --set router.image.repository=reg.example/router)"
+jqcheck "router.image.repository of its own: not the operator's digest" "$f" --arg dg "$DG" \
+  'container("wl-waterline-router"; "router").image == "reg.example/router:0.1.0"'
+f="$(render digest-router2 --set router.enabled=true --set router.image.digest=$DG)"
+jqcheck "router.image.digest" "$f" --arg D "$D" --arg dg "$DG" \
+  'container("wl-waterline-router"; "router").image == "waterline@" + $dg and container($D; "operator").image == "waterline:0.1.0"'
 f="$(render probes --set health.activeProbes=true)"
 jqcheck "health.activeProbes=true: --active-health-probes=true" "$f" --arg D "$D" \
   'args($D; "operator") | index("--active-health-probes=true")'
@@ -251,7 +261,8 @@ rejects "at '/metrics/port': maximum" --set metrics.port=70000
 rejects "at '/verbosity'" --set verbosity=-1
 rejects "at '/router/routesUrl'" --set router.enabled=true --set router.routesUrl=https://op/v1/routes
 rejects "at '/router/replicas': minimum" --set router.replicas=0
-rejects "at '/scheduling/defaultStrategy'" --set scheduling.defaultStrategy=Random
+rejects "additional properties 'scheduling' not allowed" --set scheduling.defaultStrategy=Spread
+rejects "at '/image/digest'" --set image.digest=latest
 rejects "at '/health/activeProbes'" --set health.activeProbes=yes
 rejects "at '/leaderElection/leaseDuration'" --set leaderElection.leaseDuration=0
 rejects "at '/extraArgs/0'" --set extraArgs[0]=verbose
