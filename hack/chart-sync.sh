@@ -14,7 +14,7 @@
 #   hack/chart-sync.sh --check   regenerate into a temporary directory and fail, listing
 #                                the differences, when the committed files have drifted
 #
-# deploy/manifests is `helm template` of the chart with default values (but
+# deploy/manifests is `helm template --skip-tests` of the chart with default values (but
 # crds.enabled=false: the CRDs are plain copies in crds/), release name "waterline",
 # namespace "waterline-system", split into:
 #   namespace.yaml  crds/*.yaml  waterline.yaml  kustomization.yaml
@@ -109,7 +109,7 @@ EOF
 {
   echo "$header"
   "$HELM_BIN" template "$RELEASE" "$render_chart" --namespace "$NAMESPACE" \
-    --kube-version "${KUBE_VERSION#v}" --set crds.enabled=false |
+    --kube-version "${KUBE_VERSION#v}" --set crds.enabled=false --skip-tests |
     sed -e 's|^\(\s*app.kubernetes.io/managed-by:\) Helm$|\1 kubectl|'
 } >"$tmp/manifests/waterline.yaml"
 

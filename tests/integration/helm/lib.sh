@@ -67,11 +67,13 @@ yaml_to_json() { # < yaml > json
     jq -s '[.[] | (.items // [.])[]]'
 }
 
-# render <name> [helm template args...]: renders the chart as release "wl" in namespace
-# "wl-sys" to $TMP/<name>.json (an array of objects).
+# render <name> [--with-tests] [helm template args...]: renders the chart as release "wl"
+# in namespace "wl-sys" to $TMP/<name>.json (an array of objects); the helm test Pods
+# (templates/tests) only with --with-tests.
 render() {
-  local name="$1"; shift
-  helm template wl "$CHART" --namespace wl-sys --kube-version "$KUBE_VER" "$@" >"$TMP/$name.yaml"
+  local name="$1" skip=--skip-tests; shift
+  if [[ "${1:-}" == --with-tests ]]; then skip=""; shift; fi
+  helm template wl "$CHART" --namespace wl-sys --kube-version "$KUBE_VER" ${skip:+"$skip"} "$@" >"$TMP/$name.yaml"
   yaml_to_json <"$TMP/$name.yaml" >"$TMP/$name.json"
   echo "$TMP/$name.json"
 }

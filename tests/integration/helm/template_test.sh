@@ -111,7 +111,37 @@ jqcheck "router objects" "$f" \
   'kinds == ["ClusterRole","ClusterRoleBinding","Deployment","Deployment","PodDisruptionBudget","PodDisruptionBudget","Role","Role","RoleBinding","RoleBinding","Service","Service","ServiceAccount","ServiceAccount"]'
 jqcheck "router: command, listen, routes URL of the operator Service, replicas, extra args" "$f" --arg R "$R" '
   container($R; "router") | .command == ["/usr/local/bin/waterline-router"] and .image == "waterline:0.1.0" and
-  .args == ["--listen=0.0.0.0:8080", "--routes-url=http://wl-waterline-metrics.wl-sys.svc:8080/v1/routes", "--replicas=2", "--log-level=info", "--overload=best-effort"]'
+  .args == ["--listen=0.0.0.0:8080", "--routes-url=http://wl-waterline-metrics.wl-sys.svc:8080/v1/routes", "--replicas=2",
+    "--shutdown-delay=5s", "--shutdown-grace=30s", "--log-level=info", "--overload=best-effort"]'
+jqcheck "router: graceful shutdown (preStop sleep = delay, grace period = delay + grace + 10)" "$f" --arg R "$R" '
+  one("Deployment"; $R).spec.template.spec as $p | $p.terminationGracePeriodSeconds == 45 and
+  ($p.containers[0].lifecycle == {"preStop": {"sleep": {"seconds": 5}}})'
+jqcheck "router: default topology spread over zones and nodes, ScheduleAnyway, no priorityClassName" "$f" --arg R "$R" '
+  one("Deployment"; $R).spec.selector.matchLabels as $sel | one("Deployment"; $R).spec.template.spec as $p | ($p | has("priorityClassName") | not) and
+  ([$p.topologySpreadConstraints[] | [.topologyKey, .whenUnsatisfiable, .maxSkew]] ==
+    [["topology.kubernetes.io/zone", "ScheduleAnyway", 1], ["kubernetes.io/hostname", "ScheduleAnyway", 1]]) and
+  ($p.topologySpreadConstraints | all(.labelSelector.matchLabels == $sel))'
+jqcheck "router: no metrics port of its own by default" "$f" --arg R "$R" '
+  (container($R; "router").ports | length) == 1 and (one("Service"; $R).spec.ports | length) == 1 and
+  (args($R; "router") | all(startswith("--metrics-listen") | not))'
+f2="$(render router-shutdown --set router.enabled=true --set router.shutdown.delay=10 --set router.shutdown.grace=120 \
+  --set router.priorityClassName=inference-critical --set router.topologySpreadConstraints[0].maxSkew=2 \
+  --set router.topologySpreadConstraints[0].topologyKey=zone --set router.topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule \
+  --set router.metrics.port=9090)"
+jqcheck "router: shutdown values, priorityClassName, own topologySpreadConstraints, metrics port" "$f2" --arg R "$R" '
+  one("Deployment"; $R).spec.template.spec as $p | $p.terminationGracePeriodSeconds == 140 and $p.priorityClassName == "inference-critical" and
+  $p.topologySpreadConstraints == [{"maxSkew": 2, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}] and
+  $p.containers[0].lifecycle.preStop.sleep.seconds == 10 and
+  (args($R; "router") | index("--shutdown-delay=10s") and index("--shutdown-grace=120s") and index("--metrics-listen=0.0.0.0:9090")) and
+  (container($R; "router").ports | index({"name":"http-metrics","containerPort":9090,"protocol":"TCP"})) and
+  (one("Service"; $R).spec.ports | index({"name":"http-metrics","port":9090,"targetPort":"http-metrics","protocol":"TCP"}))'
+f2="$(render router-tgp --set router.enabled=true --set router.terminationGracePeriodSeconds=300 --set router.shutdown.delay=0)"
+jqcheck "router: terminationGracePeriodSeconds set; delay 0: no preStop" "$f2" --arg R "$R" '
+  one("Deployment"; $R).spec.template.spec as $p | $p.terminationGracePeriodSeconds == 300 and ($p.containers[0] | has("lifecycle") | not) and
+  (args($R; "router") | index("--shutdown-delay=0s"))'
+f2="$(render router-k129 --set router.enabled=true --kube-version 1.29.0)"
+jqcheck "router: Kubernetes 1.29 (no sleep action): no preStop, the router's own delay" "$f2" --arg R "$R" '
+  (container($R; "router") | has("lifecycle") | not) and (args($R; "router") | index("--shutdown-delay=5s"))'
 jqcheck "router: probes, port, securityContext" "$f" --arg R "$R" '
   container($R; "router") | .ports[0] == {"name":"http","containerPort":8080,"protocol":"TCP"} and .readinessProbe.httpGet.path == "/readyz" and .livenessProbe.httpGet.path == "/healthz" and
   .securityContext.readOnlyRootFilesystem == true and .securityContext.runAsUser == 65532 and .securityContext.capabilities.drop == ["ALL"]'
@@ -221,6 +251,81 @@ f="$(render probes --set health.activeProbes=true)"
 jqcheck "health.activeProbes=true: --active-health-probes=true" "$f" --arg D "$D" \
   'args($D; "operator") | index("--active-health-probes=true")'
 
+# ---------------------------------------------------------------- metrics port, auth
+jqcheck "defaults: no --metrics-bind-address / --metrics-auth, no auth RBAC" "$TMP/defaults.json" --arg D "$D" '
+  (args($D; "operator") | all(test("^--metrics-(bind-address|auth)") | not)) and
+  ([.[] | select(.kind | test("^ClusterRole")) | .metadata.name] | sort == ["wl-waterline-wl-sys", "wl-waterline-wl-sys"])'
+f="$(render metrics-sec --api-versions monitoring.coreos.com/v1 --set monitoring.serviceMonitor.enabled=true \
+  --set metrics.dedicatedPort=8443 --set metrics.secure=true --set 'metrics.readers[0].namespace=monitoring' --set 'metrics.readers[0].name=prometheus-k8s')"
+jqcheck "metrics.dedicatedPort + secure: flags, container and Service port http-metrics" "$f" --arg D "$D" '
+  (args($D; "operator") | index("--bind-address=:8080") and index("--metrics-bind-address=:8443") and index("--metrics-auth=kubernetes")) and
+  (container($D; "operator").ports == [{"name":"metrics","containerPort":8080,"protocol":"TCP"},{"name":"http-metrics","containerPort":8443,"protocol":"TCP"}]) and
+  (container($D; "operator").readinessProbe.httpGet.port == "metrics") and
+  (one("Service"; "wl-waterline-metrics").spec.ports | map(.name) == ["metrics", "http-metrics"])'
+jqcheck "metrics.secure: ServiceMonitor scrapes http-metrics with the scraper's token" "$f" --arg D "$D" '
+  one("ServiceMonitor"; $D).spec.endpoints[0] | .port == "http-metrics" and .bearerTokenFile == "/var/run/secrets/kubernetes.io/serviceaccount/token" and .honorLabels == true'
+jqcheck "metrics.secure: system:auth-delegator for the operator, a /metrics reader role bound to metrics.readers" "$f" --arg D "$D" '
+  one("ClusterRoleBinding"; "wl-waterline-wl-sys-auth-delegator") as $ad |
+  $ad.roleRef.name == "system:auth-delegator" and $ad.subjects == [{"kind":"ServiceAccount","name":$D,"namespace":"wl-sys"}] and
+  one("ClusterRole"; "wl-waterline-wl-sys-metrics-reader").rules == [{"nonResourceURLs":["/metrics"],"verbs":["get"]}] and
+  one("ClusterRoleBinding"; "wl-waterline-wl-sys-metrics-reader").subjects == [{"kind":"ServiceAccount","name":"prometheus-k8s","namespace":"monitoring"}]'
+f="$(render metrics-sec-norbac --set metrics.secure=true --set rbac.create=false)"
+jqcheck "metrics.secure with rbac.create=false: the flag, no RBAC" "$f" --arg D "$D" \
+  '(args($D; "operator") | index("--metrics-auth=kubernetes")) and none("ClusterRoleBinding") and none("ClusterRole")'
+f="$(render mon-router-metrics --api-versions monitoring.coreos.com/v1 --set monitoring.serviceMonitor.enabled=true --set router.enabled=true --set router.metrics.port=9090)"
+jqcheck "router.metrics.port: the router ServiceMonitor scrapes http-metrics" "$f" \
+  'one("ServiceMonitor"; "wl-waterline-router").spec.endpoints[0].port == "http-metrics" and (one("ServiceMonitor"; "wl-waterline-router").spec.endpoints[0] | has("bearerTokenFile") | not)'
+
+# ---------------------------------------------------------------- NetworkPolicy
+jqcheck "no NetworkPolicy by default" "$TMP/defaults.json" 'none("NetworkPolicy")'
+MON='{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}'
+TESTPODS='{"podSelector":{"matchLabels":{"app.kubernetes.io/name":"waterline","app.kubernetes.io/instance":"wl","app.kubernetes.io/component":"test"}}}'
+f="$(render np --set networkPolicy.enabled=true --set router.enabled=true \
+  --set 'networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\.io/metadata\.name=monitoring')"
+jqcheck "networkPolicy: operator ingress only on port metrics, from routers, test pods, monitoring; egress open" "$f" --arg D "$D" \
+  --argjson mon "$MON" --argjson tp "$TESTPODS" '
+  one("NetworkPolicy"; $D).spec as $s | $s.policyTypes == ["Ingress"] and ($s | has("egress") | not) and
+  $s.podSelector.matchLabels == one("Deployment"; $D).spec.selector.matchLabels and
+  $s.ingress == [{"ports":[{"port":"metrics","protocol":"TCP"}],
+                  "from":[{"podSelector":{"matchLabels":one("Deployment"; "wl-waterline-router").spec.selector.matchLabels}}, $tp, $mon]}]'
+jqcheck "networkPolicy: router data port open to all (routerFrom empty)" "$f" '
+  one("NetworkPolicy"; "wl-waterline-router").spec as $s | $s.policyTypes == ["Ingress"] and
+  $s.podSelector.matchLabels == one("Deployment"; "wl-waterline-router").spec.selector.matchLabels and
+  $s.ingress == [{"ports":[{"port":"http","protocol":"TCP"}]}]'
+f="$(render np2 --set networkPolicy.enabled=true --set router.enabled=true --set metrics.dedicatedPort=8443 --set router.metrics.port=9090 \
+  --set 'networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\.io/metadata\.name=monitoring' \
+  --set 'networkPolicy.routerFrom[0].ipBlock.cidr=10.0.0.0/8' --set 'networkPolicy.operatorFrom[0].podSelector.matchLabels.app=other-router' \
+  --set 'networkPolicy.egress[0].to[0].ipBlock.cidr=0.0.0.0/0')"
+jqcheck "networkPolicy: dedicated metrics ports only from metricsFrom, routerFrom, operatorFrom, egress rules" "$f" --arg D "$D" \
+  --argjson mon "$MON" --argjson tp "$TESTPODS" '
+  one("NetworkPolicy"; $D).spec as $o | one("NetworkPolicy"; "wl-waterline-router").spec as $r |
+  $o.policyTypes == ["Ingress","Egress"] and $o.egress == [{"to":[{"ipBlock":{"cidr":"0.0.0.0/0"}}]}] and
+  ($o.ingress[0].from | index($mon) == null and index({"podSelector":{"matchLabels":{"app":"other-router"}}}) != null) and
+  $o.ingress[1] == {"ports":[{"port":"http-metrics","protocol":"TCP"}],"from":[$mon]} and ($o.ingress | length) == 2 and
+  $r.policyTypes == ["Ingress","Egress"] and
+  $r.ingress == [{"ports":[{"port":"http","protocol":"TCP"}],"from":[{"ipBlock":{"cidr":"10.0.0.0/8"}}, $tp]},
+                 {"ports":[{"port":"http-metrics","protocol":"TCP"}],"from":[$mon]}]'
+f="$(render np3 --set networkPolicy.enabled=true)"
+jqcheck "networkPolicy without router or monitoring peers: only the test pods reach the operator" "$f" --arg D "$D" --argjson tp "$TESTPODS" '
+  one("NetworkPolicy"; $D).spec.ingress == [{"ports":[{"port":"metrics","protocol":"TCP"}],"from":[$tp]}] and ([.[] | select(.kind == "NetworkPolicy")] | length) == 1'
+
+# ---------------------------------------------------------------- helm test
+f="$(render tests --with-tests --set router.enabled=true)"
+jqcheck "helm test Pods: operator /healthz and router /readyz through their Services, curl image" "$f" --arg D "$D" '
+  [.[] | select(.kind == "Pod")] as $p | ($p | length) == 2 and
+  ($p | all(.metadata.annotations["helm.sh/hook"] == "test" and .spec.restartPolicy == "Never" and
+            .spec.automountServiceAccountToken == false and .spec.containers[0].image == "curlimages/curl:8.11.1" and
+            .spec.containers[0].command == ["curl"] and .spec.containers[0].securityContext.readOnlyRootFilesystem == true and
+            .spec.securityContext.runAsNonRoot == true and .metadata.labels["app.kubernetes.io/component"] == "test")) and
+  (one("Pod"; $D + "-test-operator").spec.containers[0].args[-1] == "http://wl-waterline-metrics.wl-sys.svc:8080/healthz") and
+  (one("Pod"; $D + "-test-router").spec.containers[0].args[-1] == "http://wl-waterline-router.wl-sys.svc:80/readyz") and
+  (one("Pod"; $D + "-test-router").spec.containers[0].args | index("--fail") != null)'
+f="$(render tests-norouter --with-tests --set test.image.digest=$DG --set test.image.repository=reg.example/curl)"
+jqcheck "helm test: router off: operator only; test.image.digest" "$f" --arg D "$D" --arg dg "$DG" '
+  [.[] | select(.kind == "Pod") | .metadata.name] == [$D + "-test-operator"] and one("Pod"; $D + "-test-operator").spec.containers[0].image == "reg.example/curl@" + $dg'
+f="$(render tests-off --with-tests --set test.enabled=false)"
+jqcheck "test.enabled=false: no test Pod" "$f" 'none("Pod")'
+
 # ---------------------------------------------------------------- leader election off
 f="$(render single --set leaderElection.enabled=false --set replicas=1)"
 jqcheck "leader election off, 1 replica: no leader Lease Role, no PDB" "$f" --arg D "$D" '
@@ -273,6 +378,14 @@ rejects "more than one replica needs leader election" --set leaderElection.enabl
 rejects "serviceAccount.name is required when serviceAccount.create is false" --set serviceAccount.create=false
 rejects "controller.kubeApiBurst (10) must be at least controller.kubeApiQps (50)" --set controller.kubeApiQps=50 --set controller.kubeApiBurst=10
 rejects "at '/monitoring/serviceMonitor/relabelings/0'" --set 'monitoring.serviceMonitor.relabelings[0].target_label=cluster'
+rejects "router.shutdown.grace (3) must be at least router.shutdown.delay (5)" --set router.enabled=true --set router.shutdown.grace=3
+rejects "at '/router/shutdown/delay'" --set router.shutdown.delay=-1
+rejects "at '/router/terminationGracePeriodSeconds'" --set router.terminationGracePeriodSeconds=-1
+rejects "metrics.dedicatedPort (8080) must differ from metrics.port" --set metrics.dedicatedPort=8080
+rejects "router.metrics.port (8080) must differ from router.port" --set router.metrics.port=8080
+rejects "at '/metrics/readers/0'" --set 'metrics.readers[0].name=prom'
+rejects "at '/networkPolicy/metricsFrom/0'" --set 'networkPolicy.metricsFrom[0].namespace=monitoring'
+rejects "at '/test/image/digest'" --set test.image.digest=abc
 rejects "at '/monitoring/grafanaDashboard/namespace'" --set monitoring.grafanaDashboard.namespace=Bad_NS
 
 # ---------------------------------------------------------------- plain manifests
