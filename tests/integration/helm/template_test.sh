@@ -170,15 +170,42 @@ jqcheck "ServiceMonitor selects the metrics Service and its port" "$f" --arg D "
   $m.endpoints == [{"port":"metrics","path":"/metrics","interval":"30s","scrapeTimeout":"10s","honorLabels":true}] and $m.namespaceSelector.matchNames == ["wl-sys"]'
 jqcheck "PrometheusRule carries the alerts of deploy/prometheus/waterline-alerts.yaml" "$f" --arg D "$D" '
   one("PrometheusRule"; $D).spec.groups as $g |
-  ([$g[].name] == ["waterline.operator","waterline.fleet","waterline.routing"]) and
+  ([$g[].name] == ["waterline.operator","waterline.fleet","waterline.routing","waterline.router"]) and
   ([$g[].rules[].alert] == ["WaterlineNoLeader","WaterlineMultipleLeaders","WaterlineReconcileErrors",
     "WaterlineWorkqueueBacklog","WaterlineInformerNotSynced","WaterlineKubeApiErrors",
     "WaterlinePoolCapacityExhausted","WaterlinePoolNotReady","WaterlineGPUsUnhealthy",
     "WaterlineDeploymentUnavailable","WaterlineDeploymentUnschedulable","WaterlineReservationInsufficient",
-    "WaterlineRoutingTableStale"]) and
+    "WaterlineRoutingTableStale","WaterlineRouter5xxRate","WaterlineRouterNoRoutes","WaterlineRouterRoutingTableStale"]) and
   ([$g[].rules[] | .labels.severity] | all(IN("critical","warning"))) and
-  ([$g[].rules[] | .annotations.runbook] | all(startswith("docs/operations.md#"))) and
+  ([$g[].rules[] | .annotations.runbook_url] | all(startswith("docs/operations.md#"))) and
+  ([$g[].rules[] | .annotations | has("runbook")] | all(. == false)) and
+  ([$g[].rules[].expr | scan("(?:sum|max|min) by \\(([^)]*)\\)") | .[0]] | length > 15 and all(startswith("cluster, ") or startswith("cluster)"))) and
   ($g[0].rules[2].annotations.summary | contains("{{ $labels.controller }}"))'
+f2="$(render alerts --api-versions monitoring.coreos.com/v1 --set monitoring.prometheusRule.enabled=true \
+  --set alerts.WaterlineNoLeader.enabled=false --set alerts.WaterlineRouter5xxRate.enabled=false \
+  --set alerts.WaterlineRouterNoRoutes.enabled=false --set alerts.WaterlineRouterRoutingTableStale.enabled=false \
+  --set alerts.labels.team=gpu-platform --set alerts.labels.severity=info \
+  --set alerts.runbookBaseUrl=https://git.example.com/waterline/blob/v0.1.0/docs/operations.md/)"
+jqcheck "alerts: switched-off alerts and emptied groups left out, extra labels (severity kept), runbook base URL" "$f2" --arg D "$D" '
+  one("PrometheusRule"; $D).spec.groups as $g |
+  ([$g[].name] == ["waterline.operator","waterline.fleet","waterline.routing"]) and
+  ([$g[].rules[].alert] | index("WaterlineNoLeader") == null and index("WaterlineMultipleLeaders") != null and length == 12) and
+  ([$g[].rules[] | .labels.team] | all(. == "gpu-platform")) and
+  ([$g[].rules[] | .labels.severity] | all(IN("critical","warning"))) and
+  ($g[0].rules[0].annotations.runbook_url == "https://git.example.com/waterline/blob/v0.1.0/docs/operations.md#waterlinemultipleleaders")'
+jq '[.[] | select(.kind == "PrometheusRule")][0].spec' "$f2" >"$TMP/alerts-rules.json"
+if command -v promtool >/dev/null; then
+  check "promtool check rules (the PrometheusRule with switches, labels and runbook URLs)" promtool check rules "$TMP/alerts-rules.json"
+fi
+# values.yaml has one switch per alert of the rules file, all on, and the schema knows
+# exactly those.
+want="$(grep -oE '^ +- alert: \S+' "$CHART/files/prometheus-rules.yaml" | awk '{print $3}' | sort | paste -sd, -)"
+got_schema="$(jq -r '.properties.alerts.properties | keys - ["labels","runbookBaseUrl"] | sort | join(",")' "$CHART/values.schema.json")"
+{ printf 'apiVersion: wl.test/v1\nkind: Values\nmetadata: {name: values}\nspec:\n'; helm show values "$CHART" | sed 's/^/  /'; } |
+  yaml_to_json >"$TMP/values.json"
+got_values="$(jq -r '.[0].spec.alerts | with_entries(select(.value | type == "object" and .enabled == true)) | keys - ["labels"] | sort | join(",")' "$TMP/values.json")"
+[[ "$got_schema" == "$want" ]] && ok || bad "values.schema.json alerts switches ($got_schema) differ from the rules' alerts ($want)"
+[[ "$got_values" == "$want" ]] && ok || bad "values.yaml alerts switches ($got_values) differ from the rules' alerts ($want)"
 yaml_to_json <"$ROOT/deploy/prometheus/waterline-prometheusrule.yaml" >"$TMP/plain-rule.json"
 jqcheck "deploy/prometheus/waterline-prometheusrule.yaml has the chart's rules" "$f" --arg D "$D" --slurpfile p "$TMP/plain-rule.json" \
   '($p[0] | length) == 1 and one("PrometheusRule"; $D).spec == $p[0][0].spec and $p[0][0].metadata.namespace == "waterline-system"'
@@ -386,6 +413,9 @@ rejects "router.metrics.port (8080) must differ from router.port" --set router.m
 rejects "at '/metrics/readers/0'" --set 'metrics.readers[0].name=prom'
 rejects "at '/networkPolicy/metricsFrom/0'" --set 'networkPolicy.metricsFrom[0].namespace=monitoring'
 rejects "at '/test/image/digest'" --set test.image.digest=abc
+rejects "additional properties 'WaterlineNoSuchAlert' not allowed" --set alerts.WaterlineNoSuchAlert.enabled=false
+rejects "at '/alerts/WaterlineNoLeader/enabled'" --set alerts.WaterlineNoLeader.enabled=maybe
+rejects "at '/alerts/runbookBaseUrl'" --set alerts.runbookBaseUrl=docs
 rejects "at '/monitoring/grafanaDashboard/namespace'" --set monitoring.grafanaDashboard.namespace=Bad_NS
 
 # ---------------------------------------------------------------- plain manifests
