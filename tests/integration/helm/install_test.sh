@@ -82,7 +82,7 @@ check "helm install" helm install "$REL" "$CHART" --namespace "$NS" --create-nam
 installed=true
 helm status "$REL" --namespace "$NS" -o json >"$TMP/status.json"
 jqcheck "release deployed, revision 1" "$TMP/status.json" '.info.status == "deployed" and .version == 1'
-jqcheck "NOTES rendered" "$TMP/status.json" '.info.notes | contains("kubectl -n '"$NS"' rollout status deployment/'"$FULL"'")'
+jqcheck "NOTES rendered (crds.enabled=false said)" "$TMP/status.json" '.info.notes | contains("kubectl -n '"$NS"' rollout status deployment/'"$FULL"'") and contains("crds.enabled is false")'
 
 for crd in capacitypools.waterline.dev modeldeployments.waterline.dev ptureservations.waterline.dev; do
   check "CRD $crd Established" kc wait --for condition=Established --timeout=30s "crd/$crd"
@@ -228,6 +228,9 @@ cleanup_crds() { $crds_installed && kc delete crd "${CRDS[@]}" --ignore-not-foun
 trap 'cleanup_crds; cleanup' EXIT
 probe='[.spec.versions[].schema.openAPIV3Schema.properties | has("helmUpgradeProbe")]'
 check "helm install (CRD templates)" helm install "$CREL" "$TMP/crd-v1" --namespace "$NS" --timeout 120s --set replicas=1 --set leaderElection.enabled=false
+helm status "$CREL" --namespace "$NS" -o json >"$TMP/crd-status.json"
+jqcheck "NOTES: the CRDs are part of the release and kept" "$TMP/crd-status.json" \
+  '.info.notes | contains("helm upgrade` updates them") and contains("helm.sh/resource-policy: keep")'
 for c in "${CRDS[@]}"; do check "CRD $c Established" kc wait --for condition=Established --timeout=30s "crd/$c"; done
 kc get crd "capacitypools.$G" -o json >"$TMP/crd1.json"
 jqcheck "installed CRD: keep annotation, owned by the release, no helmUpgradeProbe yet" "$TMP/crd1.json" --arg r "$CREL" "
