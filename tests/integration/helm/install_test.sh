@@ -172,6 +172,25 @@ else
   echo "note: namespace waterline-system absent, plain manifests not dry-run applied" >&2
 fi
 
+# ---------------------------------------------------------------- every switch on, server-side
+# The objects that no release below creates (NetworkPolicies, router preStop sleep and
+# topology spread, metrics auth RBAC, dedicated metrics ports, helm test Pods, the
+# ServiceMonitor's honorLabels/relabelings/bearerTokenFile) validated by this apiserver.
+step "every switch on: server-side dry run"
+helm template wlall "$CHART" --namespace "$NS" --kube-version "$(kc version -o json | jq -r '.serverVersion.gitVersion' | sed 's/^v//')" \
+  --api-versions monitoring.coreos.com/v1 --set crds.enabled=false --set router.enabled=true --set router.membership.enabled=true \
+  --set networkPolicy.enabled=true --set metrics.dedicatedPort=8443 --set metrics.secure=true \
+  --set 'metrics.readers[0].namespace=monitoring' --set 'metrics.readers[0].name=prometheus' --set router.metrics.port=9090 \
+  --set router.priorityClassName=system-cluster-critical --set image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef \
+  --set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true \
+  --set 'monitoring.serviceMonitor.relabelings[0].targetLabel=cluster' --set 'monitoring.serviceMonitor.relabelings[0].replacement=x' \
+  --set 'networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\.io/metadata\.name=monitoring' \
+  --set 'networkPolicy.egress[0].to[0].ipBlock.cidr=0.0.0.0/0' >"$TMP/all.yaml"
+grep -q 'kind: NetworkPolicy' "$TMP/all.yaml" && grep -q 'sleep:' "$TMP/all.yaml" && grep -q 'helm.sh/hook: test' "$TMP/all.yaml" && ok ||
+  bad "the all-switches render lacks NetworkPolicy, the preStop sleep or the test Pods"
+check "every-switch render accepted by the apiserver (create --dry-run=server)" \
+  kc create --dry-run=server -f "$TMP/all.yaml" -o name
+
 # ---------------------------------------------------------------- upgrade
 step "helm upgrade: replicas 3, debug logs, router on"
 check "helm upgrade (values changed, router enabled)" helm upgrade "$REL" "$CHART" --namespace "$NS" --reuse-values \
