@@ -41,7 +41,7 @@ export KUBECONFIG="$WATERLINE_TEST_KUBECONFIG"
 suffix="$(date +%s)-$RANDOM"
 OPNS="wl-sm-op-$suffix"   # the operator's (release) namespace
 MDNS="wl-sm-md-$suffix"   # the ModelDeployment's namespace
-MD=phi-3-mini
+MD="wl-sm-phi-$RANDOM"   # unique: other tests' ModelDeployments may be in the fixture
 LEASE=wl-sm-test
 op_pid="" prom_pid=""
 
@@ -84,7 +84,8 @@ spec:
   acquireTime: "$now"
   renewTime: "$now"
 EOF
-kc create -n "$MDNS" -f "$ROOT/deploy/samples/modeldeployment-phi-fractional.yaml" >/dev/null
+sed "s/^  name: phi-3-mini\$/  name: $MD/" "$ROOT/deploy/samples/modeldeployment-phi-fractional.yaml" | kc create -n "$MDNS" -f - >/dev/null
+[[ "$(kc get modeldeployment "$MD" -n "$MDNS" -o name)" == "modeldeployment.waterline.dev/$MD" ]] || wl_die "ModelDeployment $MD not created"
 
 # ---------------------------------------------------------------- operator
 op_port="$(free_port)"
