@@ -74,13 +74,16 @@ fi
 
 # ---------------------------------------------------------------- install
 step "helm install $REL into $NS"
+# The fixture applied crds/ itself: CRDs no release owns, which Helm would refuse to
+# overwrite (crds.enabled=false, as docs/install.md says for CRDs managed elsewhere). The
+# CRD templates are tested below with a release of their own.
 check "helm install" helm install "$REL" "$CHART" --namespace "$NS" --create-namespace --timeout 120s \
-  --set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true \
+  --set crds.enabled=false --set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true \
   --set prometheus.url=http://prometheus.monitoring:9090
 installed=true
 helm status "$REL" --namespace "$NS" -o json >"$TMP/status.json"
 jqcheck "release deployed, revision 1" "$TMP/status.json" '.info.status == "deployed" and .version == 1'
-jqcheck "NOTES rendered" "$TMP/status.json" '.info.notes | contains("kubectl -n '"$NS"' rollout status deployment/'"$FULL"'")'
+jqcheck "NOTES rendered (crds.enabled=false said)" "$TMP/status.json" '.info.notes | contains("kubectl -n '"$NS"' rollout status deployment/'"$FULL"'") and contains("crds.enabled is false")'
 
 for crd in capacitypools.waterline.dev modeldeployments.waterline.dev ptureservations.waterline.dev; do
   check "CRD $crd Established" kc wait --for condition=Established --timeout=30s "crd/$crd"
@@ -89,7 +92,7 @@ check "CRDs served (kubectl get capacitypools,modeldeployments,ptureservations -
   kc get capacitypools.waterline.dev,modeldeployments.waterline.dev,ptureservations.waterline.dev -A
 kc get crd capacitypools.waterline.dev -o json >"$TMP/crd.json"
 jqcheck "served CRD has the chart's version" "$TMP/crd.json" \
-  --arg v "$(grep -m1 -E '^\s+- name: v' "$CHART/crds/waterline.dev_capacitypools.yaml" | awk '{print $3}')" \
+  --arg v "$(grep -m1 -E '^\s+- name: v' "$ROOT/crds/waterline.dev_capacitypools.yaml" | awk '{print $3}')" \
   '[.spec.versions[] | select(.served) | .name] | index($v) != null'
 
 objects -n "$NS" deployments,serviceaccounts,services,poddisruptionbudgets,roles,rolebindings,servicemonitors,prometheusrules >"$TMP/ns.json"
@@ -201,6 +204,25 @@ else
   echo "note: namespace waterline-system absent, plain manifests not dry-run applied" >&2
 fi
 
+# ---------------------------------------------------------------- every switch on, server-side
+# The objects that no release below creates (NetworkPolicies, router preStop sleep and
+# topology spread, metrics auth RBAC, dedicated metrics ports, helm test Pods, the
+# ServiceMonitor's honorLabels/relabelings/bearerTokenFile) validated by this apiserver.
+step "every switch on: server-side dry run"
+helm template wlall "$CHART" --namespace "$NS" --kube-version "$(kc version -o json | jq -r '.serverVersion.gitVersion' | sed 's/^v//')" \
+  --api-versions monitoring.coreos.com/v1 --set crds.enabled=false --set router.enabled=true --set router.membership.enabled=true \
+  --set networkPolicy.enabled=true --set metrics.dedicatedPort=8443 --set metrics.secure=true \
+  --set 'metrics.readers[0].namespace=monitoring' --set 'metrics.readers[0].name=prometheus' --set router.metrics.port=9090 \
+  --set router.priorityClassName=system-cluster-critical --set image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef \
+  --set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true \
+  --set 'monitoring.serviceMonitor.relabelings[0].targetLabel=cluster' --set 'monitoring.serviceMonitor.relabelings[0].replacement=x' \
+  --set 'networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\.io/metadata\.name=monitoring' \
+  --set 'networkPolicy.egress[0].to[0].ipBlock.cidr=0.0.0.0/0' >"$TMP/all.yaml"
+grep -q 'kind: NetworkPolicy' "$TMP/all.yaml" && grep -q 'sleep:' "$TMP/all.yaml" && grep -q 'helm.sh/hook: test' "$TMP/all.yaml" && ok ||
+  bad "the all-switches render lacks NetworkPolicy, the preStop sleep or the test Pods"
+check "every-switch render accepted by the apiserver (create --dry-run=server)" \
+  kc create --dry-run=server -f "$TMP/all.yaml" -o name
+
 # ---------------------------------------------------------------- upgrade
 step "helm upgrade: replicas 3, debug logs, router on (membership Leases in $MNS)"
 kc create namespace "$MNS" >/dev/null
@@ -248,6 +270,62 @@ objects -n "$NS" deployments,serviceaccounts,services,poddisruptionbudgets,servi
 jqcheck "disabled components deleted by the upgrade" "$TMP/after.json" --arg f "$FULL" \
   '[.[] | .kind + "/" + .metadata.name] | sort == ["Deployment/" + $f, "PodDisruptionBudget/" + $f, "Service/" + $f + "-metrics", "ServiceAccount/" + $f, "ServiceMonitor/" + $f]'
 
+# ---------------------------------------------------------------- CRDs as templates
+# The chart's CRDs under a group of their own (the fixture's waterline.dev CRDs stay
+# untouched): a release installs them, an upgrade with a chart whose CapacityPool CRD has
+# one more field updates the served CRD, uninstall with crds.keep leaves them, and a
+# release with crds.keep=false adopts and then deletes them.
+step "CRD templates: install, upgrade with an extra field, uninstall"
+CREL=wlcrd
+G="t${RANDOM}${RANDOM}.waterline.dev"
+crd_chart() { # <dir>: a copy of the chart whose CRDs are in group $G
+  cp -r "$CHART" "$1"
+  sed -i -E -e "s/^(  group: )waterline\.dev\$/\1$G/" -e "s/^(  name: [a-z]+)\.waterline\.dev\$/\1.$G/" "$1"/templates/crds/*.yaml
+}
+crd_chart "$TMP/crd-v1"
+crd_chart "$TMP/crd-v2"
+# v2: a new top-level field in every version of the CapacityPool schema.
+sed -i -E 's/^(          properties:)$/\1\n            helmUpgradeProbe:\n              type: string/' \
+  "$TMP/crd-v2/templates/crds/waterline.dev_capacitypools.yaml"
+CRDS=(capacitypools.$G modeldeployments.$G ptureservations.$G routingtables.$G)
+crds_installed=true
+cleanup_crds() { $crds_installed && kc delete crd "${CRDS[@]}" --ignore-not-found --wait=false >/dev/null 2>&1 || true; }
+trap 'cleanup_crds; cleanup' EXIT
+probe='[.spec.versions[].schema.openAPIV3Schema.properties | has("helmUpgradeProbe")]'
+check "helm install (CRD templates)" helm install "$CREL" "$TMP/crd-v1" --namespace "$NS" --timeout 120s --set replicas=1 --set leaderElection.enabled=false
+helm status "$CREL" --namespace "$NS" -o json >"$TMP/crd-status.json"
+jqcheck "NOTES: the CRDs are part of the release and kept" "$TMP/crd-status.json" \
+  '.info.notes | contains("helm upgrade` updates them") and contains("helm.sh/resource-policy: keep")'
+for c in "${CRDS[@]}"; do check "CRD $c Established" kc wait --for condition=Established --timeout=30s "crd/$c"; done
+kc get crd "capacitypools.$G" -o json >"$TMP/crd1.json"
+jqcheck "installed CRD: keep annotation, owned by the release, no helmUpgradeProbe yet" "$TMP/crd1.json" --arg r "$CREL" "
+  .metadata.annotations[\"helm.sh/resource-policy\"] == \"keep\" and .metadata.annotations[\"meta.helm.sh/release-name\"] == \$r and
+  ($probe | all(. == false))"
+check "helm upgrade (CapacityPool CRD gains a field)" helm upgrade "$CREL" "$TMP/crd-v2" --namespace "$NS" --reuse-values --timeout 120s
+kc get crd "capacitypools.$G" -o json >"$TMP/crd2.json"
+jqcheck "upgraded CRD serves the new field in every version" "$TMP/crd2.json" "$probe | length > 0 and all(. == true)"
+{ sed "s|^apiVersion: waterline.dev/|apiVersion: $G/|" "$ROOT/deploy/samples/capacitypool-h100-eu-west.yaml"; echo "helmUpgradeProbe: x"; } >"$TMP/probe-pool.yaml"
+check "a CapacityPool setting the new field is stored with it (server-side dry run)" bash -c \
+  "'$KUBECTL' create --dry-run=server -o jsonpath='{.helmUpgradeProbe}' -f '$TMP/probe-pool.yaml' | grep -qx x"
+check "helm uninstall (crds.keep=true)" helm uninstall "$CREL" --namespace "$NS" --wait --timeout 120s
+check "CRDs kept after uninstall (helm.sh/resource-policy: keep)" kc get crd "${CRDS[@]}"
+check "helm install (crds.keep=false) adopts the kept CRDs" helm install "$CREL" "$TMP/crd-v2" --namespace "$NS" --timeout 120s \
+  --set replicas=1 --set leaderElection.enabled=false --set crds.keep=false
+# (Adopting leaves the live keep annotation in place; Helm decides what to keep from the
+# release's manifest, which has none.)
+helm get manifest "$CREL" --namespace "$NS" >"$TMP/crd3.yaml"
+if grep -q 'helm.sh/resource-policy' "$TMP/crd3.yaml"; then bad "crds.keep=false: the release's manifest still has helm.sh/resource-policy"
+elif [[ "$(grep -c '^kind: CustomResourceDefinition' "$TMP/crd3.yaml")" != 4 ]]; then bad "crds.keep=false: the release's manifest lacks the 4 CRDs"
+else ok; fi
+check "helm uninstall (crds.keep=false)" helm uninstall "$CREL" --namespace "$NS" --wait --timeout 120s
+gone=false
+for _ in $(seq 60); do
+  if [[ -z "$(kc get crd "${CRDS[@]}" -o name --ignore-not-found 2>/dev/null)" ]]; then gone=true; break; fi
+  sleep 1
+done
+$gone && ok || bad "crds.keep=false: CRDs still there 60 s after uninstall: $(kc get crd "${CRDS[@]}" -o name --ignore-not-found 2>&1 | tr '\n' ' ')"
+$gone && crds_installed=false
+
 # ---------------------------------------------------------------- uninstall
 step "helm uninstall"
 check "helm uninstall" helm uninstall "$REL" --namespace "$NS" --wait --timeout 120s
@@ -259,6 +337,6 @@ if [[ -z "$left" ]]; then ok; else bad "objects left after uninstall: $(echo "$l
 grep -v -i -E "warning|deprecated" "$TMP/get.err" >&2 || true
 left="$(kc get secrets -n "$NS" -l "owner=helm,name=$REL" -o name)"
 [[ -z "$left" ]] && ok || bad "helm release records left: $left"
-check "CRDs kept after uninstall (Helm never deletes crds/)" kc get crd capacitypools.waterline.dev modeldeployments.waterline.dev ptureservations.waterline.dev
+check "CRDs (the fixture's, crds.enabled=false) still there after uninstall" kc get crd capacitypools.waterline.dev modeldeployments.waterline.dev ptureservations.waterline.dev
 
 finish

@@ -24,7 +24,7 @@ jqcheck "the Leases' own namespace, wl-sys-router-membership, created by the cha
 jqcheck "router args: --replicas stays (N until the first count), then the membership flags" "$f" --arg R "$R" '
   args($R; "router") == ["--listen=0.0.0.0:8080", "--routes-url=http://wl-waterline-metrics.wl-sys.svc:8080/v1/routes",
     "--replicas=2", "--membership-group=wl-waterline-router", "--membership-namespace=wl-sys-router-membership", "--identity=$(POD_NAME)",
-    "--membership-lease-duration=15s", "--log-level=info"]'
+    "--membership-lease-duration=15s", "--shutdown-delay=5s", "--shutdown-grace=30s", "--log-level=info"]'
 jqcheck "router env: POD_NAME from metadata.name (downward API)" "$f" --arg R "$R" '
   container($R; "router").env == [{"name":"POD_NAME","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}}]'
 jqcheck "router pods get their ServiceAccount token" "$f" --arg R "$R" '
@@ -44,7 +44,7 @@ jqcheck "the operator keeps its own RBAC unchanged" "$f" '
   one("Role"; "wl-waterline-leader-election").rules[0].resourceNames == ["wl-waterline"] and
   one("ClusterRoleBinding"; "wl-waterline-wl-sys").subjects[0].name == "wl-waterline"'
 jqcheck "every router flag is one waterline-router knows" "$f" --arg R "$R" '
-  args($R; "router") | all(test("^--(listen|routes-url|replicas|membership-group|membership-namespace|identity|membership-lease-duration|log-level)="))'
+  args($R; "router") | all(test("^--(listen|routes-url|replicas|membership-group|membership-namespace|identity|membership-lease-duration|shutdown-delay|shutdown-grace|log-level)="))'
 
 # ---------------------------------------------------------------- overrides
 f="$(render ns --set router.enabled=true --set router.membership.enabled=true --set router.membership.namespace=routers \
