@@ -32,7 +32,7 @@ cleanup() {
   $installed && helm uninstall "$REL" --namespace "$NS" >/dev/null 2>&1
   $created_monitoring && kc delete -f "$WL_TEST_DIR/testdata/monitoring-crds.yaml" --wait=false >/dev/null 2>&1
   # No namespace controller here: the namespace stays Terminating until the fixture stops.
-  kc delete namespace "$NS" "$MNS" --wait=false >/dev/null 2>&1
+  kc delete namespace "$NS" "$MNS" "$NS-rm" --wait=false >/dev/null 2>&1
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -209,9 +209,12 @@ fi
 # topology spread, metrics auth RBAC, dedicated metrics ports, helm test Pods, the
 # ServiceMonitor's honorLabels/relabelings/bearerTokenFile) validated by this apiserver.
 step "every switch on: server-side dry run"
+# The router's Lease namespace named (the chart creates it only when unnamed, and a dry
+# run creates nothing for the Role inside it to land in).
+kc create namespace "$NS-rm" >/dev/null
 helm template wlall "$CHART" --namespace "$NS" --kube-version "$(kc version -o json | jq -r '.serverVersion.gitVersion' | sed 's/^v//')" \
   --api-versions monitoring.coreos.com/v1 --set crds.enabled=false --set router.enabled=true --set router.membership.enabled=true \
-  --set networkPolicy.enabled=true --set metrics.dedicatedPort=8443 --set metrics.secure=true \
+  --set router.membership.namespace="$NS-rm" --set networkPolicy.enabled=true --set metrics.dedicatedPort=8443 --set metrics.secure=true \
   --set 'metrics.readers[0].namespace=monitoring' --set 'metrics.readers[0].name=prometheus' --set router.metrics.port=9090 \
   --set router.priorityClassName=system-cluster-critical --set image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef \
   --set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true \

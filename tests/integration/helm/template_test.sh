@@ -160,7 +160,7 @@ f2="$(render router-tgp --set router.enabled=true --set router.terminationGraceP
 jqcheck "router: terminationGracePeriodSeconds set; delay 0: no preStop" "$f2" --arg R "$R" '
   one("Deployment"; $R).spec.template.spec as $p | $p.terminationGracePeriodSeconds == 300 and ($p.containers[0] | has("lifecycle") | not) and
   (args($R; "router") | index("--shutdown-delay=0s"))'
-f2="$(render router-k129 --set router.enabled=true --kube-version 1.29.0)"
+f2="$(render router-k129 --set router.enabled=true --kube-version 1.29.0 --set rbac.nodePatchPolicy=false)"
 jqcheck "router: Kubernetes 1.29 (no sleep action): no preStop, the router's own delay" "$f2" --arg R "$R" '
   (container($R; "router") | has("lifecycle") | not) and (args($R; "router") | index("--shutdown-delay=5s"))'
 jqcheck "router: probes, port, securityContext" "$f" --arg R "$R" '
