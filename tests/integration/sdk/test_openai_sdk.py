@@ -430,10 +430,15 @@ class OpenAISdkIT(unittest.TestCase):
     def test_models(self):
         models = list(self.client().models.list())
         self.assertEqual([m.id for m in models], ["team/busy", "team/llama", "team/ptu"])
+        now = int(time.time())
         for m in models:
             self.assertIsInstance(m, openai.types.Model)
             self.assertEqual(m.object, "model")
             self.assertEqual(m.owned_by, "waterline")
+            # `created` is required by the Model type: without it the SDK gave None.
+            self.assertIsInstance(m.created, int)
+            self.assertLess(abs(m.created - now), 600)
+            openai.types.Model.model_validate(m.to_dict())  # strict: every required field
 
     # ---- Azure OpenAI --------------------------------------------------------------
 
