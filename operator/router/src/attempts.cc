@@ -50,9 +50,12 @@ HeaderList rateLimitHeaders(const routing::Admission& a, bool throttled) {
   if (throttled) {
     long long secs = retrySeconds(a.retryAfter);
     h.emplace_back("Retry-After", std::to_string(secs));
+    // Rounded up, like the seconds: clients wait exactly this long (the openai SDKs prefer
+    // retry-after-ms to Retry-After), and one that came back before the request fits would
+    // be refused again.
     long long ms = a.retryAfter == Duration::max()
                        ? 60000
-                       : std::max<long long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(a.retryAfter).count());
+                       : std::max<long long>(1, std::chrono::ceil<std::chrono::milliseconds>(a.retryAfter).count());
     h.emplace_back("retry-after-ms", std::to_string(ms));
   }
   h.emplace_back("x-ratelimit-remaining-tokens", fmtNum(a.remainingTokens));
