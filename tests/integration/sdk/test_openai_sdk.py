@@ -365,6 +365,12 @@ class OpenAISdkIT(unittest.TestCase):
         self.assertEqual(raw.headers.get("x-waterline-pool"), "pool-a")
         self.assertTrue(raw.headers.get("content-type", "").startswith("application/json"))
         self.assertEqual(raw.parse().choices[0].message.content, "echo: hi")
+        # A stream keeps the worker's text/event-stream through the router.
+        raw = self.client().chat.completions.with_raw_response.create(model="llama", messages=user("s"), stream=True)
+        self.assertTrue(raw.headers.get("content-type", "").startswith("text/event-stream"), raw.headers)
+        self.assertEqual(raw.headers.get("x-waterline-pool"), "pool-a")
+        words = [c.choices[0].delta.content for c in raw.parse() if c.choices and c.choices[0].delta.content]
+        self.assertEqual(words, FakeWorker.STREAM_WORDS)
 
     def test_chat_stream(self):
         WORKER.hold_stream_after_first = release = threading.Event()
