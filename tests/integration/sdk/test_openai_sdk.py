@@ -13,8 +13,10 @@ The module starts, once per process:
     Retry-After of seconds follows from a small reservation; the sliding window's is
     ~60 s, when the charge leaves the window).
 
-Everything the SDK parses goes through its pydantic types; asserting on their fields
-checks that the router's answers (and what it relays) have the shape the SDK expects.
+The SDK builds its pydantic types from the answers without validating them (a missing
+field reads as None); the tests assert on the fields, and strict model_validate where a
+field could be missing, so that the router's answers (and what it relays) have the shape
+the SDK expects.
 """
 
 import json
@@ -289,6 +291,9 @@ def tearDownModule():
     for r in (ROUTER, BUCKET_ROUTER):
         if r:
             r.stop()
+            log = r.log().strip()  # --log-level=warn: empty unless something went wrong
+            if log:
+                print("waterline-router (port %d) log:\n%s" % (r.port, log), file=sys.stderr)
     if WORKER:
         WORKER.stop()
     if TMPDIR:
