@@ -25,9 +25,11 @@ double saneTokens(double v, double ifInvalid) {
   return std::clamp(v, 0.0, 1e15);
 }
 
+// Whole seconds, rounded up from the rounded-up milliseconds (so that Retry-After is
+// never below retry-after-ms / 1000: 5.0004 s is 5001 ms and 6 s, not 5 s).
 long long retrySeconds(Duration d) {
   if (d == Duration::max()) return 60;
-  auto s = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  auto s = std::chrono::ceil<std::chrono::milliseconds>(d).count();
   return std::max<long long>(1, (s + 999) / 1000);
 }
 

@@ -428,6 +428,9 @@ TEST(RateLimitHeaders, RetryAfterIsRoundedUpInSecondsAndMilliseconds) {
   auto h = headersFor(microseconds(5'170'400));  // 5.1704 s
   EXPECT_EQ(header(h, "Retry-After"), "6");
   EXPECT_EQ(header(h, "retry-after-ms"), "5171");
+  h = headersFor(microseconds(5'000'400));  // 5.0004 s: the seconds agree with the milliseconds
+  EXPECT_EQ(header(h, "Retry-After"), "6");
+  EXPECT_EQ(header(h, "retry-after-ms"), "5001");
   h = headersFor(microseconds(1'500));
   EXPECT_EQ(header(h, "Retry-After"), "1");
   EXPECT_EQ(header(h, "retry-after-ms"), "2");
