@@ -604,22 +604,10 @@ struct Worker {
   }
 
   std::string modelsBody() {
-    json data = json::array();
-    if (auto r = currentRoutes()) {
-      for (const auto& d : r->table().deployments) {
-        json m = json::object();
-        m["id"] = d.deployment.str();
-        m["object"] = "model";
-        m["owned_by"] = "waterline";
-        m["root"] = d.model;
-        m["deployment_type"] = std::string(api::toString(d.deploymentType));
-        data.push_back(std::move(m));
-      }
-    }
-    json out = json::object();
-    out["object"] = "list";
-    out["data"] = std::move(data);
-    return out.dump();
+    const auto created = std::chrono::duration_cast<std::chrono::seconds>(
+                             sh.clock->systemTime().time_since_epoch()).count();
+    if (auto r = currentRoutes()) return modelsListBody(r->table(), created);
+    return modelsListBody(routing::RoutingTable{}, created);
   }
 
   awaitable<bool> serveLocal(beast::tcp_stream& client, http::request<http::string_body>& req, const Target& t) {
