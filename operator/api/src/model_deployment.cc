@@ -95,8 +95,11 @@ bool read(Decoder& d, const json& v, const std::string& path, WorkerTemplate& ou
   if (!s) return d.fail(sp, "Required value"), false;
   if (!expectObject(d, *s, sp)) return false;
   std::string str;
-  opt(d, *s, sp, "image", str);
-  if (const json* cs = member(d, *s, sp, "containers")) {
+  if (!s->contains("containers")) {
+    // The shorthand: typed as the original flat shape was (image required).
+    WorkerPodSpec w;
+    if (!read(d, *s, sp, w)) return false;
+  } else if (const json* cs = member(d, *s, sp, "containers")) {
     const std::string cp = join(sp, "containers");
     if (!cs->is_array()) return typeError(d, cp, "array", *cs), false;
     for (size_t i = 0; i < cs->size(); ++i) {
@@ -108,8 +111,6 @@ bool read(Decoder& d, const json& v, const std::string& path, WorkerTemplate& ou
       opt(d, (*cs)[i], ip, "ports", ports);
     }
   }
-  std::vector<ContainerPort> ports;
-  opt(d, *s, sp, "ports", ports);
   if (!d.ok()) return false;
   out.raw = v;
   return true;

@@ -77,12 +77,11 @@ json render(const api::ModelDeployment& d) {
                          templateHash(d));
 }
 
-const json& container(const json& pod, const std::string& name) {
+json container(const json& pod, const std::string& name) {
   for (const auto& c : pod["spec"]["containers"])
     if (c["name"] == name) return c;
-  static const json none;
   ADD_FAILURE() << "no container " << name;
-  return none;
+  return json::object();
 }
 
 std::map<std::string, json> envOf(const json& c) {
@@ -106,7 +105,7 @@ TEST(WorkerPod, UserPodFieldsArePreserved) {
   ASSERT_EQ(s["containers"].size(), 2u);
   // The sidecar is as given: no GPU, no env, no probes.
   EXPECT_EQ(s["containers"][0], t["containers"][0]);
-  const json& w = container(pod, "vllm");
+  const json w = container(pod, "vllm");
   for (const char* f : {"image", "args", "ports", "envFrom", "volumeMounts", "securityContext"})
     EXPECT_EQ(w[f], t["containers"][1][f]) << f;
   EXPECT_EQ(pod["metadata"]["labels"]["app"], "llama");
@@ -115,7 +114,7 @@ TEST(WorkerPod, UserPodFieldsArePreserved) {
 
 TEST(WorkerPod, GpuResourcesAreAddedToTheWorkerContainersOwn) {
   auto d = deployment(vllmTemplate(), {{"workerContainer", "vllm"}});
-  const json& r = container(render(d), "vllm")["resources"];
+  const json r = container(render(d), "vllm")["resources"];
   EXPECT_EQ(r["requests"], (json{{"cpu", "8"}, {"memory", "64Gi"}, {"nvidia.com/gpu", "2"}}));
   EXPECT_EQ(r["limits"], (json{{"memory", "64Gi"}, {"nvidia.com/gpu", "2"}}));
 }
@@ -126,13 +125,13 @@ TEST(WorkerPod, TemplateGpuResourcesNeverReachThePod) {
   t["spec"]["containers"][1]["resources"]["limits"]["nvidia.com/mig-1g.10gb"] = "1";
   auto d = deployment(t, {{"workerContainer", "vllm"}});
   EXPECT_FALSE(api::validate(d).empty());  // rejected at apply; the render is safe on its own
-  const json& r = container(render(d), "vllm")["resources"];
+  const json r = container(render(d), "vllm")["resources"];
   EXPECT_EQ(r["limits"], (json{{"memory", "64Gi"}, {"nvidia.com/gpu", "2"}}));
 }
 
 TEST(WorkerPod, EnvKeepsTheTemplatesAndTheOperatorsWinsOnItsNames) {
   auto d = deployment(vllmTemplate(), {{"workerContainer", "vllm"}});
-  const json& w = container(render(d), "vllm");
+  const json w = container(render(d), "vllm");
   auto env = envOf(w);
   EXPECT_EQ(w["env"][0]["name"], "HF_TOKEN");  // the template's first, in its order
   EXPECT_EQ(env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["name"], "hf");
@@ -189,14 +188,14 @@ TEST(WorkerPod, ProbesOnlyWhereTheWorkerContainerHasNone) {
   json own = {{"httpGet", {{"path", "/v1/models"}, {"port", 8000}}}, {"periodSeconds", 5}};
   t["spec"]["containers"][1]["readinessProbe"] = own;
   auto d = deployment(t, {{"workerContainer", "vllm"}});
-  const json& w = container(render(d), "vllm");
+  const json w = container(render(d), "vllm");
   EXPECT_EQ(w["readinessProbe"], own);
   EXPECT_EQ(w["livenessProbe"]["httpGet"]["path"], "/health");
   EXPECT_EQ(w["startupProbe"]["httpGet"]["port"], 8000);
 
   t["spec"]["containers"][1]["livenessProbe"] = own;
   t["spec"]["containers"][1]["startupProbe"] = own;
-  const json& all = container(render(deployment(t, {{"workerContainer", "vllm"}})), "vllm");
+  const json all = container(render(deployment(t, {{"workerContainer", "vllm"}})), "vllm");
   EXPECT_EQ(all["livenessProbe"], own);
   EXPECT_EQ(all["startupProbe"], own);
 }
@@ -275,8 +274,12 @@ TEST(WorkerPod, FlatShorthandAndContainersAreExclusive) {
   json t = vllmTemplate();
   t["spec"]["image"] = "img";
   EXPECT_FALSE(api::validate(deployment(t)).empty());
-  json none = {{"spec", {{"tolerations", json::array()}}}};
-  EXPECT_FALSE(api::validate(deployment(none, {{"healthCheck", {{"port", 8000}}}})).empty());
+  json none = json::parse(R"({"apiVersion": "waterline.dev/v1alpha1", "kind": "ModelDeployment",
+    "metadata": {"name": "x"}, "spec": {"model": {"name": "m", "version": "v1"}, "region": "eu-west",
+    "gpu": {"count": 1}, "template": {"spec": {"tolerations": []}}}})");
+  auto r = api::ModelDeployment::fromJson(none);  // neither: read as the shorthand, without its image
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("spec.template.spec.image"), std::string::npos) << r.error();
   json flatEnv = vllmTemplate();
   flatEnv["spec"]["env"] = json::array({{{"name", "A"}, {"value", "1"}}});
   EXPECT_FALSE(api::validate(deployment(flatEnv)).empty());
