@@ -263,6 +263,9 @@ TEST(WorkerPod, ShorthandHashesItsOldEncoding) {
   EXPECT_EQ(*legacy, json::parse(R"({"metadata": {"labels": {"app": "x"}}, "spec": {
     "image": "img", "ports": [{"containerPort": 8000, "protocol": "TCP"}], "env": [{"name": "A"}],
     "resources": {"limits": {"memory": "1Gi"}}}})"));
+  // FNV-1a of {"gpu":…,"healthCheck":…,"model":…,"template":<the old encoding>}, computed
+  // outside the operator from the encoding of the operator before this change.
+  EXPECT_EQ(templateHash(d), "541fedf194");
   auto e = d;
   e.spec.template_.raw["spec"]["tolerations"] = json::array();  // beyond the old shape
   EXPECT_FALSE(api::legacyTemplateJson(e.spec.template_));
