@@ -348,17 +348,36 @@ nlohmann::json ModelDeploymentSpec::workerContainerJson() const {
   return spec["containers"][size_t(i)];
 }
 
+namespace {
+// The worker container within the raw template (no copy: healthPort() runs per probe), or
+// with the shorthand the template's spec, whose image and ports are the container's;
+// nullptr when there is none.
+const nlohmann::json* workerContainerIn(const ModelDeploymentSpec& s) {
+  const auto& raw = s.template_.raw;
+  auto sp = raw.find("spec");
+  if (sp == raw.end() || !sp->is_object()) return nullptr;
+  if (s.template_.shorthand()) return &*sp;
+  auto cs = sp->find("containers");
+  if (cs == sp->end() || !cs->is_array() || cs->empty()) return nullptr;
+  for (const auto& c : *cs)
+    if (c.is_object() && (!s.workerContainer || c.value("name", "") == *s.workerContainer)) return &c;
+  return nullptr;
+}
+}  // namespace
+
 std::string ModelDeploymentSpec::workerImage() const {
-  const auto c = workerContainerJson();
-  auto it = c.find("image");
-  return it != c.end() && it->is_string() ? it->get<std::string>() : "";
+  const auto* c = workerContainerIn(*this);
+  if (!c) return "";
+  auto it = c->find("image");
+  return it != c->end() && it->is_string() ? it->get<std::string>() : "";
 }
 
 std::vector<ContainerPort> ModelDeploymentSpec::workerPorts() const {
-  const auto c = workerContainerJson();
   std::vector<ContainerPort> out;
-  auto it = c.find("ports");
-  if (it == c.end() || !it->is_array()) return out;
+  const auto* c = workerContainerIn(*this);
+  if (!c) return out;
+  auto it = c->find("ports");
+  if (it == c->end() || !it->is_array()) return out;
   for (const auto& p : *it) {
     if (!p.is_object() || !p.contains("containerPort") || !p["containerPort"].is_number_integer()) continue;
     ContainerPort cp;
