@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Keeps the generated deployment files in step with their sources:
+#   core/v1 PodSpec (pinned k8s.io/kubernetes) -> spec.template.spec of
+#                                   crds/waterline.dev_modeldeployments.yaml (hack/gen-podtemplate.py)
 #   crds/*.yaml                  -> charts/waterline/templates/crds/ (templates: rendered
 #                                   when crds.enabled, annotated helm.sh/resource-policy:
 #                                   keep when crds.keep, so `helm upgrade` updates them and
@@ -32,10 +34,17 @@ check=false
 case "${1:-}" in
   --check) check=true ;;
   "") ;;
-  -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
   *) wl_die "usage: $0 [--check]" ;;
 esac
 wl_require_bin "$HELM_BIN"
+
+# crds/ is the source of the copies below; its generated part first.
+if $check; then
+  python3 "$ROOT/hack/gen-podtemplate.py" --check
+else
+  python3 "$ROOT/hack/gen-podtemplate.py"
+fi
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

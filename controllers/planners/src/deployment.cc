@@ -70,10 +70,6 @@ api::Condition cond(std::string_view type, bool status, std::string_view reason,
           std::string(reason), std::move(msg), {}, gen};
 }
 
-// How long a worker may take to answer its health check for the first time (model
-// download and load) before the kubelet restarts it.
-constexpr int32_t kStartupSeconds = 1800;
-
 json probe(const api::HealthCheckSpec& h, int32_t port, bool liveness) {
   return {{"httpGet", {{"path", h.path}, {"port", port}}},
           {"periodSeconds", h.periodSeconds},
@@ -86,10 +82,19 @@ json probe(const api::HealthCheckSpec& h, int32_t port, bool liveness) {
 
 std::string templateHash(const api::ModelDeployment& d) {
   json spec = api::toJson(d.spec);
-  json basis = {{"template", spec.value("template", json())},
+  // The whole template as given. A template in the old flat shape hashes as it always
+  // did (its old encoding), so upgrading the operator rolls no worker.
+  json tmpl = spec.value("template", json());
+  if (auto legacy = api::legacyTemplateJson(d.spec.template_)) tmpl = std::move(*legacy);
+  json basis = {{"template", std::move(tmpl)},
                 {"gpu", spec.value("gpu", json())},
                 {"healthCheck", spec.value("healthCheck", json())},
                 {"model", spec.value("model", json())}};
+  // Fields that change the rendered pod; only when not at their default, so the hashes of
+  // existing workers stay as they were.
+  if (d.spec.workerContainer) basis["workerContainer"] = *d.spec.workerContainer;
+  if (d.spec.startupTimeoutSeconds != api::kDefaultStartupTimeoutSeconds)
+    basis["startupTimeoutSeconds"] = d.spec.startupTimeoutSeconds;
   return hex(fnv1a(basis.dump()), 10);
 }
 
@@ -116,7 +121,7 @@ json renderWorkerPod(const api::ModelDeployment& d, const std::string& name,
   // Keys under waterline.dev/ are the operator's (validate() rejects them in a template;
   // they are left out here as well, so that no template can ever set one on a worker).
   json labels = json::object();
-  for (const auto& [k, v] : t.metadata.labels)
+  for (const auto& [k, v] : t.labels())
     if (!api::isReservedKey(k)) labels[k] = v;
   labels[std::string(api::labels::kDeployment)] = d.metadata.name;
   labels[std::string(api::labels::kPool)] = pool;
@@ -126,7 +131,7 @@ json renderWorkerPod(const api::ModelDeployment& d, const std::string& name,
   labels[std::string(api::labels::kTemplateHash)] = hash;
   const std::string assignment = scheduling::encodeAssignment(a);
   json annotations = json::object();
-  for (const auto& [k, v] : t.metadata.annotations)
+  for (const auto& [k, v] : t.annotations())
     if (!api::isReservedKey(k)) annotations[k] = v;
   annotations[std::string(api::annotations::kGpuAssignment)] = assignment;
 
@@ -148,62 +153,81 @@ json renderWorkerPod(const api::ModelDeployment& d, const std::string& name,
       devices = joinInts(a.gpus);
       break;
   }
-  json resources = {{"requests", json::object()}, {"limits", json::object()}};
-  const auto& rr = t.spec.resources;
-  if (rr.requests.cpu) resources["requests"]["cpu"] = rr.requests.cpu->toJson();
-  if (rr.requests.memory) resources["requests"]["memory"] = rr.requests.memory->toJson();
-  if (rr.limits.cpu) resources["limits"]["cpu"] = rr.limits.cpu->toJson();
-  if (rr.limits.memory) resources["limits"]["memory"] = rr.limits.memory->toJson();
-  resources["requests"][resName] = std::to_string(resCount);
-  resources["limits"][resName] = std::to_string(resCount);
 
-  json env = json::array();
-  for (const auto& e : t.spec.env) {
-    json v = {{"name", e.name}};
-    if (!e.value.empty()) v["value"] = e.value;
-    env.push_back(v);
-  }
-  env.push_back({{"name", "NVIDIA_VISIBLE_DEVICES"}, {"value", devices}});
-  env.push_back({{"name", "CUDA_VISIBLE_DEVICES"}, {"value", devices}});
-  if (mode == scheduling::SharingMode::MPS && a.kind == scheduling::ShapeKind::Share && slicesPerGpu > 0)
-    env.push_back({{"name", "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"},
-                   {"value", std::to_string(100 * int64_t(a.share_slots.size()) / slicesPerGpu)}});
-  env.push_back({{"name", "WATERLINE_GPU_ASSIGNMENT"}, {"value", assignment}});
-  env.push_back({{"name", "WATERLINE_DEPLOYMENT"}, {"value", d.metadata.name}});
-  env.push_back({{"name", "WATERLINE_POOL"}, {"value", pool}});
-  env.push_back({{"name", "WATERLINE_MODEL"}, {"value", d.spec.model.name}});
-  env.push_back({{"name", "WATERLINE_MODEL_VERSION"}, {"value", d.spec.model.version}});
+  // The user's PodSpec first (the shorthand expanded into one container "worker"), then
+  // the operator's fields on top.
+  json spec = t.podSpec();
+  if (!spec.contains("containers") || !spec["containers"].is_array() || spec["containers"].empty())
+    spec["containers"] = json::array({json{{"name", std::string(api::kShorthandContainerName)}}});
+  int wi = d.spec.workerContainerIndex(spec);
+  if (wi < 0) wi = 0;  // validate() rejects a workerContainer that names no container
+  json& container = spec["containers"][size_t(wi)];
+  if (!container.is_object()) container = json::object();
 
-  json container = {{"name", "worker"}, {"image", t.spec.image}, {"env", env}, {"resources", resources}};
-  if (!t.spec.imagePullPolicy.empty()) container["imagePullPolicy"] = t.spec.imagePullPolicy;
-  if (!t.spec.command.empty()) container["command"] = t.spec.command;
-  if (!t.spec.args.empty()) container["args"] = t.spec.args;
-  if (!t.spec.ports.empty()) {
-    json ports = json::array();
-    for (const auto& p : t.spec.ports) {
-      json j = {{"containerPort", p.containerPort}, {"protocol", std::string(api::toString(p.protocol))}};
-      if (!p.name.empty()) j["name"] = p.name;
-      ports.push_back(j);
+  // GPU resources added to the worker container's own (requests = limits). Any other
+  // nvidia.com/ resource is the CRD's to reject; it is dropped here as well, so the
+  // worker never asks the device plugin for GPUs the scheduler did not assign.
+  json resources = container.value("resources", json::object());
+  if (!resources.is_object()) resources = json::object();
+  for (const char* part : {"requests", "limits"}) {
+    json m = resources.value(part, json::object());
+    if (!m.is_object()) m = json::object();
+    for (auto it = m.begin(); it != m.end();) {
+      if (it.key().starts_with("nvidia.com/")) it = m.erase(it);
+      else ++it;
     }
-    container["ports"] = ports;
+    m[resName] = std::to_string(resCount);
+    resources[part] = std::move(m);
   }
+  container["resources"] = std::move(resources);
+
+  // Env: the template's, then the operator's (a template variable of the same name gives
+  // way: the operator's value is the one that matches the placement).
+  std::vector<std::pair<std::string, std::string>> owned;
+  owned.emplace_back("NVIDIA_VISIBLE_DEVICES", devices);
+  owned.emplace_back("CUDA_VISIBLE_DEVICES", devices);
+  if (mode == scheduling::SharingMode::MPS && a.kind == scheduling::ShapeKind::Share && slicesPerGpu > 0)
+    owned.emplace_back("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE",
+                       std::to_string(100 * int64_t(a.share_slots.size()) / slicesPerGpu));
+  owned.emplace_back("WATERLINE_GPU_ASSIGNMENT", assignment);
+  owned.emplace_back("WATERLINE_DEPLOYMENT", d.metadata.name);
+  owned.emplace_back("WATERLINE_POOL", pool);
+  owned.emplace_back("WATERLINE_MODEL", d.spec.model.name);
+  owned.emplace_back("WATERLINE_MODEL_VERSION", d.spec.model.version);
+  json env = json::array();
+  if (auto it = container.find("env"); it != container.end() && it->is_array())
+    for (const auto& e : *it) {
+      const std::string n = e.is_object() ? e.value("name", "") : "";
+      bool shadowed = false;
+      for (const auto& [k, v] : owned) shadowed |= k == n;
+      if (!shadowed) env.push_back(e);
+    }
+  for (const auto& [k, v] : owned) env.push_back({{"name", k}, {"value", v}});
+  container["env"] = std::move(env);
+
+  // Probes on the health endpoint, each only where the worker container has none.
   if (int32_t port = d.spec.healthPort(); port > 0) {
-    container["readinessProbe"] = probe(d.spec.healthCheck, port, false);
-    container["livenessProbe"] = probe(d.spec.healthCheck, port, true);
+    if (!container.contains("readinessProbe")) container["readinessProbe"] = probe(d.spec.healthCheck, port, false);
+    if (!container.contains("livenessProbe")) container["livenessProbe"] = probe(d.spec.healthCheck, port, true);
     // Loading a large model takes minutes: liveness only starts once the server has
-    // answered, and the server gets up to kStartupSeconds to do so.
-    json startup = probe(d.spec.healthCheck, port, true);
-    const int32_t period = std::max<int32_t>(1, d.spec.healthCheck.periodSeconds);
-    startup["failureThreshold"] =
-        std::max<int32_t>(d.spec.healthCheck.failureThreshold, (kStartupSeconds + period - 1) / period);
-    container["startupProbe"] = std::move(startup);
+    // answered, and the server gets up to spec.startupTimeoutSeconds to do so.
+    if (!container.contains("startupProbe")) {
+      json startup = probe(d.spec.healthCheck, port, true);
+      const int32_t period = std::max<int32_t>(1, d.spec.healthCheck.periodSeconds);
+      const int32_t allowance = std::max<int32_t>(1, d.spec.startupTimeoutSeconds);
+      startup["failureThreshold"] =
+          std::max<int32_t>(d.spec.healthCheck.failureThreshold, (allowance + period - 1) / period);
+      container["startupProbe"] = std::move(startup);
+    }
   }
 
-  json spec = {{"nodeName", a.node},
-               {"restartPolicy", "Always"},
-               {"terminationGracePeriodSeconds", 30},
-               {"containers", json::array({container})}};
-  if (!t.spec.serviceAccountName.empty()) spec["serviceAccountName"] = t.spec.serviceAccountName;
+  // Pod fields the operator owns (the CRD rejects them in a template).
+  spec["nodeName"] = a.node;
+  spec["restartPolicy"] = "Always";
+  for (const char* k : {"schedulerName", "nodeSelector", "affinity", "topologySpreadConstraints", "schedulingGates",
+                        "ephemeralContainers"})
+    spec.erase(k);
+  if (!spec.contains("terminationGracePeriodSeconds")) spec["terminationGracePeriodSeconds"] = 30;
 
   json owner = {{"apiVersion", "waterline.dev/v1alpha1"},
                 {"kind", "ModelDeployment"},

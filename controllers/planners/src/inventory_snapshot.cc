@@ -109,6 +109,28 @@ scheduling::GpuShape toShape(const api::GpuRequest& gpu) {
   return s;
 }
 
+std::vector<scheduling::Toleration> tolerationsOf(const api::ModelDeployment& d) {
+  std::vector<scheduling::Toleration> out;
+  const auto spec = d.spec.template_.podSpec();
+  auto ts = spec.find("tolerations");
+  if (ts == spec.end() || !ts->is_array()) return out;
+  for (const auto& t : *ts) {
+    if (!t.is_object()) continue;
+    scheduling::Toleration tol;
+    tol.key = t.value("key", "");
+    tol.op = t.value("operator", "Equal") == "Exists" ? scheduling::TolerationOperator::Exists
+                                                       : scheduling::TolerationOperator::Equal;
+    tol.value = t.value("value", "");
+    if (const std::string e = t.value("effect", ""); !e.empty()) {
+      auto eff = scheduling::parseTaintEffect(e);
+      if (!eff) continue;  // an effect the scheduler does not know tolerates nothing
+      tol.effect = *eff;
+    }
+    out.push_back(std::move(tol));
+  }
+  return out;
+}
+
 scheduling::Request toRequest(const api::ModelDeployment& d, const std::string& podName) {
   scheduling::Request r;
   r.worker = d.metadata.namespace_ + "/" + podName;
@@ -122,6 +144,7 @@ scheduling::Request toRequest(const api::ModelDeployment& d, const std::string& 
   r.zone = d.spec.dataZone.value_or("");
   r.preferred_product = d.spec.gpu.product.value_or("");
   r.shape = toShape(d.spec.gpu);
+  r.tolerations = tolerationsOf(d);
   return r;
 }
 

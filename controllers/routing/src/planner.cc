@@ -41,7 +41,7 @@ WorkerPod workerPodFromJson(const json& pod) {
 }
 
 int32_t servingPort(const api::ModelDeployment& d) {
-  const auto& ports = d.spec.template_.spec.ports;
+  const auto ports = d.spec.workerPorts();
   if (!ports.empty() && ports.front().containerPort > 0) return ports.front().containerPort;
   return kDefaultServingPort;
 }

@@ -1,5 +1,8 @@
 #include "waterline/api/model_deployment.h"
 
+#include <algorithm>
+#include <array>
+
 #include "codec.h"
 #include "validation.h"
 #include "waterline/api/gpu.h"
@@ -75,18 +78,42 @@ bool read(Decoder& d, const json& v, const std::string& path, WorkerPodSpec& out
   return d.ok();
 }
 
-bool read(Decoder& d, const json& v, const std::string& path, TemplateMetadata& out) {
-  if (!expectObject(d, v, path)) return false;
-  opt(d, v, path, "labels", out.labels);
-  opt(d, v, path, "annotations", out.annotations);
-  return d.ok();
-}
-
+// spec.template is kept as given; only the parts the operator reads are type-checked
+// here (the CRD checks the rest), so that a malformed stored object fails to decode with
+// the field named rather than later, in the middle of a reconcile.
 bool read(Decoder& d, const json& v, const std::string& path, WorkerTemplate& out) {
   if (!expectObject(d, v, path)) return false;
-  opt(d, v, path, "metadata", out.metadata);
-  req(d, v, path, "spec", out.spec);
-  return d.ok();
+  if (const json* m = member(d, v, path, "metadata")) {
+    const std::string mp = join(path, "metadata");
+    if (!expectObject(d, *m, mp)) return false;
+    std::map<std::string, std::string> kv;
+    opt(d, *m, mp, "labels", kv);
+    opt(d, *m, mp, "annotations", kv);
+  }
+  const json* s = member(d, v, path, "spec");
+  const std::string sp = join(path, "spec");
+  if (!s) return d.fail(sp, "Required value"), false;
+  if (!expectObject(d, *s, sp)) return false;
+  std::string str;
+  if (!s->contains("containers")) {
+    // The shorthand: typed as the original flat shape was (image required).
+    WorkerPodSpec w;
+    if (!read(d, *s, sp, w)) return false;
+  } else if (const json* cs = member(d, *s, sp, "containers")) {
+    const std::string cp = join(sp, "containers");
+    if (!cs->is_array()) return typeError(d, cp, "array", *cs), false;
+    for (size_t i = 0; i < cs->size(); ++i) {
+      const std::string ip = indexed(cp, i);
+      if (!expectObject(d, (*cs)[i], ip)) return false;
+      opt(d, (*cs)[i], ip, "name", str);
+      opt(d, (*cs)[i], ip, "image", str);
+      std::vector<ContainerPort> ports;
+      opt(d, (*cs)[i], ip, "ports", ports);
+    }
+  }
+  if (!d.ok()) return false;
+  out.raw = v;
+  return true;
 }
 
 bool read(Decoder& d, const json& v, const std::string& path, GpuRequest& out) {
@@ -155,6 +182,8 @@ bool read(Decoder& d, const json& v, const std::string& path, ModelDeploymentSpe
   if (!expectObject(d, v, path)) return false;
   req(d, v, path, "model", out.model);
   req(d, v, path, "template", out.template_);
+  opt(d, v, path, "workerContainer", out.workerContainer);
+  opt(d, v, path, "startupTimeoutSeconds", out.startupTimeoutSeconds);
   opt(d, v, path, "deploymentType", out.deploymentType);
   opt(d, v, path, "region", out.region);
   opt(d, v, path, "dataZone", out.dataZone);
@@ -253,9 +282,118 @@ std::string AutoscalingSpec::renderQuery(std::string_view deployment, std::strin
   return out;
 }
 
+namespace {
+// The shorthand's flat container fields (resources too: in the shorthand they are the
+// worker container's).
+constexpr std::array<std::string_view, 7> kShorthandFields{"image", "imagePullPolicy", "command", "args",
+                                                           "env",   "ports",           "resources"};
+
+std::map<std::string, std::string> stringMap(const nlohmann::json& raw, const char* key) {
+  std::map<std::string, std::string> out;
+  auto m = raw.find("metadata");
+  if (m == raw.end() || !m->is_object()) return out;
+  auto kv = m->find(key);
+  if (kv == m->end() || !kv->is_object()) return out;
+  for (auto it = kv->begin(); it != kv->end(); ++it)
+    if (it.value().is_string()) out.emplace(it.key(), it.value().get<std::string>());
+  return out;
+}
+}  // namespace
+
+std::map<std::string, std::string> WorkerTemplate::labels() const { return stringMap(raw, "labels"); }
+std::map<std::string, std::string> WorkerTemplate::annotations() const { return stringMap(raw, "annotations"); }
+
+bool WorkerTemplate::shorthand() const {
+  auto s = raw.find("spec");
+  return s != raw.end() && s->is_object() && s->contains("image") && !s->contains("containers");
+}
+
+nlohmann::json WorkerTemplate::podSpec() const {
+  auto s = raw.find("spec");
+  nlohmann::json spec = s != raw.end() && s->is_object() ? *s : nlohmann::json::object();
+  if (!shorthand()) return spec;
+  nlohmann::json c = {{"name", std::string(kShorthandContainerName)}};
+  for (auto f : kShorthandFields) {
+    const std::string k(f);
+    if (spec.contains(k)) {
+      c[k] = spec[k];
+      spec.erase(k);
+    }
+  }
+  spec["containers"] = nlohmann::json::array({std::move(c)});
+  return spec;
+}
+
+std::string ModelDeploymentSpec::workerContainerName() const {
+  if (workerContainer) return *workerContainer;
+  const auto spec = template_.podSpec();
+  auto cs = spec.find("containers");
+  if (cs == spec.end() || !cs->is_array() || cs->empty() || !(*cs)[0].is_object()) return "";
+  return (*cs)[0].value("name", "");
+}
+
+int ModelDeploymentSpec::workerContainerIndex(const nlohmann::json& podSpec) const {
+  auto cs = podSpec.find("containers");
+  if (cs == podSpec.end() || !cs->is_array() || cs->empty()) return -1;
+  if (!workerContainer) return 0;
+  for (size_t i = 0; i < cs->size(); ++i)
+    if ((*cs)[i].is_object() && (*cs)[i].value("name", "") == *workerContainer) return int(i);
+  return -1;
+}
+
+nlohmann::json ModelDeploymentSpec::workerContainerJson() const {
+  const auto spec = template_.podSpec();
+  const int i = workerContainerIndex(spec);
+  if (i < 0 || !spec["containers"][size_t(i)].is_object()) return nlohmann::json::object();
+  return spec["containers"][size_t(i)];
+}
+
+namespace {
+// The worker container within the raw template (no copy: healthPort() runs per probe), or
+// with the shorthand the template's spec, whose image and ports are the container's;
+// nullptr when there is none.
+const nlohmann::json* workerContainerIn(const ModelDeploymentSpec& s) {
+  const auto& raw = s.template_.raw;
+  auto sp = raw.find("spec");
+  if (sp == raw.end() || !sp->is_object()) return nullptr;
+  if (s.template_.shorthand()) return &*sp;
+  auto cs = sp->find("containers");
+  if (cs == sp->end() || !cs->is_array() || cs->empty()) return nullptr;
+  for (const auto& c : *cs)
+    if (c.is_object() && (!s.workerContainer || c.value("name", "") == *s.workerContainer)) return &c;
+  return nullptr;
+}
+}  // namespace
+
+std::string ModelDeploymentSpec::workerImage() const {
+  const auto* c = workerContainerIn(*this);
+  if (!c) return "";
+  auto it = c->find("image");
+  return it != c->end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+std::vector<ContainerPort> ModelDeploymentSpec::workerPorts() const {
+  std::vector<ContainerPort> out;
+  const auto* c = workerContainerIn(*this);
+  if (!c) return out;
+  auto it = c->find("ports");
+  if (it == c->end() || !it->is_array()) return out;
+  for (const auto& p : *it) {
+    if (!p.is_object() || !p.contains("containerPort") || !p["containerPort"].is_number_integer()) continue;
+    ContainerPort cp;
+    cp.containerPort = p["containerPort"].get<int32_t>();
+    if (auto n = p.find("name"); n != p.end() && n->is_string()) cp.name = n->get<std::string>();
+    if (auto pr = p.find("protocol"); pr != p.end() && pr->is_string())
+      cp.protocol = parseProtocol(pr->get<std::string>()).value_or(Protocol::TCP);
+    out.push_back(std::move(cp));
+  }
+  return out;
+}
+
 int32_t ModelDeploymentSpec::healthPort() const {
   if (healthCheck.port) return *healthCheck.port;
-  if (!template_.spec.ports.empty()) return template_.spec.ports.front().containerPort;
+  auto ports = workerPorts();
+  if (!ports.empty()) return ports.front().containerPort;
   return 0;
 }
 
@@ -274,12 +412,13 @@ json toJ(const ResourceList& r) {
   return o;
 }
 
-json toJ(const WorkerTemplate& t) {
+// The encoding of the template before it became a PodTemplateSpec (legacyTemplateJson).
+json legacyToJ(const std::map<std::string, std::string>& labels, const std::map<std::string, std::string>& annotations,
+               const WorkerPodSpec& s) {
   using namespace detail;
   json meta = json::object();
-  putNonEmpty(meta, "labels", t.metadata.labels);
-  putNonEmpty(meta, "annotations", t.metadata.annotations);
-  const auto& s = t.spec;
+  putNonEmpty(meta, "labels", labels);
+  putNonEmpty(meta, "annotations", annotations);
   json spec = json::object();
   put(spec, "image", s.image);
   putNonEmpty(spec, "imagePullPolicy", s.imagePullPolicy);
@@ -341,11 +480,52 @@ json toJ(const GpuRequest& g) {
 }
 }  // namespace
 
+namespace {
+bool keysWithin(const json& o, std::initializer_list<std::string_view> allowed) {
+  if (!o.is_object()) return false;
+  for (auto it = o.begin(); it != o.end(); ++it)
+    if (std::find(allowed.begin(), allowed.end(), it.key()) == allowed.end()) return false;
+  return true;
+}
+bool itemsWithin(const json& spec, const char* key, std::initializer_list<std::string_view> allowed) {
+  auto it = spec.find(key);
+  if (it == spec.end()) return true;
+  if (!it->is_array()) return false;
+  for (const auto& x : *it)
+    if (!keysWithin(x, allowed)) return false;
+  return true;
+}
+}  // namespace
+
+std::optional<nlohmann::json> legacyTemplateJson(const WorkerTemplate& t) {
+  const json& raw = t.raw;
+  if (!keysWithin(raw, {"metadata", "spec"})) return std::nullopt;
+  if (raw.contains("metadata") && !keysWithin(raw["metadata"], {"labels", "annotations"})) return std::nullopt;
+  const json spec = raw.value("spec", json::object());
+  if (!spec.contains("image") ||
+      !keysWithin(spec, {"image", "imagePullPolicy", "command", "args", "env", "ports", "resources",
+                         "serviceAccountName"}) ||
+      !itemsWithin(spec, "env", {"name", "value"}) || !itemsWithin(spec, "ports", {"name", "containerPort", "protocol"}))
+    return std::nullopt;
+  if (spec.contains("resources")) {
+    const json& r = spec["resources"];
+    if (!keysWithin(r, {"requests", "limits"})) return std::nullopt;
+    for (const char* k : {"requests", "limits"})
+      if (r.contains(k) && !keysWithin(r[k], {"cpu", "memory"})) return std::nullopt;
+  }
+  detail::Decoder d;
+  WorkerPodSpec s;
+  if (!detail::read(d, spec, "spec", s)) return std::nullopt;
+  return legacyToJ(t.labels(), t.annotations(), s);
+}
+
 nlohmann::json toJson(const ModelDeploymentSpec& s) {
   using namespace detail;
   json o = json::object();
   o["model"] = json{{"name", s.model.name}, {"version", s.model.version}};
-  o["template"] = toJ(s.template_);
+  o["template"] = s.template_.raw;
+  putOpt(o, "workerContainer", s.workerContainer);
+  put(o, "startupTimeoutSeconds", s.startupTimeoutSeconds);
   put(o, "deploymentType", s.deploymentType);
   putOpt(o, "region", s.region);
   putOpt(o, "dataZone", s.dataZone);
@@ -454,6 +634,144 @@ void validateRules(detail::Errors& e, const std::string& path, const ScalingRule
     e.range(p + ".periodSeconds", r.policies[i].periodSeconds, 1, 1800);
   }
 }
+// Fields of the pod the operator owns (the CRD's rules on spec.template.spec, generated
+// by hack/gen-podtemplate.py: keep the two in step).
+constexpr std::array<std::pair<std::string_view, std::string_view>, 7> kOwnedPodFields{{
+    {"nodeName", "the operator binds each worker to the node of its GPUs"},
+    {"schedulerName", "the operator is the scheduler of worker pods"},
+    {"nodeSelector", "placement belongs to the CapacityPools (spec.nodeSelector of a pool)"},
+    {"affinity", "placement belongs to the CapacityPools (spec.nodeSelector of a pool)"},
+    {"topologySpreadConstraints", "the operator places workers, not the kube-scheduler"},
+    {"schedulingGates", "the operator binds workers itself (a gated pod cannot have a node)"},
+    {"ephemeralContainers", "a pod cannot be created with ephemeral containers"},
+}};
+
+// No nvidia.com/ resource in requests or limits of `res` (a ResourceRequirements).
+void validateNoGpuResources(detail::Errors& e, const std::string& path, const json& res) {
+  if (!res.is_object()) return;
+  for (const char* part : {"limits", "requests"}) {
+    auto m = res.find(part);
+    if (m == res.end() || !m->is_object()) continue;
+    const std::string p = path + "." + part;
+    if (m->size() > 32) e.add(p, "Too many: must have at most 32 items");
+    for (auto it = m->begin(); it != m->end(); ++it)
+      if (it.key().starts_with("nvidia.com/"))
+        e.forbidden(p, "resources under nvidia.com/ are set by the operator from spec.gpu: remove them from " + p);
+  }
+}
+
+void validateTemplate(detail::Errors& e, const ModelDeploymentSpec& s) {
+  using namespace detail;
+  const auto& t = s.template_;
+  const auto labels = t.labels();
+  const auto annotations = t.annotations();
+  if (labels.size() > 64) e.add("spec.template.metadata.labels", "Too many: must have at most 64 items");
+  for (const auto& [k, v] : labels) {
+    const std::string p = "spec.template.metadata.labels";
+    if (!isQualifiedName(k)) e.invalid(p, "\"" + boundedQuote(k) + "\": " + kQualifiedNameMessage("label"));
+    if (!v.empty()) e.string(p + "." + boundedQuote(k), v, 0, 63, kLabelValuePattern);
+  }
+  if (annotations.size() > 64) e.add("spec.template.metadata.annotations", "Too many: must have at most 64 items");
+  for (const auto& [k, v] : annotations)
+    if (!isQualifiedName(k))
+      e.invalid("spec.template.metadata.annotations", "\"" + boundedQuote(k) + "\": " + kQualifiedNameMessage("annotation"));
+  for (const auto* keys : {&labels, &annotations})
+    for (const auto& [k, v] : *keys)
+      if (isReservedKey(k))
+        e.forbidden(std::string(keys == &labels ? "spec.template.metadata.labels" : "spec.template.metadata.annotations") +
+                        "[" + boundedQuote(k) + "]",
+                    "keys under waterline.dev/ are reserved for the operator");
+
+  const json spec = t.raw.value("spec", json::object());
+  const std::string sp = "spec.template.spec";
+  if (!spec.is_object()) {
+    e.invalid(sp, "must be an object");
+    return;
+  }
+  const bool hasImage = spec.contains("image"), hasContainers = spec.contains("containers");
+  if (hasImage == hasContainers)
+    e.invalid(sp, "exactly one of spec.template.spec.image (the deprecated shorthand) or spec.template.spec.containers "
+                  "must be set");
+  for (const auto& [f, why] : kOwnedPodFields)
+    if (spec.contains(std::string(f)))
+      e.forbidden(sp + "." + std::string(f), sp + "." + std::string(f) + " must not be set: " + std::string(why));
+  if (spec.contains("restartPolicy") && spec["restartPolicy"] != "Always")
+    e.forbidden(sp + ".restartPolicy",
+                "spec.template.spec.restartPolicy must be Always (or unset): workers are restarted in place");
+  validateNoGpuResources(e, sp + ".resources", spec.value("resources", json::object()));
+  for (const char* list : {"containers", "initContainers"}) {
+    auto cs = spec.find(list);
+    if (cs == spec.end() || !cs->is_array()) continue;
+    const std::string lp = sp + "." + list;
+    if (cs->size() > 32) e.add(lp, "Too many: must have at most 32 items");
+    if (cs->empty() && std::string_view(list) == "containers") e.invalid(lp, "must have at least 1 item");
+    for (size_t i = 0; i < cs->size(); ++i) {
+      const json& c = (*cs)[i];
+      if (!c.is_object()) continue;
+      const std::string cp = indexed(lp, i);
+      if (auto n = c.find("name"); n != c.end() && n->is_string()) e.string(cp + ".name", *n, 1, 63, nullptr);
+      else e.required(cp + ".name", "container name is required");
+      validateNoGpuResources(e, cp + ".resources", c.value("resources", json::object()));
+    }
+  }
+  if (s.workerContainer) {
+    e.string("spec.workerContainer", *s.workerContainer, 1, 63, kPortNamePattern);
+    const json full = t.podSpec();
+    if (s.workerContainerIndex(full) < 0)
+      e.invalid("spec.workerContainer",
+                "spec.workerContainer must name a container of spec.template.spec.containers (with the shorthand "
+                "spec.template.spec.image the container is named worker)");
+  }
+
+  if (hasContainers) {
+    for (const char* f : {"imagePullPolicy", "command", "args", "env", "ports"})
+      if (spec.contains(f))
+        e.forbidden(sp + "." + f,
+                    "spec.template.spec.imagePullPolicy, command, args, env and ports belong to the shorthand "
+                    "(spec.template.spec.image); with spec.template.spec.containers set them on the container");
+    return;
+  }
+  if (!hasImage) return;
+
+  // The shorthand: the checks of the original flat shape.
+  Decoder d;
+  WorkerPodSpec w;
+  if (!read(d, spec, sp, w)) {
+    e.invalid(sp, d.error());
+    return;
+  }
+  e.string(sp + ".image", w.image, 1, 1024, nullptr);
+  if (w.image.find_first_of(" \t\n\r\f") != std::string::npos)
+    e.invalid(sp + ".image", "spec.template.spec.image must not contain whitespace");
+  validateQuantity(e, sp + ".resources.requests.cpu", w.resources.requests.cpu);
+  validateQuantity(e, sp + ".resources.requests.memory", w.resources.requests.memory);
+  validateQuantity(e, sp + ".resources.limits.cpu", w.resources.limits.cpu);
+  validateQuantity(e, sp + ".resources.limits.memory", w.resources.limits.memory);
+  if (!w.imagePullPolicy.empty() && w.imagePullPolicy != "Always" && w.imagePullPolicy != "IfNotPresent" &&
+      w.imagePullPolicy != "Never")
+    e.add(sp + ".imagePullPolicy", "Unsupported value: \"" + w.imagePullPolicy + "\"");
+  if (w.command.size() > 64) e.add(sp + ".command", "Too many: must have at most 64 items");
+  if (w.args.size() > 256) e.add(sp + ".args", "Too many: must have at most 256 items");
+  if (w.env.size() > 128) e.add(sp + ".env", "Too many: must have at most 128 items");
+  for (size_t i = 0; i < w.env.size(); ++i) {
+    std::string p = indexed(sp + ".env", i);
+    e.string(p + ".name", w.env[i].name, 1, 256, kEnvNamePattern);
+    for (size_t j = 0; j < i; ++j)
+      if (w.env[j].name == w.env[i].name) e.add(p, "Duplicate value: {\"name\":\"" + w.env[i].name + "\"}");
+  }
+  if (w.ports.size() > 16) e.add(sp + ".ports", "Too many: must have at most 16 items");
+  for (size_t i = 0; i < w.ports.size(); ++i) {
+    std::string p = indexed(sp + ".ports", i);
+    const auto& port = w.ports[i];
+    if (!port.name.empty()) e.string(p + ".name", port.name, 1, 15, kPortNamePattern);
+    e.range(p + ".containerPort", port.containerPort, 1, 65535);
+    for (size_t j = 0; j < i; ++j)
+      if (w.ports[j].containerPort == port.containerPort && w.ports[j].protocol == port.protocol)
+        e.add(p, "Duplicate value: containerPort " + std::to_string(port.containerPort));
+  }
+  if (!w.serviceAccountName.empty())
+    e.string(sp + ".serviceAccountName", w.serviceAccountName, 1, 253, kDnsSubdomainPattern);
+}
 }  // namespace
 
 std::vector<std::string> validate(const ModelDeployment& d) {
@@ -468,55 +786,7 @@ std::vector<std::string> validate(const ModelDeployment& d) {
   if (d.metadata.name.size() > 63)
     e.invalid("metadata.name", "metadata.name must be at most 63 characters: worker pods carry it as a label value");
 
-  const auto& t = s.template_;
-  if (t.metadata.labels.size() > 64) e.add("spec.template.metadata.labels", "Too many: must have at most 64 items");
-  for (const auto& [k, v] : t.metadata.labels) {
-    const std::string p = "spec.template.metadata.labels";
-    if (!isQualifiedName(k)) e.invalid(p, "\"" + boundedQuote(k) + "\": " + kQualifiedNameMessage("label"));
-    if (!v.empty()) e.string(p + "." + boundedQuote(k), v, 0, 63, kLabelValuePattern);
-  }
-  if (t.metadata.annotations.size() > 64)
-    e.add("spec.template.metadata.annotations", "Too many: must have at most 64 items");
-  for (const auto& [k, v] : t.metadata.annotations)
-    if (!isQualifiedName(k))
-      e.invalid("spec.template.metadata.annotations", "\"" + boundedQuote(k) + "\": " + kQualifiedNameMessage("annotation"));
-  for (const auto* keys : {&t.metadata.labels, &t.metadata.annotations})
-    for (const auto& [k, v] : *keys)
-      if (isReservedKey(k))
-        e.forbidden(std::string(keys == &t.metadata.labels ? "spec.template.metadata.labels" : "spec.template.metadata.annotations") +
-                        "[" + boundedQuote(k) + "]",
-                    "keys under waterline.dev/ are reserved for the operator");
-  e.string("spec.template.spec.image", t.spec.image, 1, 1024, nullptr);
-  if (t.spec.image.find_first_of(" \t\n\r\f") != std::string::npos)
-    e.invalid("spec.template.spec.image", "spec.template.spec.image must not contain whitespace");
-  validateQuantity(e, "spec.template.spec.resources.requests.cpu", t.spec.resources.requests.cpu);
-  validateQuantity(e, "spec.template.spec.resources.requests.memory", t.spec.resources.requests.memory);
-  validateQuantity(e, "spec.template.spec.resources.limits.cpu", t.spec.resources.limits.cpu);
-  validateQuantity(e, "spec.template.spec.resources.limits.memory", t.spec.resources.limits.memory);
-  if (!t.spec.imagePullPolicy.empty() && t.spec.imagePullPolicy != "Always" &&
-      t.spec.imagePullPolicy != "IfNotPresent" && t.spec.imagePullPolicy != "Never")
-    e.add("spec.template.spec.imagePullPolicy", "Unsupported value: \"" + t.spec.imagePullPolicy + "\"");
-  if (t.spec.command.size() > 64) e.add("spec.template.spec.command", "Too many: must have at most 64 items");
-  if (t.spec.args.size() > 256) e.add("spec.template.spec.args", "Too many: must have at most 256 items");
-  if (t.spec.env.size() > 128) e.add("spec.template.spec.env", "Too many: must have at most 128 items");
-  for (size_t i = 0; i < t.spec.env.size(); ++i) {
-    std::string p = indexed("spec.template.spec.env", i);
-    e.string(p + ".name", t.spec.env[i].name, 1, 256, kEnvNamePattern);
-    for (size_t j = 0; j < i; ++j)
-      if (t.spec.env[j].name == t.spec.env[i].name) e.add(p, "Duplicate value: {\"name\":\"" + t.spec.env[i].name + "\"}");
-  }
-  if (t.spec.ports.size() > 16) e.add("spec.template.spec.ports", "Too many: must have at most 16 items");
-  for (size_t i = 0; i < t.spec.ports.size(); ++i) {
-    std::string p = indexed("spec.template.spec.ports", i);
-    const auto& port = t.spec.ports[i];
-    if (!port.name.empty()) e.string(p + ".name", port.name, 1, 15, kPortNamePattern);
-    e.range(p + ".containerPort", port.containerPort, 1, 65535);
-    for (size_t j = 0; j < i; ++j)
-      if (t.spec.ports[j].containerPort == port.containerPort && t.spec.ports[j].protocol == port.protocol)
-        e.add(p, "Duplicate value: containerPort " + std::to_string(port.containerPort));
-  }
-  if (!t.spec.serviceAccountName.empty())
-    e.string("spec.template.spec.serviceAccountName", t.spec.serviceAccountName, 1, 253, kDnsSubdomainPattern);
+  validateTemplate(e, s);
 
   if (s.region) e.string("spec.region", *s.region, 1, 63, kRegionPattern);
   if (s.dataZone) e.string("spec.dataZone", *s.dataZone, 2, 16, kDataZonePattern);
@@ -570,8 +840,11 @@ std::vector<std::string> validate(const ModelDeployment& d) {
   }
 
   const auto& h = s.healthCheck;
-  if (!h.port && t.spec.ports.empty())
-    e.required("spec.healthCheck", "spec.healthCheck.port is required when spec.template.spec.ports is empty");
+  if (!h.port && s.workerPorts().empty())
+    e.required("spec.healthCheck",
+               "spec.healthCheck.port is required when the worker container has no ports (spec.template.spec.ports, "
+               "or the ports of the container spec.workerContainer names)");
+  e.range("spec.startupTimeoutSeconds", s.startupTimeoutSeconds, 1, 86400);
   e.string("spec.healthCheck.path", h.path, 1, 1024, "^/[\\s\\S]*$");
   if (!h.path.empty() && h.path.front() == '/' && !isValidHttpPath(h.path))
     e.invalid("spec.healthCheck.path", "must not contain whitespace or control characters");

@@ -83,6 +83,68 @@ TEST(ModelDeploymentIT, WorkersBoundScaledBeyondCapacityRecoveredAndDrained) {
   op.kill(SIGTERM);
 }
 
+// A full PodTemplateSpec end to end: on GPU nodes tainted nvidia.com/gpu:NoSchedule only a
+// template that tolerates the taint gets workers, and the worker pod the apiserver stores
+// carries the user's pod fields with the operator's merged on top (docs/workers.md).
+TEST(ModelDeploymentIT, FullTemplateToleratesTheGpuTaintAndKeepsTheUsersPodFields) {
+  WL_CLIENT_OR_SKIP(client);
+  World w(client);
+  for (const char* n : {"-euw-h100-0", "-euw-h100-1"}) {
+    Json taint = {{"spec", {{"taints", {{{"key", "nvidia.com/gpu"}, {"value", "present"}, {"effect", "NoSchedule"}}}}}}};
+    ASSERT_TRUE(client->patch(kube::kinds::Node, "", w.prefix + n, kube::PatchType::Merge, taint.dump()));
+  }
+  OperatorProcess op;
+  op.start();
+
+  Json vllm = w.deployment("vllm", 1, 2);
+  vllm["spec"]["workerContainer"] = "vllm";
+  vllm["spec"]["startupTimeoutSeconds"] = 2700;
+  vllm["spec"]["template"] = Json::parse(R"({
+    "metadata": {"labels": {"app": "vllm"}},
+    "spec": {
+      "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+      "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+      "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}],
+      "initContainers": [{"name": "fetch", "image": "busybox:1.36", "command": ["true"]}],
+      "containers": [
+        {"name": "proxy", "image": "envoyproxy/envoy:v1.31.0", "ports": [{"containerPort": 9901}]},
+        {"name": "vllm", "image": "vllm/vllm-openai:v0.6.3", "ports": [{"name": "http", "containerPort": 8000}],
+         "env": [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "token"}}}],
+         "resources": {"requests": {"cpu": "4"}},
+         "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+         "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]}})");
+  w.apply(vllm);
+  // The same deployment in the flat shorthand, without the toleration: nowhere to go.
+  w.apply(w.deployment("plain", 1, 2));
+
+  ASSERT_TRUE(it::eventually([&] { return w.pods("vllm").size() == 1; }, 60s)) << op.logText();
+  const Json pod = w.pods("vllm")[0];
+  const Json& s = pod["spec"];
+  EXPECT_EQ(s["tolerations"][0]["key"], "nvidia.com/gpu");
+  EXPECT_EQ(s["volumes"][0]["emptyDir"]["medium"], "Memory");
+  EXPECT_EQ(s["securityContext"]["runAsUser"], 1000);
+  EXPECT_EQ(s["initContainers"][0]["name"], "fetch");
+  EXPECT_EQ(std::string(s["nodeName"]).rfind(w.prefix + "-euw-h100-", 0), 0u);
+  EXPECT_EQ(pod["metadata"]["labels"]["app"], "vllm");
+  ASSERT_EQ(s["containers"].size(), 2u);
+  EXPECT_EQ(s["containers"][0]["name"], "proxy");
+  EXPECT_FALSE(s["containers"][0].contains("readinessProbe"));
+  EXPECT_FALSE(s["containers"][0]["resources"].contains("limits"));
+  const Json& v = s["containers"][1];
+  EXPECT_EQ(v["resources"]["limits"]["nvidia.com/gpu"], "2");
+  EXPECT_EQ(v["resources"]["requests"]["cpu"], "4");
+  EXPECT_EQ(v["env"][0]["valueFrom"]["secretKeyRef"]["name"], "hf-token");
+  EXPECT_EQ(v["volumeMounts"][0]["mountPath"], "/dev/shm");
+  EXPECT_EQ(v["securityContext"]["capabilities"]["drop"][0], "ALL");
+  EXPECT_EQ(v["readinessProbe"]["httpGet"]["port"], 8000);
+  EXPECT_EQ(v["startupProbe"]["failureThreshold"], 270);  // 2700 s at the default 10 s period
+
+  ASSERT_TRUE(it::eventually([&] {
+    return w.conditionOf("plain", "Scheduled").value("status", "") == "False";
+  }, 30s)) << op.logText();
+  EXPECT_TRUE(w.pods("plain").empty()) << w.conditionOf("plain", "Scheduled").dump();
+}
+
 TEST(ModelDeploymentIT, SigkillMidScaleUpLeavesNoDuplicatesNorDoubleBookedGpus) {
   WL_CLIENT_OR_SKIP(client);
   World w(client);

@@ -83,7 +83,7 @@ TEST(Codec, DeploymentDefaults) {
   EXPECT_EQ(s.healthCheck.failureThreshold, 3);
   EXPECT_EQ(s.healthCheck.successThreshold, 1);
   EXPECT_EQ(s.healthPort(), 8000);
-  EXPECT_EQ(s.template_.spec.ports.at(0).protocol, Protocol::TCP);
+  EXPECT_EQ(s.workerPorts().at(0).protocol, Protocol::TCP);
   EXPECT_EQ(s.gpu.kind(), GpuRequestKind::Count);
   EXPECT_TRUE(validate(*m).empty());
 
@@ -289,8 +289,9 @@ spec:
   EXPECT_TRUE(validate(*m).empty());
   EXPECT_EQ(m->spec.gpu.kind(), GpuRequestKind::Shares);
   EXPECT_EQ(m->spec.gpu.memory->value(), 10LL << 30);
-  EXPECT_EQ(m->spec.template_.spec.env[1].value, "");
-  EXPECT_EQ(m->spec.template_.spec.ports[1].protocol, Protocol::UDP);
+  EXPECT_FALSE(m->spec.template_.raw["spec"]["env"][1].contains("value"));
+  EXPECT_EQ(m->spec.workerPorts()[1].protocol, Protocol::UDP);
+  EXPECT_EQ(m->spec.workerImage(), "img");
   EXPECT_EQ(m->spec.maxUnavailable.scaledValue(3, false).value(), 0);
   EXPECT_EQ(ModelDeployment::fromJson(m->toJson()).value(), *m);
   EXPECT_EQ(ModelDeployment::fromJson(m->toJson(false)).value().status, ModelDeploymentStatus{});

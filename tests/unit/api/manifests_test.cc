@@ -143,6 +143,9 @@ void expectDeclared(const json& schema, const json& v, const std::string& path) 
 // encoding has its parent object, the encoding holds the CRD's default.
 void expectDefaults(const json& schema, const json& original, const json& encoded, const std::string& path) {
   if (schema.value("type", "") != "object" || !schema.contains("properties") || !encoded.is_object()) return;
+  // spec.template is kept as given (the apiserver applies its defaults; the operator
+  // passes it through to the worker pods), so the codec defaults nothing in it.
+  if (path == "spec.template") return;
   for (auto it = schema["properties"].begin(); it != schema["properties"].end(); ++it) {
     const std::string& key = it.key();
     const json& prop = it.value();

@@ -86,7 +86,7 @@ TEST(Deployment, SelectorLabelsAndHealthPort) {
   EXPECT_EQ(d.workerSelectorLabels(),
             (Labels{{"waterline.dev/deployment", "llama"}, {"app.kubernetes.io/managed-by", "waterline"}}));
   EXPECT_EQ(d.spec.healthPort(), 0);
-  d.spec.template_.spec.ports = {{"http", 8080, Protocol::TCP}};
+  d.spec.template_.raw = {{"spec", {{"image", "img"}, {"ports", {{{"name", "http"}, {"containerPort", 8080}}}}}}};
   EXPECT_EQ(d.spec.healthPort(), 8080);
   d.spec.healthCheck.port = 9000;
   EXPECT_EQ(d.spec.healthPort(), 9000);

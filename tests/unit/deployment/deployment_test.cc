@@ -170,11 +170,12 @@ TEST(DeploymentPlanner, ScaleUpCreatesBoundPodsWithAssignment) {
 TEST(DeploymentPlanner, TemplateCannotSetTheOperatorsKeysSoWorkersDoNotChurn) {
   World w;
   auto d = deployment("llama", 2, 1);
-  d.spec.template_.metadata.annotations["waterline.dev/draining-since"] = "2020-01-01T00:00:00Z";
-  d.spec.template_.metadata.annotations["ops.waterline.dev/anything"] = "x";
-  d.spec.template_.metadata.annotations["team.example.com/owner"] = "ml";
-  d.spec.template_.metadata.labels["waterline.dev/pool"] = "elsewhere";
-  d.spec.template_.metadata.labels["app"] = "llama";
+  auto& meta = d.spec.template_.raw["metadata"];
+  meta["annotations"]["waterline.dev/draining-since"] = "2020-01-01T00:00:00Z";
+  meta["annotations"]["ops.waterline.dev/anything"] = "x";
+  meta["annotations"]["team.example.com/owner"] = "ml";
+  meta["labels"]["waterline.dev/pool"] = "elsewhere";
+  meta["labels"]["app"] = "llama";
   EXPECT_FALSE(api::validate(d).empty());  // the reconciler stops here with InvalidSpec; the planner is safe on its own
   auto p = w.step(d);
   ASSERT_EQ(p.creates.size(), 2u);
@@ -396,7 +397,7 @@ TEST(DeploymentPlanner, TemplateChangeRollsOutWithinMaxUnavailable) {
   auto d = deployment("llama", 3, 1);
   w.step(d);
   auto d2 = d;
-  d2.spec.template_.spec.image = "vllm/vllm-openai:v0.7.0";
+  d2.spec.template_.raw["spec"]["image"] = "vllm/vllm-openai:v0.7.0";
   ASSERT_NE(templateHash(d), templateHash(d2));
   auto snap = w.snapshot();
   auto p = w.plan(d2, snap);

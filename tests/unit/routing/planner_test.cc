@@ -55,7 +55,7 @@ TEST(Planner, EntriesFromSnapshot) {
   d.spec.dataZone = "EU";
   d.spec.throughput = api::ThroughputSpec{600000, 1, 2};
   d.spec.spillover = api::SpilloverSpec{{"llama-global"}};
-  d.spec.template_.spec.ports.push_back({"http", 9000, api::Protocol::TCP});
+  d.spec.template_.raw["spec"] = {{"image", "img"}, {"ports", {{{"name", "http"}, {"containerPort", 9000}, {"protocol", "TCP"}}}}};
   auto west = pool("eu-west", "eu-west", "EU", 0.8);
   auto north = pool("eu-north", "eu-north", "EU", 0.9, /*ready=*/false);
   RoutingSnapshot s;

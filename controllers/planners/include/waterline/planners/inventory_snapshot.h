@@ -48,6 +48,10 @@ scheduling::PoolSpec toPoolSpec(const api::CapacityPool& pool);
 scheduling::NodeSpec toNodeSpec(const NodeView& node, const std::string& pool,
                                 api::SharingMode mode);
 scheduling::GpuShape toShape(const api::GpuRequest& gpu);
+// The template's tolerations (spec.template.spec.tolerations), as the scheduler's taint filter
+// reads them: a worker may only land on a node whose NoSchedule/NoExecute taints they
+// tolerate (e.g. the usual nvidia.com/gpu:NoSchedule of GPU nodes).
+std::vector<scheduling::Toleration> tolerationsOf(const api::ModelDeployment& d);
 // The scheduling request of one replica of `d` (worker id "ns/podName").
 scheduling::Request toRequest(const api::ModelDeployment& d, const std::string& podName);
 // The request a recorded assignment stands for (its shape), so that occupancy can be

@@ -46,6 +46,8 @@ inline constexpr int32_t kDefaultHealthPeriodSeconds = 10;
 inline constexpr int32_t kDefaultHealthTimeoutSeconds = 2;
 inline constexpr int32_t kDefaultHealthFailureThreshold = 3;
 inline constexpr int32_t kDefaultHealthSuccessThreshold = 1;
+// spec.startupTimeoutSeconds: how long a worker may take to answer its first health check.
+inline constexpr int32_t kDefaultStartupTimeoutSeconds = 1800;
 
 struct ModelRef {
   std::string name;
@@ -78,8 +80,10 @@ struct ResourceRequirements {
   bool operator==(const ResourceRequirements&) const = default;
 };
 
-// The worker container: a small shape the operator owns. The operator adds the GPU
-// resources (from spec.gpu), node placement, probes (from spec.healthCheck) and labels.
+// The deprecated flat shorthand of spec.template.spec (image, imagePullPolicy, command,
+// args, env with name/value, ports, cpu/memory resources, serviceAccountName): the shape
+// before spec.template became a PodTemplateSpec. Only used to keep the template hash of
+// such templates what it was (legacyTemplateJson), so an operator upgrade rolls nothing.
 struct WorkerPodSpec {
   std::string image;
   std::string imagePullPolicy;  // "", Always, IfNotPresent, Never
@@ -92,17 +96,32 @@ struct WorkerPodSpec {
   bool operator==(const WorkerPodSpec&) const = default;
 };
 
-struct TemplateMetadata {
-  std::map<std::string, std::string> labels;
-  std::map<std::string, std::string> annotations;
-  bool operator==(const TemplateMetadata&) const = default;
-};
+// Container name of the shorthand's one container.
+inline constexpr std::string_view kShorthandContainerName = "worker";
 
+// spec.template: a core/v1 PodTemplateSpec, kept as the JSON it was given (the CRD's
+// schema prunes and checks it; the operator passes it through to the worker pods and
+// merges its own fields on top, planners::renderWorkerPod). spec.template.spec either has
+// `containers`, or is the deprecated shorthand: `image` (+ imagePullPolicy, command, args,
+// env, ports, resources) describing one container named "worker".
 struct WorkerTemplate {
-  TemplateMetadata metadata;
-  WorkerPodSpec spec;
+  nlohmann::json raw = nlohmann::json::object();
+
+  // metadata.labels / metadata.annotations (string values only).
+  std::map<std::string, std::string> labels() const;
+  std::map<std::string, std::string> annotations() const;
+  // spec.image is set (the shorthand).
+  bool shorthand() const;
+  // The PodSpec with the shorthand expanded: its flat fields become containers[0], named
+  // "worker" (resources included: in the shorthand they are the container's). A copy.
+  nlohmann::json podSpec() const;
   bool operator==(const WorkerTemplate&) const = default;
 };
+
+// The shorthand template's encoding before spec.template became a PodTemplateSpec, or
+// nullopt when the template uses anything beyond the old shape. The template hash of such
+// a template is computed from it, so workers made by an older operator are not rolled.
+std::optional<nlohmann::json> legacyTemplateJson(const WorkerTemplate& t);
 
 enum class GpuRequestKind { Count, MigProfile, Shares };
 
@@ -162,7 +181,7 @@ inline bool isValidHttpPath(std::string_view path) {
 
 struct HealthCheckSpec {
   std::string path{kDefaultHealthPath};
-  std::optional<int32_t> port;  // default: first template port
+  std::optional<int32_t> port;  // default: the worker container's first port
   int32_t periodSeconds = kDefaultHealthPeriodSeconds;
   int32_t timeoutSeconds = kDefaultHealthTimeoutSeconds;
   int32_t failureThreshold = kDefaultHealthFailureThreshold;
@@ -190,6 +209,8 @@ struct SpilloverSpec {
 struct ModelDeploymentSpec {
   ModelRef model;
   WorkerTemplate template_;  // JSON "template"
+  std::optional<std::string> workerContainer;  // default: the first container
+  int32_t startupTimeoutSeconds = kDefaultStartupTimeoutSeconds;
   DeploymentType deploymentType = DeploymentType::Standard;
   std::optional<std::string> region;    // Standard only (required there)
   std::optional<std::string> dataZone;  // DataZone only (required there)
@@ -206,8 +227,18 @@ struct ModelDeploymentSpec {
   std::optional<SpilloverSpec> spillover;
 
   bool autoscalingEnabled() const { return autoscaling && autoscaling->enabled; }
-  // healthCheck.port, else the first template port, else 0.
+  // healthCheck.port, else the worker container's first port, else 0.
   int32_t healthPort() const;
+  // Name of the worker container: workerContainer, else the first container's ("worker"
+  // with the shorthand; "" when the template has no container).
+  std::string workerContainerName() const;
+  // Index of the worker container in template_.podSpec()["containers"], or -1.
+  int workerContainerIndex(const nlohmann::json& podSpec) const;
+  // The worker container (of template_.podSpec()); an empty object when there is none.
+  nlohmann::json workerContainerJson() const;
+  // Typed views of the worker container the operator needs.
+  std::string workerImage() const;
+  std::vector<ContainerPort> workerPorts() const;
   bool operator==(const ModelDeploymentSpec&) const = default;
 };
 
