@@ -235,9 +235,12 @@ def legacy_shorthand():
             "description": "Deprecated shorthand (with image): the worker container's env (name and value).",
             "type": "array", "maxItems": 128,
             "items": {"type": "object", "required": ["name"], "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": 256,
+                "name": {"description": "Name of the environment variable.",
+                         "type": "string", "minLength": 1, "maxLength": 256,
                          "pattern": "^[-._a-zA-Z][-._a-zA-Z0-9]*$"},
-                "value": {"type": "string", "maxLength": 32768}}},
+                "value": {"description": "Value of the environment variable (clear text; use the full "
+                                         "template's env[].valueFrom for Secrets).",
+                          "type": "string", "maxLength": 32768}}},
             "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
         },
         "ports": {
@@ -245,9 +248,12 @@ def legacy_shorthand():
                            "serving and default health-check port.",
             "type": "array", "maxItems": 16,
             "items": {"type": "object", "required": ["containerPort"], "properties": {
-                "name": {"type": "string", "maxLength": 15, "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
-                "containerPort": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 65535},
-                "protocol": {"type": "string", "default": "TCP", "enum": ["TCP", "UDP", "SCTP"]}}},
+                "name": {"description": "Name of the port (an IANA_SVC_NAME, at most 15 characters).",
+                         "type": "string", "maxLength": 15, "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+                "containerPort": {"description": "Port number the worker listens on (1-65535).",
+                                  "type": "integer", "format": "int32", "minimum": 1, "maximum": 65535},
+                "protocol": {"description": "Protocol of the port: TCP (default), UDP or SCTP.",
+                             "type": "string", "default": "TCP", "enum": ["TCP", "UDP", "SCTP"]}}},
             "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["containerPort", "protocol"],
         },
     }
