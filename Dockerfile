@@ -25,7 +25,7 @@ FROM ${BUILD_IMAGE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
-      libcpprest-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev libboost-dev libcli11-dev \
+      libcpprest-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev libboost-dev libcli11-dev prometheus-cpp-dev \
       googletest libgtest-dev libgmock-dev libbenchmark-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -57,7 +57,7 @@ FROM ${RUNTIME_IMAGE} AS runtime
 # (ldd lists no libboost_*); libstdc++6 and libgcc-s1 are in the slim base.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libcpprest2.10 libssl3 libyaml-cpp0.7 ca-certificates \
+      libcpprest2.10 libssl3 libyaml-cpp0.7 libprometheus-cpp-core1.0 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 65532 nonroot \
  && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
