@@ -29,26 +29,29 @@ bool endsWith(std::string_view s, std::string_view suffix) {
 // them in a std::map, i.e. by name), keeping other labels (none today) after them, and
 // sorts the samples by those values.
 void orderSamples(prometheus::MetricFamily& mf, const std::vector<std::string>& names) {
-  auto valuesOf = [&](const prometheus::ClientMetric& m) {
-    LabelValues v;
-    v.reserve(m.label.size());
-    for (const auto& l : m.label) v.push_back(l.value);
-    return v;
-  };
+  std::vector<std::pair<LabelValues, prometheus::ClientMetric>> keyed;
+  keyed.reserve(mf.metric.size());
   for (auto& m : mf.metric) {
     std::vector<prometheus::ClientMetric::Label> ordered;
     ordered.reserve(m.label.size());
+    LabelValues key;
+    key.reserve(m.label.size());
     for (const auto& n : names) {
       auto it = std::find_if(m.label.begin(), m.label.end(), [&](const auto& l) { return l.name == n; });
-      if (it != m.label.end()) ordered.push_back(*it);
+      if (it != m.label.end()) {
+        key.push_back(it->value);
+        ordered.push_back(*it);
+      }
     }
-    for (const auto& l : m.label) {
-      if (std::find(names.begin(), names.end(), l.name) == names.end()) ordered.push_back(l);
+    for (auto& l : m.label) {
+      if (std::find(names.begin(), names.end(), l.name) == names.end()) ordered.push_back(std::move(l));
     }
     m.label = std::move(ordered);
+    keyed.emplace_back(std::move(key), std::move(m));
   }
-  std::stable_sort(mf.metric.begin(), mf.metric.end(),
-                   [&](const auto& a, const auto& b) { return valuesOf(a) < valuesOf(b); });
+  std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  mf.metric.clear();
+  for (auto& [k, m] : keyed) mf.metric.push_back(std::move(m));
 }
 
 prometheus::MetricType promType(Type t) {

@@ -24,10 +24,12 @@
 #include <unordered_set>
 
 #include "waterline/common/log.h"
+#include "waterline/common/process_collector.h"
 #include "waterline/routing/selection.h"
 #include "waterline/routing/tokens.h"
 #include "waterline/router/attempts.h"
 #include "waterline/router/framing.h"
+#include "waterline/router/metrics_listener.h"
 #include "waterline/router/upstreams.h"
 #include "waterline/router/wire.h"
 
@@ -138,6 +140,7 @@ struct RouterServer::Impl {
   std::unique_ptr<asio::steady_timer> acceptRetry;
   std::atomic<size_t> nextWorker{0};
   std::atomic<int> boundPort{0};
+  std::unique_ptr<MetricsListener> metricsListener;  // --metrics-listen ADDR:PORT
   bool started = false;
   bool stopped = false;
 
@@ -146,6 +149,7 @@ struct RouterServer::Impl {
         clock(clk ? std::move(clk) : RealTimeSource::instance()),
         admission(cfg.limiterMode, 1.0 / std::max(1, cfg.replicas)),
         replicaCount(std::max(1, cfg.replicas)) {
+    metrics::addProcessCollector(registry);
     requests = &registry.counter("waterline_router_requests_total",
                                  "Requests answered, by deployment, pool (empty when the router answered itself) and HTTP status.",
                                  {"deployment", "pool", "code"});
@@ -634,6 +638,8 @@ struct Worker {
                                         ready ? "ok\n" : "routing table not loaded\n", {});
       }
       case RouteKind::Metrics:
+        if (!sh.cfg.metricsListen.empty())  // served on --metrics-listen, or nowhere ("0")
+          co_return co_await sendResponse(client, ver, keep, 404, "text/plain; charset=utf-8", "not found\n", {});
         co_return co_await sendResponse(client, ver, keep, 200, metrics::kContentType, sh.registry.serialize(), {});
       case RouteKind::Models:
         co_return co_await sendResponse(client, ver, keep, 200, "application/json", modelsBody(), {});
@@ -1083,6 +1089,7 @@ void RouterServer::Impl::stopAll() {
   for (auto& w : workers) w->io.stop();
   for (auto& w : workers)
     if (w->thread.joinable()) w->thread.join();
+  if (metricsListener) metricsListener->stop();
   acceptRetry.reset();
   acceptor.reset();
   workers.clear();
@@ -1120,6 +1127,30 @@ std::expected<void, std::string> RouterServer::start() {
       return std::unexpected(msg);
     }
     im.boundPort = im.acceptor->local_endpoint().port();
+    if (!im.cfg.metricsListen.empty() && im.cfg.metricsListen != "0") {
+      // ADDR:PORT, [v6]:PORT or :PORT (checked by --metrics-listen's parser).
+      const auto colon = im.cfg.metricsListen.rfind(':');
+      std::string a = colon == std::string::npos ? "" : im.cfg.metricsListen.substr(0, colon);
+      if (a.size() >= 2 && a.front() == '[' && a.back() == ']') a = a.substr(1, a.size() - 2);
+      int p = -1;
+      try {
+        p = colon == std::string::npos ? -1 : std::stoi(im.cfg.metricsListen.substr(colon + 1));
+      } catch (const std::exception&) {
+      }
+      std::string err;
+      if (p < 0 || p > 65535) {
+        err = "invalid metrics listen address \"" + im.cfg.metricsListen + "\"";
+      } else {
+        im.metricsListener = std::make_unique<MetricsListener>(im.registry);
+        if (auto r = im.metricsListener->start(a.empty() ? "0.0.0.0" : a, p); !r) err = r.error();
+      }
+      if (!err.empty()) {
+        im.metricsListener.reset();
+        im.acceptor.reset();
+        im.workers.clear();
+        return std::unexpected(err);
+      }
+    }
     im.acceptRetry = std::make_unique<asio::steady_timer>(im.workers.front()->io);
   } catch (const std::exception& e) {
     im.acceptor.reset();
@@ -1164,6 +1195,12 @@ std::expected<void, std::string> RouterServer::start() {
 void RouterServer::stop() { impl_->stopAll(); }
 
 int RouterServer::port() const { return impl_->boundPort.load(); }
+int RouterServer::metricsPort() const {
+  const auto& l = impl_->cfg.metricsListen;
+  if (l == "0") return 0;
+  if (l.empty()) return port();
+  return impl_->metricsListener ? impl_->metricsListener->port() : 0;
+}
 
 void RouterServer::setRoutes(routing::RoutingTable t) {
   auto& im = *impl_;

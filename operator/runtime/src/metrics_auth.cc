@@ -1,5 +1,6 @@
 #include "waterline/runtime/metrics_auth.h"
 
+#include <cctype>
 #include <condition_variable>
 #include <deque>
 #include <map>
