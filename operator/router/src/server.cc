@@ -1189,6 +1189,7 @@ std::expected<void, std::string> RouterServer::start() {
     });
   }
   rlog().info("router listening", {{"address", im.cfg.listenAddress}, {"port", im.boundPort.load()}, {"threads", n}});
+  if (im.metricsListener) rlog().info("serving /metrics", {{"address", im.cfg.metricsListen}, {"port", im.metricsListener->port()}});
   return {};
 }
 
