@@ -5,8 +5,14 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CACHE_DIR ?= $(HOME)/.cache/waterline
 export WATERLINE_CACHE_DIR := $(CACHE_DIR)
+# make image / image-push (docs/install.md, "Container image")
+IMAGE_DIR ?= $(BUILD)/image
+IMAGE_NAME ?= waterline
+IMAGE_TAG ?=
+REGISTRY ?=
+SKOPEO_FLAGS ?=
 
-.PHONY: all deps tools build test unit integration fuzz test-sanitize demo demo-up demo-down clean help
+.PHONY: all deps tools build test unit integration fuzz test-sanitize demo demo-up demo-down image image-push clean help
 
 all: build
 
@@ -23,6 +29,11 @@ help:
 	@echo "make demo         the whole story on a local control plane (placement, autoscaling,"
 	@echo "                  PTU spillover, GPU and node failures repaired, routing), then stop"
 	@echo "make demo-up/down keep the demo running / stop it"
+	@echo "make image        the container image, without a container engine: builds the two binaries,"
+	@echo "                  writes an OCI layout ($(IMAGE_DIR)/oci) and a docker-load tarball"
+	@echo "                  ($(IMAGE_DIR)/waterline.tar); IMAGE_TAG=... (default: the version)"
+	@echo "make image-push REGISTRY=host[/path]  push it with skopeo and print the digest for"
+	@echo "                  image.digest; SKOPEO_FLAGS=... (e.g. --dest-tls-verify=false)"
 	@echo "make bench-NAME   run bench/NAME/run.sh (ends with RESULT lines); ARGS=... passes flags"
 
 deps:
@@ -63,6 +74,14 @@ demo-down:
 
 bench-%: deps build
 	@bash bench/$*/run.sh $(BUILD) $(ARGS)
+
+# Only the two shipped binaries are built (not the tests); the image holds them stripped.
+image: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target waterline-operator waterline-router
+	bash hack/image.sh --build $(BUILD) --out $(IMAGE_DIR) --name $(IMAGE_NAME) $(if $(IMAGE_TAG),--tag $(IMAGE_TAG))
+
+image-push: image
+	bash hack/image-push.sh --registry "$(REGISTRY)" --out $(IMAGE_DIR) --name $(IMAGE_NAME) $(if $(IMAGE_TAG),--tag $(IMAGE_TAG)) -- $(SKOPEO_FLAGS)
 
 clean:
 	rm -rf $(BUILD)

@@ -17,6 +17,11 @@
 #   WL_CP_TIMEOUT=90         seconds to wait for each component to become ready
 #   WL_CP_APISERVER_ARGS     extra kube-apiserver flags (space separated)
 #   WL_CP_POD_CIDR           kwok's pod IP range (default 10.64.0.0/12)
+#   WL_CP_AUDIT=true         audit log of ServiceAccount requests (default on): Metadata
+#                            level, JSON lines in DIR/logs/audit.log (rotated at 100 MB, one
+#                            backup). Only users in system:serviceaccounts are logged, so
+#                            the admin traffic of the tests costs nothing; the RBAC test
+#                            (tests/integration/helm/rbac_audit_test.sh) reads it.
 set -euo pipefail
 
 # shellcheck source=hack/lib.sh
@@ -230,12 +235,31 @@ start_etcd() {
   wait_for etcd curl -sf --max-time 2 "$(etcd_url)/health"
 }
 
+# Audit policy: who asked for what and the answer (Metadata: no bodies), for service
+# accounts only; the RequestReceived stage is dropped (ResponseComplete carries the code).
+write_audit_policy() {
+  cat >"$DIR/audit-policy.yaml" <<'EOF2'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+EOF2
+}
+
 start_apiserver() {
   local pki="$DIR/pki" watch_cache=false extra=()
   [[ "${WL_CP_WATCH_CACHE:-false}" == true ]] && watch_cache=true
   # shellcheck disable=SC2206 # intentional word splitting of user-supplied flags
   [[ -n "${WL_CP_APISERVER_ARGS:-}" ]] && extra=(${WL_CP_APISERVER_ARGS})
   mkdir -p "$pki/generated"
+  if [[ "${WL_CP_AUDIT:-true}" == true ]]; then
+    write_audit_policy
+    extra+=(--audit-policy-file="$DIR/audit-policy.yaml" --audit-log-path="$DIR/logs/audit.log"
+      --audit-log-format=json --audit-log-maxsize=100 --audit-log-maxbackup=1 --audit-log-mode=blocking)
+  fi
   # Admission: ServiceAccount is off (no token controller, so no `default` SA would ever
   # exist and every pod create would fail); TaintNodesByCondition is off (nothing would
   # ever remove the node.kubernetes.io/not-ready taint it adds at node creation).
@@ -414,7 +438,7 @@ cmd_env() {
   echo "export PATH=$WL_BIN_DIR/current:\$PATH"
 }
 
-usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 main() {
   local cmd="${1:-}"

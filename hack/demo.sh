@@ -358,9 +358,22 @@ sim_sync_once() {
   json="$(api_get "/api/v1/pods?$WORKER_SELECTOR")" || return 0
   POD_RV="$(jq -r '.metadata.resourceVersion // ""' <<<"$json")"
   lines="$(jq -r "$SIM_PODS_JQ" <<<"$json")" || return 0
+  # Simulators of gone pods stop first: kwok gives a gone pod's IP to the next pod on its
+  # node, and the new pod's simulator could not listen while the old one holds the address.
+  while IFS=$'\t' read -r uid _; do
+    [[ -n "$uid" ]] && want[$uid]=1
+  done <<<"$lines"
+  for f in "$RUN"/sim-pod-*.pid; do
+    [[ -e "$f" ]] || continue
+    uid="${f##*/sim-pod-}"
+    uid="${uid%.pid}"
+    [[ -n "${want[$uid]:-}" ]] && continue
+    stop "sim-pod-$uid" 5
+    echo "[$(date +%T)] stopped waterline-sim for $(cut -d' ' -f1 "$SIMS/$uid.info" 2>/dev/null) (pod gone)"
+    rm -f "$SIMS/$uid.json" "$SIMS/$uid.info"
+  done
   while IFS=$'\t' read -r uid ns pod ip port node pool dep gpus; do
     [[ -n "$uid" ]] || continue
-    want[$uid]=1
     if [[ -z "$(live_pid "sim-pod-$uid")" ]]; then
       # The perf model knows tensor parallelism 2, 4 and 8; GPUs from the assignment.
       n="$(tr ',' '\n' <<<"$gpus" | grep -c . || true)"
@@ -380,15 +393,6 @@ sim_sync_once() {
     fi
     addrs+=("$ip:$port")
   done <<<"$lines"
-  for f in "$RUN"/sim-pod-*.pid; do
-    [[ -e "$f" ]] || continue
-    uid="${f##*/sim-pod-}"
-    uid="${uid%.pid}"
-    [[ -n "${want[$uid]:-}" ]] && continue
-    stop "sim-pod-$uid" 5
-    echo "[$(date +%T)] stopped waterline-sim for $(cut -d' ' -f1 "$SIMS/$uid.info" 2>/dev/null) (pod gone)"
-    rm -f "$SIMS/$uid.json" "$SIMS/$uid.info"
-  done
   new="$(jq -cn '[{targets: $ARGS.positional, labels: {}}]' --args "${addrs[@]}")"
   if [[ "$new" != "$(cat "$PROM_DIR/sims.json" 2>/dev/null)" ]]; then
     printf '%s\n' "$new" >"$PROM_DIR/sims.json.tmp"

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   }
   cmd::OperatorConfig& o = *parsed;
   log::setLevel(o.logLevel);
+  log::setFormat(o.logFormat);
   log::setVerbosity(o.verbosity);
   const auto lg = log::logger("main");
 

@@ -80,6 +80,7 @@ void addFlags(CLI::App& app, OperatorConfig& c) {
                  "exist there)");
 
   cli::addLogLevel(app, c.logLevel);
+  cli::addLogFormat(app, c.logFormat);
   app.add_option("-v,--v", c.verbosity, "info verbosity (klog-style -v)")->check(CLI::Range(0, 10))->capture_default_str();
 }
 

@@ -56,6 +56,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: router
 {{- end -}}
 
+{{/* helm test pods (templates/tests); the NetworkPolicies admit them. */}}
+{{- define "waterline.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "waterline.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+{{- end -}}
+
 {{- define "waterline.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "waterline.fullname" .) .Values.serviceAccount.name -}}
@@ -68,14 +75,41 @@ app.kubernetes.io/component: router
 {{- default (include "waterline.fullname" .) .Values.leaderElection.id -}}
 {{- end -}}
 
+{{/* repository@digest when image.digest is set, else repository:tag (tag: appVersion). */}}
 {{- define "waterline.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+{{- end -}}
 
+{{/*
+The router's image: router.image.* where set, else the operator's. A router digest pins
+it; a router repository or tag of its own drops the operator's digest (it names another
+image).
+*/}}
 {{- define "waterline.routerImage" -}}
-{{- $repo := default .Values.image.repository .Values.router.image.repository -}}
-{{- $tag := default (default .Chart.AppVersion .Values.image.tag) .Values.router.image.tag -}}
+{{- $ri := .Values.router.image -}}
+{{- $repo := default .Values.image.repository $ri.repository -}}
+{{- if $ri.digest -}}
+{{- printf "%s@%s" $repo $ri.digest -}}
+{{- else if and .Values.image.digest (not $ri.repository) (not $ri.tag) -}}
+{{- printf "%s@%s" $repo .Values.image.digest -}}
+{{- else -}}
+{{- $tag := default (default .Chart.AppVersion .Values.image.tag) $ri.tag -}}
 {{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* router terminationGracePeriodSeconds: the value, else delay + grace + 10 s margin. */}}
+{{- define "waterline.routerTerminationGrace" -}}
+{{- $r := .Values.router -}}
+{{- if kindIs "invalid" $r.terminationGracePeriodSeconds -}}
+{{- add (int $r.shutdown.delay) (int $r.shutdown.grace) 10 -}}
+{{- else -}}
+{{- int $r.terminationGracePeriodSeconds -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "waterline.metricsServiceName" -}}
@@ -142,6 +176,16 @@ combination fails `helm template/install/upgrade` with a clear message.
 {{- end -}}
 {{- if and (not $le.enabled) (gt (int .Values.replicas) 1) -}}
 {{- fail (printf "replicas is %v but leaderElection.enabled is false: more than one replica needs leader election (two active operators would fight over the same objects); set replicas: 1 or enable leader election" .Values.replicas) -}}
+{{- end -}}
+{{- if and .Values.metrics.dedicatedPort (eq (int .Values.metrics.dedicatedPort) (int .Values.metrics.port)) -}}
+{{- fail (printf "metrics.dedicatedPort (%v) must differ from metrics.port" .Values.metrics.dedicatedPort) -}}
+{{- end -}}
+{{- if and .Values.router.metrics.port (eq (int .Values.router.metrics.port) (int .Values.router.port)) -}}
+{{- fail (printf "router.metrics.port (%v) must differ from router.port" .Values.router.metrics.port) -}}
+{{- end -}}
+{{- $sd := .Values.router.shutdown -}}
+{{- if and .Values.router.enabled (lt (int $sd.grace) (int $sd.delay)) -}}
+{{- fail (printf "router.shutdown.grace (%v) must be at least router.shutdown.delay (%v): the grace counts from SIGTERM and includes the delay" $sd.grace $sd.delay) -}}
 {{- end -}}
 {{- if and .Values.controller (gt (int .Values.controller.kubeApiQps) 0) (gt (int .Values.controller.kubeApiQps) (int .Values.controller.kubeApiBurst)) -}}
 {{- fail (printf "controller.kubeApiBurst (%v) must be at least controller.kubeApiQps (%v)" .Values.controller.kubeApiBurst .Values.controller.kubeApiQps) -}}

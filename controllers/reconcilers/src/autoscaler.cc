@@ -281,7 +281,7 @@ runtime::ReconcileResult AutoscalerReconciler::reconcile(const runtime::Request&
   auto step = planAutoscaleStep(in);
 
   if (!step.specPatch.is_null()) {
-    auto r = d_.client->patch(kube::kinds::ModelDeployment, req.ns, req.name, kube::PatchType::Merge,
+    auto r = d_.writer->patch(kube::kinds::ModelDeployment, req.ns, req.name, kube::PatchType::Merge,
                               step.specPatch.dump(), {std::string(kAutoscalerFieldManager), false, ""});
     if (!r) {
       // Conflict: the object changed since the cache saw it; the whole step runs again
@@ -317,7 +317,7 @@ runtime::ReconcileResult AutoscalerReconciler::reconcile(const runtime::Request&
 
   if (!step.statusApply.is_null()) {
     kube::PatchOptions po{std::string(kAutoscalerFieldManager), true, "status"};
-    auto r = d_.client->apply(kube::kinds::ModelDeployment, req.ns, step.statusApply, po);
+    auto r = d_.writer->apply(kube::kinds::ModelDeployment, req.ns, step.statusApply, po);
     if (!r && !r.error().isNotFound())
       return std::unexpected(ReconcileError{"apply autoscaler status: " + r.error().describe()});
   }

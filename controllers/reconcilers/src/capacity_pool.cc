@@ -143,7 +143,7 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
                       now);
     if (!(st == pool->status)) {
       kube::PatchOptions po{std::string(api::kFieldManager), true, "status"};
-      auto r = d_.client->apply(kube::kinds::CapacityPool, "", statusApplyObject(*pool, st), po);
+      auto r = d_.writer->apply(kube::kinds::CapacityPool, "", statusApplyObject(*pool, st), po);
       if (!r) return std::unexpected(ReconcileError{r.error().describe()});
       d_.recorder->event(*obj, "Warning", std::string(api::reasons::kInvalidSpec), msg);
     }
@@ -233,7 +233,7 @@ runtime::ReconcileResult CapacityPoolReconciler::reconcile(const runtime::Reques
   }
 
   kube::PatchOptions po{std::string(api::kFieldManager), true, "status"};
-  auto r = d_.client->apply(kube::kinds::CapacityPool, "", statusApplyObject(*pool, plan.status), po);
+  auto r = d_.writer->apply(kube::kinds::CapacityPool, "", statusApplyObject(*pool, plan.status), po);
   if (!r) return std::unexpected(ReconcileError{"apply status: " + r.error().describe()});
   {
     std::lock_guard g(mu_);

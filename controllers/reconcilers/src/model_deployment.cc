@@ -103,7 +103,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
       if (p->contains("metadata") && (*p)["metadata"].contains("deletionTimestamp")) continue;
       kube::DeleteOptions del;
       del.preconditions.uid = runtime::uidOf(*p);
-      auto r = d_.client->remove(kube::kinds::Pod, req.ns, runtime::nameOf(*p), del);
+      auto r = d_.writer->remove(kube::kinds::Pod, req.ns, runtime::nameOf(*p), del);
       if (!r && !r.error().isNotFound() && !r.error().isConflict())
         return std::unexpected(ReconcileError{"delete orphan worker: " + r.error().describe()});
     }
@@ -128,7 +128,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
                       now);
     if (!(st == md->status)) {
       kube::PatchOptions po{std::string(api::kFieldManager), true, "status"};
-      auto r = d_.client->apply(kube::kinds::ModelDeployment, md->metadata.namespace_,
+      auto r = d_.writer->apply(kube::kinds::ModelDeployment, md->metadata.namespace_,
                                 statusApplyObject(*md, st), po);
       if (!r) return std::unexpected(ReconcileError{r.error().describe()});
       d_.recorder->event(*obj, "Warning", std::string(api::reasons::kInvalidSpec), msg);
@@ -175,13 +175,13 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
   std::string firstError;
   std::vector<planners::CreateFailure> createFailures;
   for (const auto& c : plan.creates) {
-    auto r = d_.client->create(kube::kinds::Pod, ns, c.pod, {std::string(api::kFieldManager), "", false});
+    auto r = d_.writer->create(kube::kinds::Pod, ns, c.pod, {std::string(api::kFieldManager), "", false});
     if (r) continue;
     if (r.error().isAlreadyExists()) {
       // Created before (e.g. by a previous process) and not in the cache yet: account for
       // the real pod and its real assignment, not the one planned now.
-      auto got = d_.client->get(kube::kinds::Pod, ns, c.name);
-      if (got) d_.capacity->assume(*got);
+      if (d_.apiReader)
+        if (auto got = d_.apiReader->get(kube::kinds::Pod, ns, c.name)) d_.capacity->assume(*got);
       continue;
     }
     // Refused (422 for a pod the template makes invalid) or failed: the pod does not
@@ -198,7 +198,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
   for (const auto& name : plan.drain) {
     kube::Json patch = {
         {"metadata", {{"annotations", {{std::string(api::annotations::kDrainingSince), drainingSince}}}}}};
-    auto r = d_.client->patch(kube::kinds::Pod, ns, name, kube::PatchType::Merge, patch.dump(),
+    auto r = d_.writer->patch(kube::kinds::Pod, ns, name, kube::PatchType::Merge, patch.dump(),
                               {std::string(api::kFieldManager), false, ""});
     if (r) d_.capacity->expectDrain(ns + "/" + name, now);
     if (!r && !r.error().isNotFound() && firstError.empty())
@@ -207,7 +207,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
   for (const auto& c : plan.conflictDeletes) {
     kube::DeleteOptions del;
     del.preconditions.uid = c.uid;
-    auto r = d_.client->remove(kube::kinds::Pod, ns, c.pod, del);
+    auto r = d_.writer->remove(kube::kinds::Pod, ns, c.pod, del);
     if (r) d_.capacity->expectDeletion(c.uid);
     if (!r && !r.error().isNotFound() && !r.error().isConflict() && firstError.empty())
       firstError = "delete double-booked worker " + c.pod + ": " + r.error().describe();
@@ -216,7 +216,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
   for (const auto& name : plan.remove) {
     kube::DeleteOptions del;
     if (plan.removeWithoutGrace.count(name)) del.gracePeriodSeconds = 0;
-    auto r = d_.client->remove(kube::kinds::Pod, ns, name, del);
+    auto r = d_.writer->remove(kube::kinds::Pod, ns, name, del);
     if (r) d_.capacity->expectDeletion(uids[name]);
     if (!r && !r.error().isNotFound() && firstError.empty())
       firstError = "delete worker " + name + ": " + r.error().describe();
@@ -224,7 +224,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
 
   if (!(plan.status == md->status)) {
     kube::PatchOptions po{std::string(api::kFieldManager), true, "status"};
-    auto r = d_.client->apply(kube::kinds::ModelDeployment, ns, statusApplyObject(*md, plan.status), po);
+    auto r = d_.writer->apply(kube::kinds::ModelDeployment, ns, statusApplyObject(*md, plan.status), po);
     if (!r && firstError.empty()) firstError = "apply status: " + r.error().describe();
   }
   // Repairs: counted (and their Events sent) once per pod, whatever the cache showed.

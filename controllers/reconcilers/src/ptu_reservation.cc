@@ -53,7 +53,7 @@ runtime::ReconcileResult PtuReservationReconciler::reconcile(const runtime::Requ
     std::vector<std::string> rest;
     for (const auto& f : r->metadata.finalizers)
       if (f != fin) rest.push_back(f);
-    auto p = d_.client->patch(kube::kinds::PTUReservation, req.ns, req.name, kube::PatchType::Merge,
+    auto p = d_.writer->patch(kube::kinds::PTUReservation, req.ns, req.name, kube::PatchType::Merge,
                               finalizersPatch(*r, rest).dump(), {std::string(api::kFieldManager), false, ""});
     if (!p && !p.error().isNotFound()) return std::unexpected(ReconcileError{"remove finalizer: " + p.error().describe()});
     d_.recorder->event(*obj, "Normal", "Released", "reservation deleted; its capacity is released");
@@ -62,7 +62,7 @@ runtime::ReconcileResult PtuReservationReconciler::reconcile(const runtime::Requ
   if (!r->metadata.hasFinalizer(fin)) {
     auto f = r->metadata.finalizers;
     f.push_back(fin);
-    auto p = d_.client->patch(kube::kinds::PTUReservation, req.ns, req.name, kube::PatchType::Merge,
+    auto p = d_.writer->patch(kube::kinds::PTUReservation, req.ns, req.name, kube::PatchType::Merge,
                               finalizersPatch(*r, f).dump(), {std::string(api::kFieldManager), false, ""});
     if (!p) {
       if (p.error().isNotFound()) return Result::done();
@@ -124,7 +124,7 @@ runtime::ReconcileResult PtuReservationReconciler::reconcile(const runtime::Requ
                             now - *r->status.lastAccrualTime < d_.accrualWriteInterval;
   if (!(st == r->status) && !deferAccrual) {
     kube::PatchOptions po{std::string(api::kFieldManager), true, "status"};
-    auto w = d_.client->apply(kube::kinds::PTUReservation, req.ns, statusApplyObject(*r, st), po);
+    auto w = d_.writer->apply(kube::kinds::PTUReservation, req.ns, statusApplyObject(*r, st), po);
     if (!w) {
       if (w.error().isNotFound()) return Result::done();
       return std::unexpected(ReconcileError{"apply status: " + w.error().describe()});
@@ -206,7 +206,7 @@ std::expected<bool, std::string> PtuReservationReconciler::reclaim(const api::PT
                      {"kind", "Eviction"},
                      {"metadata", {{"name", e.name}, {"namespace", e.ns}}},
                      {"deleteOptions", {{"preconditions", {{"uid", e.uid}}}}}};
-    auto res = d_.client->create(kube::kinds::Pod, e.ns, ev, {"", "eviction", false});
+    auto res = d_.writer->create(kube::kinds::Pod, e.ns, ev, {"", "eviction", false});
     if (!res) {
       if (res.error().isNotFound() || res.error().isConflict()) continue;  // gone or replaced already
       if (res.error().isTooManyRequests()) {  // a PodDisruptionBudget says not now

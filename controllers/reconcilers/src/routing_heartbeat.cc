@@ -48,7 +48,7 @@ std::optional<ClusterHeartbeatTime> clusterHeartbeatFromLease(const kube::Json& 
   return ClusterHeartbeatTime{c->get<std::string>(), *t};
 }
 
-ClusterHeartbeat::ClusterHeartbeat(kube::ClientPtr hub, std::string ns, std::string cluster, Duration interval,
+ClusterHeartbeat::ClusterHeartbeat(kube::WriterPtr hub, std::string ns, std::string cluster, Duration interval,
                                    TimeSourcePtr time)
     : hub_(std::move(hub)),
       ns_(std::move(ns)),

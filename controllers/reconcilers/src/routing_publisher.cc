@@ -110,7 +110,7 @@ runtime::ReconcileResult RoutingPublisher::removeOursFromHub(const routing::Depl
   // the precondition below is on the newest version) ask the hub.
   if (d_.hubTables && d_.hubTables->hasSynced() && !wrote && !d_.hubTables->store().get(name))
     return Result::done();
-  auto cur = d_.hub->get(kube::kinds::RoutingTable, "", name);
+  auto cur = d_.hubReader->get(kube::kinds::RoutingTable, "", name);
   if (!cur) {
     if (cur.error().isNotFound()) return Result::done();
     return std::unexpected(ReconcileError{"get RoutingTable: " + cur.error().describe()});

@@ -77,14 +77,14 @@ runtime::Controller& setupModelDeploymentController(runtime::Manager& mgr, const
     unhealthyWorkers = [prober](const std::string& ns, const std::string& name) { return prober->unhealthy(ns, name); };
   *controller = &mgr.add(newModelDeploymentController(
       {s.client, s.deployments, s.pools, s.nodes, s.capacity, s.recorder, s.time, repairs, unhealthyWorkers,
-       s.reservations},
+       s.reservations, s.client},
       s.controllerOptions));
   return **controller;
 }
 
 void setupAutoscalerController(runtime::Manager& mgr, const Shared& s, Duration syncPeriod) {
   AutoscalerDeps ad;
-  ad.client = s.client;
+  ad.writer = s.client;
   ad.deployments = s.deployments;
   ad.reservations = s.reservations;
   ad.recorder = s.recorder;
@@ -97,7 +97,7 @@ void setupAutoscalerController(runtime::Manager& mgr, const Shared& s, Duration 
 void setupXidWatcher(runtime::Manager& mgr, const Shared& s, Duration period) {
   if (!s.prometheus) return;
   XidWatcherDeps xd;
-  xd.client = s.client;
+  xd.writer = s.client;
   xd.nodes = s.nodes;
   xd.prometheus = s.prometheus;
   xd.recorder = s.recorder;
@@ -150,6 +150,7 @@ void setupRouting(runtime::Manager& mgr, const Shared& s, RoutingSetup r) {
                    }});
   RoutingPublisherDeps rp;
   rp.hub = hub;
+  rp.hubReader = hub;
   rp.deployments = s.deployments;
   rp.pools = s.pools;
   rp.workerPods = s.workerPods;

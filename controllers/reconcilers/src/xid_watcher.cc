@@ -64,7 +64,7 @@ bool XidWatcher::syncOnce() {
   for (const auto& c : planners::planXidAnnotations(samples, nodes, d_.fatal)) {
     kube::Json value = c.annotation ? kube::Json(*c.annotation) : kube::Json(nullptr);
     kube::Json patch = {{"metadata", {{"annotations", {{std::string(planners::kXidUnhealthyGpusAnnotation), value}}}}}};
-    auto r = d_.client->patch(kube::kinds::Node, "", c.node, kube::PatchType::Merge, patch.dump());
+    auto r = d_.writer->patch(kube::kinds::Node, "", c.node, kube::PatchType::Merge, patch.dump());
     if (!r) {
       ok = false;
       log.warn("cannot annotate node", {{"node", c.node}, {"err", r.error().describe()}});

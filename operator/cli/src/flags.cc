@@ -152,6 +152,12 @@ CLI::Option* addLogLevel(CLI::App& app, log::Level& target) {
                    [&target](const std::string& s) { target = *log::parseLevel(s); }, "log level");
 }
 
+CLI::Option* addLogFormat(CLI::App& app, log::Format& target) {
+  return addChoice(app, "log-format", {"text", "json"}, log::toString(target),
+                   [&target](const std::string& s) { target = *log::parseFormat(s); },
+                   "log lines: text (logfmt) or json (one object per line, the same keys)");
+}
+
 std::vector<FlagDoc> describe(const CLI::App& app) {
   std::vector<FlagDoc> out;
   for (const CLI::Option* o : app.get_options()) {

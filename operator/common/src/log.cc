@@ -6,12 +6,18 @@
 #include <ctime>
 #include <mutex>
 
+#include <nlohmann/json.hpp>
+
 namespace waterline::log {
 
 namespace detail {
 std::atomic<int> g_level{static_cast<int>(Level::Info)};
 std::atomic<int> g_verbosity{0};
 }  // namespace detail
+
+namespace {
+std::atomic<int> g_format{static_cast<int>(Format::Text)};
+}  // namespace
 
 namespace {
 
@@ -193,6 +199,19 @@ Level level() { return static_cast<Level>(detail::g_level.load(std::memory_order
 void setVerbosity(int v) { detail::g_verbosity.store(v, std::memory_order_relaxed); }
 int verbosity() { return detail::g_verbosity.load(std::memory_order_relaxed); }
 
+const char* toString(Format f) { return f == Format::Json ? "json" : "text"; }
+
+std::optional<Format> parseFormat(std::string_view s) {
+  std::string lower;
+  for (char c : s) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  if (lower == "text") return Format::Text;
+  if (lower == "json") return Format::Json;
+  return std::nullopt;
+}
+
+void setFormat(Format f) { g_format.store(static_cast<int>(f), std::memory_order_relaxed); }
+Format format() { return static_cast<Format>(g_format.load(std::memory_order_relaxed)); }
+
 void setSink(Sink sink) {
   auto& o = output();
   std::lock_guard g(o.mu);
@@ -226,6 +245,41 @@ std::string formatRecord(SystemTime ts, Level l, std::string_view loggerName, st
   return out;
 }
 
+std::string formatRecordJson(SystemTime ts, Level l, std::string_view loggerName, std::string_view msg,
+                             const Fields* values, std::initializer_list<Field> fields) {
+  using ojson = nlohmann::ordered_json;
+  ojson rec = ojson::object();
+  std::string t;
+  appendTimestamp(t, ts);
+  rec["ts"] = std::move(t);
+  rec["level"] = toString(l);
+  if (!loggerName.empty()) rec["logger"] = std::string(loggerName);
+  rec["msg"] = std::string(msg);
+  auto add = [&rec](const Field& f) {
+    std::string key = f.key.empty() ? std::string("_") : f.key;
+    while (rec.contains(key)) key.insert(0, 1, '_');
+    struct ToJson {
+      ojson operator()(const std::string& s) const { return s; }
+      ojson operator()(bool b) const { return b; }
+      ojson operator()(std::int64_t i) const { return i; }
+      ojson operator()(std::uint64_t u) const { return u; }
+      ojson operator()(double d) const {
+        if (std::isfinite(d)) return d;
+        std::string s;
+        appendDouble(s, d);
+        return s;
+      }
+      ojson operator()(Duration d) const { return Value(d).str(); }
+    };
+    rec[std::move(key)] = f.value.visit(ToJson{});
+  };
+  if (values)
+    for (const auto& f : *values) add(f);
+  for (const auto& f : fields) add(f);
+  // replace: bytes that are not UTF-8 become U+FFFD instead of an exception.
+  return rec.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
 Logger Logger::withName(std::string_view name) const {
   Logger l = *this;
   if (l.name_.empty()) {
@@ -254,7 +308,8 @@ void Logger::write(Level l, std::string_view msg, std::initializer_list<Field> f
     clock = o.clock;
   }
   const SystemTime now = clock ? clock->systemTime() : std::chrono::system_clock::now();
-  std::string line = formatRecord(now, l, name_, msg, values_.get(), fields);
+  std::string line = format() == Format::Json ? formatRecordJson(now, l, name_, msg, values_.get(), fields)
+                                               : formatRecord(now, l, name_, msg, values_.get(), fields);
   std::lock_guard g(o.mu);
   if (o.sink) {
     o.sink(line);

@@ -25,9 +25,11 @@ double saneTokens(double v, double ifInvalid) {
   return std::clamp(v, 0.0, 1e15);
 }
 
+// Whole seconds, rounded up from the rounded-up milliseconds (so that Retry-After is
+// never below retry-after-ms / 1000: 5.0004 s is 5001 ms and 6 s, not 5 s).
 long long retrySeconds(Duration d) {
   if (d == Duration::max()) return 60;
-  auto s = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  auto s = std::chrono::ceil<std::chrono::milliseconds>(d).count();
   return std::max<long long>(1, (s + 999) / 1000);
 }
 
@@ -50,9 +52,12 @@ HeaderList rateLimitHeaders(const routing::Admission& a, bool throttled) {
   if (throttled) {
     long long secs = retrySeconds(a.retryAfter);
     h.emplace_back("Retry-After", std::to_string(secs));
+    // Rounded up, like the seconds: clients wait exactly this long (the openai SDKs prefer
+    // retry-after-ms to Retry-After), and one that came back before the request fits would
+    // be refused again.
     long long ms = a.retryAfter == Duration::max()
                        ? 60000
-                       : std::max<long long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(a.retryAfter).count());
+                       : std::max<long long>(1, std::chrono::ceil<std::chrono::milliseconds>(a.retryAfter).count());
     h.emplace_back("retry-after-ms", std::to_string(ms));
   }
   h.emplace_back("x-ratelimit-remaining-tokens", fmtNum(a.remainingTokens));

@@ -4,6 +4,10 @@
 
 #include <charconv>
 
+#ifndef WATERLINE_VERSION
+#define WATERLINE_VERSION "dev"
+#endif
+
 #include "waterline/router/membership.h"
 
 namespace waterline::router {
@@ -30,8 +34,14 @@ CLI::Validator textCheck(std::function<std::string(const std::string&)> f, const
   return CLI::Validator([f = std::move(f)](std::string& s) { return f(s); }, "", name);
 }
 
-// Adds every flag, writing into c; returns --max-body-bytes-in-flight.
-CLI::Option* addFlags(CLI::App& app, RouterConfig& c) {
+struct Checked {
+  CLI::Option* bodyInFlight = nullptr;
+  CLI::Option* shutdownGrace = nullptr;
+};
+
+// Adds every flag, writing into c; returns the options checked against each other.
+Checked addFlags(CLI::App& app, RouterConfig& c) {
+  Checked out;
   using std::chrono::seconds;
   app.description(R"(waterline-router: an OpenAI-compatible HTTP proxy that routes each request to the
 least-utilised allowed pool of its ModelDeployment, enforces PTU reservations and fails
@@ -45,6 +55,7 @@ GET /v1/models, GET /metrics, GET /healthz, GET /readyz, GET /debug/routes.
 One of --routes-file or --routes-url is required. Flags are --flag=value or --flag value;
 durations take a unit (ns, us, ms, s, m, h: 15s, 500ms, 2m; 0 alone is zero); sizes are
 bytes with an optional unit (K, M, G, Ki, Mi, Gi: 4Mi).)");
+  app.set_version_flag("--version", "waterline-router " WATERLINE_VERSION, "print the version");
   app.get_formatter()->column_width(44);
   const cli::DurationLimits positive{.min = Duration(1)};
 
@@ -94,7 +105,7 @@ bytes with an optional unit (K, M, G, Ki, Mi, Gi: 4Mi).)");
   cli::addDuration(app, "header-timeout", c.headerTimeout,
                    "a request's head must be complete this long after its first byte, else the connection is closed",
                    positive);
-  auto* bodyInFlight = cli::addBytes(app, "max-body-bytes-in-flight", c.maxBodyBytesInFlight,
+  out.bodyInFlight = cli::addBytes(app, "max-body-bytes-in-flight", c.maxBodyBytesInFlight,
                                      "request-body bytes held across all connections; a request over it is answered "
                                      "503 and its connection closed (at least --max-body-bytes)");
 
@@ -183,8 +194,17 @@ bytes with an optional unit (K, M, G, Ki, Mi, Gi: 4Mi).)");
   app.add_option("--seed", c.seed, "random seed for pool choice (0: random)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cli::addDuration(
+      app, "shutdown-delay", c.shutdownDelay,
+      "after SIGTERM/SIGINT: /readyz answers 503 and new connections are still accepted this long, so that "
+      "endpoints and load balancers stop sending; then the listener closes");
+  out.shutdownGrace = cli::addDuration(
+      app, "shutdown-grace", c.shutdownGrace,
+      "after SIGTERM/SIGINT (the delay included): requests and streams in flight may finish this long, then "
+      "they are cut (exit 1); at least --shutdown-delay");
   cli::addLogLevel(app, c.logLevel);
-  return bodyInFlight;
+  cli::addLogFormat(app, c.logFormat);
+  return out;
 }
 
 }  // namespace
@@ -199,12 +219,20 @@ std::vector<cli::FlagDoc> routerFlags() {
 std::expected<RouterConfig, cli::Exit> parseRouterConfig(const std::vector<std::string>& args) {
   RouterConfig c;
   CLI::App app("", "waterline-router");
-  CLI::Option* bodyInFlight = addFlags(app, c);
+  const Checked opts = addFlags(app, c);
   if (auto exit = cli::parse(app, args)) return std::unexpected(*exit);
 
+  if (c.shutdownGrace < c.shutdownDelay) {
+    // The grace includes the delay. An explicit contradiction is an error; a delay given
+    // alone above the default grace raises the grace to it.
+    if (opts.shutdownGrace->count() > 0)
+      return std::unexpected(cli::Exit{2, "--shutdown-grace: must be at least --shutdown-delay (" +
+                                              cli::formatDuration(c.shutdownDelay) + "): the grace counts from the signal"});
+    c.shutdownGrace = c.shutdownDelay;
+  }
   if (c.maxBodyBytesInFlight < c.maxBodyBytes) {
     // A request of the largest allowed size must fit; an explicit contradiction is an error.
-    if (bodyInFlight->count() > 0)
+    if (opts.bodyInFlight->count() > 0)
       return std::unexpected(cli::Exit{2, "--max-body-bytes-in-flight: must be at least --max-body-bytes (" +
                                               std::to_string(c.maxBodyBytes) + ")"});
     c.maxBodyBytesInFlight = c.maxBodyBytes;

@@ -1,7 +1,9 @@
 // waterline-router: the composition root of the router binary. Flags -> RouterConfig,
 // routes sources -> RouterServer::setRoutes, Lease membership ->
-// RouterServer::setReplicaCount, signals -> stop.
+// RouterServer::setReplicaCount, signals -> the drain (router/drain.h) and stop.
+#include <poll.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "waterline/common/log.h"
@@ -59,6 +62,7 @@ int main(int argc, char** argv) {
     return cfg.error().code;
   }
   log::setLevel(cfg->logLevel);
+  log::setFormat(cfg->logFormat);
   auto logger = log::logger("router.main");
   if (cfg->routesFile.empty() && cfg->routesUrl.empty()) {
     std::cerr << "waterline-router: one of --routes-file or --routes-url is required (see --help)\n";
@@ -152,11 +156,47 @@ int main(int argc, char** argv) {
     if (membership) membership->stop(true);
     return 1;
   }
-  logger.info("stopping", {{"signal", static_cast<int>(si.ssi_signo)}});
+  // The drain (router/drain.h, docs/routing.md "Shutdown"): /readyz 503 at once, the
+  // listener open for --shutdown-delay, then in-flight requests until --shutdown-grace.
+  logger.info("shutting down: /readyz answers 503; the listener closes after the shutdown delay",
+              {{"signal", static_cast<int>(si.ssi_signo)}, {"shutdown_delay", cfg->shutdownDelay},
+               {"shutdown_grace", cfg->shutdownGrace}});
+  server.onSignal(static_cast<int>(si.ssi_signo));
+  // A second signal, at any time from here on: exit at once, whatever is open.
+  const int quit = ::eventfd(0, EFD_CLOEXEC);
+  std::thread secondSignal([&server, &logger, signalFd, quit] {
+    for (;;) {
+      pollfd fds[2] = {{signalFd, POLLIN, 0}, {quit, POLLIN, 0}};
+      if (::poll(fds, quit >= 0 ? 2 : 1, -1) < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      if (quit >= 0 && (fds[1].revents & POLLIN)) return;
+      signalfd_siginfo again{};
+      if (::read(signalFd, &again, sizeof again) != static_cast<ssize_t>(sizeof again)) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      server.onSignal(static_cast<int>(again.ssi_signo));
+      const int code = server.drainExitCode();
+      logger.warn("second signal: exiting at once", {{"signal", static_cast<int>(again.ssi_signo)}, {"code", code}});
+      std::_Exit(code);
+    }
+  });
+  const router::DrainPhase end = server.drain();
+  const int code = server.drainExitCode();
   for (auto& s : sources) s->stop();
   server.stop();
   // After the server has stopped admitting: delete the Lease, so that the others take
   // over this replica's share at their next renewal instead of after a lease duration.
   if (membership) membership->stop(true);
-  return 0;
+  if (quit >= 0) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto w = ::write(quit, &one, sizeof one);
+    secondSignal.join();
+  } else {
+    secondSignal.detach();
+  }
+  logger.info("exiting", {{"drain", router::toString(end)}, {"code", code}});
+  return code;
 }

@@ -81,6 +81,24 @@ std::string ApiError::body() const {
   return json{{"error", std::move(e)}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+std::string modelsListBody(const routing::RoutingTable& table, std::int64_t createdUnix) {
+  json data = json::array();
+  for (const auto& d : table.deployments) {
+    json m = json::object();
+    m["id"] = d.deployment.str();
+    m["object"] = "model";
+    m["created"] = createdUnix;
+    m["owned_by"] = "waterline";
+    m["root"] = d.model;
+    m["deployment_type"] = std::string(api::toString(d.deploymentType));
+    data.push_back(std::move(m));
+  }
+  json out = json::object();
+  out["object"] = "list";
+  out["data"] = std::move(data);
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 std::int64_t promptTokenBound(const routing::TokenEstimate& est, std::size_t requestBodyBytes) {
   constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
   const std::int64_t bytes = requestBodyBytes > static_cast<std::size_t>(kMax) ? kMax : static_cast<std::int64_t>(requestBodyBytes);

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <future>
 #include <limits>
 #include <random>
@@ -130,6 +131,15 @@ struct RouterServer::Impl {
   metrics::Counter* usageClamped = nullptr;
   std::atomic<int> replicaCount{1};  // N: router replicas sharing each reservation
 
+  // Graceful shutdown (drain.h): `drain` under drainMu; the wire code reads the flags.
+  std::mutex drainMu;
+  std::condition_variable drainCv;
+  DrainState drain;
+  bool drainKick = false;                // something drain() waits for happened (under drainMu)
+  std::atomic<bool> closing{false};      // a signal came: /readyz 503, Connection: close
+  std::atomic<bool> notAccepting{false}; // the listener is closed: close new and idle connections
+  metrics::Counter* shutdownCut = nullptr;
+
   mutable std::mutex routesMu;
   std::shared_ptr<const DeploymentIndex> routes;
   std::atomic<uint64_t> routesGen{0};
@@ -148,8 +158,13 @@ struct RouterServer::Impl {
       : cfg(std::move(c)),
         clock(clk ? std::move(clk) : RealTimeSource::instance()),
         admission(cfg.limiterMode, 1.0 / std::max(1, cfg.replicas)),
-        replicaCount(std::max(1, cfg.replicas)) {
+        replicaCount(std::max(1, cfg.replicas)),
+        drain(DrainOptions{cfg.shutdownDelay, cfg.shutdownGrace}) {
     metrics::addProcessCollector(registry);
+    shutdownCut = &registry.counter("waterline_router_shutdown_cut_connections_total",
+                                    "Client connections still open when --shutdown-grace ran out after "
+                                    "SIGTERM/SIGINT, closed by the router (streams cut short).")
+                       .get();
     requests = &registry.counter("waterline_router_requests_total",
                                  "Requests answered, by deployment, pool (empty when the router answered itself) and HTTP status.",
                                  {"deployment", "pool", "code"});
@@ -229,6 +244,18 @@ struct RouterServer::Impl {
 
   void accept();
   void stopAll();
+  // The drain's end of the delay: closes the listener, then every idle client connection.
+  void stopAccepting();
+  // A client connection closed (ConnectionCount): wakes drain() once none is left.
+  void connectionClosed() {
+    if (connections.fetch_sub(1, std::memory_order_relaxed) == 1 && closing.load(std::memory_order_relaxed)) {
+      {
+        std::lock_guard lk(drainMu);
+        drainKick = true;
+      }
+      drainCv.notify_all();
+    }
+  }
 };
 
 // ---------------------------------------------------------------------------------
@@ -246,6 +273,16 @@ struct Worker {
   std::unordered_map<std::string, std::vector<tcp::endpoint>> resolved;
   std::unordered_map<std::string, metrics::Counter*> counterCache;
   std::unordered_map<std::string, metrics::Histogram*> histCache;
+  // This thread's client connections (one per session()), so that the drain can close
+  // the idle ones: a circular list through the sessions' frames, `sessions` its sentinel.
+  // Only this thread touches it.
+  struct SessionLink {
+    SessionLink* prev = this;
+    SessionLink* next = this;
+    beast::tcp_stream* client = nullptr;
+    bool idle = false;  // waiting for the first byte of a request
+  };
+  SessionLink sessions;
   std::thread thread;
   asio::io_context io{1};  // declared last: destroyed first, after ~Worker closed `idle`
 
@@ -255,6 +292,18 @@ struct Worker {
         rng(seed),
         upstreams(WorkerUpstreams::Options{cfg.selection, cfg.ejectAfterConnectFailure},
                   [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }) {}
+
+  // On this thread: ends every connection that waits for a request (the drain).
+  void closeIdleSessions() {
+    for (SessionLink* l = sessions.next; l != &sessions; l = l->next)
+      if (l->idle) l->client->cancel();  // its read ends with operation_aborted; session() closes it
+  }
+
+  // A response's Connection: keep-alive only while no termination signal has come
+  // (drain.h: from the signal on every response closes its connection).
+  bool clientKeepAlive(const http::request<http::string_body>& req) const {
+    return req.keep_alive() && !sh.closing.load(std::memory_order_relaxed);
+  }
 
   // The router's one clock (RouterServer's TimeSource): request durations, admission
   // windows, heartbeat freshness, ejection and the failover deadline all read it.
@@ -354,8 +403,21 @@ struct Worker {
   };
 
   struct ConnectionCount {
-    std::atomic<int64_t>& n;
-    ~ConnectionCount() { n.fetch_sub(1, std::memory_order_relaxed); }
+    RouterServer::Impl& sh;
+    ~ConnectionCount() { sh.connectionClosed(); }
+  };
+  struct SessionLinked {
+    SessionLink& link;
+    SessionLinked(SessionLink& sentinel, SessionLink& l) : link(l) {
+      l.prev = sentinel.prev;
+      l.next = &sentinel;
+      sentinel.prev->next = &l;
+      sentinel.prev = &l;
+    }
+    ~SessionLinked() {
+      link.prev->next = link.next;
+      link.next->prev = link.prev;
+    }
   };
 
   // One client connection (counted in sh.connections by accept()). Per request: the head
@@ -365,14 +427,20 @@ struct Worker {
   // under --max-body-bytes-in-flight. Any framing or parse error is answered and closes
   // the connection: bytes after an ambiguous head are never read as a request.
   awaitable<void> session(tcp::socket sock) {
-    ConnectionCount counted{sh.connections};
+    ConnectionCount counted{sh};
     beast::tcp_stream client(std::move(sock));
+    SessionLink link;
+    link.client = &client;
+    SessionLinked linked(sessions, link);
     beast::error_code ec;
     client.socket().set_option(tcp::no_delay(true), ec);
     beast::flat_buffer buf;
     const auto cap = static_cast<int64_t>(std::min<std::size_t>(cfg.maxBodyBytesInFlight, INT64_MAX));
     try {
       for (;;) {
+        // The listener has closed (drain.h): a connection accepted just before it gets no
+        // new request read.
+        if (buf.size() == 0 && sh.notAccepting.load(std::memory_order_relaxed)) break;
         // ---- the head
         std::size_t scanFrom = 0, headEnd = std::string_view::npos;
         bool started = buf.size() > 0;  // a byte of this request is here
@@ -396,8 +464,10 @@ struct Worker {
             client.expires_after(cfg.headerTimeout);
             armed = true;
           }
+          link.idle = !started;  // the drain closes a connection while it waits here
           const std::size_t n =
               co_await client.async_read_some(buf.prepare(kHeadReadSize), asio::redirect_error(use_awaitable, ec));
+          link.idle = false;
           if (ec) break;
           buf.commit(n);
           started = true;
@@ -480,7 +550,9 @@ struct Worker {
         }
         http::request<http::string_body> req = parser.release();
         const bool keep = co_await handle(client, req);
-        if (!keep) break;
+        // After a termination signal a connection ends with its response, even one whose
+        // head said keep-alive before the signal came.
+        if (!keep || sh.closing.load(std::memory_order_relaxed)) break;
       }
     } catch (const std::exception& e) {
       rlog().error("session failed", {{"error", e.what()}});
@@ -565,7 +637,7 @@ struct Worker {
   awaitable<bool> handle(beast::tcp_stream& client, http::request<http::string_body>& req) {
     const MonotonicTime t0 = monoNow();
     const unsigned ver = req.version();
-    const bool keep = req.keep_alive();
+    const bool keep = clientKeepAlive(req);
     Target t = classifyTarget(ssv(req.target()));
     if (t.kind == RouteKind::NotFound) {
       const auto target = ssv(req.target());
@@ -608,34 +680,25 @@ struct Worker {
   }
 
   std::string modelsBody() {
-    json data = json::array();
-    if (auto r = currentRoutes()) {
-      for (const auto& d : r->table().deployments) {
-        json m = json::object();
-        m["id"] = d.deployment.str();
-        m["object"] = "model";
-        m["owned_by"] = "waterline";
-        m["root"] = d.model;
-        m["deployment_type"] = std::string(api::toString(d.deploymentType));
-        data.push_back(std::move(m));
-      }
-    }
-    json out = json::object();
-    out["object"] = "list";
-    out["data"] = std::move(data);
-    return out.dump();
+    const auto created = std::chrono::duration_cast<std::chrono::seconds>(
+                             sh.clock->systemTime().time_since_epoch()).count();
+    if (auto r = currentRoutes()) return modelsListBody(r->table(), created);
+    return modelsListBody(routing::RoutingTable{}, created);
   }
 
   awaitable<bool> serveLocal(beast::tcp_stream& client, http::request<http::string_body>& req, const Target& t) {
     const unsigned ver = req.version();
-    const bool keep = req.keep_alive();
+    const bool keep = clientKeepAlive(req);
     switch (t.kind) {
       case RouteKind::Healthz:
         co_return co_await sendResponse(client, ver, keep, 200, "text/plain; charset=utf-8", "ok\n", {});
       case RouteKind::Readyz: {
-        bool ready = currentRoutes() != nullptr;
+        // Not ready from the first termination signal on (drain.h), so that endpoints
+        // controllers and load balancers stop sending during --shutdown-delay.
+        const bool shuttingDown = sh.closing.load(std::memory_order_relaxed);
+        const bool ready = !shuttingDown && currentRoutes() != nullptr;
         co_return co_await sendResponse(client, ver, keep, ready ? 200 : 503, "text/plain; charset=utf-8",
-                                        ready ? "ok\n" : "routing table not loaded\n", {});
+                                        ready ? "ok\n" : shuttingDown ? "shutting down\n" : "routing table not loaded\n", {});
       }
       case RouteKind::Metrics:
         if (!sh.cfg.metricsListen.empty())  // served on --metrics-listen, or nowhere ("0")
@@ -824,7 +887,7 @@ struct Worker {
     }
 
     // Commit: from here on the client sees this response.
-    bool clientKeep = req.keep_alive();
+    bool clientKeep = clientKeepAlive(req);
     out.status = status;
     const std::string_view ctype = ssv(uh[http::field::content_type]);
     out.sse = ctype.substr(0, 17) == "text/event-stream";
@@ -960,7 +1023,7 @@ struct Worker {
   awaitable<bool> proxy(beast::tcp_stream& client, http::request<http::string_body>& req, const Target& t,
                         MonotonicTime t0) {
     const unsigned ver = req.version();
-    const bool keep = req.keep_alive();
+    const bool keep = clientKeepAlive(req);
     const bool openaiPath = t.kind == RouteKind::ChatCompletions || t.kind == RouteKind::Completions;
     auto parsed = parseRequestBody(req.body(), t.apiKind(), openaiPath, cfg.maxJsonDepth);
     if (!parsed) {
@@ -1069,6 +1132,24 @@ void RouterServer::Impl::accept() {
     }
     accept();
   });
+}
+
+void RouterServer::Impl::stopAccepting() {
+  notAccepting.store(true, std::memory_order_relaxed);
+  std::lock_guard lk(lifecycleMu);
+  if (!started || stopped || workers.empty()) return;
+  // The acceptor lives on the first worker's thread: closed there (new connections are
+  // refused from then on), then each worker closes its idle connections on its own.
+  std::promise<void> closed;
+  auto fut = closed.get_future();
+  asio::post(workers.front()->io, [this, &closed] {
+    beast::error_code ec;
+    if (acceptor) acceptor->close(ec);
+    if (acceptRetry) acceptRetry->cancel();
+    closed.set_value();
+  });
+  fut.wait_for(std::chrono::seconds(5));
+  for (auto& w : workers) asio::post(w->io, [wp = w.get()] { wp->closeIdleSessions(); });
 }
 
 void RouterServer::Impl::stopAll() {
@@ -1194,6 +1275,73 @@ std::expected<void, std::string> RouterServer::start() {
 }
 
 void RouterServer::stop() { impl_->stopAll(); }
+
+DrainPhase RouterServer::onSignal(int signo) {
+  auto& im = *impl_;
+  DrainPhase p;
+  {
+    std::lock_guard lk(im.drainMu);
+    p = im.drain.onSignal(im.clock->monotonicTime(), signo);
+    im.closing.store(true, std::memory_order_relaxed);
+    im.drainKick = true;
+  }
+  im.drainCv.notify_all();
+  return p;
+}
+
+DrainPhase RouterServer::drain() {
+  auto& im = *impl_;
+  std::unique_lock lk(im.drainMu);
+  bool listenerClosed = false;
+  for (;;) {
+    const DrainPhase p = im.drain.update(im.clock->monotonicTime(), im.connections.load(std::memory_order_relaxed));
+    if (p == DrainPhase::Serving) {
+      im.drainCv.wait(lk, [&im] { return im.drainKick; });
+      im.drainKick = false;
+      continue;
+    }
+    if (!im.drain.accepting() && !listenerClosed && p != DrainPhase::Abort) {
+      // The delay is over: close the listener and the idle connections, then count again.
+      listenerClosed = true;
+      lk.unlock();
+      im.stopAccepting();
+      rlog().info("shutdown delay over: listener closed, draining",
+                  {{"connections", im.connections.load(std::memory_order_relaxed)},
+                   {"inflight", im.inflight.load(std::memory_order_relaxed)},
+                   {"grace_left", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      im.drain.deadline() - im.clock->monotonicTime())}});
+      lk.lock();
+      continue;
+    }
+    switch (p) {
+      case DrainPhase::Drained:
+        rlog().info("drained: no client connection left");
+        return p;
+      case DrainPhase::Cut: {
+        const auto open = im.connections.load(std::memory_order_relaxed);
+        const auto inflight = im.inflight.load(std::memory_order_relaxed);
+        im.shutdownCut->inc(static_cast<double>(std::max<int64_t>(open, 0)));
+        rlog().warn("shutdown grace over: cutting the connections still open",
+                    {{"connections", open}, {"inflight", inflight}, {"grace", im.cfg.shutdownGrace}});
+        lk.unlock();
+        im.stopAll();  // closes every connection and joins the threads
+        return p;
+      }
+      case DrainPhase::Abort:
+        return p;
+      default:
+        break;
+    }
+    const MonotonicTime wake = *im.drain.wakeAt();
+    im.clock->waitUntil(lk, im.drainCv, wake, [&im] { return im.drainKick; });
+    im.drainKick = false;
+  }
+}
+
+int RouterServer::drainExitCode() const {
+  std::lock_guard lk(impl_->drainMu);
+  return impl_->drain.exitCode();
+}
 
 int RouterServer::port() const { return impl_->boundPort.load(); }
 int RouterServer::metricsPort() const {

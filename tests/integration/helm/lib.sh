@@ -32,7 +32,8 @@ check() {
 # jq helpers available to every jqcheck expression (input: the array of objects).
 # shellcheck disable=SC2016  # jq, not shell
 JQ_PRELUDE='
-  def kinds: [.[].kind] | sort;
+  # kinds: the sorted kinds of the objects, CRDs left out (the CRD checks count those).
+  def kinds: [.[].kind | select(. != "CustomResourceDefinition")] | sort;
   def one($k; $n): [.[] | select(.kind == $k and .metadata.name == $n)] |
     if length == 1 then .[0] else error("want one \($k)/\($n), have \(length)") end;
   def none($k): [.[] | select(.kind == $k)] | length == 0;
@@ -66,11 +67,13 @@ yaml_to_json() { # < yaml > json
     jq -s '[.[] | (.items // [.])[]]'
 }
 
-# render <name> [helm template args...]: renders the chart as release "wl" in namespace
-# "wl-sys" to $TMP/<name>.json (an array of objects).
+# render <name> [--with-tests] [helm template args...]: renders the chart as release "wl"
+# in namespace "wl-sys" to $TMP/<name>.json (an array of objects); the helm test Pods
+# (templates/tests) only with --with-tests.
 render() {
-  local name="$1"; shift
-  helm template wl "$CHART" --namespace wl-sys --kube-version "$KUBE_VER" "$@" >"$TMP/$name.yaml"
+  local name="$1" skip=--skip-tests; shift
+  if [[ "${1:-}" == --with-tests ]]; then skip=""; shift; fi
+  helm template wl "$CHART" --namespace wl-sys --kube-version "$KUBE_VER" ${skip:+"$skip"} "$@" >"$TMP/$name.yaml"
   yaml_to_json <"$TMP/$name.yaml" >"$TMP/$name.json"
   echo "$TMP/$name.json"
 }

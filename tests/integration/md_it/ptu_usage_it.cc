@@ -102,7 +102,7 @@ TEST(PtuUsageIT, StatusCarriesObservedTokensAndTheRoutersThrottledRequests) {
     return true;
   }, 60s)) << op.logText(3000);
   router.start({it::binaryDir() + "/operator/router/waterline-router", "--listen=127.0.0.1:" + std::to_string(routerPort),
-                "--threads=1", "--routes-file=" + routesFile, "--log-level=warn"},
+                "--threads=1", "--routes-file=" + routesFile, "--log-level=warn", "--shutdown-delay=0"},
                "/tmp/" + it::uniqueName("wl-router") + ".log");
   const std::string key = w.ns + "/r1";
   const std::string routerMetrics = "http://127.0.0.1:" + std::to_string(routerPort) + "/metrics";

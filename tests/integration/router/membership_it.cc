@@ -46,8 +46,9 @@ struct RouterProc {
 
   bool start(const std::vector<std::string>& flags) {
     logPath = "/tmp/" + it::uniqueName("wl-router-membership") + ".log";
+    // No shutdown delay: a SIGTERM drains (nothing is in flight) and exits at once.
     std::vector<std::string> args = {WATERLINE_ROUTER_BIN, "--listen=127.0.0.1:0", "--threads=1",
-                                     "--routes-poll-interval=100ms"};
+                                     "--routes-poll-interval=100ms", "--shutdown-delay=0"};
     args.insert(args.end(), flags.begin(), flags.end());
     int out[2];
     if (pipe(out) != 0) return false;

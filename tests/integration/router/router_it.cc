@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <future>
+
 #include <nlohmann/json.hpp>
 
 #include "waterline/router/server.h"
@@ -651,6 +654,70 @@ TEST_F(RouterIT, ManyConcurrentClients) {
   EXPECT_GT(west.requestCount(), 20u);
   EXPECT_GT(north.requestCount(), 20u);
   EXPECT_GT(east.requestCount(), 20u);
+}
+
+// The drain (router/drain.h) in-process: its delay and grace run on the router's injected
+// clock, so real time passing changes nothing until the simulated clock is advanced.
+TEST_F(RouterIT, ShutdownDrainRunsOnTheInjectedClock) {
+  auto clock = std::make_shared<SimulatedTimeSource>(std::chrono::system_clock::now());
+  RouterConfig cfg;
+  cfg.shutdownDelay = std::chrono::seconds(5);
+  cfg.shutdownGrace = std::chrono::seconds(30);
+  cfg.headerTimeout = std::chrono::hours(1);  // the partial head below stays in progress
+  start(cfg, clock);
+  routes({dep("std", DeploymentType::Standard, pools(0.5, 0.1, 0.0), "eu-west")});
+  ASSERT_EQ(get(port(), "/readyz").status, 200);
+
+  // An idle keep-alive connection, and one in the middle of sending a request head.
+  Client idle(port());
+  ASSERT_EQ(idle.request(http::verb::get, "/healthz").header("connection"), "");
+  Client partial(port());
+  asio::write(partial.socket(), asio::buffer(std::string("GET /healthz HTTP/1.1\r\nHost: r\r\n")));
+  ASSERT_TRUE(eventually([&] { return metric("waterline_router_connections") == 2; }));
+
+  EXPECT_EQ(router->onSignal(SIGTERM), DrainPhase::Delay);
+  auto drained = std::async(std::launch::async, [&] { return router->drain(); });
+  // The delay: /readyz 503 and Connection: close on new connections, which are accepted
+  // for as long as the simulated clock stays before the delay's end.
+  for (int i = 0; i < 3; ++i) {
+    const auto r = get(port(), "/readyz");
+    EXPECT_EQ(r.status, 503);
+    EXPECT_EQ(r.header("connection"), "close");
+  }
+  clock->advance(std::chrono::milliseconds(4999));
+  EXPECT_EQ(get(port(), "/healthz").status, 200);
+
+  // The delay's end: the listener closes, the idle connection is closed; the partial head
+  // keeps the drain going.
+  clock->advance(std::chrono::milliseconds(1));
+  ASSERT_TRUE(eventually([&] {
+    asio::io_context io;
+    tcp::socket s(io);
+    beast::error_code ec;
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port())), ec);
+    return ec == asio::error::connection_refused;
+  }));
+  {
+    char b;
+    beast::error_code ec;
+    idle.socket().read_some(asio::buffer(&b, 1), ec);
+    EXPECT_EQ(ec, asio::error::eof) << ec.message();
+  }
+  ASSERT_TRUE(eventually([&] { return metric("waterline_router_connections") == 1; }));
+  EXPECT_EQ(drained.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+
+  // 30 s after the signal: the grace is over, the connection left is cut and counted.
+  clock->advance(std::chrono::seconds(25));
+  ASSERT_EQ(drained.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(drained.get(), DrainPhase::Cut);
+  EXPECT_EQ(router->drainExitCode(), 1);
+  EXPECT_EQ(metric("waterline_router_shutdown_cut_connections_total"), 1);
+  {
+    char b;
+    beast::error_code ec;
+    partial.socket().read_some(asio::buffer(&b, 1), ec);
+    EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  }
 }
 
 }  // namespace

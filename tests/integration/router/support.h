@@ -36,6 +36,9 @@ struct Reply {
   std::string body;                      // non-streaming body
   std::vector<std::string> sseChunks;    // when non-empty: chunked, one write per element
   std::chrono::milliseconds chunkDelay{0};
+  // Called (on the connection's thread) before chunk i is written: a test holds a stream
+  // open mid-way by blocking here until it lets it go on.
+  std::function<void(std::size_t i)> beforeChunk;
 };
 
 // A worker that answers every request with handler(request).
@@ -150,10 +153,11 @@ class TestUpstream {
         res.keep_alive(req.keep_alive());
         http::response_serializer<http::empty_body> sr{res};
         http::write_header(sock, sr, ec);
-        for (const auto& c : rep.sseChunks) {
+        for (std::size_t i = 0; i < rep.sseChunks.size(); ++i) {
           if (ec) break;
           if (rep.chunkDelay.count()) std::this_thread::sleep_for(rep.chunkDelay);
-          asio::write(sock, http::make_chunk(asio::buffer(c)), ec);
+          if (rep.beforeChunk) rep.beforeChunk(i);
+          asio::write(sock, http::make_chunk(asio::buffer(rep.sseChunks[i])), ec);
         }
         if (!ec) asio::write(sock, http::make_chunk_last(), ec);
       }

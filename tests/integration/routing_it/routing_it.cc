@@ -314,7 +314,7 @@ TEST(RoutingIT, TwoRegionsShareAHubAndADeadRegionGoesStale) {
     if (FILE* f = std::fopen(routerLog.c_str(), "w")) dup2(fileno(f), 2);
     std::string src = "--routes-url=http://127.0.0.1:" + std::to_string(opB.port) + "/v1/routes";
     execl(WATERLINE_ROUTER_BIN, WATERLINE_ROUTER_BIN, "--listen=127.0.0.1:0", "--threads=1", "--stale-after=3s",
-          "--routes-poll-interval=200ms", "--log-level=warn", src.c_str(), (char*)nullptr);
+          "--routes-poll-interval=200ms", "--log-level=warn", "--shutdown-delay=0", src.c_str(), (char*)nullptr);
     _exit(127);
   }
   close(out[1]);

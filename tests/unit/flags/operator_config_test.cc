@@ -44,6 +44,7 @@ TEST(OperatorFlags, Defaults) {
   EXPECT_EQ(c->routingHeartbeat, 10s);
   EXPECT_EQ(c->routingHeartbeatNamespace, "");
   EXPECT_EQ(c->logLevel, log::Level::Info);
+  EXPECT_EQ(c->logFormat, log::Format::Text);
   EXPECT_EQ(c->verbosity, 0);
 }
 
@@ -54,7 +55,7 @@ TEST(OperatorFlags, EveryFlagRoundTripsToItsTypedValue) {
       "--renew-deadline=20s", "--retry-period=500ms", "--workers=8", "--kube-api-qps=12.5", "--kube-api-burst=40",
       "--resync-period=0", "--active-health-probes", "--prometheus-url=http://prom:9090", "--prometheus-timeout=2s",
       "--xid-poll-period=1m", "--autoscaler-sync-period=3s", "--cluster-name=eu-1", "--routing-kubeconfig=/tmp/hub",
-      "--routing-heartbeat=2s", "--routing-heartbeat-namespace=hub-ns", "--log-level=debug", "-v=3"});
+      "--routing-heartbeat=2s", "--routing-heartbeat-namespace=hub-ns", "--log-level=debug", "--log-format=json", "-v=3"});
   ASSERT_TRUE(c) << c.error().text;
   EXPECT_EQ(c->kubeconfig, "/tmp/kc");
   EXPECT_EQ(c->context, "kind");
@@ -80,6 +81,7 @@ TEST(OperatorFlags, EveryFlagRoundTripsToItsTypedValue) {
   EXPECT_EQ(c->routingHeartbeat, 2s);
   EXPECT_EQ(c->routingHeartbeatNamespace, "hub-ns");
   EXPECT_EQ(c->logLevel, log::Level::Debug);
+  EXPECT_EQ(c->logFormat, log::Format::Json);
   EXPECT_EQ(c->verbosity, 3);
 
   // Booleans: bare, =true, =false; the last of repeated flags wins (chart extraArgs
@@ -110,6 +112,7 @@ TEST(OperatorFlags, EachErrorNamesTheFlag) {
   EXPECT_NE(errorOf({"--workers=four"}).find("--workers"), std::string::npos);
   // Enums.
   EXPECT_NE(errorOf({"--log-level=bogus"}).find("--log-level: bogus not in"), std::string::npos);
+  EXPECT_NE(errorOf({"--log-format=yaml"}).find("--log-format: yaml not in"), std::string::npos);
   // A bare boolean no longer swallows the next flag as its value: --log-level is checked.
   EXPECT_NE(errorOf({"--active-health-probes", "--log-level=bogus"}).find("--log-level"), std::string::npos);
   // Booleans.

@@ -23,6 +23,9 @@ TEST(RouterFlags, Defaults) {
   EXPECT_EQ(c->failoverDeadline, Duration::zero());  // no deadline
   EXPECT_EQ(c->replicas, 1);
   EXPECT_EQ(c->limiterMode, routing::LimiterMode::SlidingWindow);
+  EXPECT_EQ(c->shutdownDelay, 5s);
+  EXPECT_EQ(c->shutdownGrace, 30s);
+  EXPECT_EQ(c->logFormat, log::Format::Text);
 }
 
 TEST(RouterFlags, ParsesEveryFlag) {
@@ -33,7 +36,7 @@ TEST(RouterFlags, ParsesEveryFlag) {
                        "--stale-after=10s",
                        "--epsilon=0.1", "--overload=best-effort", "--replicas=4", "--limiter=token-bucket",
                        "--default-max-tokens=256", "--chars-per-token=3.5", "--seed=7", "--log-level=debug",
-                       "--busy-poll=50us"});
+                       "--busy-poll=50us", "--shutdown-delay=2s", "--shutdown-grace=1m", "--log-format=json"});
   ASSERT_TRUE(c) << c.error();
   EXPECT_EQ(c->listenAddress, "127.0.0.1");
   EXPECT_EQ(c->port, 9000);
@@ -58,6 +61,9 @@ TEST(RouterFlags, ParsesEveryFlag) {
   EXPECT_DOUBLE_EQ(c->estimator.charsPerToken, 3.5);
   EXPECT_EQ(c->seed, 7u);
   EXPECT_EQ(c->logLevel, log::Level::Debug);
+  EXPECT_EQ(c->shutdownDelay, 2s);
+  EXPECT_EQ(c->shutdownGrace, 1min);
+  EXPECT_EQ(c->logFormat, log::Format::Json);
   EXPECT_EQ(c->busyPoll, 50us);
   auto p = parseFlags({"--listen=[::1]:81"});
   ASSERT_TRUE(p);
@@ -134,6 +140,11 @@ TEST(RouterFlags, ErrorsNameTheFlag) {
   bad({"--epsilon=2"}, "--epsilon");
   bad({"--replicas=0"}, "--replicas");
   bad({"positional"}, "unexpected argument");
+  bad({"--log-format=logfmt"}, "--log-format: logfmt not in");
+  bad({"--shutdown-delay=5"}, "--shutdown-delay: want a duration with a unit");
+  bad({"--shutdown-grace=-1s"}, "--shutdown-grace");
+  // The grace counts from the signal and includes the delay.
+  bad({"--shutdown-delay=10s", "--shutdown-grace=5s"}, "--shutdown-grace: must be at least --shutdown-delay (10s)");
   auto help = parseRouterConfig(std::vector<std::string>{"--help"});
   ASSERT_FALSE(help);
   EXPECT_EQ(help.error().code, 0);
@@ -227,6 +238,24 @@ TEST(RouterFlags, MetricsListen) {
     ASSERT_FALSE(c) << bad;
     EXPECT_NE(c.error().find("--metrics-listen"), std::string::npos) << c.error();
   }
+}
+
+TEST(RouterFlags, Version) {
+  auto v = parseRouterConfig(std::vector<std::string>{"--version"});
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code, 0);
+  EXPECT_EQ(v.error().text.rfind("waterline-router ", 0), 0u) << v.error().text;
+  EXPECT_EQ(v.error().text.back(), '\n');
+}
+
+TEST(RouterFlags, ShutdownDelayAloneRaisesTheDefaultGrace) {
+  auto c = parseFlags({"--shutdown-delay=45s"});
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->shutdownDelay, 45s);
+  EXPECT_EQ(c->shutdownGrace, 45s);
+  auto zero = parseFlags({"--shutdown-delay=0", "--shutdown-grace=0"});
+  ASSERT_TRUE(zero) << zero.error();
+  EXPECT_EQ(zero->shutdownGrace, Duration::zero());
 }
 
 }  // namespace

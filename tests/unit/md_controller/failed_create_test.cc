@@ -93,7 +93,7 @@ struct Fixture {
   }
   void start() {
     ModelDeploymentDeps deps;
-    deps.client = client;
+    deps.writer = client;
     deps.deployments = mds;
     deps.pools = pools;
     deps.nodes = nodes;

@@ -54,7 +54,7 @@ TEST(PoolOverlapWatch, BothPoolsAreEnqueuedWhenAnOverlapAppearsOrGoes) {
   n3["metadata"]["labels"]["topology.kubernetes.io/region"] = "us-east";  // not eu-west
   ASSERT_TRUE(client->create(kube::kinds::Node, "", n3, {}));
   CapacityPoolDeps deps;
-  deps.client = client;
+  deps.writer = client;
   deps.pools = pools;
   deps.nodes = nodes;
   deps.recorder = std::make_shared<runtime::FakeEventRecorder>();

@@ -32,7 +32,7 @@ TEST(PoolDemandWatch, OnlyANewOrVanishedShapeEnqueuesEveryPool) {
   ASSERT_TRUE(client->create(kube::kinds::CapacityPool, "", poolJson("p2", "us-east", "US"), {}));
   ASSERT_TRUE(client->create(kube::kinds::ModelDeployment, "team", deploymentJson("team", "a"), {}));
   CapacityPoolDeps deps;
-  deps.client = client;
+  deps.writer = client;
   deps.pools = pools;
   deps.nodes = nodes;
   deps.workerPods = pods;

@@ -43,7 +43,7 @@ TEST(PoolStatusWrites, CountsOnlyChangesAreCoalescedConditionsAreNot) {
   ASSERT_TRUE(client->create(kube::kinds::Node, "", node("n1", 8, true), {}));
   ASSERT_TRUE(client->create(kube::kinds::Node, "", node("n2", 8, true), {}));
   CapacityPoolDeps d;
-  d.client = client;
+  d.writer = client;
   d.pools = mk(kube::kinds::CapacityPool);
   d.nodes = mk(kube::kinds::Node);
   d.recorder = std::make_shared<runtime::FakeEventRecorder>();

@@ -35,7 +35,7 @@ TEST(PtuAccrualWrites, OnlyAccrualIsWrittenEveryIntervalAndStaysExact) {
                         {"scope", {{"type", "Global"}}}}}};
   ASSERT_TRUE(client->create(kube::kinds::PTUReservation, "team", res, {}));
   PtuReservationDeps d;
-  d.client = client;
+  d.writer = client;
   d.reservations = mk(kube::kinds::PTUReservation);
   d.deployments = mk(kube::kinds::ModelDeployment);
   d.pools = mk(kube::kinds::CapacityPool);

@@ -52,6 +52,7 @@ struct PublisherTest : ::testing::Test {
   RoutingPublisherDeps deps() {
     RoutingPublisherDeps d;
     d.hub = client;
+    d.hubReader = client;
     d.deployments = deployments;
     d.pools = pools;
     d.workerPods = pods;

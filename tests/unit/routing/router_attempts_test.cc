@@ -413,6 +413,40 @@ TEST_F(PtuTest, ExhaustedReservationWithoutSpilloverAnswers429UntilTheWindowMove
   EXPECT_EQ(pool.attempts.size(), 2u);
 }
 
+// Both Retry-After and retry-after-ms are rounded up: the openai SDK waits exactly
+// retry-after-ms, and with the milliseconds rounded down its retry could arrive up to 1 ms
+// before the request fits, be refused again and spend the SDK's last retry.
+TEST(RateLimitHeaders, RetryAfterIsRoundedUpInSecondsAndMilliseconds) {
+  auto headersFor = [](Duration d) {
+    routing::Admission a;
+    a.outcome = routing::AdmitOutcome::Throttle;
+    a.retryAfter = d;
+    return rateLimitHeaders(a, true);
+  };
+  using std::chrono::microseconds;
+  using std::chrono::milliseconds;
+  auto h = headersFor(microseconds(5'170'400));  // 5.1704 s
+  EXPECT_EQ(header(h, "Retry-After"), "6");
+  EXPECT_EQ(header(h, "retry-after-ms"), "5171");
+  h = headersFor(microseconds(5'000'400));  // 5.0004 s: the seconds agree with the milliseconds
+  EXPECT_EQ(header(h, "Retry-After"), "6");
+  EXPECT_EQ(header(h, "retry-after-ms"), "5001");
+  h = headersFor(microseconds(1'500));
+  EXPECT_EQ(header(h, "Retry-After"), "1");
+  EXPECT_EQ(header(h, "retry-after-ms"), "2");
+  h = headersFor(Duration(1));  // 1 ns
+  EXPECT_EQ(header(h, "retry-after-ms"), "1");
+  h = headersFor(milliseconds(2'000));  // exact: unchanged
+  EXPECT_EQ(header(h, "Retry-After"), "2");
+  EXPECT_EQ(header(h, "retry-after-ms"), "2000");
+  h = headersFor(Duration::zero());
+  EXPECT_EQ(header(h, "Retry-After"), "1");
+  EXPECT_EQ(header(h, "retry-after-ms"), "1");
+  h = headersFor(Duration::max());  // never fits
+  EXPECT_EQ(header(h, "Retry-After"), "60");
+  EXPECT_EQ(header(h, "retry-after-ms"), "60000");
+}
+
 TEST_F(PtuTest, AFailedRequestIsRefundedAndASuccessfulOneSettledWithItsUsage) {
   auto idx = table(false);
   {

@@ -126,6 +126,35 @@ TEST(DeploymentIndex, ResolvesKeyNameThenModel) {
   EXPECT_EQ(idx.spilloverOf(*idx.resolve("team/llama-global")), nullptr);
 }
 
+// The OpenAI Model type requires id, object, created (Unix seconds) and owned_by; the
+// openai SDK's models.list() gave `created=None` (and failed strict validation) without
+// `created` (tests/integration/sdk, OpenAISdkIT.test_models).
+TEST(ModelsList, EveryItemHasTheFieldsOfAnOpenAIModel) {
+  using namespace routing::testing;
+  routing::RoutingTable t;
+  auto global = deployment("llama-global", api::DeploymentType::Global, threePools(0, 0, 0));
+  auto eu = deployment("llama-eu", api::DeploymentType::DataZone, threePools(0, 0, 0), "", "EU");
+  eu.model = "other-model";
+  t.deployments = {global, eu};
+  t.normalize();
+  json j = json::parse(modelsListBody(t, 1'750'000'123));
+  EXPECT_EQ(j["object"], "list");
+  ASSERT_EQ(j["data"].size(), 2u);
+  EXPECT_EQ(j["data"][0], (json{{"id", "team/llama-eu"},
+                                {"object", "model"},
+                                {"created", 1'750'000'123},
+                                {"owned_by", "waterline"},
+                                {"root", "other-model"},
+                                {"deployment_type", "DataZone"}}));
+  for (const auto& m : j["data"]) {
+    EXPECT_TRUE(m["id"].is_string());
+    EXPECT_EQ(m["object"], "model");
+    EXPECT_TRUE(m["created"].is_number_integer()) << m.dump();
+    EXPECT_TRUE(m["owned_by"].is_string());
+  }
+  EXPECT_EQ(json::parse(modelsListBody(routing::RoutingTable{}, 0)), (json{{"object", "list"}, {"data", json::array()}}));
+}
+
 TEST(QuoteBounded, CutsAtACharacterBoundary) {
   EXPECT_EQ(quoteBounded("short"), "short");
   EXPECT_EQ(quoteBounded(std::string(256, 'a')), std::string(256, 'a'));

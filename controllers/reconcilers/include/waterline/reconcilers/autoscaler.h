@@ -98,7 +98,7 @@ struct AutoscalerMetrics {
 };
 
 struct AutoscalerDeps {
-  kube::ClientPtr client;  // writes only
+  kube::WriterPtr writer;  // its reads come from listers
   cache::InformerPtr deployments;
   cache::InformerPtr reservations;        // optional: the PTU floor
   sources::PrometheusClientPtr prometheus;  // null: no metric source (holds, ScalingActive=False)

@@ -26,7 +26,7 @@
 namespace waterline::reconcilers {
 
 struct CapacityPoolDeps {
-  kube::ClientPtr client;  // writes only
+  kube::WriterPtr writer;  // its reads come from listers
   cache::InformerPtr pools;
   cache::InformerPtr nodes;
   // Worker pods (optional): their creation / deletion enqueues the pool named by their

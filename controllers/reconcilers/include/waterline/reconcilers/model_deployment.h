@@ -59,7 +59,7 @@ using RepairTrackerPtr = std::shared_ptr<RepairTracker>;
 using UnhealthyWorkersFn = std::function<std::set<std::string>(const std::string& ns, const std::string& name)>;
 
 struct ModelDeploymentDeps {
-  kube::ClientPtr client;  // writes (and a GET after AlreadyExists)
+  kube::WriterPtr writer;  // its reads come from listers (and apiReader below)
   cache::InformerPtr deployments;
   cache::InformerPtr pools;  // watched: capacity changes wake waiting deployments
   cache::InformerPtr nodes;
@@ -72,6 +72,11 @@ struct ModelDeploymentDeps {
   // Optional: PTUReservations. Their Active placements hold GPUs for their deployment
   // (planners::PoolHold) and, without autoscaling, raise its replicas to their floor.
   cache::InformerPtr reservations = nullptr;
+  // Optional: a read past the cache, for the one case the cache cannot answer: a create
+  // refused as AlreadyExists (a pod of a previous process the watch has not shown yet)
+  // is read from the API so the real pod's assignment is assumed, not the planned one.
+  // Null: the planned assumption stands until the watch shows the pod.
+  kube::ReaderPtr apiReader = nullptr;
 };
 
 class ModelDeploymentReconciler final : public runtime::Reconciler {

@@ -29,7 +29,7 @@
 namespace waterline::reconcilers {
 
 struct PtuReservationDeps {
-  kube::ClientPtr client;  // writes only
+  kube::WriterPtr writer;  // its reads come from listers
   cache::InformerPtr reservations;
   cache::InformerPtr deployments;
   cache::InformerPtr pools;

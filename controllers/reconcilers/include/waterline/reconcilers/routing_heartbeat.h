@@ -50,7 +50,7 @@ std::optional<ClusterHeartbeatTime> clusterHeartbeatFromLease(const kube::Json& 
 
 class ClusterHeartbeat {
  public:
-  ClusterHeartbeat(kube::ClientPtr hub, std::string ns, std::string cluster, Duration interval,
+  ClusterHeartbeat(kube::WriterPtr hub, std::string ns, std::string cluster, Duration interval,
                    TimeSourcePtr time);
   ~ClusterHeartbeat();
   ClusterHeartbeat(const ClusterHeartbeat&) = delete;
@@ -70,7 +70,7 @@ class ClusterHeartbeat {
  private:
   void loop();
 
-  kube::ClientPtr hub_;
+  kube::WriterPtr hub_;
   std::string ns_, cluster_;
   Duration interval_;
   TimeSourcePtr time_;

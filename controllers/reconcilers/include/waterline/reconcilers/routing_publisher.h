@@ -44,7 +44,8 @@ inline constexpr const char* kWorkerDeploymentIndex = "waterline.dev/worker-depl
 std::vector<std::string> workerDeploymentIndexFunc(const kube::Json& pod);
 
 struct RoutingPublisherDeps {
-  kube::ClientPtr hub;  // where RoutingTables are written
+  kube::WriterPtr hub;        // where RoutingTables are written
+  kube::ReaderPtr hubReader;  // reads past the hub's cache before a table is removed
   cache::InformerPtr deployments;
   cache::InformerPtr pools;
   cache::InformerPtr workerPods;

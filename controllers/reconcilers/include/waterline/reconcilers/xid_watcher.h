@@ -26,7 +26,7 @@ namespace waterline::reconcilers {
 inline constexpr std::string_view kDefaultXidQuery = "max by (Hostname, gpu) (DCGM_FI_DEV_XID_ERRORS)";
 
 struct XidWatcherDeps {
-  kube::ClientPtr client;  // node patches
+  kube::WriterPtr writer;  // node patches
   cache::InformerPtr nodes;
   sources::PrometheusClientPtr prometheus;
   runtime::EventRecorderPtr recorder;

@@ -49,6 +49,8 @@ CLI::Option* addChoice(CLI::App& app, const std::string& name, const std::vector
                        const std::string& def, std::function<void(const std::string&)> set, const std::string& help);
 // --log-level: error, warn (or warning), info, debug.
 CLI::Option* addLogLevel(CLI::App& app, log::Level& target);
+// --log-format: text (logfmt) or json (one object per line), the same keys (log.h).
+CLI::Option* addLogFormat(CLI::App& app, log::Format& target);
 
 // A flag as --help and docs/flags.md show it: "--lease-duration", "15s" ("" when it has
 // no default). --help and --version are left out.

@@ -1,7 +1,9 @@
 #pragma once
-// A small leveled, structured logger. One record is one line (logfmt) on stderr:
+// A small leveled, structured logger. One record is one line on stderr, logfmt (the
+// default, --log-format=text) or one JSON object (--log-format=json), with the same keys:
 //
 //   ts=2024-05-01T12:00:00.123456Z level=info logger=workqueue msg="item done" key=ns/a n=3
+//   {"ts":"2024-05-01T12:00:00.123456Z","level":"info","logger":"workqueue","msg":"item done","key":"ns/a","n":3}
 //
 // Levels error < warn < info < debug; the threshold (default info) and a klog-style
 // verbosity (--v, default 0, for `v(n, ...)` records, which log at info) are atomics
@@ -35,6 +37,11 @@ const char* toString(Level l);
 // "error", "warn"/"warning", "info", "debug" (case-insensitive).
 std::optional<Level> parseLevel(std::string_view s);
 
+// How a record is written: logfmt (Text) or one JSON object per line (Json).
+enum class Format : int { Text = 0, Json = 1 };
+const char* toString(Format f);             // "text", "json"
+std::optional<Format> parseFormat(std::string_view s);  // "text", "json" (case-insensitive)
+
 // A field value: strings, integers, floating point, bools, durations.
 class Value {
  public:
@@ -59,6 +66,18 @@ class Value {
   // The value as text, unquoted.
   std::string str() const;
 
+  // Calls exactly one of the visitor's overloads with the stored value: std::string, bool,
+  // std::int64_t, std::uint64_t, double, or Duration (a duration field).
+  template <class F>
+  decltype(auto) visit(F&& f) const {
+    return std::visit(
+        [&f](const auto& x) -> decltype(auto) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(x)>, DurationNs>) return f(Duration(x.ns));
+          else return f(x);
+        },
+        v_);
+  }
+
  private:
   struct DurationNs {
     std::int64_t ns;
@@ -80,6 +99,8 @@ void setLevel(Level l);
 Level level();
 void setVerbosity(int v);
 int verbosity();
+void setFormat(Format f);
+Format format();
 // Replaces where lines go (default: stderr). An empty Sink restores stderr.
 void setSink(Sink sink);
 // The clock for `ts` (default RealTimeSource). nullptr restores the real clock.
@@ -133,6 +154,17 @@ Logger logger(std::string_view name);
 // UTF-8 passes through. Bad key bytes become '_'.
 std::string formatRecord(SystemTime ts, Level l, std::string_view loggerName, std::string_view msg,
                          const Fields* values, std::initializer_list<Field> fields);
+
+// The same record as one JSON object (--log-format=json), keys in the same order: "ts"
+// (RFC 3339 string), "level", "logger" (only when named), "msg", then the fields. Integers
+// and floating point values are JSON numbers (NaN and infinities, which JSON lacks, are
+// the strings "NaN", "+Inf", "-Inf"), booleans are booleans, strings and durations
+// ("1.5s", as in logfmt) are strings. Escaping is nlohmann/json's: quotes, backslashes and
+// control characters escaped, bytes that are not valid UTF-8 replaced by U+FFFD. A field
+// named like one of the record's own keys, or like an earlier field, gets a "_" prefix
+// (until unique), so no key is lost or repeated.
+std::string formatRecordJson(SystemTime ts, Level l, std::string_view loggerName, std::string_view msg,
+                             const Fields* values, std::initializer_list<Field> fields);
 
 namespace detail {
 extern std::atomic<int> g_level;

@@ -136,6 +136,10 @@ class Client : public Reader, public Writer {
                                       const std::string& name, const std::string& subresource);
 };
 using ClientPtr = std::shared_ptr<Client>;
+// What a reconciler is handed: a Writer for its API writes (its reads come from typed
+// listers over the informer cache), and, where it must read past the cache, a Reader.
+using ReaderPtr = std::shared_ptr<Reader>;
+using WriterPtr = std::shared_ptr<Writer>;
 
 // Lists every page: follows continueToken until the server sends none. The result
 // carries all items, the resourceVersion of the list (start a watch from it) and no

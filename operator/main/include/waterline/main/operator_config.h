@@ -46,6 +46,7 @@ struct OperatorConfig {
   std::string routingHeartbeatNamespace;  // "": leaderElectionNamespace
 
   log::Level logLevel = log::Level::Info;
+  log::Format logFormat = log::Format::Text;  // --log-format
   int verbosity = 0;  // --v / -v
 };
 

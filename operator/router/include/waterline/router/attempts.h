@@ -205,7 +205,8 @@ class AttemptPlanner {
 
 // The rate-limit fields of an answer: none without a reservation; else
 // x-ratelimit-remaining-{tokens,requests}, and when `throttled` also Retry-After (whole
-// seconds, at least 1; 60 when the request can never fit) and retry-after-ms.
+// seconds, at least 1; 60 when the request can never fit) and retry-after-ms (whole
+// milliseconds, rounded up too: a client that waits exactly that long finds room).
 HeaderList rateLimitHeaders(const routing::Admission& a, bool throttled);
 
 }  // namespace waterline::router

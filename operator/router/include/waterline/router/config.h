@@ -80,7 +80,15 @@ struct RouterConfig {
   OverloadPolicy overload = OverloadPolicy::Reject;
   std::uint64_t seed = 0;  // 0: random
 
+  // Graceful shutdown (router/drain.h, docs/routing.md "Shutdown"): after SIGTERM/SIGINT
+  // /readyz answers 503 and new connections are still accepted for shutdownDelay; then
+  // the listener closes and what is in flight may finish until shutdownGrace has passed
+  // since the signal (grace >= delay).
+  Duration shutdownDelay = std::chrono::seconds(5);
+  Duration shutdownGrace = std::chrono::seconds(30);
+
   log::Level logLevel = log::Level::Info;
+  log::Format logFormat = log::Format::Text;
 };
 
 }  // namespace waterline::router

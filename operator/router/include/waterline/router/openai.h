@@ -1,6 +1,7 @@
 #pragma once
 // The router's request handling that needs no sockets: which endpoint a target is,
 // request-body validation, OpenAI-shaped errors and model -> deployment resolution.
+#include <cstdint>
 #include <expected>
 #include <memory>
 #include <optional>
@@ -97,6 +98,13 @@ int jsonDepth(std::string_view text, int limit = 1 << 20);
 // `stream` a boolean, `max_tokens`/`max_completion_tokens`/`n` non-negative integers.
 std::expected<nlohmann::json, ApiError> parseRequestBody(std::string_view body, routing::ApiKind kind,
                                                          bool requireModel, int maxDepth = 64);
+
+// GET /v1/models: the table's deployments as an OpenAI model list
+// ({"object":"list","data":[...]}). Each item carries every field the OpenAI Model type
+// requires (id = "namespace/name", object, created, owned_by), plus root (the model the
+// workers serve) and deployment_type. The table knows no creation time: `createdUnix`
+// (the caller's clock, Unix seconds) is given to all, as vLLM does for its model list.
+std::string modelsListBody(const routing::RoutingTable& table, std::int64_t createdUnix);
 
 // A routing table with lookups by deployment key, deployment name and model name.
 class DeploymentIndex {

@@ -23,6 +23,7 @@
 #include "waterline/common/metrics.h"
 #include "waterline/common/time.h"
 #include "waterline/router/config.h"
+#include "waterline/router/drain.h"
 #include "waterline/router/openai.h"
 #include "waterline/routing/admission.h"
 #include "waterline/routing/table.h"
@@ -44,6 +45,21 @@ class RouterServer {
   std::expected<void, std::string> start();
   // Stops accepting, closes connections and joins the threads. Idempotent.
   void stop();
+
+  // Graceful shutdown (router/drain.h; docs/routing.md, "Shutdown"), on the router's clock.
+  // A termination signal, from any thread: the first starts the drain (/readyz answers
+  // 503 and every response closes its connection from now on); a later one answers
+  // Abort, and the caller exits at once. Returns the phase after it.
+  DrainPhase onSignal(int signo);
+  // Blocks until the drain that onSignal starts has ended (before the first signal it
+  // waits for one): after --shutdown-delay the listener closes (new connections are
+  // refused) and idle connections are closed; returns Drained once no client connection
+  // is open, or Cut when --shutdown-grace has passed since the signal (the connections
+  // still open are counted in waterline_router_shutdown_cut_connections_total, logged,
+  // and closed: the server is stopped), or Abort after a second signal.
+  DrainPhase drain();
+  // The exit status for the drain's final phase (DrainState::exitCode); -1 before.
+  int drainExitCode() const;
   // The bound port (after start()).
   int port() const;
   // Where /metrics is served (after start()): port() without --metrics-listen, the
