@@ -14,6 +14,7 @@
 
 #include "waterline/common/log.h"
 #include "waterline/common/metrics.h"
+#include "waterline/common/process_collector.h"
 #include "waterline/kube/config.h"
 #include "waterline/kube/rest_client.h"
 #include "waterline/main/operator_config.h"
@@ -88,6 +89,8 @@ int main(int argc, char** argv) {
   mo.client = *client;
   mo.time = time;
   mo.bindAddress = o.bindAddress;
+  mo.metricsBindAddress = o.metricsBindAddress;
+  if (o.metricsAuth == "kubernetes") mo.metricsAuthorizer = runtime::kubernetesMetricsAuthorizer(*client, time);
   mo.leaderElection = o.leaderElect;
   mo.resyncPeriod = o.resyncPeriod;
   mo.stopSignalFd = signalFd;
@@ -99,6 +102,7 @@ int main(int argc, char** argv) {
   le.renewDeadline = o.renewDeadline;
   le.retryPeriod = o.retryPeriod;
 
+  metrics::addProcessCollector(metrics::defaultRegistry());
   runtime::Manager mgr(mo);
   runtime::registerInformerMetrics(mgr.registry(), mgr.informers());
   auto recorder = std::make_shared<runtime::KubeEventRecorder>(*client, "waterline-operator",

@@ -24,6 +24,12 @@ void addFlags(CLI::App& app, OperatorConfig& c) {
   app.add_option("--context", c.context, "kubeconfig context to use (default: current-context)");
   app.add_option("--bind-address", c.bindAddress, "host:port for /healthz, /readyz and /metrics (0 disables)")
       ->capture_default_str();
+  app.add_option("--metrics-bind-address", c.metricsBindAddress,
+                 "host:port that serves /metrics alone (empty: on --bind-address; 0 disables metrics)");
+  app.add_option("--metrics-auth", c.metricsAuth,
+                 "who may read /metrics: none, or kubernetes (bearer token; TokenReview + SubjectAccessReview)")
+      ->check(CLI::IsMember({"none", "kubernetes"}))
+      ->capture_default_str();
 
   cli::addBool(app, "leader-elect", c.leaderElect, "run leader election so only one replica reconciles");
   app.add_option("--leader-election-namespace", c.leaderElectionNamespace, "namespace of the leader Lease")

@@ -7,7 +7,15 @@
 #include <cstdlib>
 #include <limits>
 #include <set>
+#include <sstream>
 #include <stdexcept>
+#include <type_traits>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/text_serializer.h>
 
 namespace waterline::metrics {
 
@@ -17,68 +25,48 @@ bool endsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-void appendLabels(std::string& out, const std::vector<std::string>& names, const LabelValues& values,
-                  std::string_view extraName = {}, std::string_view extraValue = {}) {
-  if (names.empty() && extraName.empty()) return;
-  out += '{';
-  bool first = true;
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    if (!first) out += ',';
-    first = false;
-    out += names[i];
-    out += "=\"";
-    out += escapeLabelValue(values[i]);
-    out += '"';
+// Reorders each sample's labels to the family's label-name order (prometheus-cpp keeps
+// them in a std::map, i.e. by name), keeping other labels (none today) after them, and
+// sorts the samples by those values.
+void orderSamples(prometheus::MetricFamily& mf, const std::vector<std::string>& names) {
+  std::vector<std::pair<LabelValues, prometheus::ClientMetric>> keyed;
+  keyed.reserve(mf.metric.size());
+  for (auto& m : mf.metric) {
+    std::vector<prometheus::ClientMetric::Label> ordered;
+    ordered.reserve(m.label.size());
+    LabelValues key;
+    key.reserve(m.label.size());
+    for (const auto& n : names) {
+      auto it = std::find_if(m.label.begin(), m.label.end(), [&](const auto& l) { return l.name == n; });
+      if (it != m.label.end()) {
+        key.push_back(it->value);
+        ordered.push_back(*it);
+      }
+    }
+    for (auto& l : m.label) {
+      if (std::find(names.begin(), names.end(), l.name) == names.end()) ordered.push_back(std::move(l));
+    }
+    m.label = std::move(ordered);
+    keyed.emplace_back(std::move(key), std::move(m));
   }
-  if (!extraName.empty()) {
-    if (!first) out += ',';
-    out += extraName;
-    out += "=\"";
-    out += extraValue;
-    out += '"';
-  }
-  out += '}';
+  std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  mf.metric.clear();
+  for (auto& [k, m] : keyed) mf.metric.push_back(std::move(m));
 }
 
-void appendSample(std::string& out, std::string_view name, const std::vector<std::string>& names,
-                  const LabelValues& values, double v, std::string_view extraName = {},
-                  std::string_view extraValue = {}) {
-  out += name;
-  appendLabels(out, names, values, extraName, extraValue);
-  out += ' ';
-  out += formatValue(v);
-  out += '\n';
-}
-
-void appendHeader(std::string& out, const FamilyBase& f) {
-  out += "# HELP ";
-  out += f.name();
-  out += ' ';
-  out += escapeHelp(f.help());
-  out += "\n# TYPE ";
-  out += f.name();
-  out += ' ';
-  out += toString(f.type());
-  out += '\n';
-}
-
-void appendChild(std::string& out, const FamilyBase& f, const LabelValues& lv, const Counter& c) {
-  appendSample(out, f.name(), f.labelNames(), lv, c.value());
-}
-void appendChild(std::string& out, const FamilyBase& f, const LabelValues& lv, const Gauge& g) {
-  appendSample(out, f.name(), f.labelNames(), lv, g.value());
-}
-void appendChild(std::string& out, const FamilyBase& f, const LabelValues& lv, const Histogram& h) {
-  const Histogram::Snapshot s = h.snapshot();
-  const std::string bucket = f.name() + "_bucket";
-  const auto& bounds = h.upperBounds();
-  for (std::size_t i = 0; i < bounds.size(); ++i) {
-    appendSample(out, bucket, f.labelNames(), lv, static_cast<double>(s.cumulative[i]), "le",
-                 formatValue(bounds[i]));
+prometheus::MetricType promType(Type t) {
+  switch (t) {
+    case Type::Counter: return prometheus::MetricType::Counter;
+    case Type::Gauge: return prometheus::MetricType::Gauge;
+    case Type::Histogram: return prometheus::MetricType::Histogram;
   }
-  appendSample(out, bucket, f.labelNames(), lv, static_cast<double>(s.count), "le", "+Inf");
-  appendSample(out, f.name() + "_sum", f.labelNames(), lv, s.sum);
-  appendSample(out, f.name() + "_count", f.labelNames(), lv, static_cast<double>(s.count));
+  return prometheus::MetricType::Untyped;
+}
+
+std::string serializeFamilies(const std::vector<prometheus::MetricFamily>& fams) {
+  std::ostringstream os;
+  prometheus::TextSerializer().Serialize(os, fams);
+  return std::move(os).str();
 }
 
 std::vector<std::string> seriesNames(const FamilyBase& f) {
@@ -185,34 +173,33 @@ std::string escapeHelp(std::string_view v) {
 
 void Counter::inc(double v) {
   if (!(v >= 0)) throw std::invalid_argument("counter cannot decrease");
-  v_.fetch_add(v, std::memory_order_relaxed);
+  c_->Increment(v);
 }
+double Counter::value() const { return c_->Value(); }
 
-Histogram::Histogram(std::shared_ptr<const std::vector<double>> upperBounds)
-    : bounds_(std::move(upperBounds)), counts_(bounds_->size() + 1, 0) {}
+void Gauge::set(double v) { g_->Set(v); }
+void Gauge::inc(double v) { g_->Increment(v); }
+void Gauge::dec(double v) { g_->Decrement(v); }
+double Gauge::value() const { return g_->Value(); }
 
 void Histogram::observe(double v) {
-  // Bucket i counts v <= bound[i]; NaN lands in +Inf only (as client_golang).
-  const auto& b = *bounds_;
-  const std::size_t i =
-      std::isnan(v) ? b.size() : static_cast<std::size_t>(std::lower_bound(b.begin(), b.end(), v) - b.begin());
-  std::lock_guard g(mu_);
-  counts_[i] += 1;
-  sum_ += v;
-  count_ += 1;
+  if (std::isnan(v)) {
+    // prometheus-cpp's lower_bound would put NaN in the first bucket.
+    std::vector<double> inc(bounds_->size() + 1, 0.0);
+    inc.back() = 1;
+    h_->ObserveMultiple(inc, v);
+    return;
+  }
+  h_->Observe(v);
 }
 
 Histogram::Snapshot Histogram::snapshot() const {
+  const prometheus::ClientMetric m = h_->Collect();
   Snapshot s;
-  std::lock_guard g(mu_);
-  s.cumulative.resize(counts_.size());
-  std::uint64_t acc = 0;
-  for (std::size_t i = 0; i < counts_.size(); ++i) {
-    acc += counts_[i];
-    s.cumulative[i] = acc;
-  }
-  s.sum = sum_;
-  s.count = count_;
+  s.cumulative.reserve(m.histogram.bucket.size());
+  for (const auto& b : m.histogram.bucket) s.cumulative.push_back(b.cumulative_count);
+  s.sum = m.histogram.sample_sum;
+  s.count = m.histogram.sample_count;
   return s;
 }
 
@@ -254,20 +241,47 @@ void FamilyBase::checkArity(std::size_t n) const {
   }
 }
 
+void FamilyBase::serialize(std::string& out) const {
+  std::vector<prometheus::MetricFamily> fams;
+  collect(fams);
+  out += serializeFamilies(fams);
+}
+
+namespace {
+template <class T>
+std::unique_ptr<T> makeChild(prometheus::Family<typename Backing<T>::type>& f, const prometheus::Labels& labels,
+                             const std::shared_ptr<const std::vector<double>>& bounds) {
+  if constexpr (std::is_same_v<T, Histogram>) {
+    return std::make_unique<T>(f.Add(labels, prometheus::Histogram::BucketBoundaries(*bounds)), bounds);
+  } else {
+    return std::make_unique<T>(f.Add(labels));
+  }
+}
+}  // namespace
+
 template <class T>
 Family<T>::Family(std::string name, std::string help, Type type, std::vector<std::string> labelNames,
-                  Factory factory)
+                  std::vector<double> buckets)
     : FamilyBase(std::move(name), std::move(help), type, std::move(labelNames)),
-      factory_(std::move(factory)) {
-  if (this->labelNames().empty()) children_.emplace(LabelValues{}, factory_());
+      prom_(std::make_unique<prometheus::Family<typename Backing<T>::type>>(this->name(), escapeHelp(this->help()),
+                                                                            prometheus::Labels{})),
+      bounds_(std::make_shared<const std::vector<double>>(std::move(buckets))) {
+  if (this->labelNames().empty()) children_.emplace(LabelValues{}, makeChild<T>(*prom_, {}, bounds_));
 }
+
+template <class T>
+Family<T>::~Family() = default;
 
 template <class T>
 T& Family<T>::withLabels(const LabelValues& values) {
   checkArity(values.size());
   std::lock_guard g(mu_);
   auto it = children_.find(values);
-  if (it == children_.end()) it = children_.emplace(values, factory_()).first;
+  if (it == children_.end()) {
+    prometheus::Labels labels;
+    for (std::size_t i = 0; i < values.size(); ++i) labels.emplace(labelNames()[i], values[i]);
+    it = children_.emplace(values, makeChild<T>(*prom_, labels, bounds_)).first;
+  }
   return *it->second;
 }
 
@@ -279,7 +293,19 @@ T& Family<T>::withLabels(std::initializer_list<std::string_view> values) {
 template <class T>
 bool Family<T>::remove(const LabelValues& values) {
   std::lock_guard g(mu_);
-  return children_.erase(values) > 0;
+  auto it = children_.find(values);
+  if (it == children_.end()) return false;
+  prometheus::Labels labels;
+  for (std::size_t i = 0; i < values.size(); ++i) labels.emplace(labelNames()[i], values[i]);
+  // prometheus::Family::Remove takes the child's address; find it through Add, which
+  // returns the existing child for these labels.
+  if constexpr (std::is_same_v<T, Histogram>) {
+    prom_->Remove(&prom_->Add(labels, prometheus::Histogram::BucketBoundaries(*bounds_)));
+  } else {
+    prom_->Remove(&prom_->Add(labels));
+  }
+  children_.erase(it);
+  return true;
 }
 
 template <class T>
@@ -289,18 +315,19 @@ std::size_t Family<T>::size() const {
 }
 
 template <class T>
-void Family<T>::serialize(std::string& out) const {
-  std::lock_guard g(mu_);
-  if (children_.empty()) return;
-  appendHeader(out, *this);
-  for (const auto& [lv, child] : children_) appendChild(out, *this, lv, *child);
+void Family<T>::collect(std::vector<prometheus::MetricFamily>& out) const {
+  for (auto& mf : prom_->Collect()) {
+    if (mf.metric.empty()) continue;
+    orderSamples(mf, labelNames());
+    out.push_back(std::move(mf));
+  }
 }
 
 template class Family<Counter>;
 template class Family<Gauge>;
 template class Family<Histogram>;
 
-void CallbackFamily::serialize(std::string& out) const {
+void CallbackFamily::collect(std::vector<prometheus::MetricFamily>& out) const {
   std::vector<Sample> samples = collect_ ? collect_() : std::vector<Sample>{};
   std::erase_if(samples, [&](const Sample& s) { return s.labelValues.size() != labelNames().size(); });
   std::stable_sort(samples.begin(), samples.end(),
@@ -309,8 +336,22 @@ void CallbackFamily::serialize(std::string& out) const {
                             [](const Sample& a, const Sample& b) { return a.labelValues == b.labelValues; }),
                 samples.end());
   if (samples.empty()) return;
-  appendHeader(out, *this);
-  for (const auto& s : samples) appendSample(out, name(), labelNames(), s.labelValues, s.value);
+  prometheus::MetricFamily mf;
+  mf.name = name();
+  mf.help = escapeHelp(help());
+  mf.type = promType(type());
+  mf.metric.reserve(samples.size());
+  for (const auto& s : samples) {
+    prometheus::ClientMetric m;
+    for (std::size_t i = 0; i < s.labelValues.size(); ++i) m.label.push_back({labelNames()[i], s.labelValues[i]});
+    if (type() == Type::Counter) {
+      m.counter.value = s.value;
+    } else {
+      m.gauge.value = s.value;
+    }
+    mf.metric.push_back(std::move(m));
+  }
+  out.push_back(std::move(mf));
 }
 
 Registry::Registry() = default;
@@ -325,24 +366,52 @@ void Registry::addLocked(std::shared_ptr<FamilyBase> f) {
   if (families_.count(f->name())) {
     throw std::invalid_argument("metric " + f->name() + ": already registered");
   }
-  const auto series = seriesNames(*f);
+  reserveLocked(f->name(), seriesNames(*f));
+  families_.emplace(f->name(), std::move(f));
+}
+
+void Registry::reserveLocked(const std::string& family, const std::vector<std::string>& series) {
   for (const auto& s : series) {
     auto it = seriesOwner_.find(s);
     if (it != seriesOwner_.end()) {
-      throw std::invalid_argument("metric " + f->name() + ": series " + s +
+      throw std::invalid_argument("metric " + family + ": series " + s +
                                   " collides with family " + it->second);
     }
   }
-  for (const auto& s : series) seriesOwner_.emplace(s, f->name());
-  families_.emplace(f->name(), std::move(f));
+  for (const auto& s : series) seriesOwner_.emplace(s, family);
+}
+
+void Registry::addCollectable(std::shared_ptr<prometheus::Collectable> c, std::vector<std::string> names) {
+  if (!c) throw std::invalid_argument("addCollectable: null collectable");
+  std::lock_guard g(mu_);
+  for (const auto& n : names) {
+    if (!isValidMetricName(n)) throw std::invalid_argument("metric " + n + ": invalid metric name");
+    if (families_.count(n)) throw std::invalid_argument("metric " + n + ": already registered");
+  }
+  // All or nothing: check every name before reserving any.
+  for (const auto& n : names) {
+    if (auto it = seriesOwner_.find(n); it != seriesOwner_.end()) {
+      throw std::invalid_argument("metric " + n + ": collides with family " + it->second);
+    }
+  }
+  for (const auto& n : names) reserveLocked(n, {n});
+  extras_.push_back(Extra{std::move(c), std::move(names)});
+}
+
+bool Registry::removeCollectable(const prometheus::Collectable* c) {
+  std::lock_guard g(mu_);
+  auto it = std::find_if(extras_.begin(), extras_.end(), [&](const Extra& e) { return e.collectable.get() == c; });
+  if (it == extras_.end()) return false;
+  for (const auto& n : it->names) seriesOwner_.erase(n);
+  extras_.erase(it);
+  return true;
 }
 
 CounterFamily& Registry::counter(std::string name, std::string help,
                                  std::vector<std::string> labelNames) {
   validate(name, help, Type::Counter, labelNames);
   auto f = std::make_shared<CounterFamily>(std::move(name), std::move(help), Type::Counter,
-                                           std::move(labelNames),
-                                           [] { return std::make_unique<Counter>(); });
+                                           std::move(labelNames));
   add(f);
   return *f;
 }
@@ -357,8 +426,7 @@ CounterFamily& Registry::sharedCounter(std::string name, std::string help, std::
     return *f;
   }
   auto f = std::make_shared<CounterFamily>(std::move(name), std::move(help), Type::Counter,
-                                           std::move(labelNames),
-                                           [] { return std::make_unique<Counter>(); });
+                                           std::move(labelNames));
   addLocked(f);
   return *f;
 }
@@ -366,8 +434,7 @@ CounterFamily& Registry::sharedCounter(std::string name, std::string help, std::
 GaugeFamily& Registry::gauge(std::string name, std::string help, std::vector<std::string> labelNames) {
   validate(name, help, Type::Gauge, labelNames);
   auto f = std::make_shared<GaugeFamily>(std::move(name), std::move(help), Type::Gauge,
-                                         std::move(labelNames),
-                                         [] { return std::make_unique<Gauge>(); });
+                                         std::move(labelNames));
   add(f);
   return *f;
 }
@@ -381,10 +448,8 @@ HistogramFamily& Registry::histogram(std::string name, std::string help,
       throw std::invalid_argument("metric " + name + ": buckets must be strictly increasing");
     }
   }
-  auto bounds = std::make_shared<const std::vector<double>>(std::move(buckets));
   auto f = std::make_shared<HistogramFamily>(std::move(name), std::move(help), Type::Histogram,
-                                             std::move(labelNames),
-                                             [bounds] { return std::make_unique<Histogram>(bounds); });
+                                             std::move(labelNames), std::move(buckets));
   add(f);
   return *f;
 }
@@ -425,17 +490,31 @@ std::vector<std::string> Registry::familyNames() const {
   return out;
 }
 
-std::string Registry::serialize() const {
+std::vector<prometheus::MetricFamily> Registry::collect() const {
   std::vector<std::shared_ptr<FamilyBase>> fams;
+  std::vector<Extra> extras;
   {
     std::lock_guard g(mu_);
     fams.reserve(families_.size());
     for (const auto& [n, f] : families_) fams.push_back(f);
+    extras = extras_;
   }
-  std::string out;
-  for (const auto& f : fams) f->serialize(out);
+  // Outside the lock: callbacks and collectables may take their own locks.
+  std::vector<prometheus::MetricFamily> out;
+  for (const auto& f : fams) f->collect(out);
+  for (const auto& e : extras) {
+    for (auto& mf : e.collectable->Collect()) {
+      if (mf.metric.empty()) continue;
+      if (std::find(e.names.begin(), e.names.end(), mf.name) == e.names.end()) continue;
+      mf.help = escapeHelp(mf.help);
+      out.push_back(std::move(mf));
+    }
+  }
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
 }
+
+std::string Registry::serialize() const { return serializeFamilies(collect()); }
 
 Registry& defaultRegistry() {
   static Registry* r = new Registry();

@@ -66,6 +66,11 @@ bytes with an optional unit (K, M, G, Ki, Mi, Gi: 4Mi).)");
       ->type_name("ADDR:PORT")
       ->default_str("0.0.0.0:8080");
   app.add_option("--port", c.port, "listen port (0: any free port, printed at start)")->check(CLI::Range(0, 65535));
+  app.add_option("--metrics-listen", c.metricsListen,
+                 "ADDR:PORT that serves /metrics alone (empty: /metrics on the data port; 0 disables metrics)")
+      ->check(textCheck([](const std::string& s) { return s.empty() || s == "0" ? std::string() : parseListen(s, nullptr, nullptr); },
+                        "ADDR:PORT"))
+      ->type_name("ADDR:PORT");
   app.add_option("--threads", c.threads, "io_context threads (0: one per core)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();

@@ -25,10 +25,12 @@
 #include <unordered_set>
 
 #include "waterline/common/log.h"
+#include "waterline/common/process_collector.h"
 #include "waterline/routing/selection.h"
 #include "waterline/routing/tokens.h"
 #include "waterline/router/attempts.h"
 #include "waterline/router/framing.h"
+#include "waterline/router/metrics_listener.h"
 #include "waterline/router/upstreams.h"
 #include "waterline/router/wire.h"
 
@@ -148,6 +150,7 @@ struct RouterServer::Impl {
   std::unique_ptr<asio::steady_timer> acceptRetry;
   std::atomic<size_t> nextWorker{0};
   std::atomic<int> boundPort{0};
+  std::unique_ptr<MetricsListener> metricsListener;  // --metrics-listen ADDR:PORT
   bool started = false;
   bool stopped = false;
 
@@ -157,6 +160,7 @@ struct RouterServer::Impl {
         admission(cfg.limiterMode, 1.0 / std::max(1, cfg.replicas)),
         replicaCount(std::max(1, cfg.replicas)),
         drain(DrainOptions{cfg.shutdownDelay, cfg.shutdownGrace}) {
+    metrics::addProcessCollector(registry);
     shutdownCut = &registry.counter("waterline_router_shutdown_cut_connections_total",
                                     "Client connections still open when --shutdown-grace ran out after "
                                     "SIGTERM/SIGINT, closed by the router (streams cut short).")
@@ -697,6 +701,8 @@ struct Worker {
                                         ready ? "ok\n" : shuttingDown ? "shutting down\n" : "routing table not loaded\n", {});
       }
       case RouteKind::Metrics:
+        if (!sh.cfg.metricsListen.empty())  // served on --metrics-listen, or nowhere ("0")
+          co_return co_await sendResponse(client, ver, keep, 404, "text/plain; charset=utf-8", "not found\n", {});
         co_return co_await sendResponse(client, ver, keep, 200, metrics::kContentType, sh.registry.serialize(), {});
       case RouteKind::Models:
         co_return co_await sendResponse(client, ver, keep, 200, "application/json", modelsBody(), {});
@@ -1164,6 +1170,7 @@ void RouterServer::Impl::stopAll() {
   for (auto& w : workers) w->io.stop();
   for (auto& w : workers)
     if (w->thread.joinable()) w->thread.join();
+  if (metricsListener) metricsListener->stop();
   acceptRetry.reset();
   acceptor.reset();
   workers.clear();
@@ -1201,6 +1208,30 @@ std::expected<void, std::string> RouterServer::start() {
       return std::unexpected(msg);
     }
     im.boundPort = im.acceptor->local_endpoint().port();
+    if (!im.cfg.metricsListen.empty() && im.cfg.metricsListen != "0") {
+      // ADDR:PORT, [v6]:PORT or :PORT (checked by --metrics-listen's parser).
+      const auto colon = im.cfg.metricsListen.rfind(':');
+      std::string a = colon == std::string::npos ? "" : im.cfg.metricsListen.substr(0, colon);
+      if (a.size() >= 2 && a.front() == '[' && a.back() == ']') a = a.substr(1, a.size() - 2);
+      int p = -1;
+      try {
+        p = colon == std::string::npos ? -1 : std::stoi(im.cfg.metricsListen.substr(colon + 1));
+      } catch (const std::exception&) {
+      }
+      std::string err;
+      if (p < 0 || p > 65535) {
+        err = "invalid metrics listen address \"" + im.cfg.metricsListen + "\"";
+      } else {
+        im.metricsListener = std::make_unique<MetricsListener>(im.registry);
+        if (auto r = im.metricsListener->start(a.empty() ? "0.0.0.0" : a, p); !r) err = r.error();
+      }
+      if (!err.empty()) {
+        im.metricsListener.reset();
+        im.acceptor.reset();
+        im.workers.clear();
+        return std::unexpected(err);
+      }
+    }
     im.acceptRetry = std::make_unique<asio::steady_timer>(im.workers.front()->io);
   } catch (const std::exception& e) {
     im.acceptor.reset();
@@ -1239,6 +1270,7 @@ std::expected<void, std::string> RouterServer::start() {
     });
   }
   rlog().info("router listening", {{"address", im.cfg.listenAddress}, {"port", im.boundPort.load()}, {"threads", n}});
+  if (im.metricsListener) rlog().info("serving /metrics", {{"address", im.cfg.metricsListen}, {"port", im.metricsListener->port()}});
   return {};
 }
 
@@ -1312,6 +1344,12 @@ int RouterServer::drainExitCode() const {
 }
 
 int RouterServer::port() const { return impl_->boundPort.load(); }
+int RouterServer::metricsPort() const {
+  const auto& l = impl_->cfg.metricsListen;
+  if (l == "0") return 0;
+  if (l.empty()) return port();
+  return impl_->metricsListener ? impl_->metricsListener->port() : 0;
+}
 
 void RouterServer::setRoutes(routing::RoutingTable t) {
   auto& im = *impl_;

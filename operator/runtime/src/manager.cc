@@ -35,9 +35,15 @@ Manager::Manager(ManagerOptions opts) : opts_(std::move(opts)) {
 
 Manager::~Manager() {
   stop();
+  opts_.metricsAuthorizer.reset();  // before the servers go (see run())
   if (electorThread_.joinable()) electorThread_.join();
   if (leaderWorkThread_.joinable()) leaderWorkThread_.join();
   ::close(wakeFd_);
+}
+
+int Manager::metricsPort() const {
+  if (opts_.metricsBindAddress == "0") return 0;
+  return opts_.metricsBindAddress.empty() ? server_.port() : metricsServer_.port();
 }
 
 void Manager::wake() {
@@ -116,18 +122,54 @@ int Manager::run() {
   });
   server_.handle("/healthz", [this](const HttpRequest& r) { return runChecks(health_, r); });
   server_.handle("/readyz", [this](const HttpRequest& r) { return runChecks(ready_, r); });
-  server_.handle("/metrics", [this](const HttpRequest&) {
-    HttpResponse res;
-    res.contentType = metrics::kContentType;
-    res.body = opts_.registry->serialize();
-    return res;
-  });
+  const bool metricsApart = !opts_.metricsBindAddress.empty() && opts_.metricsBindAddress != "0";
+  const bool metricsOff = opts_.metricsBindAddress == "0";
+  if (!metricsOff) {
+    HttpServer& target = metricsApart ? metricsServer_ : server_;
+    metrics::Registry* reg = opts_.registry;
+    auto scrape = [reg] {
+      HttpResponse res;
+      res.contentType = metrics::kContentType;
+      res.body = reg->serialize();
+      return res;
+    };
+    if (opts_.metricsAuthorizer) {
+      // Weak: ~Manager destroys the authorizer (answering what it still holds) while the
+      // servers' I/O contexts are still alive.
+      std::weak_ptr<MetricsAuthorizer> weak = opts_.metricsAuthorizer;
+      target.handleAsync("/metrics", [weak, scrape](const HttpRequest& req, HttpResponder respond) {
+        auto auth = weak.lock();
+        if (!auth) {
+          HttpResponse r;
+          r.status = 503;
+          r.body = "shutting down\n";
+          respond(std::move(r));
+          return;
+        }
+        auth->authorize(req, [scrape, respond](std::optional<HttpResponse> denied) {
+          respond(denied ? std::move(*denied) : scrape());
+        });
+      });
+    } else {
+      target.handle("/metrics", [scrape](const HttpRequest&) { return scrape(); });
+    }
+  }
   if (!opts_.bindAddress.empty() && opts_.bindAddress != "0") {
     if (auto err = server_.start(opts_.bindAddress); !err.empty()) {
       lg().error("cannot serve health and metrics", {{"err", err}});
       return 1;
     }
-    lg().info("serving /healthz /readyz /metrics", {{"port", server_.port()}});
+    lg().info(metricsApart || metricsOff ? "serving /healthz /readyz" : "serving /healthz /readyz /metrics",
+              {{"port", server_.port()}});
+  }
+  if (metricsApart) {
+    if (auto err = metricsServer_.start(opts_.metricsBindAddress); !err.empty()) {
+      lg().error("cannot serve metrics", {{"err", err}});
+      server_.stop();
+      return 1;
+    }
+    lg().info("serving /metrics", {{"port", metricsServer_.port()},
+                                   {"auth", std::string(opts_.metricsAuthorizer ? "kubernetes" : "none")}});
   }
 
   for (auto& r : runnables_)
@@ -197,6 +239,7 @@ int Manager::run() {
     if (!r.needLeaderElection && r.stop) r.stop();
   factory_->stop();
   server_.stop();
+  metricsServer_.stop();
   std::lock_guard g(mu_);
   return fatal_.empty() ? 0 : 1;
 }

@@ -591,6 +591,52 @@ TEST_F(RouterIT, ServesModelsHealthReadinessMetricsAndRoutes) {
     EXPECT_NE(m.body.find(series), std::string::npos) << series;
 }
 
+TEST_F(RouterIT, MetricsListenServesMetricsApartAndTheDataPortAnswers404) {
+  RouterConfig cfg;
+  cfg.metricsListen = "127.0.0.1:0";
+  start(cfg);
+  ASSERT_NE(router->metricsPort(), 0);
+  ASSERT_NE(router->metricsPort(), port());
+  routes({dep("dz", DeploymentType::DataZone, pools(0.5, 0.1, 0.0), "", "EU")});
+  ASSERT_EQ(post(port(), "/v1/chat/completions", chat("team/dz")).status, 200);
+  EXPECT_EQ(get(port(), "/metrics").status, 404);
+  EXPECT_EQ(get(port(), "/healthz").body, "ok\n");
+  auto m = get(router->metricsPort(), "/metrics");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_EQ(m.header("content-type"), metrics::kContentType);
+  for (const char* series : {"waterline_router_requests_total{deployment=\"team/dz\"", "\nprocess_open_fds ",
+                             "\nprocess_cpu_seconds_total ", "\nprocess_start_time_seconds "})
+    EXPECT_NE(m.body.find(series), std::string::npos) << series;
+  EXPECT_EQ(get(router->metricsPort(), "/healthz").status, 404);
+  EXPECT_EQ(get(router->metricsPort(), "/v1/models").status, 404);
+  // Several scrapes on one keep-alive connection or not: each answers.
+  EXPECT_EQ(get(router->metricsPort(), "/metrics?x=1").status, 200);
+}
+
+TEST_F(RouterIT, MetricsListenZeroServesNoMetrics) {
+  RouterConfig cfg;
+  cfg.metricsListen = "0";
+  start(cfg);
+  EXPECT_EQ(router->metricsPort(), 0);
+  EXPECT_EQ(get(port(), "/metrics").status, 404);
+  EXPECT_EQ(get(port(), "/healthz").status, 200);
+}
+
+TEST_F(RouterIT, MetricsListenOnATakenPortFailsTheStart) {
+  RouterConfig first;
+  first.metricsListen = "127.0.0.1:0";
+  start(first);
+  RouterConfig cfg;
+  cfg.listenAddress = "127.0.0.1";
+  cfg.port = 0;
+  cfg.threads = 1;
+  cfg.metricsListen = "127.0.0.1:" + std::to_string(router->metricsPort());
+  RouterServer second(cfg);
+  auto r = second.start();
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("metrics"), std::string::npos) << r.error();
+}
+
 TEST_F(RouterIT, ManyConcurrentClients) {
   start();
   routes({dep("glob", DeploymentType::Global, pools(0.1, 0.1, 0.1))});

@@ -1,8 +1,11 @@
 #include "waterline/common/metrics.h"
+#include "waterline/common/process_collector.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,12 +87,12 @@ TEST(Registry, GoldenExposition) {
             "waterline_pool_ready_gpus{pool=\"b\"} 2\n"
             "# HELP waterline_reconcile_duration_seconds Reconcile time.\n"
             "# TYPE waterline_reconcile_duration_seconds histogram\n"
+            "waterline_reconcile_duration_seconds_count{controller=\"pool\"} 4\n"
+            "waterline_reconcile_duration_seconds_sum{controller=\"pool\"} 105.375\n"
             "waterline_reconcile_duration_seconds_bucket{controller=\"pool\",le=\"0.25\"} 2\n"
             "waterline_reconcile_duration_seconds_bucket{controller=\"pool\",le=\"1\"} 2\n"
             "waterline_reconcile_duration_seconds_bucket{controller=\"pool\",le=\"10\"} 3\n"
             "waterline_reconcile_duration_seconds_bucket{controller=\"pool\",le=\"+Inf\"} 4\n"
-            "waterline_reconcile_duration_seconds_sum{controller=\"pool\"} 105.375\n"
-            "waterline_reconcile_duration_seconds_count{controller=\"pool\"} 4\n"
             "# HELP waterline_reconcile_total Reconciles by result.\n"
             "# TYPE waterline_reconcile_total counter\n"
             "waterline_reconcile_total{controller=\"deployment\",result=\"success\"} 2.5\n"
@@ -111,7 +114,7 @@ TEST(Registry, GoldenEscapingAndSpecialValues) {
             "# HELP temp_celsius Line one\\nback\\\\slash \"quoted\"\n"
             "# TYPE temp_celsius gauge\n"
             "temp_celsius{path=\"\"} -2.5\n"
-            "temp_celsius{path=\"C:\\\\dir \\\"x\\\"\\nnext\"} NaN\n"
+            "temp_celsius{path=\"C:\\\\dir \\\"x\\\"\\nnext\"} Nan\n"
             "temp_celsius{path=\"inf\"} +Inf\n"
             "temp_celsius{path=\"neginf\"} -Inf\n");
 }
@@ -138,8 +141,8 @@ TEST(Registry, UnlabelledFamiliesPrintZeroAndEmptyRegistryIsEmpty) {
   EXPECT_EQ(r.serialize(),
             "# HELP a_total A.\n# TYPE a_total counter\na_total 0\n"
             "# HELP b_seconds B.\n# TYPE b_seconds histogram\n"
-            "b_seconds_bucket{le=\"1\"} 0\nb_seconds_bucket{le=\"+Inf\"} 0\n"
-            "b_seconds_sum 0\nb_seconds_count 0\n");
+            "b_seconds_count 0\nb_seconds_sum 0\n"
+            "b_seconds_bucket{le=\"1\"} 0\nb_seconds_bucket{le=\"+Inf\"} 0\n");
 }
 
 TEST(Registry, RejectsInvalidRegistrations) {
@@ -203,6 +206,71 @@ TEST(Family, ChildrenArityAndRemoval) {
   EXPECT_TRUE(g.remove({"a", "ready"}));
   EXPECT_FALSE(g.remove({"a", "ready"}));
   EXPECT_EQ(g.size(), 0u);
+}
+
+TEST(Family, LabelsPrintInDeclaredOrderAndRemovedSeriesLeaveTheExposition) {
+  // prometheus-cpp keeps a child's labels by name; the exposition keeps the family's order.
+  Registry r;
+  auto& g = r.gauge("routes", "h", {"zone", "app", "mode"});
+  g.withLabels({"z1", "b", "x"}).set(1);
+  g.withLabels({"z1", "a", "y"}).set(2);
+  g.withLabels({"z0", "c", "x"}).set(3);
+  EXPECT_EQ(r.serialize(),
+            "# HELP routes h\n# TYPE routes gauge\n"
+            "routes{zone=\"z0\",app=\"c\",mode=\"x\"} 3\n"
+            "routes{zone=\"z1\",app=\"a\",mode=\"y\"} 2\n"
+            "routes{zone=\"z1\",app=\"b\",mode=\"x\"} 1\n");
+  EXPECT_TRUE(g.remove({"z1", "a", "y"}));
+  EXPECT_EQ(r.serialize(),
+            "# HELP routes h\n# TYPE routes gauge\n"
+            "routes{zone=\"z0\",app=\"c\",mode=\"x\"} 3\n"
+            "routes{zone=\"z1\",app=\"b\",mode=\"x\"} 1\n");
+  // A removed child comes back from zero.
+  EXPECT_EQ(g.withLabels({"z1", "a", "y"}).value(), 0);
+  auto& h = r.histogram("lat_seconds", "h", {"b", "a"}, {1});
+  h.withLabels({"x", "y"}).observe(2);
+  EXPECT_TRUE(h.remove({"x", "y"}));
+  EXPECT_EQ(h.withLabels({"x", "y"}).snapshot().count, 0u);
+  EXPECT_THAT(r.serialize(), HasSubstr("lat_seconds_bucket{b=\"x\",a=\"y\",le=\"+Inf\"} 0\n"));
+}
+
+// A fixed collectable: what addCollectable() merges into the exposition.
+class FixedCollectable : public prometheus::Collectable {
+ public:
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    prometheus::MetricFamily a;
+    a.name = "extra_things";
+    a.help = "Things\nfrom elsewhere.";
+    a.type = prometheus::MetricType::Gauge;
+    a.metric.emplace_back();
+    a.metric.back().gauge.value = 7;
+    prometheus::MetricFamily stray = a;  // a name it did not declare: dropped
+    stray.name = "undeclared";
+    prometheus::MetricFamily empty;  // no samples: not printed
+    empty.name = "extra_empty";
+    empty.help = "h";
+    empty.type = prometheus::MetricType::Gauge;
+    return {stray, a, empty};
+  }
+};
+
+TEST(Registry, CollectablesJoinTheExpositionAndReserveTheirNames) {
+  Registry r;
+  r.gauge("zz_last", "h").get().set(1);
+  auto c = std::make_shared<FixedCollectable>();
+  r.addCollectable(c, {"extra_things", "extra_empty"});
+  EXPECT_EQ(r.serialize(),
+            "# HELP extra_things Things\\nfrom elsewhere.\n# TYPE extra_things gauge\nextra_things 7\n"
+            "# HELP zz_last h\n# TYPE zz_last gauge\nzz_last 1\n");
+  EXPECT_THROW(r.gauge("extra_things", "h"), std::invalid_argument);
+  EXPECT_THROW(r.addCollectable(std::make_shared<FixedCollectable>(), {"zz_last"}), std::invalid_argument);
+  EXPECT_THROW(r.addCollectable(std::make_shared<FixedCollectable>(), {"fresh", "extra_empty"}),
+               std::invalid_argument);
+  r.gauge("fresh", "h", {"l"});  // the failed addCollectable reserved nothing (no child: not printed)
+  EXPECT_TRUE(r.removeCollectable(c.get()));
+  EXPECT_FALSE(r.removeCollectable(c.get()));
+  EXPECT_EQ(r.serialize(), "# HELP zz_last h\n# TYPE zz_last gauge\nzz_last 1\n");
+  r.gauge("extra_things", "h");  // the name is free again
 }
 
 TEST(Counter, RejectsDecrease) {
@@ -316,6 +384,7 @@ std::pair<int, std::string> run(const std::string& cmd) {
 TEST(Registry, PromtoolAcceptsEveryKind) {
   if (run("command -v promtool").first != 0) GTEST_SKIP() << "promtool not installed";
   Registry r;
+  addProcessCollector(r);
   auto& c = r.counter("waterline_reconcile_total", "Reconciles by result.", {"controller", "result"});
   c.withLabels({"pool", "success"}).inc(3);
   c.withLabels({"we\"ird\\pool\nname", "error"}).inc(1e20);

@@ -141,5 +141,21 @@ TEST(OperatorFlags, HelpAndVersion) {
   EXPECT_EQ(v.error().text.rfind("waterline-operator ", 0), 0u) << v.error().text;
 }
 
+// The metrics port and its authentication (docs/metrics.md, "Ports and authentication").
+TEST(OperatorFlags, MetricsBindAddressAndAuth) {
+  auto d = parseOperatorConfig(std::vector<std::string>{});
+  ASSERT_TRUE(d) << d.error().text;
+  EXPECT_EQ(d->metricsBindAddress, "");
+  EXPECT_EQ(d->metricsAuth, "none");
+  auto c = parseOperatorConfig(std::vector<std::string>{"--metrics-bind-address=:8443", "--metrics-auth=kubernetes"});
+  ASSERT_TRUE(c) << c.error().text;
+  EXPECT_EQ(c->metricsBindAddress, ":8443");
+  EXPECT_EQ(c->metricsAuth, "kubernetes");
+  auto off = parseOperatorConfig(std::vector<std::string>{"--metrics-bind-address", "0"});
+  ASSERT_TRUE(off) << off.error().text;
+  EXPECT_EQ(off->metricsBindAddress, "0");
+  EXPECT_NE(errorOf({"--metrics-auth=basic"}).find("--metrics-auth"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace waterline::cmd

@@ -223,6 +223,23 @@ TEST(RouterFlags, DefaultsOfEveryFlag) {
   EXPECT_EQ(c->membership.group, "");
 }
 
+TEST(RouterFlags, MetricsListen) {
+  auto d = parseFlags({});
+  ASSERT_TRUE(d) << d.error();
+  EXPECT_EQ(d->metricsListen, "");
+  for (const char* ok : {"--metrics-listen=127.0.0.1:9090", "--metrics-listen=:9090", "--metrics-listen=[::1]:9090",
+                         "--metrics-listen=0"}) {
+    auto c = parseFlags({ok});
+    ASSERT_TRUE(c) << ok << ": " << c.error();
+    EXPECT_EQ("--metrics-listen=" + c->metricsListen, ok);
+  }
+  for (const char* bad : {"--metrics-listen=9090", "--metrics-listen=host:99999", "--metrics-listen=a:b"}) {
+    auto c = parseFlags({bad});
+    ASSERT_FALSE(c) << bad;
+    EXPECT_NE(c.error().find("--metrics-listen"), std::string::npos) << c.error();
+  }
+}
+
 TEST(RouterFlags, Version) {
   auto v = parseRouterConfig(std::vector<std::string>{"--version"});
   ASSERT_FALSE(v);

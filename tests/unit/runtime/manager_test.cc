@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "fake_client.h"
@@ -78,6 +80,109 @@ TEST(Manager, StopFromAnotherThreadReturnsZero) {
   });
   EXPECT_EQ(m.run(), 0);
   t.join();
+}
+
+// GET http://127.0.0.1:port/path with curl: the HTTP status (0 when nothing answered).
+int statusOf(int port, const std::string& path, const std::string& header = "") {
+  std::string cmd = "curl -s -o /dev/null --max-time 10 -w '%{http_code}' ";
+  if (!header.empty()) cmd += "-H '" + header + "' ";
+  cmd += "http://127.0.0.1:" + std::to_string(port) + path;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return 0;
+  char buf[16] = {0};
+  const size_t n = std::fread(buf, 1, sizeof buf - 1, p);
+  ::pclose(p);
+  return n ? std::atoi(buf) : 0;
+}
+
+// Runs the manager on a thread until the test ends; waits until its ports are bound.
+struct Running {
+  Manager& m;
+  std::thread t;
+  explicit Running(Manager& mgr) : m(mgr), t([this] { (void)m.run(); }) {
+    for (int i = 0; i < 1000 && m.boundPort() == 0; ++i) std::this_thread::sleep_for(10ms);
+  }
+  ~Running() {
+    m.stop();
+    t.join();
+  }
+};
+
+TEST(Manager, MetricsOnTheirOwnPortTheProbesStay) {
+  if (std::system("command -v curl >/dev/null 2>&1") != 0) GTEST_SKIP() << "curl not installed";
+  metrics::Registry reg;
+  auto mo = options(reg);
+  mo.bindAddress = "127.0.0.1:0";
+  mo.metricsBindAddress = "127.0.0.1:0";
+  Manager m(mo);
+  Running r(m);
+  for (int i = 0; i < 1000 && m.metricsPort() == 0; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_NE(m.boundPort(), 0);
+  ASSERT_NE(m.metricsPort(), 0);
+  ASSERT_NE(m.metricsPort(), m.boundPort());
+  EXPECT_EQ(statusOf(m.metricsPort(), "/metrics"), 200);
+  EXPECT_EQ(statusOf(m.metricsPort(), "/healthz"), 404);
+  EXPECT_EQ(statusOf(m.boundPort(), "/metrics"), 404);
+  EXPECT_EQ(statusOf(m.boundPort(), "/healthz"), 200);
+}
+
+TEST(Manager, MetricsOnTheProbePortByDefaultAndNowhereWithZero) {
+  if (std::system("command -v curl >/dev/null 2>&1") != 0) GTEST_SKIP() << "curl not installed";
+  {
+    metrics::Registry reg;
+    auto mo = options(reg);
+    mo.bindAddress = "127.0.0.1:0";
+    Manager m(mo);
+    Running r(m);
+    ASSERT_NE(m.boundPort(), 0);
+    EXPECT_EQ(m.metricsPort(), m.boundPort());
+    EXPECT_EQ(statusOf(m.boundPort(), "/metrics"), 200);
+  }
+  {
+    metrics::Registry reg;
+    auto mo = options(reg);
+    mo.bindAddress = "127.0.0.1:0";
+    mo.metricsBindAddress = "0";
+    Manager m(mo);
+    Running r(m);
+    ASSERT_NE(m.boundPort(), 0);
+    EXPECT_EQ(m.metricsPort(), 0);
+    EXPECT_EQ(statusOf(m.boundPort(), "/metrics"), 404);
+    EXPECT_EQ(statusOf(m.boundPort(), "/healthz"), 200);
+  }
+}
+
+// Lets "Bearer good" through, answers 403 otherwise (on another thread, as the real one).
+class FakeAuthorizer : public MetricsAuthorizer {
+ public:
+  void authorize(const HttpRequest& req, std::function<void(std::optional<HttpResponse>)> done) override {
+    auto it = req.headers.find("authorization");
+    const bool ok = it != req.headers.end() && it->second == "Bearer good";
+    std::thread([ok, done = std::move(done)] {
+      if (ok) {
+        done(std::nullopt);
+      } else {
+        HttpResponse r;
+        r.status = 403;
+        done(r);
+      }
+    }).detach();
+  }
+};
+
+TEST(Manager, TheAuthorizerGuardsMetricsOnly) {
+  if (std::system("command -v curl >/dev/null 2>&1") != 0) GTEST_SKIP() << "curl not installed";
+  metrics::Registry reg;
+  auto mo = options(reg);
+  mo.bindAddress = "127.0.0.1:0";
+  mo.metricsAuthorizer = std::make_shared<FakeAuthorizer>();
+  Manager m(mo);
+  Running r(m);
+  ASSERT_NE(m.boundPort(), 0);
+  EXPECT_EQ(statusOf(m.boundPort(), "/metrics"), 403);
+  EXPECT_EQ(statusOf(m.boundPort(), "/metrics", "Authorization: Bearer bad"), 403);
+  EXPECT_EQ(statusOf(m.boundPort(), "/metrics", "Authorization: Bearer good"), 200);
+  EXPECT_EQ(statusOf(m.boundPort(), "/healthz"), 200);
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #pragma once
-// A tiny Prometheus registry with the text exposition format 0.0.4.
+// Waterline's Prometheus registry: a thin layer over prometheus-cpp's core (its Counter,
+// Gauge and Histogram, prometheus::Family for the labelled children, MetricFamily and
+// TextSerializer for the text exposition format 0.0.4). The layer keeps Waterline's
+// registration rules, deterministic output, callback families and series removal.
 //
 //   metrics::Registry& reg = metrics::defaultRegistry();   // or a private Registry in tests
 //   auto& reconciles = reg.counter("waterline_reconcile_total", "Reconciles by result.",
@@ -24,8 +27,16 @@
 //     another's (a histogram "x" owns x, x_bucket, x_sum and x_count).
 //
 // Output is deterministic: families sorted by name, children by label values (in the
-// family's label-name order, compared lexicographically). A family with label names
-// but no children yet is omitted; an unlabelled family always prints (initially 0).
+// family's label-name order, compared lexicographically), labels in the family's
+// label-name order. A family with label names but no children yet is omitted; an
+// unlabelled family always prints (initially 0). The sample lines are prometheus-cpp's
+// TextSerializer's: a histogram prints _count, _sum, then its buckets; values have 16
+// significant digits; NaN prints as "Nan" (Prometheus parses it case-insensitively).
+//
+// Families are prometheus::Family objects owned by this registry (not by a
+// prometheus::Registry, whose Remove() destroys the family: unregister() must keep the
+// references that components hold valid). Other prometheus::Collectable sources (the
+// process collector, processcollector.h) join the exposition through addCollectable().
 //
 // Thread-safety: everything is thread-safe. Child references returned by withLabels()
 // stay valid until that child is remove()d; family references stay valid for the
@@ -43,6 +54,17 @@
 #include <string_view>
 #include <vector>
 
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
+namespace prometheus {
+class Counter;
+class Gauge;
+class Histogram;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
 namespace waterline::metrics {
 
 inline constexpr const char* kContentType = "text/plain; version=0.0.4; charset=utf-8";
@@ -55,34 +77,38 @@ using LabelValues = std::vector<std::string>;
 // A monotonically increasing value.
 class Counter {
  public:
+  explicit Counter(prometheus::Counter& c) : c_(&c) {}
   // v must be >= 0 (and not NaN): std::invalid_argument otherwise.
   void inc(double v = 1.0);
-  double value() const { return v_.load(std::memory_order_relaxed); }
+  double value() const;
 
  private:
-  std::atomic<double> v_{0};
+  prometheus::Counter* c_;
 };
 
 // A value that goes up and down.
 class Gauge {
  public:
-  void set(double v) { v_.store(v, std::memory_order_relaxed); }
-  void inc(double v = 1.0) { v_.fetch_add(v, std::memory_order_relaxed); }
-  void dec(double v = 1.0) { v_.fetch_sub(v, std::memory_order_relaxed); }
+  explicit Gauge(prometheus::Gauge& g) : g_(&g) {}
+  void set(double v);
+  void inc(double v = 1.0);
+  void dec(double v = 1.0);
   void add(double v) { inc(v); }
   void sub(double v) { dec(v); }
-  double value() const { return v_.load(std::memory_order_relaxed); }
+  double value() const;
 
  private:
-  std::atomic<double> v_{0};
+  prometheus::Gauge* g_;
 };
 
 // Cumulative buckets, _sum and _count. Observations are consistent with each other in
 // a snapshot (_count equals the +Inf bucket).
 class Histogram {
  public:
-  explicit Histogram(std::shared_ptr<const std::vector<double>> upperBounds);
+  Histogram(prometheus::Histogram& h, std::shared_ptr<const std::vector<double>> upperBounds)
+      : h_(&h), bounds_(std::move(upperBounds)) {}
 
+  // Bucket i counts v <= bound[i]; NaN counts in +Inf only (as client_golang).
   void observe(double v);
 
   struct Snapshot {
@@ -95,11 +121,8 @@ class Histogram {
   const std::vector<double>& upperBounds() const { return *bounds_; }
 
  private:
+  prometheus::Histogram* h_;
   std::shared_ptr<const std::vector<double>> bounds_;
-  mutable std::mutex mu_;
-  std::vector<std::uint64_t> counts_;  // non-cumulative, one per bound, then +Inf
-  double sum_ = 0;
-  std::uint64_t count_ = 0;
 };
 
 // Prometheus's DefBuckets: .005 .01 .025 .05 .1 .25 .5 1 2.5 5 10.
@@ -125,8 +148,11 @@ class FamilyBase {
   Type type() const { return type_; }
   const std::vector<std::string>& labelNames() const { return labelNames_; }
 
+  // This family's samples (nothing if it has none), labels in labelNames() order,
+  // children sorted by label values.
+  virtual void collect(std::vector<prometheus::MetricFamily>& out) const = 0;
   // Appends this family's HELP, TYPE and sample lines (nothing if it has no samples).
-  virtual void serialize(std::string& out) const = 0;
+  void serialize(std::string& out) const;
 
  protected:
   FamilyBase(std::string name, std::string help, Type type, std::vector<std::string> labelNames)
@@ -142,12 +168,19 @@ class FamilyBase {
 };
 
 // A family of children of one kind (Counter, Gauge, Histogram) with fixed label names.
+// The prometheus-cpp type behind each of ours.
+template <class T> struct Backing;
+template <> struct Backing<Counter> { using type = prometheus::Counter; };
+template <> struct Backing<Gauge> { using type = prometheus::Gauge; };
+template <> struct Backing<Histogram> { using type = prometheus::Histogram; };
+
 template <class T>
 class Family final : public FamilyBase {
  public:
-  using Factory = std::function<std::unique_ptr<T>()>;
+  // Histograms: buckets are the finite upper bounds; others: ignored.
   Family(std::string name, std::string help, Type type, std::vector<std::string> labelNames,
-         Factory factory);
+         std::vector<double> buckets = {});
+  ~Family() override;
 
   // The child for these label values (one per label name, in order), created on first
   // use. Wrong arity: std::invalid_argument.
@@ -159,10 +192,11 @@ class Family final : public FamilyBase {
   bool remove(const LabelValues& values);
   std::size_t size() const;
 
-  void serialize(std::string& out) const override;
+  void collect(std::vector<prometheus::MetricFamily>& out) const override;
 
  private:
-  Factory factory_;
+  std::unique_ptr<prometheus::Family<typename Backing<T>::type>> prom_;
+  std::shared_ptr<const std::vector<double>> bounds_;  // histograms
   mutable std::mutex mu_;
   std::map<LabelValues, std::unique_ptr<T>> children_;
 };
@@ -183,7 +217,7 @@ class CallbackFamily final : public FamilyBase {
                  CollectFn collect)
       : FamilyBase(std::move(name), std::move(help), type, std::move(labelNames)),
         collect_(std::move(collect)) {}
-  void serialize(std::string& out) const override;
+  void collect(std::vector<prometheus::MetricFamily>& out) const override;
 
  private:
   CollectFn collect_;
@@ -216,13 +250,26 @@ class Registry {
   // The family object itself lives on until the registry dies, so references held
   // elsewhere stay valid. Returns whether it was registered.
   bool unregister(std::string_view name);
+  // Another source of families (e.g. the process collector), collected at every scrape.
+  // `names` are the family names it produces: they are reserved like registered ones
+  // (std::invalid_argument on a collision) and collected families with other names are
+  // dropped. removeCollectable() takes it out again.
+  void addCollectable(std::shared_ptr<prometheus::Collectable> c, std::vector<std::string> names);
+  bool removeCollectable(const prometheus::Collectable* c);
   bool contains(std::string_view name) const;
   std::vector<std::string> familyNames() const;
 
-  // The whole exposition, text format 0.0.4.
+  // Every family with samples, sorted by name (what serialize() prints).
+  std::vector<prometheus::MetricFamily> collect() const;
+  // The whole exposition, text format 0.0.4 (prometheus::TextSerializer).
   std::string serialize() const;
 
  private:
+  struct Extra {
+    std::shared_ptr<prometheus::Collectable> collectable;
+    std::vector<std::string> names;
+  };
+  void reserveLocked(const std::string& family, const std::vector<std::string>& series);
   void add(std::shared_ptr<FamilyBase> f);
   void addLocked(std::shared_ptr<FamilyBase> f);
 
@@ -230,6 +277,7 @@ class Registry {
   std::map<std::string, std::shared_ptr<FamilyBase>, std::less<>> families_;
   std::map<std::string, std::string, std::less<>> seriesOwner_;  // series name -> family
   std::vector<std::shared_ptr<FamilyBase>> retired_;
+  std::vector<Extra> extras_;
 };
 
 // The process-wide registry (what /metrics serves).
@@ -238,6 +286,8 @@ Registry& defaultRegistry();
 // Formatting helpers (exposed for tests and other exposition writers).
 bool isValidMetricName(std::string_view name);
 bool isValidLabelName(std::string_view name);
+// (formatValue is not what /metrics prints: that is TextSerializer's; it stays for
+// other writers of Prometheus values, e.g. bucket names in logs and tests.)
 // NaN, +Inf, -Inf; integral values below 1e15 without exponent or fraction; otherwise
 // the shortest representation that round-trips, %g style (0.0001, 1e-05, 0.25).
 std::string formatValue(double v);

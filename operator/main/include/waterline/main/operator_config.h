@@ -17,6 +17,8 @@ struct OperatorConfig {
   // The cluster: kubeconfig ("": $KUBECONFIG, in-cluster, ~/.kube/config) and context.
   std::string kubeconfig, context;
   std::string bindAddress = ":8080";  // /healthz, /readyz, /metrics ("0" disables)
+  std::string metricsBindAddress;     // "": /metrics on bindAddress; "0": off; else its own port
+  std::string metricsAuth = "none";   // none | kubernetes (TokenReview + SubjectAccessReview)
 
   // Leader election (a Lease); lease > renew deadline > retry period.
   bool leaderElect = true;

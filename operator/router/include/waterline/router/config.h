@@ -34,6 +34,9 @@ struct MembershipConfig {
 struct RouterConfig {
   std::string listenAddress = "0.0.0.0";
   int port = 8080;  // 0: any free port (see RouterServer::port())
+  // --metrics-listen: "" serves /metrics on the data port; "0" nowhere; else ADDR:PORT of
+  // a listener that serves only /metrics (the data port then answers it 404).
+  std::string metricsListen;
   int threads = 0;  // io_context threads; 0: one per core
   // After the last event, an io thread keeps polling (non-blocking) this long before it
   // sleeps in epoll_wait: trades idle CPU for wake-up latency (0: off).

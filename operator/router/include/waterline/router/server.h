@@ -62,6 +62,9 @@ class RouterServer {
   int drainExitCode() const;
   // The bound port (after start()).
   int port() const;
+  // Where /metrics is served (after start()): port() without --metrics-listen, the
+  // metrics listener's port with one, 0 with --metrics-listen=0.
+  int metricsPort() const;
 
   // Replaces the routing table (thread-safe; requests in flight keep the old one) and
   // syncs the PTU limiters with its reservations.

@@ -23,6 +23,7 @@
 #include "waterline/runtime/events.h"
 #include "waterline/runtime/http_server.h"
 #include "waterline/runtime/leader.h"
+#include "waterline/runtime/metrics_auth.h"
 
 namespace waterline::runtime {
 
@@ -31,6 +32,12 @@ struct ManagerOptions {
   TimeSourcePtr time;                  // default: real time
   metrics::Registry* registry = nullptr;  // default: metrics::defaultRegistry()
   std::string bindAddress = ":8080";   // /healthz, /readyz, /metrics; "" or "0" disables
+  // Where /metrics is served: "" = on bindAddress (with the probes), "0" = nowhere, else
+  // host:port of a second server that serves only /metrics (bindAddress keeps the
+  // probes and anything added through http()).
+  std::string metricsBindAddress;
+  // Checks each /metrics request first (nullptr: none); see metrics_auth.h.
+  std::shared_ptr<MetricsAuthorizer> metricsAuthorizer;
   bool leaderElection = true;
   LeaderElectionConfig leaderElectionConfig;
   Duration resyncPeriod = std::chrono::minutes(10);
@@ -74,6 +81,9 @@ class Manager {
 
   bool isLeader() const { return leading_.load(); }
   int boundPort() const { return server_.port(); }
+  // The port /metrics is served on (boundPort() unless metricsBindAddress is set);
+  // 0 when it is not served.
+  int metricsPort() const;
 
  private:
   void startLeaderWork();
@@ -86,6 +96,7 @@ class Manager {
   std::vector<Runnable> runnables_;
   std::vector<std::pair<std::string, Check>> health_, ready_;
   HttpServer server_;
+  HttpServer metricsServer_;  // only with metricsBindAddress
   std::unique_ptr<LeaderElector> elector_;
   std::thread electorThread_, leaderWorkThread_;
 
