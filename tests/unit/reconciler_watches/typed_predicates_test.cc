@@ -11,6 +11,7 @@
 #include "common.h"
 #include "waterline/reconcilers/autoscaler.h"
 #include "waterline/reconcilers/capacity_pool.h"
+#include "waterline/reconcilers/model_deployment.h"
 #include "waterline/reconcilers/ptu_reservation.h"
 #include "waterline/reconcilers/routing_publisher.h"
 #include "waterline/runtime/events.h"
@@ -233,6 +234,61 @@ TEST(TypedPredicates, CapacityPoolsCompareDecodedHoldsAndIgnoreInvalidDeployment
   EXPECT_EQ(h.drain(*c, 8), Keys{}) << "an invalid deployment adds no shape";
   ASSERT_TRUE(h.client->remove(kube::kinds::ModelDeployment, "team", "bad"));
   EXPECT_EQ(h.drain(*c, 9), Keys{}) << "nor takes one away";
+}
+
+Json waitingJson(const std::string& name) {
+  auto j = deploymentJson("team", name);
+  j["status"] = {{"conditions", Json::array({{{"type", "Scheduled"},
+                                              {"status", "False"},
+                                              {"reason", "InsufficientCapacity"},
+                                              {"message", "need 1 more GPU"},
+                                              {"lastTransitionTime", "2025-01-01T00:00:00Z"}}})}};
+  return j;
+}
+
+TEST(TypedPredicates, ModelDeploymentsCompareDecodedHoldsAndWakeOnlyDecodedWaiters) {
+  Harness h;
+  metrics::Registry registry;
+  auto pools = h.informer(kube::kinds::CapacityPool), nodes = h.informer(kube::kinds::Node),
+       pods = h.informer(kube::kinds::Pod), mds = h.informer(kube::kinds::ModelDeployment),
+       ptus = h.informer(kube::kinds::PTUReservation);
+  ASSERT_TRUE(h.client->create(kube::kinds::ModelDeployment, "team", deploymentJson("team", "a"), {}));
+  ASSERT_TRUE(h.client->create(kube::kinds::ModelDeployment, "team", waitingJson("waiting"), {}));
+  ASSERT_TRUE(h.client->create(kube::kinds::PTUReservation, "team", reservationJson("team", "r", "a"), {}));
+  ModelDeploymentDeps deps;
+  deps.writer = h.client;
+  deps.deployments = mds;
+  deps.pools = pools;
+  deps.nodes = nodes;
+  deps.capacity =
+      std::make_shared<capacity::CapacityCache>(capacity::CapacityCacheSources{pools, nodes, pods, ptus}, h.sim);
+  deps.reservations = ptus;
+  deps.recorder = std::make_shared<runtime::FakeEventRecorder>();
+  deps.time = h.sim;
+  deps.repairs = std::make_shared<RepairTracker>(registry);
+  auto opts = h.options();
+  opts.registry = &registry;
+  auto c = newModelDeploymentController(deps, opts);
+  h.start();
+  ASSERT_EQ(h.drain(*c, 3), (Keys{"team/a", "team/waiting"})) << "the adds";
+
+  h.patch(kube::kinds::PTUReservation, "team", "r", {{"status", {{"usedTokensPerMinute", 1000}}}});
+  EXPECT_EQ(h.drain(*c, 4), Keys{}) << "usage is no hold";
+  h.patch(kube::kinds::PTUReservation, "team", "r",
+          {{"status", {{"phase", "Active"}, {"placements", Json::array({{{"pool", "p1"}, {"gpus", 1}}})}}}});
+  EXPECT_EQ(h.drain(*c, 5), (Keys{"team/a", "team/waiting"})) << "the hold changed: its deployment and the waiting";
+  h.patch(kube::kinds::PTUReservation, "team", "r",
+          {{"status", {{"placements", Json::array({{{"pool", "p1"}, {"replicas", 0}, {"gpus", 1}}})}}}});
+  EXPECT_EQ(h.drain(*c, 6), Keys{}) << "placements[0].replicas absent -> 0, its default: the same hold";
+
+  // A deployment that does not decode is invalid: freed capacity does not help it, so it
+  // is not woken with the waiting ones, whatever its stale Scheduled condition says.
+  auto bad = waitingJson("bad");
+  bad["spec"]["replicas"] = "two";
+  ASSERT_TRUE(h.client->create(kube::kinds::ModelDeployment, "team", bad, {}));
+  EXPECT_EQ(h.drain(*c, 7), Keys{"team/bad"}) << "its own create";
+  h.patch(kube::kinds::PTUReservation, "team", "r", {{"status", {{"phase", "Insufficient"}}}});
+  EXPECT_EQ(h.drain(*c, 8), (Keys{"team/a", "team/waiting"})) << "not team/bad";
 }
 
 }  // namespace
