@@ -5,8 +5,10 @@
 
 #include "waterline/api/keys.h"
 #include "waterline/api/meta.h"
+#include "waterline/api/model_deployment.h"
 #include "waterline/api/ptu_reservation.h"
 #include "waterline/common/log.h"
+#include "typed_watches.h"
 
 namespace waterline::reconcilers {
 
@@ -327,13 +329,11 @@ runtime::ReconcileResult AutoscalerReconciler::reconcile(const runtime::Request&
 
 namespace {
 
-bool autoscalingInputsChanged(const kube::Json& o, const kube::Json& n) {
-  auto field = [](const kube::Json& j, const char* f) {
-    return j.contains("spec") && j["spec"].contains(f) ? j["spec"][f] : kube::Json();
-  };
-  for (const char* f : {"autoscaling", "minReplicas", "maxReplicas", "replicas"})
-    if (field(o, f) != field(n, f)) return true;
-  return false;
+// The spec fields the autoscaler reads, compared decoded: an absent field and its CRD
+// default (replicas: 1, autoscaling.tolerance, ...) are equal.
+bool autoscalingInputsChanged(const api::ModelDeployment& o, const api::ModelDeployment& n) {
+  return o.spec.autoscaling != n.spec.autoscaling || o.spec.minReplicas != n.spec.minReplicas ||
+         o.spec.maxReplicas != n.spec.maxReplicas || o.spec.replicas != n.spec.replicas;
 }
 
 }  // namespace
@@ -343,25 +343,13 @@ runtime::ControllerPtr newAutoscalerController(AutoscalerDeps deps, runtime::Con
   auto ptus = deps.reservations;
   auto c = std::make_unique<runtime::Controller>("autoscaler", std::make_unique<AutoscalerReconciler>(deps),
                                                  std::move(opts));
-  c->watchFor(mds, {runtime::Predicate{[](const kube::Json&) { return true; }, autoscalingInputsChanged,
-                                       [](const kube::Json&) { return true; }}});
+  c->watchFor(mds, {watches::onUpdate<api::ModelDeployment>(autoscalingInputsChanged)});
   if (ptus) {
-    runtime::Predicate floorChanged{
-        [](const kube::Json&) { return true; },
-        [](const kube::Json& o, const kube::Json& n) {
-          auto part = [](const kube::Json& j) {
-            kube::Json s = j.contains("status") ? j["status"] : kube::Json::object();
-            return std::make_pair(s.value("phase", ""), s.value("reservedReplicas", kube::Json(0)));
-          };
-          return part(o) != part(n);
-        },
-        [](const kube::Json&) { return true; }};
-    c->watchMapped(ptus, [](const kube::Json& r) {
-      std::vector<runtime::Request> out;
-      if (r.contains("spec") && r["spec"].contains("deploymentRef"))
-        out.push_back({runtime::namespaceOf(r), r["spec"]["deploymentRef"].value("name", "")});
-      return out;
-    }, {floorChanged});
+    // The reservation's floor for its deployment (phase, reservedReplicas).
+    auto floorChanged = watches::onUpdate<api::PTUReservation>([](const auto& o, const auto& n) {
+      return o.status.phase != n.status.phase || o.status.reservedReplicas != n.status.reservedReplicas;
+    });
+    c->watchMapped(ptus, watches::mapTyped<api::PTUReservation>(watches::reservedDeployment), {floorChanged});
   }
   return c;
 }

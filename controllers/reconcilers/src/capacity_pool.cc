@@ -5,10 +5,12 @@
 #include "waterline/api/capacity_pool.h"
 #include "waterline/api/keys.h"
 #include "waterline/api/model_deployment.h"
+#include "waterline/api/ptu_reservation.h"
 #include "waterline/common/log.h"
 #include "waterline/planners/inventory_snapshot.h"
 #include "waterline/planners/pool_status.h"
 #include "waterline/planners/reservations.h"
+#include "typed_watches.h"
 
 namespace waterline::reconcilers {
 
@@ -47,13 +49,14 @@ bool countsOnly(const api::CapacityPoolStatus& a, const api::CapacityPoolStatus&
 std::optional<DemandShape> DemandShape::fromJson(const kube::Json& md) {
   DemandShape out;
   out.id = runtime::namespaceOf(md) + "/" + runtime::nameOf(md);
-  if (!md.contains("spec") || !md["spec"].is_object()) return out;
-  const auto& s = md["spec"];
-  out.key = kube::Json{s.value("gpu", kube::Json()), s.value("deploymentType", kube::Json()),
-                       s.value("region", kube::Json()), s.value("dataZone", kube::Json())}
+  auto d = api::ModelDeployment::fromJson(md);
+  if (!d) return out;  // no key, no request: adds no shape
+  // The key from the decoded spec (CRD defaults applied), so spellings of one shape agree.
+  const auto spec = api::toJson(d->spec);
+  out.key = kube::Json{spec.value("gpu", kube::Json()), spec.value("deploymentType", kube::Json()),
+                       spec.value("region", kube::Json()), spec.value("dataZone", kube::Json())}
                 .dump();
-  if (auto d = api::ModelDeployment::fromJson(md); d && api::validate(*d).empty())
-    out.request = planners::toRequest(*d, d->metadata.name + "-shape");
+  if (api::validate(*d).empty()) out.request = planners::toRequest(*d, d->metadata.name + "-shape");
   return out;
 }
 
@@ -309,6 +312,7 @@ runtime::ControllerPtr newCapacityPoolController(CapacityPoolDeps deps,
     c->watchMapped(deps.deployments, [pools, shapes = reconciler->shapeLister()](const cache::Json& md) {
       std::vector<runtime::Request> out;
       auto mine = DemandShape::fromJson(md);
+      if (!mine || !mine->request) return out;  // an invalid deployment adds no shape
       for (const auto& s : shapes->list())
         if (s->request && mine && s->key == mine->key && s->id != mine->id) return out;  // another has it
       for (const auto& p : pools->store().list()) out.push_back({"", runtime::nameOf(*p)});
@@ -317,16 +321,9 @@ runtime::ControllerPtr newCapacityPoolController(CapacityPoolDeps deps,
   }
   if (deps.reservations) {
     // A reservation taking or releasing capacity changes status.gpus.reserved.
-    runtime::Predicate held{[](const cache::Json&) { return true; },
-                            [](const cache::Json& o, const cache::Json& n) {
-                              auto part = [](const cache::Json& j) {
-                                return j.contains("status") ? std::make_pair(j["status"].value("phase", ""),
-                                                                             j["status"].value("placements", cache::Json()))
-                                                            : std::make_pair(std::string(), cache::Json());
-                              };
-                              return part(o) != part(n);
-                            },
-                            [](const cache::Json&) { return true; }};
+    auto held = watches::onUpdate<api::PTUReservation>([](const auto& o, const auto& n) {
+      return o.status.phase != n.status.phase || o.status.placements != n.status.placements;
+    });
     c->watchMapped(deps.reservations, [pools](const cache::Json&) {
       std::vector<runtime::Request> out;
       for (const auto& p : pools->store().list()) out.push_back({"", runtime::nameOf(*p)});

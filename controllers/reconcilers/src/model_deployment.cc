@@ -1,13 +1,16 @@
 #include "waterline/reconcilers/model_deployment.h"
 
 #include "waterline/api/capacity_pool.h"
+#include "waterline/api/conditions.h"
 #include "waterline/api/keys.h"
 #include "waterline/api/meta.h"
 #include "waterline/api/model_deployment.h"
+#include "waterline/api/ptu_reservation.h"
 #include "waterline/common/log.h"
 #include "waterline/planners/deployment.h"
 #include "waterline/planners/nodes.h"
 #include "waterline/planners/reservations.h"
+#include "typed_watches.h"
 
 namespace waterline::reconcilers {
 
@@ -261,19 +264,13 @@ namespace {
 // it). Not those whose creates fail or whose spec is invalid: freed capacity does not help
 // them, and enqueuing them would bypass their backoff (two broken deployments would
 // otherwise wake each other up in a loop).
-std::vector<runtime::Request> waitingForCapacity(const cache::InformerPtr& mds) {
+std::vector<runtime::Request> waitingForCapacity(const cache::Lister<api::ModelDeployment>& mds) {
   std::vector<runtime::Request> out;
-  for (const auto& o : mds->store().list()) {
-    if (!o->contains("status") || !(*o)["status"].is_object() || !(*o)["status"].contains("conditions") ||
-        !(*o)["status"]["conditions"].is_array())
-      continue;
-    for (const auto& c : (*o)["status"]["conditions"]) {
-      if (!c.is_object() || c.value("type", "") != api::conditions::kScheduled || c.value("status", "") != "False")
-        continue;
-      const std::string reason = c.value("reason", "");
-      if (reason == api::reasons::kInsufficientCapacity || reason == api::reasons::kNoMatchingPool)
-        out.push_back({runtime::namespaceOf(*o), runtime::nameOf(*o)});
-    }
+  for (const auto& d : mds.list()) {
+    const auto* c = api::findCondition(d->status.conditions, api::conditions::kScheduled);
+    if (!c || c->status != api::ConditionStatus::False) continue;
+    if (c->reason == api::reasons::kInsufficientCapacity || c->reason == api::reasons::kNoMatchingPool)
+      out.push_back({d->metadata.namespace_, d->metadata.name});
   }
   return out;
 }
@@ -296,13 +293,16 @@ runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
   auto nodes = deps.nodes;
   auto pools = deps.pools;
   auto pods = deps.capacity->sources().workerPods;
+  // The deployments decoded once per version (the reconciler's lister): waitingForCapacity
+  // reads their Scheduled condition on pod and node events without decoding anything new.
+  auto decoded = cache::Lister<api::ModelDeployment>::of(mds);
   auto owned = std::make_unique<ModelDeploymentReconciler>(deps);
   auto* reconciler = owned.get();
   auto c = std::make_unique<runtime::Controller>("modeldeployment", std::move(owned), std::move(opts));
   // A create that failed gave its GPUs back: wake the deployments waiting for capacity.
   // (The controller owns the reconciler, so the pointer outlives every call.)
-  reconciler->onCapacityReleased([ctl = c.get(), mds](const runtime::Request& from) {
-    for (const auto& r : waitingForCapacity(mds))
+  reconciler->onCapacityReleased([ctl = c.get(), decoded](const runtime::Request& from) {
+    for (const auto& r : waitingForCapacity(*decoded))
       if (r.key() != from.key()) ctl->enqueue(r);
   });
   c->watchFor(mds, {runtime::generationChangedPredicate()});
@@ -317,7 +317,7 @@ runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
                                       return !deleting(o) && deleting(n);
                                     },
                                     [](const kube::Json&) { return true; }};
-  c->watchMapped(mds, [mds](const kube::Json&) { return waitingForCapacity(mds); }, {deploymentGone});
+  c->watchMapped(mds, [decoded](const kube::Json&) { return waitingForCapacity(*decoded); }, {deploymentGone});
   c->watchOwned(pods, "ModelDeployment");
   // Capacity freed by any worker pod going away (another deployment scaled down).
   runtime::Predicate podGone{
@@ -327,7 +327,7 @@ runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
         return phaseOf(o) != p && (p == "Failed" || p == "Succeeded");
       },
       [](const kube::Json&) { return true; }};
-  c->watchMapped(pods, [mds](const kube::Json&) { return waitingForCapacity(mds); }, {podGone});
+  c->watchMapped(pods, [decoded](const kube::Json&) { return waitingForCapacity(*decoded); }, {podGone});
   // Node changes that matter for capacity or health: the waiting deployments, plus those
   // with workers on the node (repairs).
   runtime::Predicate nodeChanged{
@@ -336,8 +336,8 @@ runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
         return !sameCapacity(planners::NodeView::fromJson(o), planners::NodeView::fromJson(n));
       },
       [](const kube::Json&) { return true; }};
-  c->watchMapped(nodes, [mds, pods](const kube::Json& node) {
-    auto out = waitingForCapacity(mds);
+  c->watchMapped(nodes, [decoded, pods](const kube::Json& node) {
+    auto out = waitingForCapacity(*decoded);
     const std::string name = runtime::nameOf(node);
     for (const auto& p : pods->store().list()) {
       if (!p->contains("spec") || (*p)["spec"].value("nodeName", "") != name) continue;
@@ -347,28 +347,22 @@ runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
     }
     return out;
   }, {nodeChanged});
-  c->watchMapped(pools, [mds](const kube::Json&) { return waitingForCapacity(mds); },
+  c->watchMapped(pools, [decoded](const kube::Json&) { return waitingForCapacity(*decoded); },
                  {runtime::generationChangedPredicate()});
   if (deps.reservations) {
     // A reservation's hold changed (activated, placements moved, released): its deployment
     // (floor, reserved GPUs) and the deployments waiting for capacity (released GPUs).
-    auto holdOf = [](const kube::Json& j) {
-      kube::Json out = kube::Json::object();
-      if (j.contains("status")) {
-        out["phase"] = j["status"].value("phase", "");
-        if (j["status"].contains("placements")) out["placements"] = j["status"]["placements"];
-        if (j["status"].contains("reservedReplicas")) out["replicas"] = j["status"]["reservedReplicas"];
-      }
-      out["deleting"] = j.contains("metadata") && j["metadata"].contains("deletionTimestamp");
-      return out;
-    };
-    runtime::Predicate holdChanged{[](const kube::Json&) { return true; },
-                                   [holdOf](const kube::Json& o, const kube::Json& n) { return holdOf(o) != holdOf(n); },
-                                   [](const kube::Json&) { return true; }};
-    c->watchMapped(deps.reservations, [mds](const kube::Json& r) {
-      auto out = waitingForCapacity(mds);
-      if (r.contains("spec") && r["spec"].contains("deploymentRef") && r["spec"]["deploymentRef"].is_object())
-        out.push_back({runtime::namespaceOf(r), r["spec"]["deploymentRef"].value("name", "")});
+    auto holdChanged = watches::onUpdate<api::PTUReservation>([](const auto& o, const auto& n) {
+      return o.status.phase != n.status.phase || o.status.placements != n.status.placements ||
+             o.status.reservedReplicas != n.status.reservedReplicas ||
+             watches::deleting(o.metadata) != watches::deleting(n.metadata);
+    });
+    // The waiting deployments on every event that passes (even for a reservation that does
+    // not decode: what it held is released all the same), and its own deployment.
+    c->watchMapped(deps.reservations, [decoded](const kube::Json& r) {
+      auto out = waitingForCapacity(*decoded);
+      if (auto res = api::PTUReservation::fromJson(r))
+        for (auto& d : watches::reservedDeployment(*res)) out.push_back(std::move(d));
       return out;
     }, {holdChanged});
   }

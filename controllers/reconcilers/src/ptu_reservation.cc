@@ -14,6 +14,7 @@
 #include "waterline/planners/ptu_admission.h"
 #include "waterline/planners/ptu_sizing.h"
 #include "waterline/planners/reclaim.h"
+#include "typed_watches.h"
 
 namespace waterline::reconcilers {
 
@@ -250,14 +251,6 @@ std::vector<runtime::Request> allReservations(const cache::InformerPtr& ptus) {
   return out;
 }
 
-kube::Json capacityPart(const kube::Json& pool) {
-  kube::Json out = kube::Json::object();
-  if (pool.contains("spec")) out["spec"] = pool["spec"];
-  if (pool.contains("status") && pool["status"].contains("gpus") && pool["status"]["gpus"].contains("allocatable"))
-    out["allocatable"] = pool["status"]["gpus"]["allocatable"];
-  return out;
-}
-
 }  // namespace
 
 runtime::ControllerPtr newPtuReservationController(PtuReservationDeps deps, runtime::ControllerOptions opts) {
@@ -266,28 +259,24 @@ runtime::ControllerPtr newPtuReservationController(PtuReservationDeps deps, runt
                                                  std::move(opts));
   c->watchFor(ptus, {runtime::metadataOrGenerationChangedPredicate()});
   // Another reservation released or took capacity: the others are re-admitted.
-  runtime::Predicate released{
-      [](const kube::Json&) { return false; },
-      [](const kube::Json& o, const kube::Json& n) {
-        auto phase = [](const kube::Json& j) { return j.contains("status") ? j["status"].value("phase", "") : ""; };
-        auto deleting = [](const kube::Json& j) { return j.contains("metadata") && j["metadata"].contains("deletionTimestamp"); };
-        return phase(o) != phase(n) || deleting(o) != deleting(n);
-      },
-      [](const kube::Json&) { return true; }};
+  auto released = watches::onUpdate<api::PTUReservation>([](const auto& o, const auto& n) {
+    return o.status.phase != n.status.phase || watches::deleting(o.metadata) != watches::deleting(n.metadata);
+  });
+  released.create = [](const kube::Json&) { return false; };
   c->watchMapped(ptus, [ptus](const kube::Json&) { return allReservations(ptus); }, {released});
-  // Capacity changed.
-  runtime::Predicate capacity{[](const kube::Json&) { return true; },
-                              [](const kube::Json& o, const kube::Json& n) { return capacityPart(o) != capacityPart(n); },
-                              [](const kube::Json&) { return true; }};
+  // Capacity changed: a pool's spec, or how many of its GPUs are allocatable.
+  auto capacity = watches::onUpdate<api::CapacityPool>([](const auto& o, const auto& n) {
+    return o.spec != n.spec || o.status.gpus.allocatable != n.status.gpus.allocatable;
+  });
   c->watchMapped(deps.pools, [ptus](const kube::Json&) { return allReservations(ptus); }, {capacity});
-  // The deployment appeared, went away or changed (throughput, GPU shape, type).
-  c->watchMapped(deps.deployments, [ptus](const kube::Json& md) {
+  // The deployment appeared, went away or changed (throughput, GPU shape, type): the
+  // reservations that name it (those that decode; one that does not is reported by its
+  // own reconcile, which a deployment change does not help).
+  c->watchMapped(deps.deployments, [reservations = cache::Lister<api::PTUReservation>::of(ptus)](const kube::Json& md) {
     std::vector<runtime::Request> out;
     const std::string ns = runtime::namespaceOf(md), name = runtime::nameOf(md);
-    for (const auto& o : ptus->store().list())
-      if (runtime::namespaceOf(*o) == ns && o->contains("spec") && (*o)["spec"].contains("deploymentRef") &&
-          (*o)["spec"]["deploymentRef"].value("name", "") == name)
-        out.push_back({ns, runtime::nameOf(*o)});
+    for (const auto& r : reservations->list())
+      if (r->metadata.namespace_ == ns && r->spec.deploymentRef.name == name) out.push_back({ns, r->metadata.name});
     return out;
   }, {runtime::generationChangedPredicate()});
   return c;

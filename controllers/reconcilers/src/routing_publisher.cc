@@ -6,11 +6,13 @@
 #include <set>
 
 #include "waterline/api/capacity_pool.h"
+#include "waterline/api/conditions.h"
 #include "waterline/api/keys.h"
 #include "waterline/api/ptu_reservation.h"
 #include "waterline/common/log.h"
 #include "waterline/routing/planner.h"
 #include "waterline/runtime/objects.h"
+#include "typed_watches.h"
 
 namespace waterline::reconcilers {
 
@@ -237,18 +239,13 @@ runtime::ControllerPtr newRoutingPublisherController(RoutingPublisherDeps deps,
   });
   // A pool's region, zone, maxUtilization or health (Ready) is in every entry it holds;
   // its GPU counts are not, so status updates after each placement enqueue nothing.
-  auto routingPart = [](const cache::Json& p) {
-    kube::Json out = {{"spec", p.value("spec", kube::Json::object())}, {"ready", ""}};
-    if (p.contains("status") && p["status"].contains("conditions") && p["status"]["conditions"].is_array())
-      for (const auto& c : p["status"]["conditions"])
-        if (c.is_object() && c.value("type", "") == api::conditions::kReady) out["ready"] = c.value("status", "");
-    return out;
-  };
-  runtime::Predicate poolRouting{[](const cache::Json&) { return true; },
-                                 [routingPart](const cache::Json& o, const cache::Json& n) {
-                                   return routingPart(o) != routingPart(n);
-                                 },
-                                 [](const cache::Json&) { return true; }};
+  auto poolRouting = watches::onUpdate<api::CapacityPool>([](const api::CapacityPool& o, const api::CapacityPool& n) {
+    auto ready = [](const api::CapacityPool& p) {
+      const auto* c = api::findCondition(p.status.conditions, api::conditions::kReady);
+      return c ? std::optional(c->status) : std::nullopt;
+    };
+    return o.spec != n.spec || ready(o) != ready(n);
+  });
   c->watchMapped(pools, [deployments](const cache::Json&) {
     std::vector<runtime::Request> out;
     for (const auto& d : deployments->store().list())
@@ -256,13 +253,7 @@ runtime::ControllerPtr newRoutingPublisherController(RoutingPublisherDeps deps,
     return out;
   }, {poolRouting});
   if (reservations)
-    c->watchMapped(reservations, [](const cache::Json& res) {
-      auto name = res.value("spec", kube::Json::object())
-                      .value("deploymentRef", kube::Json::object())
-                      .value("name", "");
-      if (name.empty()) return std::vector<runtime::Request>{};
-      return std::vector<runtime::Request>{{runtime::namespaceOf(res), name}};
-    });
+    c->watchMapped(reservations, watches::mapTyped<api::PTUReservation>(watches::reservedDeployment));
   return c;
 }
 

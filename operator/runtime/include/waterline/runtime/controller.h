@@ -91,6 +91,17 @@ struct ControllerOptions {
 // Maps an object (of a watched kind) to the keys to reconcile.
 using MapFunc = std::function<std::vector<Request>(const cache::Json&)>;
 
+// A MapFunc over decoded objects (`decode` as for typedUpdatePredicate in objects.h).
+// An object that does not decode maps to nothing (for an update the other side is
+// still mapped: watchMapped maps the old and the new object).
+template <class T, class Decode>
+MapFunc typedMap(Decode decode, std::function<std::vector<Request>(const T&)> map) {
+  return [decode = std::move(decode), map = std::move(map)](const cache::Json& obj) {
+    auto v = decode(obj);
+    return v ? map(*v) : std::vector<Request>{};
+  };
+}
+
 class Controller {
  public:
   Controller(std::string name, ReconcilerPtr reconciler, ControllerOptions opts = {});

@@ -55,4 +55,25 @@ Predicate metadataOrGenerationChangedPredicate();
 // Passes only objects whose labels match `key=value`.
 Predicate labelPredicate(const std::string& key, const std::string& value);
 
+// A predicate over decoded objects. `decode` turns the raw object into a T
+// (std::expected<T, E> or std::optional<T>: anything that tests as bool and
+// dereferences to T), e.g. `&api::PTUReservation::fromJson`, which applies the CRD's
+// defaults, so an absent field and its default compare equal. Creates and deletes
+// pass; an update passes when `changed(old, new)` says so, or when either side does
+// not decode (the reconciler then reports the bad object, or sees it fixed). Both
+// sides are decoded per update: meant for the operator's own kinds, whose updates are
+// few, not for pods or nodes.
+template <class T, class Decode>
+Predicate typedUpdatePredicate(Decode decode, std::function<bool(const T& oldObj, const T& newObj)> changed) {
+  return Predicate{nullptr,
+                   [decode = std::move(decode), changed = std::move(changed)](const Json& a, const Json& b) {
+                     auto o = decode(a);
+                     if (!o) return true;
+                     auto n = decode(b);
+                     if (!n) return true;
+                     return changed(*o, *n);
+                   },
+                   nullptr};
+}
+
 }  // namespace waterline::runtime
