@@ -246,6 +246,7 @@ struct RouterServer::Impl {
   void stopAll();
   // The drain's end of the delay: closes the listener, then every idle client connection.
   void stopAccepting();
+  void closeAcceptor();
   // A client connection closed (ConnectionCount): wakes drain() once none is left.
   void connectionClosed() {
     if (connections.fetch_sub(1, std::memory_order_relaxed) == 1 && closing.load(std::memory_order_relaxed)) {
@@ -1134,21 +1135,28 @@ void RouterServer::Impl::accept() {
   });
 }
 
+// Closes the acceptor on its thread (the first worker's) and waits for that, at most 5 s
+// (a worker stuck in a handler must not hold up shutdown). The promise is shared: a
+// closing that runs after the wait gave up still has it. Callers hold lifecycleMu.
+void RouterServer::Impl::closeAcceptor() {
+  auto closed = std::make_shared<std::promise<void>>();
+  auto fut = closed->get_future();
+  asio::post(workers.front()->io, [this, closed] {
+    beast::error_code ec;
+    if (acceptor) acceptor->close(ec);
+    if (acceptRetry) acceptRetry->cancel();
+    closed->set_value();
+  });
+  fut.wait_for(std::chrono::seconds(5));
+}
+
 void RouterServer::Impl::stopAccepting() {
   notAccepting.store(true, std::memory_order_relaxed);
   std::lock_guard lk(lifecycleMu);
   if (!started || stopped || workers.empty()) return;
   // The acceptor lives on the first worker's thread: closed there (new connections are
   // refused from then on), then each worker closes its idle connections on its own.
-  std::promise<void> closed;
-  auto fut = closed.get_future();
-  asio::post(workers.front()->io, [this, &closed] {
-    beast::error_code ec;
-    if (acceptor) acceptor->close(ec);
-    if (acceptRetry) acceptRetry->cancel();
-    closed.set_value();
-  });
-  fut.wait_for(std::chrono::seconds(5));
+  closeAcceptor();
   for (auto& w : workers) asio::post(w->io, [wp = w.get()] { wp->closeIdleSessions(); });
 }
 
@@ -1156,17 +1164,7 @@ void RouterServer::Impl::stopAll() {
   std::lock_guard lk(lifecycleMu);
   if (!started || stopped) return;
   stopped = true;
-  if (!workers.empty()) {
-    std::promise<void> closed;
-    auto fut = closed.get_future();
-    asio::post(workers.front()->io, [this, &closed] {
-      beast::error_code ec;
-      if (acceptor) acceptor->close(ec);
-      if (acceptRetry) acceptRetry->cancel();
-      closed.set_value();
-    });
-    fut.wait_for(std::chrono::seconds(5));
-  }
+  if (!workers.empty()) closeAcceptor();
   for (auto& w : workers) w->io.stop();
   for (auto& w : workers)
     if (w->thread.joinable()) w->thread.join();
