@@ -1,0 +1,119 @@
+#pragma once
+// The DRA device inventory: which devices exist, on which node, which are allocated and
+// how much of each shared counter is left, built from ResourceSlices and ResourceClaims.
+//
+// Rules (after k8s.io/dynamic-resource-allocation/structured: pools.go GatherPools and
+// the allocator's allocated-device and counter bookkeeping):
+// - A pool is (driver, pool name). Only slices of the pool's newest generation count;
+//   older ones are being replaced by the driver. A pool whose newest generation has
+//   fewer slices than spec.pool.resourceSliceCount is incomplete and offers nothing
+//   (its devices are still being published). A pool that names a device twice, or
+//   whose slices disagree on the node, is invalid and offers nothing.
+// - A device is allocated when ANY claim's status.allocation names it: Waterline's
+//   claims and those of kube-scheduler, KAI or anyone else. The allocated set is kept
+//   by (driver, pool, device) even for devices no current slice publishes, so a device
+//   that comes back is not offered twice.
+// - Shared counters (spec.sharedCounters, KEP-4815 partitionable devices): a counter
+//   set's remaining value is its published value minus what every allocated device of
+//   the pool consumes (spec.devices[].consumesCounters). A device is allocatable only
+//   while every counter it consumes is still left in full.
+// - A device with a NoSchedule or NoExecute taint takes no new allocation (its current
+//   allocations stay: they are still counted).
+// Not covered: slices with spec.nodeSelector or perDeviceNodeSelection (they are kept
+// out of every node's list), adminAccess (such results are counted as allocations),
+// consumable capacity (KEP-5075, shared allocations of one device) and binding
+// conditions.
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "waterline/dra/resource.h"
+
+namespace waterline::dra {
+
+struct PoolKey {
+  std::string driver, pool;
+  auto operator<=>(const PoolKey&) const = default;
+  bool operator==(const PoolKey&) const = default;
+};
+
+struct PoolState {
+  int64_t generation = 0;      // newest generation seen
+  int64_t slice_count = 0;     // resourceSliceCount of that generation
+  int64_t slices_seen = 0;     // slices of that generation
+  bool incomplete = false;     // slices_seen < slice_count
+  bool invalid = false;        // duplicate device, disagreeing slices, ...
+  std::string problem;         // why invalid
+  bool usable() const { return !incomplete && !invalid; }
+};
+
+// (driver, pool, counter set, counter)
+struct CounterKey {
+  std::string driver, pool, counter_set, counter;
+  auto operator<=>(const CounterKey&) const = default;
+  bool operator==(const CounterKey&) const = default;
+};
+
+struct CounterState {
+  int64_t total = 0;
+  int64_t consumed = 0;
+  int64_t remaining() const { return total - consumed; }
+};
+
+struct DeviceEntry {
+  DeviceId id;
+  Device device;
+  std::string node;        // slice's nodeName; empty for allNodes
+  bool all_nodes = false;
+  std::string allocated_by;  // claim key (ns/name); empty when free
+  bool allocated() const { return !allocated_by.empty(); }
+};
+
+// Something in the cluster's state that is wrong: a device named by two claims, or a
+// counter that allocated devices over-consume (a driver that shrank its counters).
+struct InventoryProblem {
+  std::string message;
+};
+
+class Inventory {
+ public:
+  static Inventory build(std::span<const ResourceSlice> slices, std::span<const ResourceClaim> claims);
+
+  const std::map<PoolKey, PoolState>& pools() const { return pools_; }
+  // Devices of usable pools, by id.
+  const std::map<DeviceId, DeviceEntry>& devices() const { return devices_; }
+  const DeviceEntry* device(const DeviceId& id) const;
+  // Devices of usable pools that the node can use: its own (nodeName) and allNodes ones,
+  // sorted by (driver, pool, device name in natural order: gpu-2 before gpu-10).
+  std::vector<const DeviceEntry*> devicesOn(std::string_view node) const;
+  // Allocated by some claim, whether or not a current slice publishes it.
+  bool isAllocated(const DeviceId& id) const { return allocated_.contains(id); }
+  const std::map<DeviceId, std::string>& allocatedDevices() const { return allocated_; }
+  const std::map<CounterKey, CounterState>& counters() const { return counters_; }
+  std::optional<CounterState> counter(const CounterKey& k) const;
+  const std::vector<InventoryProblem>& problems() const { return problems_; }
+
+  // Counters a device would consume, keyed as above. Error when it names a counter set
+  // or counter its pool does not publish (the device is then never allocatable).
+  std::expected<std::map<CounterKey, int64_t>, std::string> consumption(const DeviceEntry& d) const;
+  // The device fits the counters left after `extra` (tentative consumption of devices
+  // picked in the same allocation) is also taken.
+  bool countersFit(const DeviceEntry& d, const std::map<CounterKey, int64_t>& extra = {}) const;
+  // Free, untainted, in a usable pool and its counters fit.
+  bool available(const DeviceEntry& d, const std::map<CounterKey, int64_t>& extra = {}) const;
+
+ private:
+  std::map<PoolKey, PoolState> pools_;
+  std::map<DeviceId, DeviceEntry> devices_;
+  std::map<DeviceId, std::string> allocated_;
+  std::map<CounterKey, CounterState> counters_;
+  std::vector<InventoryProblem> problems_;
+};
+
+// "gpu-2" < "gpu-10": digit runs compare as numbers.
+bool naturalLess(std::string_view a, std::string_view b);
+
+}  // namespace waterline::dra

@@ -1,0 +1,183 @@
+#include "waterline/dra/inventory.h"
+
+#include <algorithm>
+#include <set>
+
+namespace waterline::dra {
+
+bool naturalLess(std::string_view a, std::string_view b) {
+  size_t i = 0, j = 0;
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  while (i < a.size() && j < b.size()) {
+    if (digit(a[i]) && digit(b[j])) {
+      size_t i0 = i, j0 = j;
+      while (i0 < a.size() && a[i0] == '0') ++i0;
+      while (j0 < b.size() && b[j0] == '0') ++j0;
+      size_t i1 = i0, j1 = j0;
+      while (i1 < a.size() && digit(a[i1])) ++i1;
+      while (j1 < b.size() && digit(b[j1])) ++j1;
+      std::string_view na = a.substr(i0, i1 - i0), nb = b.substr(j0, j1 - j0);
+      if (na.size() != nb.size()) return na.size() < nb.size();
+      if (na != nb) return na < nb;
+      if ((i1 - i) != (j1 - j)) return (i1 - i) < (j1 - j);  // fewer leading zeros first
+      i = i1, j = j1;
+      continue;
+    }
+    if (a[i] != b[j]) return a[i] < b[j];
+    ++i, ++j;
+  }
+  return a.size() - i < b.size() - j;
+}
+
+Inventory Inventory::build(std::span<const ResourceSlice> slices, std::span<const ResourceClaim> claims) {
+  Inventory inv;
+  // 1. Newest generation per pool, and its slice count.
+  for (const auto& s : slices) {
+    PoolState& p = inv.pools_[{s.driver, s.pool}];
+    if (p.slices_seen == 0 || s.generation > p.generation) {
+      p = PoolState{};
+      p.generation = s.generation;
+      p.slice_count = s.resource_slice_count;
+    }
+    if (s.generation == p.generation) {
+      ++p.slices_seen;
+      if (s.resource_slice_count != p.slice_count && !p.invalid) {
+        p.invalid = true;
+        p.problem = "slices of generation " + std::to_string(p.generation) + " disagree on resourceSliceCount";
+      }
+    }
+  }
+  for (auto& [k, p] : inv.pools_) p.incomplete = p.slices_seen < p.slice_count;
+  // Slices of the newest generation, in name order (deterministic).
+  std::vector<const ResourceSlice*> current;
+  for (const auto& s : slices)
+    if (inv.pools_.at({s.driver, s.pool}).generation == s.generation) current.push_back(&s);
+  std::sort(current.begin(), current.end(), [](auto* a, auto* b) { return a->name < b->name; });
+  // 2. Validity: one node per pool (or all nodes), unique device and counter set names.
+  std::map<PoolKey, std::string> poolNode;
+  std::set<CounterKey> counterSetsSeen;
+  for (const ResourceSlice* s : current) {
+    PoolKey k{s->driver, s->pool};
+    PoolState& p = inv.pools_.at(k);
+    std::string where = s->all_nodes ? "*" : s->node_selector ? "?" : s->node_name;
+    auto [it, fresh] = poolNode.emplace(k, where);
+    if (!fresh && it->second != where && !s->devices.empty() && !p.invalid) {
+      p.invalid = true;
+      p.problem = "slices of one pool on different nodes";
+    }
+    for (const auto& d : s->devices) {
+      if (inv.devices_.contains({s->driver, s->pool, d.name}) && !p.invalid) {
+        p.invalid = true;
+        p.problem = "device " + d.name + " published twice";
+      }
+      DeviceEntry e;
+      e.id = {s->driver, s->pool, d.name};
+      e.device = d;
+      e.node = s->node_name;
+      e.all_nodes = s->all_nodes;
+      if (s->node_selector) e.node.clear(), e.all_nodes = false;
+      inv.devices_.emplace(e.id, std::move(e));
+    }
+    for (const auto& cs : s->shared_counters) {
+      CounterKey setKey{s->driver, s->pool, cs.name, ""};
+      if (!counterSetsSeen.insert(setKey).second && !p.invalid) {
+        p.invalid = true;
+        p.problem = "counter set " + cs.name + " published twice";
+      }
+      for (const auto& [name, v] : cs.counters) inv.counters_[{s->driver, s->pool, cs.name, name}].total = v;
+    }
+  }
+  // Devices and counters of unusable pools are dropped.
+  std::erase_if(inv.devices_, [&](const auto& kv) {
+    return !inv.pools_.at({kv.first.driver, kv.first.pool}).usable();
+  });
+  std::erase_if(inv.counters_, [&](const auto& kv) {
+    return !inv.pools_.at({kv.first.driver, kv.first.pool}).usable();
+  });
+  // 3. Allocations of every claim, in key order; the first claim keeps a device.
+  std::vector<const ResourceClaim*> sorted;
+  for (const auto& c : claims)
+    if (c.allocated) sorted.push_back(&c);
+  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
+  for (const ResourceClaim* c : sorted) {
+    for (const auto& r : c->results) {
+      auto [it, fresh] = inv.allocated_.emplace(r.id(), c->key());
+      if (!fresh) {
+        if (it->second != c->key())
+          inv.problems_.push_back({"device " + r.id().str() + " allocated by " + it->second + " and " + c->key()});
+        continue;
+      }
+      auto d = inv.devices_.find(r.id());
+      if (d == inv.devices_.end()) continue;
+      d->second.allocated_by = c->key();
+      // 4. Counters it consumes.
+      auto cons = inv.consumption(d->second);
+      if (!cons) {
+        inv.problems_.push_back({"allocated device " + r.id().str() + ": " + cons.error()});
+        continue;
+      }
+      for (const auto& [k, v] : *cons) inv.counters_.at(k).consumed += v;
+    }
+  }
+  for (const auto& [k, c] : inv.counters_)
+    if (c.consumed > c.total)
+      inv.problems_.push_back({"counter " + k.driver + "/" + k.pool + "/" + k.counter_set + "/" + k.counter +
+                               " over-consumed: " + std::to_string(c.consumed) + " of " + std::to_string(c.total)});
+  return inv;
+}
+
+const DeviceEntry* Inventory::device(const DeviceId& id) const {
+  auto it = devices_.find(id);
+  return it == devices_.end() ? nullptr : &it->second;
+}
+
+std::vector<const DeviceEntry*> Inventory::devicesOn(std::string_view node) const {
+  std::vector<const DeviceEntry*> out;
+  for (const auto& [id, e] : devices_)
+    if (e.all_nodes || (!e.node.empty() && e.node == node)) out.push_back(&e);
+  std::sort(out.begin(), out.end(), [](const DeviceEntry* a, const DeviceEntry* b) {
+    if (a->id.driver != b->id.driver) return a->id.driver < b->id.driver;
+    if (a->id.pool != b->id.pool) return a->id.pool < b->id.pool;
+    return naturalLess(a->id.device, b->id.device);
+  });
+  return out;
+}
+
+std::optional<CounterState> Inventory::counter(const CounterKey& k) const {
+  auto it = counters_.find(k);
+  if (it == counters_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::expected<std::map<CounterKey, int64_t>, std::string> Inventory::consumption(const DeviceEntry& d) const {
+  std::map<CounterKey, int64_t> out;
+  for (const auto& cc : d.device.consumes_counters) {
+    for (const auto& [name, v] : cc.counters) {
+      CounterKey k{d.id.driver, d.id.pool, cc.counter_set, name};
+      if (!counters_.contains(k))
+        return std::unexpected("counter " + cc.counter_set + "/" + name + " is not published by pool " + d.id.pool);
+      out[k] += v;
+    }
+  }
+  return out;
+}
+
+bool Inventory::countersFit(const DeviceEntry& d, const std::map<CounterKey, int64_t>& extra) const {
+  auto cons = consumption(d);
+  if (!cons) return false;
+  for (const auto& [k, v] : *cons) {
+    int64_t left = counters_.at(k).remaining();
+    if (auto e = extra.find(k); e != extra.end()) left -= e->second;
+    if (v > left) return false;
+  }
+  return true;
+}
+
+bool Inventory::available(const DeviceEntry& d, const std::map<CounterKey, int64_t>& extra) const {
+  if (isAllocated(d.id) || d.device.tainted()) return false;
+  auto p = pools_.find({d.id.driver, d.id.pool});
+  if (p == pools_.end() || !p->second.usable()) return false;
+  return countersFit(d, extra);
+}
+
+}  // namespace waterline::dra
