@@ -53,18 +53,11 @@ Inventory Inventory::build(std::span<const ResourceSlice> slices, std::span<cons
   for (const auto& s : slices)
     if (inv.pools_.at({s.driver, s.pool}).generation == s.generation) current.push_back(&s);
   std::sort(current.begin(), current.end(), [](auto* a, auto* b) { return a->name < b->name; });
-  // 2. Validity: one node per pool (or all nodes), unique device and counter set names.
-  std::map<PoolKey, std::string> poolNode;
+  // 2. Validity: unique device and counter set names per pool.
   std::set<CounterKey> counterSetsSeen;
   for (const ResourceSlice* s : current) {
     PoolKey k{s->driver, s->pool};
     PoolState& p = inv.pools_.at(k);
-    std::string where = s->all_nodes ? "*" : s->node_selector ? "?" : s->node_name;
-    auto [it, fresh] = poolNode.emplace(k, where);
-    if (!fresh && it->second != where && !s->devices.empty() && !p.invalid) {
-      p.invalid = true;
-      p.problem = "slices of one pool on different nodes";
-    }
     for (const auto& d : s->devices) {
       if (inv.devices_.contains({s->driver, s->pool, d.name}) && !p.invalid) {
         p.invalid = true;

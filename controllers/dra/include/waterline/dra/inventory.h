@@ -5,10 +5,15 @@
 // Rules (after k8s.io/dynamic-resource-allocation/structured: pools.go GatherPools and
 // the allocator's allocated-device and counter bookkeeping):
 // - A pool is (driver, pool name). Only slices of the pool's newest generation count;
-//   older ones are being replaced by the driver. A pool whose newest generation has
-//   fewer slices than spec.pool.resourceSliceCount is incomplete and offers nothing
-//   (its devices are still being published). A pool that names a device twice, or
-//   whose slices disagree on the node, is invalid and offers nothing.
+//   older ones are being replaced by the driver. A pool that names a device or a
+//   counter set twice in that generation (poolIsInvalid), or whose slices of that
+//   generation disagree on resourceSliceCount, is invalid and offers nothing.
+// - A pool whose newest generation has fewer slices than spec.pool.resourceSliceCount
+//   is incomplete and offers nothing until the rest arrives. This is stricter than
+//   the structured allocator, which refuses incomplete pools only for allocationMode
+//   All and otherwise allocates from the slices already there: a missing slice may
+//   hold the counter sets that the present devices consume, so Waterline waits.
+//   Allocations that others made from an incomplete pool still count (next rule).
 // - A device is allocated when ANY claim's status.allocation names it: Waterline's
 //   claims and those of kube-scheduler, KAI or anyone else. The allocated set is kept
 //   by (driver, pool, device) even for devices no current slice publishes, so a device
@@ -45,7 +50,7 @@ struct PoolState {
   int64_t slice_count = 0;     // resourceSliceCount of that generation
   int64_t slices_seen = 0;     // slices of that generation
   bool incomplete = false;     // slices_seen < slice_count
-  bool invalid = false;        // duplicate device, disagreeing slices, ...
+  bool invalid = false;        // duplicate device or counter set, disagreeing slice counts
   std::string problem;         // why invalid
   bool usable() const { return !incomplete && !invalid; }
 };
