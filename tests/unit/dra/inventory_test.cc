@@ -87,6 +87,24 @@ TEST(DraInventory, DuplicateDeviceMakesThePoolInvalid) {
   EXPECT_TRUE(inv.devicesOn("node-a").empty());
 }
 
+TEST(DraInventory, DuplicateCounterSetOrDisagreeingSliceCountIsInvalid) {
+  Json a = partitionableH100Slice("node-p", 1, 1);
+  a["spec"]["pool"]["resourceSliceCount"] = 2;
+  Json b = slice("node-p-b", "node-p", "node-p", 1, Json::array(), Json::array({partitionCounters(0)}), 2);
+  std::vector<ResourceSlice> slices = {decodeSlice(a), decodeSlice(b)};
+  Inventory inv = Inventory::build(slices, {});
+  EXPECT_TRUE(inv.pools().at({kDriver, "node-p"}).invalid);
+  EXPECT_NE(inv.pools().at({kDriver, "node-p"}).problem.find("counter set gpu-0-counter-set"), std::string::npos);
+  EXPECT_TRUE(inv.devicesOn("node-p").empty());
+  EXPECT_TRUE(inv.counters().empty());
+
+  b = slice("node-p-b", "node-p", "node-p", 1, Json::array(), nullptr, 3);
+  slices = {decodeSlice(a), decodeSlice(b)};
+  inv = Inventory::build(slices, {});
+  EXPECT_TRUE(inv.pools().at({kDriver, "node-p"}).invalid);
+  EXPECT_TRUE(inv.devicesOn("node-p").empty());
+}
+
 TEST(DraInventory, ForeignClaimsAreRespected) {
   // kube-scheduler allocated gpu-1 and gpu-2 for a pod Waterline does not manage.
   std::vector<ResourceSlice> slices = {decodeSlice(h100Slice("node-a", 1, 4))};
