@@ -20,12 +20,15 @@ const char* kindName(Need::Kind k) {
 // fuller GPU). Devices without counters score 0.
 int64_t fill(const Inventory& inv, const DeviceEntry& d) {
   int64_t total = 0, used = 0;
+  const auto& counters = inv.counters();
   for (const auto& cc : d.device.consumes_counters) {
-    for (const auto& [k, c] : inv.counters()) {
-      if (k.driver == d.id.driver && k.pool == d.id.pool && k.counter_set == cc.counter_set) {
-        total += c.total;
-        used += c.consumed;
-      }
+    // The set's counters are adjacent in the map: (driver, pool, set, counter) order.
+    for (auto it = counters.lower_bound({d.id.driver, d.id.pool, cc.counter_set, ""});
+         it != counters.end() && it->first.driver == d.id.driver && it->first.pool == d.id.pool &&
+         it->first.counter_set == cc.counter_set;
+         ++it) {
+      total += it->second.total;
+      used += it->second.consumed;
     }
   }
   return total == 0 ? 0 : used * 1'000'000 / total;

@@ -116,6 +116,7 @@ Inventory Inventory::build(std::span<const ResourceSlice> slices, std::span<cons
     if (c.consumed > c.total)
       inv.problems_.push_back({"counter " + k.driver + "/" + k.pool + "/" + k.counter_set + "/" + k.counter +
                                " over-consumed: " + std::to_string(c.consumed) + " of " + std::to_string(c.total)});
+  inv.index();
   return inv;
 }
 
@@ -124,15 +125,43 @@ const DeviceEntry* Inventory::device(const DeviceId& id) const {
   return it == devices_.end() ? nullptr : &it->second;
 }
 
+namespace {
+bool entryLess(const DeviceEntry* a, const DeviceEntry* b) {
+  if (a->id.driver != b->id.driver) return a->id.driver < b->id.driver;
+  if (a->id.pool != b->id.pool) return a->id.pool < b->id.pool;
+  return naturalLess(a->id.device, b->id.device);
+}
+}  // namespace
+
+void Inventory::index() {
+  by_node_.clear();
+  all_nodes_.clear();
+  for (const auto& [id, e] : devices_) {
+    if (e.all_nodes) all_nodes_.push_back(&e);
+    else if (!e.node.empty()) by_node_[e.node].push_back(&e);
+  }
+  for (auto& [n, v] : by_node_) std::sort(v.begin(), v.end(), entryLess);
+  std::sort(all_nodes_.begin(), all_nodes_.end(), entryLess);
+}
+
+Inventory& Inventory::operator=(const Inventory& o) {
+  if (this == &o) return *this;
+  pools_ = o.pools_;
+  devices_ = o.devices_;
+  allocated_ = o.allocated_;
+  counters_ = o.counters_;
+  problems_ = o.problems_;
+  index();
+  return *this;
+}
+
 std::vector<const DeviceEntry*> Inventory::devicesOn(std::string_view node) const {
   std::vector<const DeviceEntry*> out;
-  for (const auto& [id, e] : devices_)
-    if (e.all_nodes || (!e.node.empty() && e.node == node)) out.push_back(&e);
-  std::sort(out.begin(), out.end(), [](const DeviceEntry* a, const DeviceEntry* b) {
-    if (a->id.driver != b->id.driver) return a->id.driver < b->id.driver;
-    if (a->id.pool != b->id.pool) return a->id.pool < b->id.pool;
-    return naturalLess(a->id.device, b->id.device);
-  });
+  if (auto it = by_node_.find(node); it != by_node_.end()) out = it->second;
+  if (!all_nodes_.empty()) {
+    out.insert(out.end(), all_nodes_.begin(), all_nodes_.end());
+    std::sort(out.begin(), out.end(), entryLess);
+  }
   return out;
 }
 

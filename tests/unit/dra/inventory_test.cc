@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "fixtures.h"
 
 namespace waterline::dra {
@@ -216,6 +218,30 @@ TEST(DraInventory, AllNodesDevicesAreOnEveryNode) {
   Inventory inv = Inventory::build(slices, {});
   EXPECT_EQ(inv.devicesOn("node-x").size(), 1u);
   EXPECT_EQ(inv.devicesOn("node-y").size(), 1u);
+}
+
+}  // namespace
+}  // namespace waterline::dra
+
+namespace waterline::dra {
+namespace {
+using namespace testing;
+
+TEST(DraInventory, CopiesIndexTheirOwnDevices) {
+  std::vector<ResourceSlice> slices = {decodeSlice(h100Slice("node-a", 1, 2))};
+  auto original = std::make_unique<Inventory>(Inventory::build(slices, {}));
+  Inventory copy = *original;
+  Inventory assigned;
+  assigned = *original;
+  original.reset();
+  for (const Inventory* inv : {&copy, &assigned}) {
+    auto on = inv->devicesOn("node-a");
+    ASSERT_EQ(on.size(), 2u);
+    EXPECT_EQ(on[0], inv->device({std::string(kNvidiaGpuDriver), "node-a", "gpu-0"}));
+    EXPECT_EQ(on[1], inv->device({std::string(kNvidiaGpuDriver), "node-a", "gpu-1"}));
+  }
+  Inventory moved = std::move(copy);
+  EXPECT_EQ(moved.devicesOn("node-a")[0], moved.device({std::string(kNvidiaGpuDriver), "node-a", "gpu-0"}));
 }
 
 }  // namespace

@@ -86,6 +86,11 @@ struct InventoryProblem {
 class Inventory {
  public:
   static Inventory build(std::span<const ResourceSlice> slices, std::span<const ResourceClaim> claims);
+  Inventory() = default;
+  Inventory(const Inventory& o) { *this = o; }
+  Inventory& operator=(const Inventory& o);
+  Inventory(Inventory&&) = default;  // map nodes move with their map: pointers stay valid
+  Inventory& operator=(Inventory&&) = default;
 
   const std::map<PoolKey, PoolState>& pools() const { return pools_; }
   // Devices of usable pools, by id.
@@ -111,9 +116,12 @@ class Inventory {
   bool available(const DeviceEntry& d, const std::map<CounterKey, int64_t>& extra = {}) const;
 
  private:
+  void index();
   std::map<PoolKey, PoolState> pools_;
   std::map<DeviceId, DeviceEntry> devices_;
   std::map<DeviceId, std::string> allocated_;
+  std::map<std::string, std::vector<const DeviceEntry*>, std::less<>> by_node_;  // sorted per node
+  std::vector<const DeviceEntry*> all_nodes_;
   std::map<CounterKey, CounterState> counters_;
   std::vector<InventoryProblem> problems_;
 };

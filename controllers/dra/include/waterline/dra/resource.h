@@ -34,8 +34,12 @@ namespace waterline::dra {
 inline constexpr std::string_view kNvidiaGpuDriver = "gpu.nvidia.com";
 
 // Attribute names and values the NVIDIA driver publishes (cmd/gpu-kubelet-plugin,
-// deviceinfo.go and partitions.go). Older driver releases also publish "index" and
-// "minor" (int); the device name "gpu-<minor>" carries the minor in every release.
+// deviceinfo.go and partitions.go). "index" and "minor" (int) are not in the release
+// read for this module (the device name "gpu-<minor>" carries the minor); they are kept
+// for drivers that publish them. Partitionable GPUs publish one counter set
+// "gpu-<minor>-counter-set" with "memory", "multiprocessors", ... and
+// "memory-slice-0".."memory-slice-7"; the full GPU consumes all of it, a MIG device its
+// share and its memory slices.
 namespace nvidia {
 inline constexpr std::string_view kType = "type";                  // string: "gpu" | "mig"
 inline constexpr std::string_view kTypeGpu = "gpu";
@@ -44,8 +48,8 @@ inline constexpr std::string_view kUuid = "uuid";                  // string
 inline constexpr std::string_view kProductName = "productName";    // string
 inline constexpr std::string_view kArchitecture = "architecture";  // string
 inline constexpr std::string_view kCudaComputeCapability = "cudaComputeCapability";  // version
-inline constexpr std::string_view kIndex = "index";                // int (older releases)
-inline constexpr std::string_view kMinor = "minor";                // int (older releases)
+inline constexpr std::string_view kIndex = "index";                // int (where published)
+inline constexpr std::string_view kMinor = "minor";                // int (where published)
 inline constexpr std::string_view kProfile = "profile";            // string, MIG: "1g.10gb"
 inline constexpr std::string_view kParentUuid = "parentUUID";      // string, MIG
 inline constexpr std::string_view kMemory = "memory";              // capacity, bytes
