@@ -14,9 +14,34 @@ namespace waterline::plan {
 
 namespace {
 
+// A duration of the flags' syntax, or a whole number of days ("7d").
+std::expected<Duration, std::string> parseSince(const std::string& v) {
+  if (v.size() > 1 && v.back() == 'd' && v.find_first_not_of("0123456789") == v.size() - 1) {
+    const long long days = std::stoll(v.substr(0, v.size() - 1));
+    if (days < 1 || days > 400) return std::unexpected("want 1d to 400d, got " + v);
+    return std::chrono::hours(24 * days);
+  }
+  auto d = cli::parseDuration(v);
+  if (!d) return std::unexpected(d.error());
+  if (*d < std::chrono::minutes(1) || *d > std::chrono::hours(24 * 400))
+    return std::unexpected("want 1m to 400d, got " + v);
+  return *d;
+}
+
 void addFlags(CLI::App& app, PlanConfig& c) {
   app.set_version_flag("--version", std::string("waterline-plan ") + WATERLINE_VERSION);
   app.add_option("--series", c.series, "per-minute token series: CSV or JSONL (timestamp, input, output tokens)");
+  app.add_option("--prometheus-url", c.prometheusUrl,
+                 "read the series from Prometheus instead (the workers' token counters of --deployment)");
+  app.add_option_function<std::string>(
+         "--since",
+         [&c](const std::string& v) {
+           auto d = parseSince(v);
+           if (!d) throw CLI::ValidationError("--since", d.error());
+           c.since = *d;
+         },
+         "with --prometheus-url: the window that ends now (a duration; d for days: 7d)")
+      ->default_str("7d");
   cli::addChoice(app, "series-format", {"auto", "csv", "jsonl", "mooncake"}, c.seriesFormat,
                  [&c](const std::string& s) { c.seriesFormat = s; },
                  "format of --series; auto: .jsonl/.json are JSONL, anything else CSV");
@@ -113,7 +138,10 @@ std::expected<PlanConfig, cli::Exit> parsePlanConfig(const std::vector<std::stri
   CLI::App app("size a PTUReservation from a per-minute token series (docs/waterline.md)", "waterline-plan");
   addFlags(app, c);
   if (auto exit = cli::parse(app, args)) return std::unexpected(*exit);
-  if (c.series.empty()) return std::unexpected(cli::Exit{2, "--series is required"});
+  if (c.series.empty() == c.prometheusUrl.empty())
+    return std::unexpected(cli::Exit{2, "one of --series or --prometheus-url is required"});
+  if (!c.prometheusUrl.empty() && c.deployment.find('/') == std::string::npos)
+    return std::unexpected(cli::Exit{2, "--prometheus-url needs --deployment namespace/name"});
   if (c.unitsPerMinute <= 0) return std::unexpected(cli::Exit{2, "--units-per-minute is required"});
   if (c.maxUnits < c.minUnits) return std::unexpected(cli::Exit{2, "--max-units must be >= --min-units"});
   if (c.output == "yaml" && c.deployment.find('/') == std::string::npos)
@@ -122,21 +150,81 @@ std::expected<PlanConfig, cli::Exit> parsePlanConfig(const std::vector<std::stri
   return c;
 }
 
-int run(const PlanConfig& c, std::ostream& out, std::ostream& err) {
-  auto text = readFile(c.series);
-  if (!text) {
-    err << "waterline-plan: " << text.error() << "\n";
-    return 1;
+std::expected<planners::TokenSeries, std::string> prometheusSeries(sources::PrometheusClient& prom,
+                                                                    const std::string& ns, const std::string& name,
+                                                                    Duration since, SystemTime now) {
+  using namespace std::chrono;
+  const int64_t endS = floor<minutes>(now.time_since_epoch()).count() * 60;
+  const int64_t startS = endS - std::max<int64_t>(60, duration_cast<seconds>(since).count());
+  constexpr int64_t kMaxSteps = 10000;
+  std::vector<planners::CounterStep> in, outSteps;
+  for (auto [counter, dst] : {std::pair{"vllm:prompt_tokens_total", &in},
+                              std::pair{"vllm:generation_tokens_total", &outSteps}}) {
+    const std::string tmpl = std::string("sum(increase(") + counter +
+                             R"({namespace="{{namespace}}",deployment="{{deployment}}"}[1m])))";
+    auto q = sources::renderQuery(tmpl, {.deployment = name, .ns = ns, .pool = ""});
+    if (!q) return std::unexpected("--deployment: " + q.error());
+    // Steps at startS + 60, ..., endS (each counts the minute before it).
+    for (int64_t cs = startS + 60; cs <= endS; cs += kMaxSteps * 60) {
+      const int64_t ce = std::min(endS, cs + (kMaxSteps - 1) * 60);
+      auto r = prom.queryRange(*q, SystemTime{seconds(cs)}, SystemTime{seconds(ce)}, seconds(60));
+      if (!r) return std::unexpected("Prometheus: " + *q + ": " + r.error().toString());
+      for (const auto& ser : *r)
+        for (const auto& p : ser.points) dst->push_back({p.timestamp, p.value});
+    }
   }
-  std::string format = c.seriesFormat;
-  if (format == "auto")
-    format = c.series.ends_with(".jsonl") || c.series.ends_with(".json") ? "jsonl" : "csv";
-  auto series = format == "mooncake" ? planners::parseMooncakeTrace(*text)
-                                     : planners::parseTokenSeries(*text, format == "jsonl" ? planners::SeriesFormat::Jsonl
-                                                                                           : planners::SeriesFormat::Csv);
-  if (!series) {
-    err << "waterline-plan: " << c.series << ": " << series.error() << "\n";
-    return 1;
+  auto s = planners::seriesFromIncreases(in, outSteps);
+  if (s.minutes.empty()) return std::unexpected("Prometheus returned no token counts for " + ns + "/" + name);
+  // The window, not just the minutes that had points: leading and trailing minutes without
+  // traffic count as zero.
+  const int64_t firstMinute = startS / 60, minutesTotal = (endS - startS) / 60;
+  std::vector<planners::TokenMinute> full(static_cast<size_t>(minutesTotal));
+  for (size_t i = 0; i < s.minutes.size(); ++i) {
+    const int64_t m = s.startUnixMinute + static_cast<int64_t>(i) - firstMinute;
+    if (m >= 0 && m < minutesTotal) full[static_cast<size_t>(m)] = s.minutes[i];
+  }
+  return planners::TokenSeries{firstMinute, std::move(full)};
+}
+
+int run(const PlanConfig& c, std::ostream& out, std::ostream& err) {
+  if (c.prometheusUrl.empty()) return run(c, out, err, nullptr, SystemTime{});
+  sources::PrometheusClientConfig pc;
+  pc.baseUrl = c.prometheusUrl;
+  auto prom = sources::makeHttpPrometheusClient(pc);
+  return run(c, out, err, prom.get(), std::chrono::system_clock::now());
+}
+
+int run(const PlanConfig& c, std::ostream& out, std::ostream& err, sources::PrometheusClient* prom, SystemTime now) {
+  std::expected<planners::TokenSeries, std::string> series;
+  if (!c.prometheusUrl.empty()) {
+    if (!prom) {
+      err << "waterline-plan: no Prometheus client\n";
+      return 1;
+    }
+    const std::string ns = c.deployment.substr(0, c.deployment.find('/'));
+    const std::string name = c.deployment.substr(c.deployment.find('/') + 1);
+    series = prometheusSeries(*prom, ns, name, c.since, now);
+    if (!series) {
+      err << "waterline-plan: " << series.error() << "\n";
+      return 1;
+    }
+  } else {
+    auto text = readFile(c.series);
+    if (!text) {
+      err << "waterline-plan: " << text.error() << "\n";
+      return 1;
+    }
+    std::string format = c.seriesFormat;
+    if (format == "auto")
+      format = c.series.ends_with(".jsonl") || c.series.ends_with(".json") ? "jsonl" : "csv";
+    series = format == "mooncake"
+                 ? planners::parseMooncakeTrace(*text)
+                 : planners::parseTokenSeries(*text, format == "jsonl" ? planners::SeriesFormat::Jsonl
+                                                                       : planners::SeriesFormat::Csv);
+    if (!series) {
+      err << "waterline-plan: " << c.series << ": " << series.error() << "\n";
+      return 1;
+    }
   }
   auto prices = readPrices(c.prices);
   if (!prices) {

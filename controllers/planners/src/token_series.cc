@@ -170,6 +170,22 @@ std::expected<TokenSeries, std::string> parseTokenSeries(std::string_view text, 
   });
 }
 
+TokenSeries seriesFromIncreases(const std::vector<CounterStep>& input, const std::vector<CounterStep>& output) {
+  std::vector<TokenPoint> pts;
+  pts.reserve(input.size() + output.size());
+  auto add = [&](const std::vector<CounterStep>& steps, bool isInput) {
+    for (const auto& st : steps) {
+      if (!std::isfinite(st.unixSeconds) || st.unixSeconds < 60 || st.unixSeconds > 7'258'118'400.0) continue;
+      const double v = std::isfinite(st.value) && st.value > 0 ? st.value : 0.0;
+      const int64_t t = static_cast<int64_t>(std::floor(st.unixSeconds)) - 60;
+      pts.push_back({t, isInput ? v : 0.0, isInput ? 0.0 : v});
+    }
+  };
+  add(input, true);
+  add(output, false);
+  return bucketPoints(std::move(pts));
+}
+
 std::expected<TokenSeries, std::string> parseMooncakeTrace(std::string_view text, int64_t startUnixSeconds) {
   return eachLine(text, [&](std::string_view line, size_t, std::vector<TokenPoint>& pts)
                             -> std::expected<void, std::string> {

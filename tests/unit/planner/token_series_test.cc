@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace waterline::planners {
 namespace {
 
@@ -80,6 +82,23 @@ TEST(TokenSeries, MooncakeTrace) {
   auto bad = parseMooncakeTrace("{\"timestamp\": 0}\n", 0);
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().find("line 1"), std::string::npos);
+}
+
+TEST(TokenSeries, FromPrometheusIncreases) {
+  // increase(...[1m]) at 10:01 counts 10:00-10:01; a step with no output value and a NaN
+  // (missing scrape) count as zero.
+  const double t0 = 1764583200;  // 10:00
+  auto s = seriesFromIncreases({{t0 + 60, 100.5}, {t0 + 120, 200}, {t0 + 240, NAN}, {t0 + 300, 50}},
+                               {{t0 + 60, 10}, {t0 + 180, -3}, {t0 + 300, 5}});
+  EXPECT_EQ(s.startUnixMinute, static_cast<int64_t>(t0) / 60);
+  ASSERT_EQ(s.minutes.size(), 5u);
+  EXPECT_DOUBLE_EQ(s.minutes[0].inputTokens, 100.5);
+  EXPECT_DOUBLE_EQ(s.minutes[0].outputTokens, 10);
+  EXPECT_DOUBLE_EQ(s.minutes[1].inputTokens, 200);
+  EXPECT_DOUBLE_EQ(s.minutes[2].outputTokens, 0);
+  EXPECT_DOUBLE_EQ(s.minutes[3].inputTokens, 0);
+  EXPECT_DOUBLE_EQ(s.minutes[4].inputTokens, 50);
+  EXPECT_DOUBLE_EQ(s.minutes[4].outputTokens, 5);
 }
 
 }  // namespace

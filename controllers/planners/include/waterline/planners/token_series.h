@@ -40,6 +40,17 @@ TokenSeries bucketPoints(std::vector<TokenPoint> points);
 enum class SeriesFormat { Csv, Jsonl };
 std::expected<TokenSeries, std::string> parseTokenSeries(std::string_view text, SeriesFormat format);
 
+// A series from Prometheus range queries of increase(counter[1m]) every 60 s (input and
+// output token counters, one (unix seconds, value) pair a step): the value at t counts
+// the minute (t − 60 s, t], so it lands in the minute that starts at t − 60 s. NaN,
+// infinite and negative values (a counter reset that increase() did not absorb, a
+// missing scrape) count as 0.
+struct CounterStep {
+  double unixSeconds = 0;
+  double value = 0;
+};
+TokenSeries seriesFromIncreases(const std::vector<CounterStep>& input, const std::vector<CounterStep>& output);
+
 // The Mooncake trace (/work/shared/data/mooncake_conversation_trace.jsonl): one request
 // per line, `timestamp` in ms from the start, `input_length`, `output_length`. Each
 // request counts in the minute it arrives; `startUnixSeconds` anchors ms 0.
