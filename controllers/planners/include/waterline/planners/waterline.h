@@ -101,6 +101,7 @@ struct UnitsEvaluation {
   double totalDemand = 0;
 };
 
+// units ≥ 0 and units × tokensPerMinutePerUnit within int64 (planWaterline checks both).
 UnitsEvaluation evaluateUnits(const PreparedSeries& s, int64_t units, const ReservationShape& shape,
                               const PtuPrices& p);
 
