@@ -214,6 +214,68 @@ std::string buildQueryTarget(std::string_view promql, std::optional<SystemTime> 
   return t;
 }
 
+namespace {
+std::string unixSecondsParam(SystemTime t) {
+  const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  char buf[48];
+  if (ms >= 0) std::snprintf(buf, sizeof buf, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
+  else std::snprintf(buf, sizeof buf, "%.3f", double(ms) / 1000.0);
+  return urlEncode(buf);
+}
+}  // namespace
+
+std::string buildRangeQueryTarget(std::string_view promql, SystemTime start, SystemTime end, Duration step,
+                                  Duration timeout) {
+  const int64_t stepS = std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(step).count());
+  std::string t = "/api/v1/query_range?query=" + urlEncode(promql) + "&start=" + unixSecondsParam(start) +
+                  "&end=" + unixSecondsParam(end) + "&step=" + std::to_string(stepS);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
+  if (ms > 0) t += "&timeout=" + std::to_string(ms) + "ms";
+  return t;
+}
+
+std::expected<std::vector<PromSeries>, PromError> parseRangeResponse(int httpStatus, std::string_view body) {
+  auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const bool matrix = !j.is_discarded() && j.is_object() && j.value("status", std::string()) == "success" &&
+                      j.contains("data") && j["data"].is_object() && j["data"].value("resultType", std::string()) == "matrix";
+  if (!matrix) {
+    auto r = parseQueryResponse(httpStatus, body);
+    if (!r) return std::unexpected(r.error());
+    return std::unexpected(makeError(PromErrorKind::BadData, "unsupported_result",
+                                     "a range query must return a matrix", httpStatus));
+  }
+  auto bad = [&](std::string msg) {
+    return std::unexpected(makeError(PromErrorKind::BadData, "bad_response", "matrix: " + std::move(msg), httpStatus));
+  };
+  const auto& result = j["data"]["result"];
+  if (!result.is_array()) return bad("result is not a list");
+  std::vector<PromSeries> out;
+  for (const auto& s : result) {
+    if (!s.is_object()) return bad("a series is not an object");
+    PromSeries ser;
+    if (auto m = s.find("metric"); m != s.end()) {
+      if (!m->is_object()) return bad("metric is not an object");
+      for (const auto& [k, v] : m->items())
+        if (v.is_string()) ser.labels[k] = v.get<std::string>();
+    }
+    auto vs = s.find("values");
+    if (vs == s.end() || !vs->is_array()) {
+      if (s.contains("histograms"))
+        return std::unexpected(makeError(PromErrorKind::BadData, "unsupported_result",
+                                         "native histogram samples are not supported; aggregate them to a number",
+                                         httpStatus));
+      return bad("a series has no values");
+    }
+    for (const auto& v : *vs) {
+      auto p = parsePoint(v);
+      if (!p) return bad(p.error());
+      ser.points.push_back({p->first, p->second});
+    }
+    out.push_back(std::move(ser));
+  }
+  return out;
+}
+
 // ------------------------------------------------------------------------------------
 // renderQuery
 

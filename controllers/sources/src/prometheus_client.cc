@@ -59,10 +59,21 @@ class HttpPrometheusClient final : public PrometheusClient {
   }
 
   PromResultOr query(std::string_view promql, std::optional<SystemTime> at) override {
-    const std::string target = buildQueryTarget(promql, at, cfg_.timeout);
+    return withRetries(buildQueryTarget(promql, at, cfg_.timeout), "/api/v1/query", parseQueryResponse);
+  }
+
+  std::expected<std::vector<PromSeries>, PromError> queryRange(std::string_view promql, SystemTime start,
+                                                               SystemTime end, Duration step) override {
+    return withRetries(buildRangeQueryTarget(promql, start, end, step, cfg_.timeout), "/api/v1/query_range",
+                       parseRangeResponse);
+  }
+
+ private:
+  template <typename Parse>
+  auto withRetries(const std::string& target, const char* path, Parse parse) -> decltype(parse(0, std::string_view{})) {
     const int attempts = std::max(1, cfg_.maxAttempts);
     for (int attempt = 0;; ++attempt) {
-      auto r = once(target);
+      auto r = once(target, path, parse);
       if (r) return r;
       r.error().attempts = attempt + 1;
       if (!isRetryable(r.error()) || attempt + 1 >= attempts) return r;
@@ -73,9 +84,10 @@ class HttpPrometheusClient final : public PrometheusClient {
     }
   }
 
- private:
-  PromResultOr once(const std::string& target) {
-    const std::string where = "GET " + cfg_.baseUrl + "/api/v1/query";
+  template <typename Parse>
+  auto once(const std::string& target, const char* path, Parse parse) -> decltype(parse(0, std::string_view{})) {
+    using Result = decltype(parse(0, std::string_view{}));
+    const std::string where = "GET " + cfg_.baseUrl + path;
     try {
       http::http_request req(http::methods::GET);
       req.set_request_uri(utility::conversions::to_string_t(target));
@@ -104,15 +116,15 @@ class HttpPrometheusClient final : public PrometheusClient {
       const auto deadline = cfg_.timeout * 2 + std::chrono::seconds(1);
       if (answer.wait_for(deadline) != std::future_status::ready) {
         cts.cancel();
-        return std::unexpected(transportError(
+        return Result(std::unexpect, transportError(
             PromErrorKind::Timeout,
             where + ": no answer within " +
                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count()) + " ms"));
       }
       auto [code, body] = answer.get();  // rethrows the request's exception
-      return parseQueryResponse(code, body);
+      return parse(code, body);
     } catch (...) {
-      return std::unexpected(fromException(std::current_exception(), where));
+      return Result(std::unexpect, fromException(std::current_exception(), where));
     }
   }
 
@@ -128,6 +140,15 @@ class HttpPrometheusClient final : public PrometheusClient {
 PrometheusClientPtr makeHttpPrometheusClient(PrometheusClientConfig cfg, TimeSourcePtr clock) {
   if (!clock) clock = RealTimeSource::instance();
   return std::make_shared<HttpPrometheusClient>(std::move(cfg), std::move(clock));
+}
+
+std::expected<std::vector<PromSeries>, PromError> PrometheusClient::queryRange(std::string_view, SystemTime,
+                                                                               SystemTime, Duration) {
+  PromError e;
+  e.kind = PromErrorKind::BadData;
+  e.errorType = "unsupported";
+  e.message = "this Prometheus client has no range queries";
+  return std::unexpected(e);
 }
 
 std::expected<double, PromError> queryTotal(PrometheusClient& client, std::string_view promql,

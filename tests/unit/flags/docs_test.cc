@@ -1,4 +1,4 @@
-// docs/flags.md lists every flag of both binaries with the default the code has.
+// docs/flags.md lists every flag of the three binaries with the default the code has.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "waterline/main/operator_config.h"
+#include "waterline/plan/plan_cli.h"
 #include "waterline/router/flags.h"
 
 namespace waterline {
@@ -54,6 +55,7 @@ void expectDocumented(const std::vector<cli::FlagDoc>& flags, const std::string&
 
 TEST(Docs, OperatorFlagsAndDefaults) { expectDocumented(cmd::operatorFlags(), "waterline-operator"); }
 TEST(Docs, RouterFlagsAndDefaults) { expectDocumented(router::routerFlags(), "waterline-router"); }
+TEST(Docs, PlanFlagsAndDefaults) { expectDocumented(plan::planFlags(), "waterline-plan"); }
 
 }  // namespace
 }  // namespace waterline

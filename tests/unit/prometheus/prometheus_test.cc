@@ -372,5 +372,65 @@ TEST(PromClient, ConnectionRefusedIsTransport) {
   EXPECT_EQ(clock->sleeps.size(), 2u);
 }
 
+// ---- range queries (waterline-plan's series)
+
+const char* kMatrix =
+    R"({"status":"success","data":{"resultType":"matrix","result":[)"
+    R"({"metric":{"pod":"a"},"values":[[1700000060,"10"],[1700000120,"20.5"]]},)"
+    R"({"metric":{"pod":"b"},"values":[[1700000060,"NaN"]]}]}})";
+
+TEST(PromRange, ParsesAMatrix) {
+  auto r = parseRangeResponse(200, kMatrix);
+  ASSERT_TRUE(r) << r.error().toString();
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0].labels.at("pod"), "a");
+  ASSERT_EQ((*r)[0].points.size(), 2u);
+  EXPECT_DOUBLE_EQ((*r)[0].points[1].timestamp, 1700000120);
+  EXPECT_DOUBLE_EQ((*r)[0].points[1].value, 20.5);
+  EXPECT_TRUE(std::isnan((*r)[1].points[0].value));
+}
+
+TEST(PromRange, RejectsOtherAnswers) {
+  auto v = parseRangeResponse(200, kOk);  // a vector
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().kind, PromErrorKind::BadData);
+  EXPECT_EQ(v.error().errorType, "unsupported_result");
+  auto e = parseRangeResponse(400, R"({"status":"error","errorType":"bad_data","error":"parse error"})");
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().kind, PromErrorKind::BadData);
+  EXPECT_EQ(e.error().message, "parse error");
+  auto t = parseRangeResponse(503, "<html>");
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error().kind, PromErrorKind::Transport);
+  auto m = parseRangeResponse(200, R"({"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,2]]}]}})");
+  ASSERT_FALSE(m);
+  EXPECT_EQ(m.error().errorType, "bad_response");
+}
+
+TEST(PromRange, BuildsTheTarget) {
+  const SystemTime start = SystemTime{} + 1'700'000'000s, end = start + 1h;
+  EXPECT_EQ(buildRangeQueryTarget("up", start, end, 60s, 2s),
+            "/api/v1/query_range?query=up&start=1700000000.000&end=1700003600.000&step=60&timeout=2000ms");
+  EXPECT_EQ(buildRangeQueryTarget("up", start, end, 0s, 0s),
+            "/api/v1/query_range?query=up&start=1700000000.000&end=1700003600.000&step=1");
+}
+
+TEST(PromClient, RangeQuery) {
+  FakePrometheus fake;
+  fake.script({{503, "busy"}, {200, kMatrix}});
+  auto clock = std::make_shared<RecordingClock>();
+  auto client = makeHttpPrometheusClient(config(fake.url()), clock);
+  const SystemTime start = SystemTime{} + 1'700'000'000s;
+  auto r = client->queryRange("sum(x)", start, start + 10min, 60s);
+  ASSERT_TRUE(r) << r.error().toString();
+  EXPECT_EQ(r->size(), 2u);
+  auto reqs = fake.requests();
+  ASSERT_EQ(reqs.size(), 2u);  // the 503 was retried
+  EXPECT_EQ(reqs[1].path, "/api/v1/query_range");
+  EXPECT_EQ(reqs[1].query.at("step"), "60");
+  EXPECT_EQ(reqs[1].query.at("end"), "1700000600.000");
+  EXPECT_EQ(clock->sleeps.size(), 1u);
+}
+
 }  // namespace
 }  // namespace waterline::sources

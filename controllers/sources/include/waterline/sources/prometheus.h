@@ -1,6 +1,6 @@
 #pragma once
 // A client for Prometheus's HTTP API instant queries (GET /api/v1/query), the
-// autoscaler's metric source. Typed errors, per-attempt timeouts, retries with
+// autoscaler's metric source, and range queries (GET /api/v1/query_range: waterline-plan). Typed errors, per-attempt timeouts, retries with
 // exponential backoff on transport failures, timeouts and 5xx answers (never on 4xx:
 // a PromQL error does not get better by asking again), and a safe query renderer.
 //
@@ -86,6 +86,27 @@ std::string urlEncode(std::string_view s);
 // (the timeout parameter bounds evaluation on the server; 0 leaves it out).
 std::string buildQueryTarget(std::string_view promql, std::optional<SystemTime> at, Duration timeout);
 
+// ---- range queries (GET /api/v1/query_range), for series over a window
+
+struct PromPoint {
+  double timestamp = 0;  // unix seconds
+  double value = 0;      // NaN and ±Inf are kept as such
+};
+struct PromSeries {
+  std::map<std::string, std::string> labels;
+  std::vector<PromPoint> points;
+};
+
+// "/api/v1/query_range?query=<enc>&start=<s>&end=<s>&step=<s>[&timeout=<n>ms]" (unix
+// seconds with ms precision; step in whole seconds, at least 1).
+std::string buildRangeQueryTarget(std::string_view promql, SystemTime start, SystemTime end, Duration step,
+                                  Duration timeout);
+
+// Parses an /api/v1/query_range answer: a matrix gives its series; error answers and
+// non-JSON bodies give the errors parseQueryResponse gives; another result type is
+// BadData (errorType "unsupported_result").
+std::expected<std::vector<PromSeries>, PromError> parseRangeResponse(int httpStatus, std::string_view body);
+
 // Values for the query template's placeholders.
 struct QueryVars {
   std::string deployment;
@@ -123,6 +144,11 @@ class PrometheusClient {
   virtual ~PrometheusClient() = default;
   // An instant query at `at` (Prometheus's "now" when absent).
   virtual PromResultOr query(std::string_view promql, std::optional<SystemTime> at = std::nullopt) = 0;
+  // A range query over [start, end] every `step` (Prometheus answers at most 11,000
+  // points per series: callers split longer windows). The default answers BadData (a
+  // client without range queries).
+  virtual std::expected<std::vector<PromSeries>, PromError> queryRange(std::string_view promql, SystemTime start,
+                                                                       SystemTime end, Duration step);
 };
 using PrometheusClientPtr = std::shared_ptr<PrometheusClient>;
 
