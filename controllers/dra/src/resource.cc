@@ -1,5 +1,7 @@
 #include "waterline/dra/resource.h"
 
+#include "waterline/api/quantity.h"
+
 #include <cctype>
 #include <limits>
 
@@ -129,90 +131,11 @@ std::expected<Device, std::string> decodeDevice(const Json& d, const std::string
 }  // namespace
 
 std::expected<int64_t, std::string> parseQuantity(std::string_view s) {
-  auto bad = [&](std::string_view why) {
-    return fail("invalid quantity \"" + std::string(s) + "\": " + std::string(why));
-  };
-  if (s.empty()) return bad("empty");
-  size_t pos = 0;
-  if (s[0] == '+') ++pos;
-  if (s[0] == '-') return bad("negative");
-  i128 mant = 0;
-  int frac = 0, ndigits = 0, sig = 0;
-  bool dot = false;
-  for (; pos < s.size(); ++pos) {
-    char c = s[pos];
-    if (c == '.') {
-      if (dot) return bad("two decimal points");
-      dot = true;
-      continue;
-    }
-    if (!std::isdigit(static_cast<unsigned char>(c))) break;
-    ++ndigits;
-    if (mant != 0 || c != '0') {
-      if (++sig > 19) return bad("too many digits");
-    }
-    mant = mant * 10 + (c - '0');
-    if (dot) ++frac;
-  }
-  if (ndigits == 0) return bad("no digits");
-  std::string_view suffix = s.substr(pos);
-  int bin = 0, exp10 = 0;
-  if (suffix.empty()) {
-  } else if (suffix.size() == 2 && suffix[1] == 'i') {
-    switch (suffix[0]) {
-      case 'K': bin = 10; break;
-      case 'M': bin = 20; break;
-      case 'G': bin = 30; break;
-      case 'T': bin = 40; break;
-      case 'P': bin = 50; break;
-      case 'E': bin = 60; break;
-      default: return bad("unknown suffix");
-    }
-  } else if (suffix.size() == 1) {
-    switch (suffix[0]) {
-      case 'n': exp10 = -9; break;
-      case 'u': exp10 = -6; break;
-      case 'm': exp10 = -3; break;
-      case 'k': exp10 = 3; break;
-      case 'M': exp10 = 6; break;
-      case 'G': exp10 = 9; break;
-      case 'T': exp10 = 12; break;
-      case 'P': exp10 = 15; break;
-      case 'E': exp10 = 18; break;
-      default: return bad("unknown suffix");
-    }
-  } else if (suffix[0] == 'e' || suffix[0] == 'E') {
-    size_t p = 1;
-    bool neg = false;
-    if (p < suffix.size() && (suffix[p] == '+' || suffix[p] == '-')) neg = suffix[p++] == '-';
-    if (p >= suffix.size()) return bad("empty exponent");
-    int e = 0;
-    for (; p < suffix.size(); ++p) {
-      if (!std::isdigit(static_cast<unsigned char>(suffix[p]))) return bad("bad exponent");
-      e = e * 10 + (suffix[p] - '0');
-      if (e > 100) return bad("exponent out of range");
-    }
-    exp10 = neg ? -e : e;
-  } else {
-    return bad("unknown suffix");
-  }
-  constexpr i128 kMax = std::numeric_limits<int64_t>::max();
-  // value = mant * 2^bin * 10^(exp10 - frac), rounded up to a whole unit.
-  i128 n = mant << bin;  // mant < 10^19 < 2^64, bin <= 60
-  int e = exp10 - frac;
-  if (n == 0) return int64_t{0};
-  if (e >= 0) {
-    for (int i = 0; i < e; ++i) {
-      if (n > kMax) return bad("out of range");
-      n *= 10;
-    }
-  } else {
-    i128 div = 1;
-    for (int i = 0; i < -e && div <= n; ++i) div *= 10;
-    n = div > n ? 1 : (n / div + (n % div != 0 ? 1 : 0));
-  }
-  if (n > kMax) return bad("out of range");
-  return static_cast<int64_t>(n);
+  // The project's one resource.Quantity parser (operator/api), whole units rounded up.
+  auto q = api::Quantity::parse(s);
+  if (!q) return fail("invalid quantity \"" + std::string(s) + "\": " + q.error());
+  if (q->value() < 0) return fail("invalid quantity \"" + std::string(s) + "\": negative");  // capacities and counters
+  return q->value();
 }
 
 const std::string* Device::stringAttr(std::string_view name) const {

@@ -10,19 +10,11 @@
 
 #include "waterline/api/meta.h"
 
+#include "sfmt.h"
+
 namespace waterline::planners {
 
-namespace {
-// printf into a std::string (libstdc++ 12 has no <format>).
-[[gnu::format(printf, 1, 2)]] std::string sfmt(const char* f, ...) {
-  va_list a;
-  va_start(a, f);
-  char buf[512];
-  std::vsnprintf(buf, sizeof buf, f, a);
-  va_end(a);
-  return buf;
-}
-}  // namespace
+using detail::sfmt;
 
 namespace {
 

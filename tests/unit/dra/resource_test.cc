@@ -22,8 +22,9 @@ TEST(DraQuantity, ParsesBinaryDecimalAndRoundsUp) {
   EXPECT_FALSE(parseQuantity("-1").has_value());
   EXPECT_FALSE(parseQuantity("12Qi").has_value());
   EXPECT_FALSE(parseQuantity("Gi").has_value());
-  EXPECT_EQ(parseQuantity("9E").value(), int64_t{9000000000000000000});
-  EXPECT_FALSE(parseQuantity("10E").has_value());  // above int64
+  // The project's Quantity range (operator/api): about 9.2e15 units, 8 PiB of bytes.
+  EXPECT_EQ(parseQuantity("8Pi").value(), int64_t{8} << 50);
+  EXPECT_FALSE(parseQuantity("9E").has_value());
 }
 
 // A slice as the API server returns it for NVIDIA's driver, written out by hand.

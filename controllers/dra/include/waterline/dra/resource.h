@@ -56,7 +56,8 @@ inline constexpr std::string_view kMemory = "memory";              // capacity, 
 }  // namespace nvidia
 
 // Parses a resource.Quantity ("80Gi", "1", "500m", "1e3", "2k") into whole units,
-// rounded up. Negative values and values above int64 are errors.
+// rounded up, with the project's one parser (api::Quantity). Negative values and values
+// above its range (about 9.2e15 units: 8 PiB of bytes) are errors.
 std::expected<int64_t, std::string> parseQuantity(std::string_view s);
 
 struct Attribute {
