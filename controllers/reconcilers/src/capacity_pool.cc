@@ -51,8 +51,14 @@ std::optional<DemandShape> DemandShape::fromJson(const kube::Json& md) {
   out.id = runtime::namespaceOf(md) + "/" + runtime::nameOf(md);
   auto d = api::ModelDeployment::fromJson(md);
   if (!d) return out;  // no key, no request: adds no shape
-  // The key from the decoded spec (CRD defaults applied), so spellings of one shape agree.
-  const auto spec = api::toJson(d->spec);
+  // The key from the decoded spec (CRD defaults applied), so spellings of one shape agree;
+  // only the fields of the key are encoded (not the pod template).
+  api::ModelDeploymentSpec keyFields;
+  keyFields.gpu = d->spec.gpu;
+  keyFields.deploymentType = d->spec.deploymentType;
+  keyFields.region = d->spec.region;
+  keyFields.dataZone = d->spec.dataZone;
+  const auto spec = api::toJson(keyFields);
   out.key = kube::Json{spec.value("gpu", kube::Json()), spec.value("deploymentType", kube::Json()),
                        spec.value("region", kube::Json()), spec.value("dataZone", kube::Json())}
                 .dump();
