@@ -42,6 +42,7 @@ bool read(Decoder& d, const json& v, const std::string& path, CapacityPoolSpec& 
   opt(d, v, path, "schedulingStrategy", out.schedulingStrategy);
   opt(d, v, path, "reservableFraction", out.reservableFraction);
   opt(d, v, path, "routing", out.routing);
+  opt(d, v, path, "allocation", out.allocation);
   return d.ok();
 }
 
@@ -118,6 +119,7 @@ nlohmann::json toJson(const CapacityPoolSpec& s) {
   put(o, "schedulingStrategy", s.schedulingStrategy);
   put(o, "reservableFraction", s.reservableFraction);
   o["routing"] = json{{"maxUtilization", s.routing.maxUtilization}};
+  if (!s.allocation.empty()) put(o, "allocation", s.allocation);
   return o;
 }
 
@@ -184,6 +186,8 @@ std::vector<std::string> validate(const CapacityPool& pool) {
   }
   e.rangeD("spec.reservableFraction", s.reservableFraction, 0, 1);
   e.rangeD("spec.routing.maxUtilization", s.routing.maxUtilization, 0, 1, /*exclusiveMin=*/true);
+  if (!s.allocation.empty() && s.allocation != "DRA" && s.allocation != "DevicePlugin")
+    e.add("spec.allocation", "Unsupported value: \"" + s.allocation + "\": supported values: \"DRA\", \"DevicePlugin\"");
   return e.take();
 }
 

@@ -52,6 +52,12 @@ struct CapacityPoolSpec {
   SchedulingStrategy schedulingStrategy = SchedulingStrategy::BinPack;
   double reservableFraction = kDefaultReservableFraction;  // [0, 1]
   PoolRoutingSpec routing;
+  // How workers get their GPUs (docs/scheduling.md, "Allocation modes"): "DRA" (a
+  // ResourceClaim with the exact devices, from the GPU DRA driver's ResourceSlices),
+  // "DevicePlugin" (extended resources such as nvidia.com/gpu), or "" (automatic: DRA
+  // when the cluster serves resource.k8s.io/v1 and the pool's nodes publish slices of the
+  // driver, else DevicePlugin).
+  std::string allocation;
 
   // True when a node with these labels belongs to the pool: nodeSelector matches and
   // nvidia.com/gpu.product equals gpuProduct.
