@@ -507,6 +507,8 @@ infrastructure() {
     kubectl label --overwrite "$n" waterline.dev/pool=h100-eu-west >/dev/null
   done
   kubectl get nodes -L topology.kubernetes.io/region,nvidia.com/gpu.product,nvidia.com/gpu.count
+  say "DRA: the eu-west H100 nodes publish ResourceSlices in the NVIDIA driver's shape, so their pool runs in DRA mode"
+  bash "$ROOT/hack/fixtures/dra-slices.sh" --selector topology.kubernetes.io/region=eu-west,waterline.dev/shape=h100
   say "Prometheus on $(prom_url) (scrapes the operator, the router and every waterline-sim)"
   start_prometheus
   say "Operator (leader election on, metrics on $(operator_url), --prometheus-url $(prom_url))"
@@ -537,6 +539,10 @@ step_placement() {
     | .metadata.name as $n | (.status.conditions // [])[] | select(.type == "Scheduled")
     | "  \($n): \(.reason): \(.message)"' | cut -c1-220
   kubectl -n "$NS" get ptu
+  echo
+  echo "DRA mode (pool h100-eu-west): each worker's ResourceClaim holds its exact devices:"
+  wait_for "$TIMEOUT" "llama-8b-eu's workers hold ResourceClaims" "$LOGS/operator.log" -- dra_claims_at_least 1
+  kubectl -n "$NS" get resourceclaims -o json | jq -r '.items[] | "  \(.metadata.name): \([.status.allocation.devices.results[]? | .pool + "/" + .device] | join(", ")) reserved for \([.status.reservedFor[]?.name] | join(","))"'
 
   say "Prometheus scrapes one simulator per worker pod"
   local pods
@@ -547,6 +553,12 @@ step_placement() {
     test_prom_ge 'count(up{job=~"waterline-operator|waterline-router"} == 1)' 2
   tail -n "$pods" "$LOGS/sim-sync.log" | sed 's/^/  /'
   echo "  up: operator $(prom_value 'up{job="waterline-operator"}'), router $(prom_value 'up{job="waterline-router"}'), simulators $(prom_value 'count(up{job="waterline-sim"} == 1)')"
+}
+
+dra_claims_at_least() { # <n>: worker claims with an allocation, reserved for their pod
+  local n
+  n="$(kubectl -n "$NS" get resourceclaims -o json | jq '[.items[] | select(.status.allocation != null and (.status.reservedFor // [] | length) > 0)] | length')"
+  ((n >= $1))
 }
 
 test_prom_ge() { # <promql> <n>

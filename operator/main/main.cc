@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
 
   // The controllers (controllers/reconcilers/setup.h). The shared informers and the
   // capacity cache come first, so the cache's event handlers run before any controller's.
-  auto shared = reconcilers::setupShared(mgr, *client, recorder, time, co, prometheus);
+  auto shared = reconcilers::setupShared(mgr, *client, recorder, time, co, prometheus, o.dra);
   reconcilers::setupCapacityPoolController(mgr, shared);
   reconcilers::setupModelDeploymentController(mgr, shared, {.activeHealthProbes = o.activeHealthProbes});
   reconcilers::setupAutoscalerController(mgr, shared, o.autoscalerSyncPeriod);

@@ -56,6 +56,9 @@ void addFlags(CLI::App& app, OperatorConfig& c) {
       ->capture_default_str();
   cli::addDuration(app, "resync-period", c.resyncPeriod, "time between full cache resyncs (level-based catch-up; 0 disables)");
 
+  cli::addBool(app, "dra", c.dra,
+               "read DRA ResourceSlices and ResourceClaims when the cluster serves resource.k8s.io/v1 "
+               "(pools with spec.allocation DRA or unset use them; false: device-plugin mode everywhere)");
   cli::addBool(app, "active-health-probes", c.activeHealthProbes,
                "probe workers' spec.healthCheck over HTTP from the operator and replace unhealthy ones");
   app.add_option("--prometheus-url", c.prometheusUrl,

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "waterline/api/keys.h"
 #include "waterline/common/log.h"
+#include "waterline/dra/node_gpus.h"
 #include "waterline/scheduling/annotation.h"
 
 namespace waterline::capacity {
@@ -11,7 +13,7 @@ namespace {
 
 // The Node fields capacity depends on (NodeView minus the log-only invalidValues).
 bool sameCapacity(const planners::NodeView& a, const planners::NodeView& b) {
-  return a.labels == b.labels && a.ready == b.ready && a.unschedulable == b.unschedulable &&
+  return a.dra == b.dra && a.heldGpus == b.heldGpus && a.labels == b.labels && a.ready == b.ready && a.unschedulable == b.unschedulable &&
          a.taints == b.taints && a.gpuProduct == b.gpuProduct && a.gpuCount == b.gpuCount &&
          a.gpuMemoryMiB == b.gpuMemoryMiB && a.gpuAllocatable == b.gpuAllocatable &&
          a.gpuFaultTaint == b.gpuFaultTaint && a.unhealthyGpus == b.unhealthyGpus;
@@ -42,6 +44,8 @@ CapacityCache::CapacityCache(CapacityCacheSources sources, TimeSourcePtr time, C
   subscribe(src_.nodes, &CapacityCache::onNode);
   subscribe(src_.workerPods, &CapacityCache::onPod);
   subscribe(src_.reservations, &CapacityCache::onReservation);
+  subscribe(src_.resourceSlices, &CapacityCache::onSlice);
+  subscribe(src_.resourceClaims, &CapacityCache::onClaim);
 }
 
 CapacityCache::~CapacityCache() {
@@ -59,6 +63,7 @@ void CapacityCache::onPool(const cache::ObjectPtr& o, bool deleted) {
     if (it != pools_.end()) {
       pools_.erase(it);
       dirty_ = true;
+      draDirty_ = true;
     }
     return;
   }
@@ -72,14 +77,20 @@ void CapacityCache::onPool(const cache::ObjectPtr& o, bool deleted) {
   }
   auto decoded = std::make_shared<const api::CapacityPool>(std::move(*p));
   // A status write (every pool reconcile) changes nothing here.
-  if (it == pools_.end() || !(it->second->spec == decoded->spec)) dirty_ = true;
+  if (it == pools_.end() || !(it->second->spec == decoded->spec)) {
+    dirty_ = true;
+    draDirty_ = true;  // the pool's allocation mode may resolve differently
+  }
   pools_[name] = std::move(decoded);
 }
 
 void CapacityCache::onNode(const cache::ObjectPtr& o, bool deleted) {
   if (!o) return;
-  auto view = planners::NodeView::fromJson(*o);
+  auto raw = planners::NodeView::fromJson(*o);
   std::lock_guard g(mu_);
+  if (deleted) rawNodes_.erase(raw.name);
+  else rawNodes_[raw.name] = std::make_shared<const planners::NodeView>(raw);
+  auto view = deleted ? std::move(raw) : effectiveLocked(raw);
   auto it = nodes_.find(view.name);
   if (deleted) {
     if (it == nodes_.end()) return;
@@ -112,9 +123,12 @@ void CapacityCache::onPod(const cache::ObjectPtr& o, bool deleted) {
   if (deleted || w.drainingSince) expectedDrains_.erase(key);
   if (deleted) {
     pods_.erase(key);
+    if (claimOfWorker_.count(key)) draDirty_ = true;
     if (!dirty_) releaseWorkerLocked(key);
     return;
   }
+  // DRA: whether its claim counts as a worker's (or as someone else's) depends on the pod.
+  if (claimOfWorker_.count(key) && (!pods_.count(key) || pods_[key]->terminal() != w.terminal())) draDirty_ = true;
   auto stored = std::make_shared<const planners::WorkerPod>(std::move(w));
   pods_[key] = stored;
   if (!dirty_) applyWorkerLocked(*stored);
@@ -131,6 +145,125 @@ void CapacityCache::onReservation(const cache::ObjectPtr& o, bool deleted) {
   auto h = planners::holdsFromReservations({o});
   if (h.empty()) holds_.erase(key);
   else holds_[key] = std::move(h);
+}
+
+void CapacityCache::onSlice(const cache::ObjectPtr& o, bool deleted) {
+  if (!o) return;
+  const std::string name = metaString(*o, "name");
+  std::lock_guard g(mu_);
+  draDirty_ = true;
+  if (deleted) {
+    slices_.erase(name);
+    return;
+  }
+  auto sl = dra::decodeResourceSlice(*o);
+  if (!sl) {
+    log::logger("capacity").warn("ignoring a ResourceSlice", {{"slice", name}, {"error", sl.error()}});
+    slices_.erase(name);
+    return;
+  }
+  slices_[name] = std::move(*sl);
+}
+
+void CapacityCache::onClaim(const cache::ObjectPtr& o, bool deleted) {
+  if (!o) return;
+  const std::string key = metaString(*o, "namespace") + "/" + metaString(*o, "name");
+  std::lock_guard g(mu_);
+  auto drop = [&] {
+    if (auto it = claims_.find(key); it != claims_.end()) {
+      if (!it->second.worker.empty()) claimOfWorker_.erase(it->second.claim.ns + "/" + it->second.worker);
+      claims_.erase(it);
+    }
+  };
+  draDirty_ = true;
+  drop();
+  if (deleted) return;
+  auto c = dra::decodeResourceClaim(*o);
+  if (!c) {
+    log::logger("capacity").warn("ignoring a ResourceClaim", {{"claim", key}, {"error", c.error()}});
+    return;
+  }
+  ClaimInfo info;
+  info.claim = std::move(*c);
+  if (auto m = o->find("metadata"); m != o->end() && m->contains("labels") && (*m)["labels"].is_object()) {
+    const auto& l = (*m)["labels"];
+    info.waterline = l.value(std::string(api::labels::kManagedBy), "") == api::labels::kManagedByValue;
+    info.deployment = l.value(std::string(api::labels::kDeployment), "");
+    info.worker = l.value(std::string(api::labels::kWorker), "");
+  }
+  if (info.waterline && !info.worker.empty()) claimOfWorker_[info.claim.ns + "/" + info.worker] = key;
+  claims_[key] = std::move(info);
+}
+
+// ---- DRA (mu_ held) ---------------------------------------------------------------------
+
+bool CapacityCache::ourClaimLocked(const std::string& claimKey) const {
+  auto it = claims_.find(claimKey);
+  if (it == claims_.end() || !it->second.waterline || it->second.worker.empty()) return false;
+  const std::string pod = it->second.claim.ns + "/" + it->second.worker;
+  if (auto p = pods_.find(pod); p != pods_.end()) return !p->second->terminal();
+  return assumed_.count(pod) > 0;
+}
+
+bool CapacityCache::draPoolLocked(const api::CapacityPool& p) const {
+  // Whole GPUs only so far: MIG and shared pools keep the device-plugin path (the CRD
+  // refuses allocation DRA with another sharing mode).
+  if (p.spec.sharing.mode != api::SharingMode::Exclusive) return false;
+  if (p.spec.allocation == "DRA") return true;
+  if (p.spec.allocation == "DevicePlugin") return false;
+  return autoDraPools_.count(p.metadata.name) > 0;
+}
+
+planners::NodeView CapacityCache::effectiveLocked(const planners::NodeView& raw) const {
+  auto [owner, matches] = ownerLocked(raw);
+  if (!owner || !draPoolLocked(*owner)) return raw;
+  auto g = dra::nodeGpus(draInv_, raw.name, [this](const std::string& k) { return ourClaimLocked(k); });
+  planners::NodeView v = raw;
+  v.dra = true;
+  v.gpuCount = g.count;
+  if (!g.product.empty()) v.gpuProduct = g.product;
+  if (g.memoryMiB > 0) v.gpuMemoryMiB = g.memoryMiB;
+  v.gpuAllocatable.erase("nvidia.com/gpu");  // the device plugin's count says nothing here
+  std::vector<int> bad = g.unhealthy;
+  for (int i : raw.unhealthyGpus)
+    if (i < g.count) bad.push_back(i);
+  std::sort(bad.begin(), bad.end());
+  bad.erase(std::unique(bad.begin(), bad.end()), bad.end());
+  v.unhealthyGpus = std::move(bad);
+  v.heldGpus.clear();
+  for (const auto& [i, by] : g.heldByOthers) v.heldGpus.push_back(i);
+  return v;
+}
+
+void CapacityCache::refreshDraLocked() {
+  if (!draDirty_) return;
+  draDirty_ = false;
+  ++stats_.draRefreshes;
+  std::vector<dra::ResourceSlice> ss;
+  ss.reserve(slices_.size());
+  for (const auto& [n, sl] : slices_) ss.push_back(sl);
+  std::vector<dra::ResourceClaim> cs;
+  cs.reserve(claims_.size());
+  for (const auto& [k, c] : claims_) cs.push_back(c.claim);
+  draInv_ = dra::Inventory::build(ss, cs);
+  for (const auto& pr : draInv_.problems())
+    log::logger("capacity").warn("DRA inventory problem", {{"detail", pr.message}});
+  autoDraPools_.clear();
+  for (const auto& [name, raw] : rawNodes_) {
+    bool published = false;
+    for (const auto* e : draInv_.devicesOn(name)) published |= e->id.driver == dra::kNvidiaGpuDriver && !e->all_nodes;
+    if (!published) continue;
+    auto [owner, matches] = ownerLocked(*raw);
+    if (owner && owner->spec.allocation.empty()) autoDraPools_.insert(owner->metadata.name);
+  }
+  for (const auto& [name, raw] : rawNodes_) {
+    auto eff = effectiveLocked(*raw);
+    auto it = nodes_.find(name);
+    if (it != nodes_.end() && sameCapacity(*it->second, eff)) continue;
+    auto stored = std::make_shared<const planners::NodeView>(std::move(eff));
+    nodes_[name] = stored;
+    if (!dirty_) applyNodeLocked(*stored);
+  }
 }
 
 // ---- incremental upkeep (mu_ held) -----------------------------------------------------
@@ -269,6 +402,7 @@ void CapacityCache::expireLocked() {
     // Created (we thought) and never seen: its GPUs go back.
     const std::string key = it->first;
     it = assumed_.erase(it);
+    if (claimOfWorker_.count(key)) draDirty_ = true;
     ++stats_.expiredAssumed;
     if (!pods_.count(key) && !dirty_) releaseWorkerLocked(key);
   }
@@ -297,6 +431,7 @@ planners::WorkerPod CapacityCache::expectedLocked(const planners::WorkerPod& w) 
 void CapacityCache::forget(const std::string& key) {
   std::lock_guard g(mu_);
   if (!assumed_.erase(key)) return;
+  if (claimOfWorker_.count(key)) draDirty_ = true;
   if (!pods_.count(key) && !dirty_) releaseWorkerLocked(key);
 }
 
@@ -322,6 +457,8 @@ CapacityCacheStats CapacityCache::stats() const {
   s.assumed = assumed_.size();
   s.expectedDeletions = expectedDeletions_.size();
   s.conflicts = conflicts_.size();
+  s.resourceSlices = slices_.size();
+  s.resourceClaims = claims_.size();
   return s;
 }
 
@@ -331,6 +468,7 @@ CapacityCache::Txn CapacityCache::begin(TxnOptions opts) { return Txn(*this, std
 
 CapacityCache::Txn::Txn(CapacityCache& c, TxnOptions opts) : c_(&c), lk_(c.mu_) {
   c_->expireLocked();
+  c_->refreshDraLocked();
   if (c_->dirty_) c_->rebuildLocked();
   auto& snap = c_->snap_;
   snap.conflicts.clear();
@@ -384,6 +522,40 @@ const planners::NodeView* CapacityCache::Txn::node(const std::string& name) cons
   return it == c_->nodes_.end() ? nullptr : it->second.get();
 }
 
+bool CapacityCache::Txn::draNode(const std::string& node) const {
+  auto it = c_->nodes_.find(node);
+  return it != c_->nodes_.end() && it->second->dra;
+}
+
+std::expected<dra::Allocation, std::string> CapacityCache::Txn::draAllocation(const std::string& node,
+                                                                              const std::vector<int>& gpus) const {
+  return dra::allocateGpus(c_->draInv_, node, gpus);
+}
+
+std::vector<OrphanClaim> CapacityCache::Txn::orphanClaims(const std::string& ns) const {
+  std::vector<OrphanClaim> out;
+  for (const auto& [key, c] : c_->claims_) {
+    if (!c.waterline || c.worker.empty() || c.claim.ns != ns) continue;
+    const std::string pod = ns + "/" + c.worker;
+    if (c_->pods_.count(pod) || c_->assumed_.count(pod)) continue;
+    out.push_back({ns, c.claim.name, c.claim.uid, c.deployment, c.worker});
+  }
+  return out;
+}
+
+std::vector<UnreservedClaim> CapacityCache::Txn::unreservedClaims(const std::string& ns) const {
+  std::vector<UnreservedClaim> out;
+  for (const auto& [key, c] : c_->claims_) {
+    if (!c.waterline || c.worker.empty() || c.claim.ns != ns || !c.claim.allocated) continue;
+    auto p = c_->pods_.find(ns + "/" + c.worker);
+    if (p == c_->pods_.end() || p->second->uid.empty() || p->second->terminal() || p->second->deleting) continue;
+    bool reserved = false;
+    for (const auto& r : c.claim.reserved_for) reserved |= r.uid == p->second->uid;
+    if (!reserved) out.push_back({ns, c.claim.name, c.deployment, c.worker, p->second->uid});
+  }
+  return out;
+}
+
 std::vector<const api::CapacityPool*> CapacityCache::Txn::pools() const {
   std::vector<const api::CapacityPool*> out;
   for (const auto& [n, p] : c_->pools_) out.push_back(p.get());
@@ -395,6 +567,7 @@ void CapacityCache::Txn::assume(const kube::Json& pod) {
   const std::string key = w.key();
   if (c_->pods_.count(key)) return;  // the watch shows it already: it is the truth
   c_->assumed_[key] = {w, c_->time_->monotonicTime()};
+  if (c_->claimOfWorker_.count(key)) c_->draDirty_ = true;  // its claim is a worker's now
   if (c_->dirty_) return;
   // The planner assumed its placement into the inventory itself: adopt it.
   if (!c_->applied_.count(key) && c_->snap_.inventory.worker(key) && holdsGpus(w)) {

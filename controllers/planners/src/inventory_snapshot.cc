@@ -95,6 +95,12 @@ scheduling::NodeSpec toNodeSpec(const NodeView& n, const std::string& pool, api:
   // keep their claim until they are moved (the rebuild does not check health).
   for (int i : n.faultyGpus())
     if (i < s.gpu_count) s.unhealthy_gpus.push_back(i);
+  // DRA: GPUs that others' claims hold take no new work either (in the inventory they
+  // read as unusable; they are not faults, so no worker is moved off them).
+  for (int i : n.heldGpus)
+    if (i < s.gpu_count) s.unhealthy_gpus.push_back(i);
+  std::sort(s.unhealthy_gpus.begin(), s.unhealthy_gpus.end());
+  s.unhealthy_gpus.erase(std::unique(s.unhealthy_gpus.begin(), s.unhealthy_gpus.end()), s.unhealthy_gpus.end());
   return s;
 }
 

@@ -8,6 +8,8 @@
 #include "waterline/api/ptu_reservation.h"
 #include "waterline/common/log.h"
 #include "waterline/planners/deployment.h"
+#include "waterline/planners/dra_worker.h"
+#include "waterline/scheduling/annotation.h"
 #include "waterline/planners/nodes.h"
 #include "waterline/planners/reservations.h"
 #include "typed_watches.h"
@@ -110,6 +112,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
       if (!r && !r.error().isNotFound() && !r.error().isConflict())
         return std::unexpected(ReconcileError{"delete orphan worker: " + r.error().describe()});
     }
+    if (auto err = deleteOrphanClaims(req); !err.empty()) return std::unexpected(ReconcileError{err});
     d_.repairs->forget(req.key());
     return Result::done();
   }
@@ -141,6 +144,14 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
 
   planners::DeploymentPlan plan;
   std::map<std::string, std::string> uids;  // worker name -> uid (expected deletions)
+  // DRA mode (docs/scheduling.md, "Allocation modes"): per created worker, its claim and
+  // the claim's status.allocation; creates whose devices the DRA inventory refused.
+  struct DraCreate {
+    kube::Json claim, allocation;
+  };
+  std::map<std::string, DraCreate> draCreates;
+  std::map<std::string, std::string> draRefused;
+  std::vector<capacity::UnreservedClaim> unreserved;
   {
     // One capacity Txn: read, plan, assume. No decoding, no rebuild: the cache keeps the
     // inventory up to date from events.
@@ -171,14 +182,83 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     if (d_.unhealthyWorkers) pin.unhealthyWorkers = d_.unhealthyWorkers(md->metadata.namespace_, md->metadata.name);
     if (d_.reservations) pin.ptuFloor = planners::ptuFloorFor(d_.reservations->store().list(), req.ns, req.name);
     plan = planners::planDeployment(pin, now);
-    for (const auto& c : plan.creates) txn.assume(c.pod);
+    for (auto& c : plan.creates) {
+      const auto& ann = c.pod["metadata"]["annotations"];
+      auto a = scheduling::decodeAssignment(ann.value(std::string(api::annotations::kGpuAssignment), ""));
+      if (a && txn.draNode(a->node)) {
+        if (a->kind != scheduling::ShapeKind::Whole) {
+          draRefused[c.name] = "DRA mode places whole GPUs only, not " + std::string(scheduling::toString(a->kind));
+        } else if (auto alloc = txn.draAllocation(a->node, a->gpus); !alloc) {
+          draRefused[c.name] = "DRA allocation on " + a->node + ": " + alloc.error();
+        } else {
+          const std::string claimName = planners::draClaimName(c.name);
+          c.pod = planners::draWorkerPod(std::move(c.pod), claimName);
+          draCreates[c.name] = {planners::draWorkerClaim(c.pod, claimName, int(a->gpus.size())), alloc->toJson()};
+        }
+      }
+      txn.assume(c.pod);  // a refused one is forgotten below, like a failed create
+    }
+    for (auto& u : txn.unreservedClaims(md->metadata.namespace_))
+      if (u.deployment == md->metadata.name) unreserved.push_back(std::move(u));
   }
 
   const std::string& ns = md->metadata.namespace_;
   std::string firstError;
   std::vector<planners::CreateFailure> createFailures;
+  const kube::WriteOptions createOpts{std::string(api::kFieldManager), "", false};
+  const kube::PatchOptions mergeOpts{std::string(api::kFieldManager), false, ""};
+  const kube::PatchOptions statusMergeOpts{std::string(api::kFieldManager), false, "status"};
+  auto reserveClaim = [&](const std::string& claim, const std::string& pod, const std::string& uid) -> std::string {
+    auto r = d_.writer->patch(kube::kinds::ResourceClaim, ns, claim, kube::PatchType::Merge,
+                              planners::draClaimOwnerPatch(pod, uid).dump(), mergeOpts);
+    if (r)
+      r = d_.writer->patch(kube::kinds::ResourceClaim, ns, claim, kube::PatchType::Merge,
+                           planners::draClaimReservedForPatch(pod, uid).dump(), statusMergeOpts);
+    return r ? "" : "reserve claim " + claim + " for " + pod + ": " + r.error().describe();
+  };
   for (const auto& c : plan.creates) {
-    auto r = d_.writer->create(kube::kinds::Pod, ns, c.pod, {std::string(api::kFieldManager), "", false});
+    if (auto refused = draRefused.find(c.name); refused != draRefused.end()) {
+      d_.capacity->forget(ns + "/" + c.name);
+      createFailures.push_back({c.name, refused->second});
+      if (firstError.empty()) firstError = "create worker " + c.name + ": " + refused->second;
+      continue;
+    }
+    const auto dc = draCreates.find(c.name);
+    const std::string claimName = planners::draClaimName(c.name);
+    if (dc != draCreates.end()) {
+      // The claim first, with its devices, as kube-scheduler's DRA plugin writes them
+      // before binding; the pod refers to it. A claim left from an earlier attempt is
+      // not reused: the orphan clean-up deletes it and the next attempt starts afresh.
+      std::string err;
+      auto cr = d_.writer->create(kube::kinds::ResourceClaim, ns, dc->second.claim, createOpts);
+      if (!cr) {
+        err = "create claim " + claimName + ": " + cr.error().describe();
+      } else {
+        auto st = d_.writer->patch(kube::kinds::ResourceClaim, ns, claimName, kube::PatchType::Merge,
+                                   kube::Json{{"status", {{"allocation", dc->second.allocation}}}}.dump(),
+                                   statusMergeOpts);
+        if (!st) {
+          err = "write the allocation of claim " + claimName + ": " + st.error().describe();
+          d_.writer->remove(kube::kinds::ResourceClaim, ns, claimName, {});
+        }
+      }
+      if (!err.empty()) {
+        d_.capacity->forget(ns + "/" + c.name);
+        createFailures.push_back({c.name, err});
+        if (firstError.empty()) firstError = "create worker " + c.name + ": " + err;
+        continue;
+      }
+    }
+    auto r = d_.writer->create(kube::kinds::Pod, ns, c.pod, createOpts);
+    if (r && dc != draCreates.end()) {
+      // The pod owns its claim (deleted with it) and the claim is reserved for it (the
+      // kubelet prepares the devices only then). A failure here is retried by the next
+      // reconcile (unreservedClaims).
+      if (auto err = reserveClaim(claimName, c.name, runtime::uidOf(*r)); !err.empty() && firstError.empty())
+        firstError = err;
+    }
+    if (!r && dc != draCreates.end() && !r.error().isAlreadyExists())
+      d_.writer->remove(kube::kinds::ResourceClaim, ns, claimName, {});  // no pod: nothing holds it
     if (r) continue;
     if (r.error().isAlreadyExists()) {
       // Created before (e.g. by a previous process) and not in the cache yet: account for
@@ -193,6 +273,9 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     createFailures.push_back({c.name, r.error().describe()});
     if (firstError.empty()) firstError = "create worker " + c.name + ": " + r.error().describe();
   }
+  for (const auto& u : unreserved)
+    if (auto err = reserveClaim(u.name, u.worker, u.podUid); !err.empty() && firstError.empty()) firstError = err;
+  if (auto err = deleteOrphanClaims(req); !err.empty() && firstError.empty()) firstError = err;
   planners::recordCreateFailures(plan, *md, createFailures, now);
   // The GPUs planned for the failed creates are free again: the deployments waiting for
   // capacity try now, not at the next resync.
@@ -256,6 +339,27 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
   if (!firstError.empty()) return std::unexpected(ReconcileError{firstError});
   if (plan.requeueAfter) return Result::after(*plan.requeueAfter + std::chrono::milliseconds(50));
   return Result::done();
+}
+
+std::string ModelDeploymentReconciler::deleteOrphanClaims(const runtime::Request& req) {
+  std::vector<capacity::OrphanClaim> orphans;
+  {
+    auto txn = d_.capacity->begin(capacity::TxnOptions::withoutHolds());
+    for (auto& o : txn.orphanClaims(req.ns))
+      if (o.deployment == req.name) orphans.push_back(std::move(o));
+  }
+  // A worker's claim whose pod is gone, or was never created (the process stopped in
+  // between): its devices go back. The garbage collector does the same for claims the
+  // pod owns; this covers the gap before the pod exists, and clusters without one.
+  for (const auto& o : orphans) {
+    kube::DeleteOptions del;
+    del.preconditions.uid = o.uid;
+    auto r = d_.writer->remove(kube::kinds::ResourceClaim, o.ns, o.name, del);
+    if (!r && !r.error().isNotFound() && !r.error().isConflict())
+      return "delete orphan claim " + o.name + ": " + r.error().describe();
+    if (r) log::logger("modeldeployment").info("deleted a worker claim without its pod", {{"claim", o.ns + "/" + o.name}, {"worker", o.worker}});
+  }
+  return "";
 }
 
 namespace {
@@ -349,6 +453,37 @@ runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
   }, {nodeChanged});
   c->watchMapped(pools, [decoded](const kube::Json&) { return waitingForCapacity(*decoded); },
                  {runtime::generationChangedPredicate()});
+  // DRA: a slice that changes (devices published, removed, tainted) is a node change:
+  // the waiting deployments and those with workers on its node. A claim that changes or
+  // goes frees or takes devices: the waiting deployments, and the deployment a worker
+  // claim belongs to (its orphan clean-up, its reservation).
+  const auto& src = deps.capacity->sources();
+  auto onNode = [decoded, pods](const std::string& name) {
+    auto out = waitingForCapacity(*decoded);
+    for (const auto& p : pods->store().list()) {
+      if (!p->contains("spec") || (*p)["spec"].value("nodeName", "") != name) continue;
+      const auto& l = runtime::labelsOf(*p);
+      auto it = l.find(std::string(api::labels::kDeployment));
+      if (it != l.end() && it->is_string()) out.push_back({runtime::namespaceOf(*p), it->get<std::string>()});
+    }
+    return out;
+  };
+  if (src.resourceSlices)
+    c->watchMapped(src.resourceSlices, [onNode](const kube::Json& sl) {
+      const std::string node = sl.contains("spec") ? sl["spec"].value("nodeName", "") : "";
+      return onNode(node);
+    });
+  if (src.resourceClaims)
+    c->watchMapped(src.resourceClaims, [decoded](const kube::Json& cl) {
+      auto out = waitingForCapacity(*decoded);
+      const auto& l = runtime::labelsOf(cl);
+      auto m = l.find(std::string(api::labels::kManagedBy));
+      auto d = l.find(std::string(api::labels::kDeployment));
+      if (m != l.end() && m->is_string() && m->get<std::string>() == api::labels::kManagedByValue && d != l.end() &&
+          d->is_string())
+        out.push_back({runtime::namespaceOf(cl), d->get<std::string>()});
+      return out;
+    });
   if (deps.reservations) {
     // A reservation's hold changed (activated, placements moved, released): its deployment
     // (floor, reserved GPUs) and the deployments waiting for capacity (released GPUs).

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "waterline/api/keys.h"
+#include "waterline/common/log.h"
 #include "waterline/reconcilers/autoscaler.h"
 #include "waterline/reconcilers/capacity_pool.h"
 #include "waterline/reconcilers/fleet_metrics.h"
@@ -19,7 +20,7 @@ namespace waterline::reconcilers {
 
 Shared setupShared(runtime::Manager& mgr, kube::ClientPtr client, runtime::EventRecorderPtr recorder,
                    TimeSourcePtr time, runtime::ControllerOptions opts,
-                   sources::PrometheusClientPtr prometheus) {
+                   sources::PrometheusClientPtr prometheus, bool dra) {
   Shared s;
   s.client = std::move(client);
   s.recorder = std::move(recorder);
@@ -38,11 +39,27 @@ Shared setupShared(runtime::Manager& mgr, kube::ClientPtr client, runtime::Event
   s.workerPods->addIndexer(kWorkerDeploymentIndex, workerDeploymentIndexFunc);
   s.deployments = f.informerFor(kube::kinds::ModelDeployment);
   s.reservations = f.informerFor(kube::kinds::PTUReservation);
+  // DRA (resource.k8s.io/v1, GA since Kubernetes 1.34) when the cluster serves it: every
+  // ResourceSlice and every ResourceClaim (those of pods Waterline does not manage too).
+  if (dra) {
+    kube::ListOptions probe;
+    probe.limit = 1;
+    auto served = s.client->list(kube::kinds::ResourceSlice, "", probe);
+    if (served) {
+      s.resourceSlices = f.informerFor(kube::kinds::ResourceSlice);
+      s.resourceClaims = f.informerFor(kube::kinds::ResourceClaim);
+    } else {
+      log::logger("setup").info("DRA off: resource.k8s.io/v1 ResourceSlices cannot be listed",
+                                {{"error", served.error().describe()}});
+    }
+  }
   // The one GPU capacity state of the process (an event-fed inventory with assume /
   // forget / expire), shared by every reconciler that reads or places capacity. Created
   // before any controller, so its handlers run first.
   s.capacity = std::make_shared<capacity::CapacityCache>(
-      capacity::CapacityCacheSources{s.pools, s.nodes, s.workerPods, s.reservations}, s.time);
+      capacity::CapacityCacheSources{s.pools, s.nodes, s.workerPods, s.reservations, s.resourceSlices,
+                                     s.resourceClaims},
+      s.time);
   return s;
 }
 

@@ -188,6 +188,8 @@ std::vector<std::string> validate(const CapacityPool& pool) {
   e.rangeD("spec.routing.maxUtilization", s.routing.maxUtilization, 0, 1, /*exclusiveMin=*/true);
   if (!s.allocation.empty() && s.allocation != "DRA" && s.allocation != "DevicePlugin")
     e.add("spec.allocation", "Unsupported value: \"" + s.allocation + "\": supported values: \"DRA\", \"DevicePlugin\"");
+  if (s.allocation == "DRA" && sh.mode != SharingMode::Exclusive)
+    e.forbidden("spec.allocation", "spec.allocation DRA places whole GPUs only so far: spec.sharing.mode must be Exclusive (use DevicePlugin for MIG, TimeSlicing and MPS pools)");
   return e.take();
 }
 

@@ -74,7 +74,10 @@ cleanup() {
   done
   kc delete modeldeployments.waterline.dev,ptureservations.waterline.dev --all -n "$NS" --wait=false >/dev/null 2>&1
   kc delete pods --all -n "$NS" --grace-period=0 --force --wait=false >/dev/null 2>&1
-  kc delete capacitypools.waterline.dev "$PREFIX-pool" --wait=false >/dev/null 2>&1
+  kc delete capacitypools.waterline.dev "$PREFIX-pool" "$PREFIX-dra" --wait=false >/dev/null 2>&1
+  kc delete resourceclaims.resource.k8s.io --all -n "$NS" --wait=false >/dev/null 2>&1
+  bash "$ROOT/hack/fixtures/dra-slices.sh" --kubeconfig "$KUBECONFIG" --delete \
+    --selector "waterline.dev/fixture-prefix=$PREFIX,waterline.dev/shape=h100" >/dev/null 2>&1
   kc delete routingtables.waterline.dev -l "waterline.dev/deployment-namespace=$NS" --wait=false >/dev/null 2>&1
   "${FIXTURE[@]}" --delete >/dev/null 2>&1
   # No namespace controller here: the namespaces stay Terminating until the fixture stops.
@@ -269,6 +272,31 @@ eventually 60 "the workers of the deleted deployments removed" \
 eventually 60 "the RoutingTable of high deleted" bash -c "! '$KUBECTL' get routingtables.waterline.dev '$NS.high'"
 eventually 60 "a repeated Event's count bumped" audited "$OPU" patch "^/api/v1/namespaces/[^/]+/events/"
 eventually 30 "the router renewed its Lease" audited "$RTU" update "^/apis/coordination.k8s.io/v1/namespaces/$MNS/leases/"
+
+step "DRA mode: worker claims (create, allocation, owner and reservedFor, delete)"
+bash "$ROOT/hack/fixtures/dra-slices.sh" --kubeconfig "$KUBECONFIG" \
+  --selector "waterline.dev/fixture-prefix=$PREFIX,topology.kubernetes.io/region=us-east,waterline.dev/shape=h100" >/dev/null
+kc apply --server-side --field-manager wl-test -f - >/dev/null <<EOF
+apiVersion: waterline.dev/v1alpha1
+kind: CapacityPool
+metadata: {name: $PREFIX-dra}
+spec:
+  region: us-east
+  dataZone: US
+  gpuProduct: NVIDIA-H100-80GB-HBM3
+  allocation: DRA
+  nodeSelector:
+    matchLabels: {topology.kubernetes.io/region: us-east, waterline.dev/fixture-prefix: $PREFIX}
+EOF
+md dra 2 2 0 '{"region": "us-east"}'
+dra_settled() { # <workers>: that many Running DRA workers, each with an allocated claim reserved for it
+  [[ "$(running dra)" == "$1" ]] &&
+    [[ "$(kc get resourceclaims.resource.k8s.io -n "$NS" -o json |
+      jq '[.items[] | select(.status.allocation != null and (.status.reservedFor // [] | length) == 1)] | length')" == "$1" ]]
+}
+eventually 90 "2 DRA workers with allocated claims reserved for them" dra_settled 2
+md dra 1 2 0 '{"region": "us-east"}'
+eventually 90 "the scaled-down worker's claim deleted" audited "$OPU" delete "^/apis/resource.k8s.io/v1/namespaces/$NS/resourceclaims/dra-"
 
 step "clean stops: the router deletes its Lease, the operator releases its own"
 kill -TERM "$RT_PID"

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "waterline/planners/deployment.h"
+#include "waterline/planners/dra_worker.h"
 #include "waterline/planners/inventory_snapshot.h"
 
 namespace waterline::planners {
@@ -299,6 +300,44 @@ TEST(WorkerPod, TolerationsReachTheScheduler) {
                                        toRequest(d, "llama-0").tolerations));
   EXPECT_TRUE(tolerationsOf(deployment(json::parse(R"({"spec": {"image": "img",
     "ports": [{"containerPort": 8000}]}})"))).empty());
+}
+
+// DRA mode (planners/dra_worker.h): the same worker, asking for its claim instead.
+TEST(WorkerPodDra, ClaimReplacesExtendedResourcesAndDeviceVariables) {
+  auto d = deployment(vllmTemplate(), {{"workerContainer", "vllm"}});
+  json dp = render(d);
+  json pod = draWorkerPod(dp, draClaimName("llama-0"));
+  EXPECT_EQ(pod["spec"]["resourceClaims"],
+            json::parse(R"([{"name": "gpu", "resourceClaimName": "llama-0-gpu"}])"));
+  const json w = container(pod, "vllm");
+  EXPECT_EQ(w["resources"]["claims"], json::parse(R"([{"name": "gpu"}])"));
+  EXPECT_FALSE(w["resources"]["requests"].contains("nvidia.com/gpu"));
+  EXPECT_FALSE(w["resources"]["limits"].contains("nvidia.com/gpu"));
+  EXPECT_EQ(w["resources"]["requests"]["cpu"], "8");  // the user's resources stay
+  auto env = envOf(w);
+  EXPECT_FALSE(env.contains("NVIDIA_VISIBLE_DEVICES"));
+  EXPECT_FALSE(env.contains("CUDA_VISIBLE_DEVICES"));
+  EXPECT_TRUE(env.contains("HF_TOKEN"));
+  EXPECT_TRUE(env.contains("WATERLINE_GPU_ASSIGNMENT"));
+  // The sidecar asked for nothing and gets no claim; everything else is unchanged.
+  EXPECT_EQ(container(pod, "proxy"), container(dp, "proxy"));
+  EXPECT_EQ(pod["metadata"], dp["metadata"]);
+  EXPECT_EQ(pod["spec"]["nodeName"], "gpu-node-1");
+
+  json claim = draWorkerClaim(pod, "llama-0-gpu", 2);
+  EXPECT_EQ(claim["apiVersion"], "resource.k8s.io/v1");
+  EXPECT_EQ(claim["metadata"]["name"], "llama-0-gpu");
+  EXPECT_EQ(claim["metadata"]["namespace"], "llm");
+  EXPECT_EQ(claim["metadata"]["labels"]["waterline.dev/worker"], "llama-0");
+  EXPECT_EQ(claim["metadata"]["labels"]["waterline.dev/deployment"], "llama");
+  EXPECT_EQ(claim["metadata"]["labels"]["app.kubernetes.io/managed-by"], "waterline");
+  EXPECT_EQ(claim["metadata"]["ownerReferences"][0]["kind"], "ModelDeployment");
+  const json& req = claim["spec"]["devices"]["requests"][0];
+  EXPECT_EQ(req["name"], "gpu");
+  EXPECT_EQ(req["exactly"]["deviceClassName"], "gpu.nvidia.com");
+  EXPECT_EQ(req["exactly"]["count"], 2);
+  EXPECT_EQ(draClaimOwnerPatch("llama-0", "u1")["metadata"]["ownerReferences"][0]["uid"], "u1");
+  EXPECT_EQ(draClaimReservedForPatch("llama-0", "u1")["status"]["reservedFor"][0]["name"], "llama-0");
 }
 
 }  // namespace

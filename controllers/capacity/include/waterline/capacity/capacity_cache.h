@@ -29,6 +29,7 @@
 // Event handlers are registered in the constructor: construct the cache before the
 // controllers that read it, so that a reconcile triggered by an event sees that event.
 #include <cstdint>
+#include <expected>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -41,6 +42,8 @@
 #include "waterline/api/capacity_pool.h"
 #include "waterline/cache/informer.h"
 #include "waterline/common/time.h"
+#include "waterline/dra/allocator.h"
+#include "waterline/dra/inventory.h"
 #include "waterline/kube/client.h"
 #include "waterline/planners/inventory_snapshot.h"
 #include "waterline/planners/nodes.h"
@@ -52,6 +55,22 @@ struct CapacityCacheSources {
   cache::InformerPtr nodes;
   cache::InformerPtr workerPods;    // label app.kubernetes.io/managed-by=waterline
   cache::InformerPtr reservations;  // optional: PTUReservations (holds)
+  // Optional, together: DRA (resource.k8s.io/v1), when the cluster serves it. Every
+  // ResourceSlice and every ResourceClaim of every namespace (claims of pods Waterline
+  // does not manage included: what they hold is never offered).
+  cache::InformerPtr resourceSlices;
+  cache::InformerPtr resourceClaims;
+};
+
+// A Waterline claim whose worker pod does not exist (the process stopped between the
+// claim's create and the pod's): its devices are held until it is deleted.
+struct OrphanClaim {
+  std::string ns, name, uid, deployment, worker;
+};
+// A Waterline claim whose worker pod exists but that is not reserved for it yet (the
+// process stopped between the pod's create and the claim's update).
+struct UnreservedClaim {
+  std::string ns, name, deployment, worker, podUid;
 };
 
 struct CapacityCacheOptions {
@@ -67,6 +86,9 @@ struct CapacityCacheStats {
   size_t assumed = 0;          // assumed creates not yet seen
   size_t expectedDeletions = 0;
   size_t conflicts = 0;
+  uint64_t draRefreshes = 0;   // DRA inventory rebuilds (slice / claim changes)
+  size_t resourceSlices = 0;
+  size_t resourceClaims = 0;
 };
 
 // Which holds a Txn applies.
@@ -109,6 +131,15 @@ class CapacityCache {
     void assume(const kube::Json& pod);
     // The holds applied for this Txn (empty with TxnOptions::holds false).
     const std::vector<planners::PoolHold>& holds() const { return holds_; }
+    // DRA: whether the node's GPUs come from DRA (its pool's allocation mode resolves to
+    // DRA), and the claim status.allocation for whole GPUs of an assignment there.
+    bool draNode(const std::string& node) const;
+    std::expected<dra::Allocation, std::string> draAllocation(const std::string& node,
+                                                              const std::vector<int>& gpus) const;
+    // Waterline claims (label managed-by) of the namespace whose worker pod is neither
+    // observed nor assumed.
+    std::vector<OrphanClaim> orphanClaims(const std::string& ns) const;
+    std::vector<UnreservedClaim> unreservedClaims(const std::string& ns) const;
 
    private:
     friend class CapacityCache;
@@ -144,6 +175,8 @@ class CapacityCache {
   void onNode(const cache::ObjectPtr& o, bool deleted);
   void onPod(const cache::ObjectPtr& o, bool deleted);
   void onReservation(const cache::ObjectPtr& o, bool deleted);
+  void onSlice(const cache::ObjectPtr& o, bool deleted);
+  void onClaim(const cache::ObjectPtr& o, bool deleted);
 
   // Caller holds mu_.
   void rebuildLocked();
@@ -156,6 +189,13 @@ class CapacityCache {
   planners::WorkerPod expectedLocked(const planners::WorkerPod& w) const;
   // The pool a node belongs to ("" none) and whether several select it.
   std::pair<const api::CapacityPool*, int> ownerLocked(const planners::NodeView& n) const;
+  // DRA: rebuilds the device inventory when slices or claims changed and re-derives the
+  // nodes of DRA pools from it; overlay of one raw node view.
+  void refreshDraLocked();
+  planners::NodeView effectiveLocked(const planners::NodeView& raw) const;
+  bool draPoolLocked(const api::CapacityPool& p) const;
+  bool ourClaimLocked(const std::string& claimKey) const;
+  void storeNodeLocked(planners::NodeView raw);
 
   CapacityCacheSources src_;
   TimeSourcePtr time_;
@@ -165,7 +205,8 @@ class CapacityCache {
   mutable std::mutex mu_;
   bool dirty_ = true;  // rebuild before the next Txn
   std::map<std::string, std::shared_ptr<const api::CapacityPool>> pools_;  // by name
-  std::map<std::string, std::shared_ptr<const planners::NodeView>> nodes_;
+  std::map<std::string, std::shared_ptr<const planners::NodeView>> nodes_;     // effective (DRA applied)
+  std::map<std::string, std::shared_ptr<const planners::NodeView>> rawNodes_;  // as the Node says
   std::map<std::string, std::shared_ptr<const planners::WorkerPod>> pods_;  // observed, "ns/name"
   std::map<std::string, Assumed> assumed_;                                  // not yet observed
   std::map<std::string, std::vector<planners::PoolHold>> holds_;            // reservation -> holds
@@ -176,6 +217,19 @@ class CapacityCache {
   std::unordered_map<std::string, std::string> applied_;    // worker key -> assignment in the inventory
   std::map<std::string, scheduling::Conflict> conflicts_;   // worker key -> refused claim
   CapacityCacheStats stats_;
+
+  // DRA state.
+  struct ClaimInfo {
+    dra::ResourceClaim claim;
+    bool waterline = false;  // managed-by waterline
+    std::string deployment, worker;
+  };
+  std::map<std::string, dra::ResourceSlice> slices_;  // by name
+  std::map<std::string, ClaimInfo> claims_;           // "ns/name"
+  std::map<std::string, std::string> claimOfWorker_;  // "ns/pod" -> its Waterline claim
+  bool draDirty_ = false;
+  dra::Inventory draInv_;
+  std::set<std::string> autoDraPools_;  // pools with unset allocation whose nodes publish slices
 };
 
 using CapacityCachePtr = std::shared_ptr<CapacityCache>;

@@ -66,6 +66,13 @@ struct NodeView {
   std::string gpuFaultTaint;
   // From the waterline.dev/unhealthy-gpus annotation: ascending, unique, in [0, gpuCount).
   std::vector<int> unhealthyGpus;
+  // DRA mode (set by the capacity cache from ResourceSlices and ResourceClaims, never by
+  // fromJson): the GPUs come from the driver's slices (gpuCount, gpuProduct,
+  // gpuMemoryMiB, unhealthyGpus as published), and heldGpus are held by claims that are
+  // not Waterline workers' (kube-scheduler's, another scheduler's): no new work there,
+  // but not a fault either (nobody moves).
+  bool dra = false;
+  std::vector<int> heldGpus;
   // Label or allocatable values that were ignored as invalid, one message each (the
   // capacity-pool controller logs them once per node version).
   std::vector<std::string> invalidValues;

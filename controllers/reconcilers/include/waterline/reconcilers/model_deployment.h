@@ -83,6 +83,8 @@ class ModelDeploymentReconciler final : public runtime::Reconciler {
  public:
   explicit ModelDeploymentReconciler(ModelDeploymentDeps deps);
   runtime::ReconcileResult reconcile(const runtime::Request& req) override;
+  // DRA: deletes the deployment's worker claims whose pod does not exist; "" or an error.
+  std::string deleteOrphanClaims(const runtime::Request& req);
   // Called (with the deployment's request) after creates failed and their assumed GPUs
   // were released; newModelDeploymentController enqueues the deployments waiting for
   // capacity. Set before the controller starts.

@@ -29,14 +29,17 @@ struct Shared {
   TimeSourcePtr time;
   runtime::ControllerOptions controllerOptions;
   cache::InformerPtr pools, nodes, workerPods, deployments, reservations;
+  cache::InformerPtr resourceSlices, resourceClaims;  // null: DRA off (not served, or disabled)
   capacity::CapacityCachePtr capacity;
   sources::PrometheusClientPtr prometheus;  // null: no Prometheus (no autoscaling input, no XIDs)
 };
 
-// Informers (from the manager's factory) and the capacity cache.
+// Informers (from the manager's factory) and the capacity cache. `dra`: read
+// ResourceSlices and ResourceClaims when the cluster serves resource.k8s.io/v1 (checked
+// with one list call).
 Shared setupShared(runtime::Manager& mgr, kube::ClientPtr client, runtime::EventRecorderPtr recorder,
                    TimeSourcePtr time, runtime::ControllerOptions opts,
-                   sources::PrometheusClientPtr prometheus = nullptr);
+                   sources::PrometheusClientPtr prometheus = nullptr, bool dra = true);
 
 void setupCapacityPoolController(runtime::Manager& mgr, const Shared& s);
 

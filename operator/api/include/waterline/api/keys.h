@@ -16,6 +16,7 @@ inline constexpr std::string_view kTemplateHash = "waterline.dev/template-hash";
 inline constexpr std::string_view kManagedBy = "app.kubernetes.io/managed-by";
 inline constexpr std::string_view kManagedByValue = "waterline";
 inline constexpr std::string_view kPartOf = "app.kubernetes.io/part-of";
+inline constexpr std::string_view kWorker = "waterline.dev/worker";  // on a worker's ResourceClaim: the pod's name
 }  // namespace labels
 
 // ---- Waterline annotations ----

@@ -44,6 +44,8 @@ inline const ResourceKind Event{"events.k8s.io", "v1", "events", "Event", true};
 inline const ResourceKind CustomResourceDefinition{"apiextensions.k8s.io", "v1",
                                                    "customresourcedefinitions",
                                                    "CustomResourceDefinition", false};
+inline const ResourceKind ResourceSlice{"resource.k8s.io", "v1", "resourceslices", "ResourceSlice", false};
+inline const ResourceKind ResourceClaim{"resource.k8s.io", "v1", "resourceclaims", "ResourceClaim", true};
 inline const ResourceKind CapacityPool{"waterline.dev", "v1alpha1", "capacitypools",
                                        "CapacityPool", false};
 inline const ResourceKind ModelDeployment{"waterline.dev", "v1alpha1", "modeldeployments",

@@ -35,6 +35,7 @@ struct OperatorConfig {
   Duration resyncPeriod = std::chrono::minutes(10);  // 0: no periodic resync
 
   bool activeHealthProbes = false;
+  bool dra = true;  // read ResourceSlices / ResourceClaims when resource.k8s.io/v1 is served
   std::string prometheusUrl;  // "": $WATERLINE_PROMETHEUS_URL (read by main)
   Duration prometheusTimeout = std::chrono::seconds(5);
   Duration xidPollPeriod = std::chrono::seconds(30);
