@@ -76,6 +76,9 @@ jqcheck "ClusterRole rules are exactly the justified set (helm.rbac_audit: each 
     {g: ["waterline.dev"], r: ["capacitypools/status","modeldeployments/status","ptureservations/status"], v: ["patch"]},
     {g: ["waterline.dev"], r: ["routingtables"], v: ["create","delete","get","list","patch","watch"]},
     {g: [""], r: ["pods"], v: ["create","delete","get","list","patch","watch"]},
+    {g: ["resource.k8s.io"], r: ["resourceslices"], v: ["list","watch"]},
+    {g: ["resource.k8s.io"], r: ["resourceclaims"], v: ["create","delete","list","patch","watch"]},
+    {g: ["resource.k8s.io"], r: ["resourceclaims/status"], v: ["patch"]},
     {g: [""], r: ["pods/eviction"], v: ["create"]},
     {g: [""], r: ["nodes"], v: ["list","patch","watch"]},
     {g: [""], r: ["events"], v: ["create","patch"]}]'
