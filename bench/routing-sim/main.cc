@@ -827,7 +827,7 @@ int usage() {
                "  [--seed=N] [--tensor-parallel=2|4|8] [--replicas=6,4,6] [--peak-load=1.3] [--peak-hours=10,12,17]\n"
                "  [--balanced-peak-load=0.8] [--balanced-peak-hours=10,18,2] [--region-load=1,1,1] [--slo-ms=2000]\n"
                "  [--long-prompts=chunk|drop] [--kv-cache-tokens=N] [--choice=latency|utilization]\n"
-               "  [--local-tolerance-ms=250] [--near-equal-ms=50]\n");
+               "  [--local-tolerance-ms=250] [--near-equal-ms=50] [--max-queue-ms=0]\n");
   return 2;
 }
 
@@ -890,6 +890,7 @@ int main(int argc, char** argv) {
       latencyChoice = v == "latency";
     } else if (flag("--local-tolerance-ms")) lat.localToleranceMs = std::atof(v.c_str());
     else if (flag("--near-equal-ms")) lat.nearEqualMs = std::atof(v.c_str());
+    else if (flag("--max-queue-ms")) lat.maxQueueMs = std::atof(v.c_str());
     else if (a == "--quick") quick = true;
     else return usage();
   }

@@ -187,9 +187,15 @@ PoolChoice choosePools(const DeploymentRoutes& d, SystemTime now, const Selectio
       continue;
     }
     Cand c{e, u};
-    if (byLatency)
-      c.est = estimateTtft(opts.latency, *e, promptTokens, extra * e->capacityTokensPerMinute, now - e->heartbeatTime)
-                  .totalMs();
+    if (byLatency) {
+      const auto est =
+          estimateTtft(opts.latency, *e, promptTokens, extra * e->capacityTokensPerMinute, now - e->heartbeatTime);
+      c.est = est.totalMs();
+      if (opts.latency.maxQueueMs > 0 && est.queueMs > opts.latency.maxQueueMs) {
+        saturated.push_back(c);
+        continue;
+      }
+    }
     if (preferred && !inScope(*preferred, *e)) outPref.push_back(c);
     else inPref.push_back(c);
   }

@@ -54,6 +54,7 @@ namespace waterline::routing {
 // + what the caller sent there since the entry's heartbeat (the adjust function's extra
 // utilization x capacity) - what the pool's spare capacity (capacity - load) drained in
 // the time since that heartbeat, never below 0.
+// With maxQueueMs > 0, a pool whose queue estimate exceeds it is not eligible.
 // Locality: when an eligible pool in the client's region estimates within
 // localToleranceMs of the best estimate, the choice stays in the client's region; else,
 // when one in the client's data zone does, in the zone; else anywhere. Among the pools
@@ -73,6 +74,11 @@ struct LatencyModel {
   double meanRequestTokens = 2000;       // weighted tokens per queued request when only queuedRequests is published
   double localToleranceMs = 250;         // stay local while within this of the best estimate
   double nearEqualMs = 50;               // the power-of-two-choices band
+  // A second hard limit beside maxUtilization: a pool whose estimated queueing delay
+  // (network and the request's own prefill excluded) is above this is not eligible (it
+  // goes to `saturated`): a request that would wait longer is better spilled or
+  // answered 429 than queued. 0: off.
+  double maxQueueMs = 0;
 };
 
 // One pool's estimate for one request, in ms.
