@@ -218,5 +218,24 @@ TEST(LatencyChoice, OwnSendsSinceTheHeartbeatSpreadTheLoad) {
     EXPECT_EQ(choosePools(d, t0(), o, rand, std::nullopt, adjust).primary()->pool, "eu-west-b");
 }
 
+TEST(LatencyFields, RoundTripAndAreOmittedWhenUnknown) {
+  auto d = deployment("d", DeploymentType::Global, {entry("eu-west-h100", "eu-west", "EU", 0.5)});
+  auto plain = d.toJson();
+  EXPECT_FALSE(plain["entries"][0].contains("queuedRequests"));
+  EXPECT_FALSE(plain["entries"][0].contains("queuedTokens"));
+  EXPECT_FALSE(plain["entries"][0].contains("prefillTokensPerSecond"));
+  d.entries[0].queuedRequests = 3;
+  d.entries[0].queuedTokens = 12'345;
+  d.entries[0].prefillTokensPerSecond = 8'700;
+  auto back = DeploymentRoutes::fromJson(d.toJson());
+  ASSERT_TRUE(back.has_value()) << back.error();
+  EXPECT_EQ(back->entries[0].queuedRequests, 3);
+  EXPECT_EQ(back->entries[0].queuedTokens, 12'345);
+  EXPECT_EQ(back->entries[0].prefillTokensPerSecond, 8'700);
+  auto bad = d.toJson();
+  bad["entries"][0]["queuedTokens"] = -1;
+  EXPECT_FALSE(DeploymentRoutes::fromJson(bad).has_value());
+}
+
 }  // namespace
 }  // namespace waterline::routing
