@@ -827,7 +827,7 @@ int usage() {
                "  [--seed=N] [--tensor-parallel=2|4|8] [--replicas=6,4,6] [--peak-load=1.3] [--peak-hours=10,12,17]\n"
                "  [--balanced-peak-load=0.8] [--balanced-peak-hours=10,18,2] [--region-load=1,1,1] [--slo-ms=2000]\n"
                "  [--long-prompts=chunk|drop] [--kv-cache-tokens=N] [--choice=latency|utilization]\n"
-               "  [--local-tolerance-ms=250] [--near-equal-ms=50] [--max-queue-ms=0]\n");
+               "  [--local-tolerance-ms=250] [--near-equal-ms=50] [--max-queue-ms=0] [--max-remote-queue-ms=500]\n");
   return 2;
 }
 
@@ -851,6 +851,9 @@ int main(int argc, char** argv) {
   routing::LatencyModel lat;
   lat.localToleranceMs = 250;
   lat.nearEqualMs = 50;
+  // Leave the region only for a pool whose estimated queue is under a quarter of the
+  // default 2 s TTFT SLO (docs/performance.md shows other values).
+  lat.maxRemoteQueueMs = 500;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     std::string v;
@@ -891,6 +894,7 @@ int main(int argc, char** argv) {
     } else if (flag("--local-tolerance-ms")) lat.localToleranceMs = std::atof(v.c_str());
     else if (flag("--near-equal-ms")) lat.nearEqualMs = std::atof(v.c_str());
     else if (flag("--max-queue-ms")) lat.maxQueueMs = std::atof(v.c_str());
+    else if (flag("--max-remote-queue-ms")) lat.maxRemoteQueueMs = std::atof(v.c_str());
     else if (a == "--quick") quick = true;
     else return usage();
   }

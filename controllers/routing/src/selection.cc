@@ -191,7 +191,9 @@ PoolChoice choosePools(const DeploymentRoutes& d, SystemTime now, const Selectio
       const auto est =
           estimateTtft(opts.latency, *e, promptTokens, extra * e->capacityTokensPerMinute, now - e->heartbeatTime);
       c.est = est.totalMs();
-      if (opts.latency.maxQueueMs > 0 && est.queueMs > opts.latency.maxQueueMs) {
+      const bool remote = e->region != opts.latency.clientRegion || opts.latency.clientRegion.empty();
+      if ((opts.latency.maxQueueMs > 0 && est.queueMs > opts.latency.maxQueueMs) ||
+          (remote && opts.latency.maxRemoteQueueMs > 0 && est.queueMs > opts.latency.maxRemoteQueueMs)) {
         saturated.push_back(c);
         continue;
       }

@@ -173,6 +173,11 @@ bytes with an optional unit (K, M, G, Ki, Mi, Gi: 4Mi).)");
                  "latency choice: a pool whose estimated queueing delay is above this is treated as saturated (0: off)")
       ->check(CLI::Range(0.0, 3600000.0))
       ->capture_default_str();
+  app.add_option("--max-remote-queue-ms", c.selection.latency.maxRemoteQueueMs,
+                 "latency choice: a pool outside --region whose estimated queueing delay is above this is treated as "
+                 "saturated (0: off)")
+      ->check(CLI::Range(0.0, 3600000.0))
+      ->capture_default_str();
   app.add_option("--prefill-tokens-per-second", c.selection.latency.prefillTokensPerSecond,
                  "latency choice: one replica's prefill speed when its routing entry publishes none")
       ->check(CLI::Range(1.0, 1e9))

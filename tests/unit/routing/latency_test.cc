@@ -172,6 +172,28 @@ TEST(LatencyChoice, MaxUtilizationStaysAHardLimit) {
             (std::vector<std::string>{"us-east-h100"}));
 }
 
+TEST(LatencyChoice, QueueLimitsMakePoolsSaturated) {
+  // eu-west (local): 1.2 s of queue; us-east (remote): 0.6 s.
+  auto d = deployment("d", DeploymentType::Global,
+                      {entry("eu-west-h100", "eu-west", "EU", 0.5), entry("us-east-h100", "us-east", "US", 0.5)});
+  for (auto& e : d.entries) e.queuedTokens = (e.pool == "eu-west-h100" ? 1.2 : 0.6) * (1e6 / 60);
+  SelectionOptions o;
+  o.latency = euWestClient();
+  EXPECT_EQ(pools(choosePools(d, t0(), o, seededRandom(1))), (std::vector<std::string>{"us-east-h100", "eu-west-h100"}));
+  // maxQueueMs applies to every pool.
+  o.latency.maxQueueMs = 1000;
+  auto c = choosePools(d, t0(), o, seededRandom(1));
+  EXPECT_EQ(pools(c), (std::vector<std::string>{"us-east-h100"}));
+  ASSERT_EQ(c.saturated.size(), 1u);
+  EXPECT_EQ(c.saturated[0]->pool, "eu-west-h100");
+  // maxRemoteQueueMs only to pools outside the client's region: the local one stays.
+  o.latency.maxQueueMs = 0;
+  o.latency.maxRemoteQueueMs = 500;
+  EXPECT_EQ(pools(choosePools(d, t0(), o, seededRandom(1))), (std::vector<std::string>{"eu-west-h100"}));
+  o.latency.maxRemoteQueueMs = 700;
+  EXPECT_EQ(choosePools(d, t0(), o, seededRandom(1)).primary()->pool, "us-east-h100");
+}
+
 TEST(LatencyChoice, TypeStillLimitsThePools) {
   auto d = deployment("d", DeploymentType::Standard,
                       {entry("eu-west-h100", "eu-west", "EU", 0.5), entry("us-east-h100", "us-east", "US", 0.1)},

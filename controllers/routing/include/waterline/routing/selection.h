@@ -79,6 +79,12 @@ struct LatencyModel {
   // goes to `saturated`): a request that would wait longer is better spilled or
   // answered 429 than queued. 0: off.
   double maxQueueMs = 0;
+  // The same limit for pools outside the client's region only: a request leaves its
+  // region only for a pool whose estimated queue is at most this (0: off). The client's
+  // own region is used up to maxUtilization (and maxQueueMs) as without the latency
+  // model, so leaving the region can only add capacity that is actually idle: it never
+  // sends a request into a queue it would not have met at home.
+  double maxRemoteQueueMs = 0;
 };
 
 // One pool's estimate for one request, in ms.
