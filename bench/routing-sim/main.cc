@@ -802,7 +802,7 @@ struct Regime {
 
 void printModes(const std::vector<RegionSpec>& regions, std::vector<ModeResult>& results) {
   std::printf("%-9s %9s %9s %9s %8s %9s %9s %8s %8s %8s %9s\n", "mode", "TTFT p50", "TTFT p99", "goodput", "429", "e2e p50",
-              "e2e p99", "GPU", "x-region", "x-zone", "requests");
+              "e2e p99", "busy", "x-region", "x-zone", "requests");
   for (auto& r : results) {
     const double n = static_cast<double>(r.requests);
     std::printf("%-9s %6.0f ms %6.0f ms %8.2f%% %7.2f%% %6.0f ms %6.0f ms %7.1f%% %7.1f%% %7.1f%% %9zu\n", r.mode.c_str(),
@@ -810,7 +810,7 @@ void printModes(const std::vector<RegionSpec>& regions, std::vector<ModeResult>&
                 100.0 * static_cast<double>(r.rejected) / n, pct(r.e2eMs, 0.5), pct(r.e2eMs, 0.99), 100 * r.gpuBusy,
                 100.0 * static_cast<double>(r.crossRegion) / n, 100.0 * static_cast<double>(r.crossZone) / n, r.requests);
   }
-  std::printf("per region (TTFT p99 / 429 rate / pool GPU busy):\n");
+  std::printf("per region (TTFT p99 / 429 rate / share of time its workers were prefilling or decoding):\n");
   for (size_t i = 0; i < regions.size(); ++i) {
     std::printf("  %-8s", regions[i].name.c_str());
     for (auto& r : results)

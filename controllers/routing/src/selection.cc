@@ -178,8 +178,7 @@ PoolChoice choosePools(const DeploymentRoutes& d, SystemTime now, const Selectio
   std::vector<Cand> inPref, outPref, saturated;
   for (auto* e : fresh) {
     if (!e->healthy || e->endpoints.empty()) continue;
-    double extra = adjust ? std::max(0.0, adjust(*e)) : 0.0;
-    if (!std::isfinite(extra)) extra = 0;
+    const double extra = adjust ? std::max(0.0, adjust(*e)) : 0.0;  // an infinite one saturates
     const double u = e->utilization + extra;
     const bool under = u < e->maxUtilization && e->weight > 0 && std::isfinite(u);
     if (!under) {
@@ -189,7 +188,8 @@ PoolChoice choosePools(const DeploymentRoutes& d, SystemTime now, const Selectio
     Cand c{e, u};
     if (byLatency) {
       const auto est =
-          estimateTtft(opts.latency, *e, promptTokens, extra * e->capacityTokensPerMinute, now - e->heartbeatTime);
+          estimateTtft(opts.latency, *e, promptTokens, std::isfinite(extra) ? extra * e->capacityTokensPerMinute : 0.0,
+                       now - e->heartbeatTime);
       c.est = est.totalMs();
       const bool remote = e->region != opts.latency.clientRegion || opts.latency.clientRegion.empty();
       if ((opts.latency.maxQueueMs > 0 && est.queueMs > opts.latency.maxQueueMs) ||

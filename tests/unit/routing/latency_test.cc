@@ -2,6 +2,7 @@
 // the locality tolerance.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
 
 #include "fixtures.h"
@@ -192,6 +193,20 @@ TEST(LatencyChoice, QueueLimitsMakePoolsSaturated) {
   EXPECT_EQ(pools(choosePools(d, t0(), o, seededRandom(1))), (std::vector<std::string>{"eu-west-h100"}));
   o.latency.maxRemoteQueueMs = 700;
   EXPECT_EQ(choosePools(d, t0(), o, seededRandom(1)).primary()->pool, "us-east-h100");
+}
+
+TEST(LatencyChoice, AnInfiniteAdjustmentSaturatesAndANaNOneIsIgnored) {
+  auto d = deployment("d", DeploymentType::Global,
+                      {entry("eu-west-h100", "eu-west", "EU", 0.5), entry("us-east-h100", "us-east", "US", 0.5)});
+  SelectionOptions o;
+  o.latency = euWestClient();
+  UtilizationAdjustFn inf = [](const RoutingEntry& e) {
+    return e.pool == "eu-west-h100" ? std::numeric_limits<double>::infinity() : 0.0;
+  };
+  auto c = choosePools(d, t0(), o, seededRandom(1), std::nullopt, inf);
+  EXPECT_EQ(pools(c), (std::vector<std::string>{"us-east-h100"}));
+  UtilizationAdjustFn nan = [](const RoutingEntry&) { return std::numeric_limits<double>::quiet_NaN(); };
+  EXPECT_EQ(choosePools(d, t0(), o, seededRandom(1), std::nullopt, nan).primary()->pool, "eu-west-h100");
 }
 
 TEST(LatencyChoice, TypeStillLimitsThePools) {
