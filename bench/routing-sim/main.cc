@@ -440,6 +440,7 @@ struct ModeResult {
 struct SimParams {
   double start = 0, dur = 86400, publishSeconds = 10, sloMs = 2000;
   bool latencyChoice = true;
+  bool publishQueue = true;       // false: only load and utilisation, as the operator publishes today
   routing::LatencyModel latency;  // clientRegion/zone set per region's router
   ReplicaCapacity cap;
 };
@@ -560,8 +561,8 @@ ModeResult simulateMode(api::DeploymentType type, const std::vector<RegionSpec>&
             auto& e = deps[i].entries[entryOf[i][j]];
             e.loadTokensPerMinute = load;
             e.utilization = p.capacityTpm > 0 ? load / p.capacityTpm : 1;
-            e.queuedTokens = queuedTokens;
-            e.queuedRequests = queuedRequests;
+            e.queuedTokens = sp.publishQueue ? queuedTokens : 0;
+            e.queuedRequests = sp.publishQueue ? queuedRequests : 0;
             e.heartbeatTime = sysAt(now);
           }
         }
@@ -827,7 +828,8 @@ int usage() {
                "  [--seed=N] [--tensor-parallel=2|4|8] [--replicas=6,4,6] [--peak-load=1.3] [--peak-hours=10,12,17]\n"
                "  [--balanced-peak-load=0.8] [--balanced-peak-hours=10,18,2] [--region-load=1,1,1] [--slo-ms=2000]\n"
                "  [--long-prompts=chunk|drop] [--kv-cache-tokens=N] [--choice=latency|utilization]\n"
-               "  [--local-tolerance-ms=250] [--near-equal-ms=50] [--max-queue-ms=0] [--max-remote-queue-ms=500]\n");
+               "  [--local-tolerance-ms=250] [--near-equal-ms=50] [--max-queue-ms=0] [--max-remote-queue-ms=500]\n"
+               "  [--publish-queue=true|false]\n");
   return 2;
 }
 
@@ -848,6 +850,7 @@ int main(int argc, char** argv) {
   LongPrompts longPrompts = LongPrompts::Chunk;
   double kvCacheTokens = 0;  // 0: derived
   bool latencyChoice = true;
+  bool publishQueue = true;
   routing::LatencyModel lat;
   lat.localToleranceMs = 250;
   lat.nearEqualMs = 50;
@@ -895,6 +898,10 @@ int main(int argc, char** argv) {
     else if (flag("--near-equal-ms")) lat.nearEqualMs = std::atof(v.c_str());
     else if (flag("--max-queue-ms")) lat.maxQueueMs = std::atof(v.c_str());
     else if (flag("--max-remote-queue-ms")) lat.maxRemoteQueueMs = std::atof(v.c_str());
+    else if (flag("--publish-queue")) {
+      if (v != "true" && v != "false") return usage();
+      publishQueue = v == "true";
+    }
     else if (a == "--quick") quick = true;
     else return usage();
   }
@@ -1000,9 +1007,10 @@ int main(int argc, char** argv) {
     const double start = hours >= 24 ? 0.0 : regions[busiest].peakHour * 3600.0 - hours * 1800.0;
     auto arrivals = makeArrivals(trace, regions, start, hours * 3600.0, seed);
     std::printf("\n== regime %s: peak demand %.2f x capacity in the busiest region (%s), %.0f simulated hours from "
-                "%02.0f:00 UTC, %zu requests, published every %.0f s, maxUtilization 0.9, SLO %.0f ms, choice %s\n",
+                "%02.0f:00 UTC, %zu requests, published every %.0f s, maxUtilization 0.9, SLO %.0f ms, choice %s%s\n",
                 g.label.c_str(), g.peakLoad, regions[busiest].name.c_str(), hours, std::fmod(start / 3600.0 + 24.0, 24.0),
-                arrivals.size(), publishSeconds, sloMs, latencyChoice ? "latency" : "utilization");
+                arrivals.size(), publishSeconds, sloMs, latencyChoice ? "latency" : "utilization",
+                publishQueue ? "" : ", queues not published");
     for (const auto& r : regions)
       std::printf("  region %-8s zone %s: %d replicas (%.2f req/s), peak %.2f req/s (%.2f x) at %02.0f:00 UTC\n",
                   r.name.c_str(), r.zone.c_str(), r.workers, r.workers * cap.requestsPerSecond, traceRate * r.scale,
@@ -1013,6 +1021,7 @@ int main(int argc, char** argv) {
     sp.publishSeconds = publishSeconds;
     sp.sloMs = sloMs;
     sp.latencyChoice = latencyChoice;
+    sp.publishQueue = publishQueue;
     sp.latency = lat;
     sp.cap = cap;
     Out o{g, {}};
