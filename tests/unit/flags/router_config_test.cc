@@ -77,6 +77,35 @@ TEST(RouterFlags, ParsesEveryFlag) {
   }
 }
 
+TEST(RouterFlags, LatencyChoice) {
+  auto d = parseFlags({});
+  ASSERT_TRUE(d);
+  EXPECT_FALSE(d->selection.latency.enabled);  // least utilisation unless asked
+  auto c = parseFlags({"--pool-choice=latency", "--region=eu-west", "--data-zone=EU",
+                       "--region-rtt=eu-west/eu-north=31,eu-west/us-east=95.5", "--local-tolerance-ms=300",
+                       "--near-equal-ms=20", "--max-queue-ms=4000", "--max-remote-queue-ms=500",
+                       "--prefill-tokens-per-second=12000"});
+  ASSERT_TRUE(c) << c.error();
+  const auto& m = c->selection.latency;
+  EXPECT_TRUE(m.enabled);
+  EXPECT_EQ(m.clientRegion, "eu-west");
+  EXPECT_EQ(m.clientZone, "EU");
+  ASSERT_EQ(m.rttMs.size(), 2u);
+  EXPECT_DOUBLE_EQ(m.rttMs.at({"eu-west", "eu-north"}), 31);
+  EXPECT_DOUBLE_EQ(m.rttMs.at({"eu-west", "us-east"}), 95.5);
+  EXPECT_DOUBLE_EQ(m.localToleranceMs, 300);
+  EXPECT_DOUBLE_EQ(m.nearEqualMs, 20);
+  EXPECT_DOUBLE_EQ(m.maxQueueMs, 4000);
+  EXPECT_DOUBLE_EQ(m.maxRemoteQueueMs, 500);
+  EXPECT_DOUBLE_EQ(m.prefillTokensPerSecond, 12000);
+  for (const char* bad : {"--region-rtt=eu-west=30", "--region-rtt=a/b=", "--region-rtt=a/b=-1", "--region-rtt=/b=3",
+                          "--region-rtt=a/=3", "--pool-choice=nearest"}) {
+    auto e = parseFlags({bad});
+    ASSERT_FALSE(e) << bad;
+    EXPECT_NE(e.error().find(std::string(bad).substr(2, std::string(bad).find('=') - 2)), std::string::npos) << e.error();
+  }
+}
+
 TEST(RouterFlags, Limits) {
   auto d = parseFlags({});
   ASSERT_TRUE(d);
