@@ -1,0 +1,104 @@
+#include "waterline/routing/ptu_shares.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+namespace waterline::routing {
+
+std::map<std::string, double> computeShares(double limit, const std::vector<ShareReport>& reports, int64_t nowMs,
+                                            const ShareParams& p) {
+  std::map<std::string, const ShareReport*> live;  // one per replica: its newest fresh report
+  for (const auto& r : reports) {
+    if (r.replica.empty()) continue;
+    if (nowMs - r.atMs > p.staleAfterMs) continue;
+    auto& slot = live[r.replica];
+    if (!slot || r.atMs > slot->atMs) slot = &r;
+  }
+  std::map<std::string, double> out;
+  if (live.empty()) return out;
+  const double n = static_cast<double>(live.size());
+  auto sane = [](double v) { return std::isfinite(v) ? std::max(0.0, v) : 0.0; };
+  if (!(limit > 0) || !std::isfinite(limit)) {
+    for (const auto& [id, r] : live) out[id] = 1.0 / n;
+    return out;
+  }
+  double used = 0, demand = 0;
+  for (const auto& [id, r] : live) {
+    used += sane(r->used);
+    demand += sane(r->demandPerSec);
+  }
+  const double floor = std::clamp(p.floor, 0.0, 1.0);
+  if (used >= limit) {
+    for (const auto& [id, r] : live) out[id] = used > 0 ? sane(r->used) / used : 1.0 / n;
+  } else {
+    const double room = 1.0 - used / limit;
+    for (const auto& [id, r] : live) {
+      double w = demand > 0 ? (1.0 - floor) * sane(r->demandPerSec) / demand + floor / n : 1.0 / n;
+      out[id] = sane(r->used) / limit + w * room;
+    }
+  }
+  // Floor at minShare, then renormalise so the shares sum to 1.
+  double sum = 0;
+  for (auto& [id, s] : out) {
+    s = std::max(s, p.minShare);
+    sum += s;
+  }
+  for (auto& [id, s] : out) s /= sum;
+  return out;
+}
+
+std::optional<double> shareOf(const std::string& self, double limit, const std::vector<ShareReport>& reports,
+                              int64_t nowMs, const ShareParams& p) {
+  auto shares = computeShares(limit, reports, nowMs, p);
+  auto it = shares.find(self);
+  if (it == shares.end()) return std::nullopt;
+  return it->second;
+}
+
+double DemandRate::update(double cumulativeTokens, int64_t nowMs) {
+  if (!started_ || nowMs <= lastMs_ || cumulativeTokens < lastTotal_) {
+    if (!started_ || cumulativeTokens < lastTotal_) {
+      started_ = true;
+      lastTotal_ = cumulativeTokens;
+      lastMs_ = nowMs;
+    }
+    return rate_;
+  }
+  const double dt = static_cast<double>(nowMs - lastMs_) / 1000.0;
+  const double inst = (cumulativeTokens - lastTotal_) / dt;
+  const double a = tau_ > 0 ? 1.0 - std::exp(-dt / tau_) : 1.0;
+  rate_ += a * (inst - rate_);
+  lastTotal_ = cumulativeTokens;
+  lastMs_ = nowMs;
+  return rate_;
+}
+
+std::string encodeReport(const ShareReport& r) {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "%lld %.3f %.3f", static_cast<long long>(r.atMs), r.used, r.demandPerSec);
+  return buf;
+}
+
+std::optional<ShareReport> decodeReport(const std::string& replica, const std::string& value) {
+  ShareReport r;
+  r.replica = replica;
+  const char* s = value.c_str();
+  char* end = nullptr;
+  long long at = std::strtoll(s, &end, 10);
+  if (end == s) return std::nullopt;
+  s = end;
+  double used = std::strtod(s, &end);
+  if (end == s) return std::nullopt;
+  s = end;
+  double demand = std::strtod(s, &end);
+  if (end == s) return std::nullopt;
+  if (!std::isfinite(used) || !std::isfinite(demand) || used < 0 || demand < 0) return std::nullopt;
+  r.atMs = at;
+  r.used = used;
+  r.demandPerSec = demand;
+  return r;
+}
+
+}  // namespace waterline::routing
