@@ -282,6 +282,20 @@ void AdmissionController::setReservationShare(const std::string& key, std::optio
   if (s != states_.end() && it != infos_.end()) s->second->limiter->reconfigure(configFor(it->second), now);
 }
 
+double AdmissionController::takeLargest(const std::string& key) {
+  std::shared_lock lk(mu_);
+  auto it = states_.find(key);
+  return it == states_.end() ? 0.0 : it->second->largest.exchange(0, std::memory_order_relaxed);
+}
+
+void AdmissionController::noteDemand(State& st, double tokens) {
+  if (!std::isfinite(tokens) || !(tokens > 0)) return;
+  st.demanded.fetch_add(tokens, std::memory_order_relaxed);
+  double cur = st.largest.load(std::memory_order_relaxed);
+  while (tokens > cur && !st.largest.compare_exchange_weak(cur, tokens, std::memory_order_relaxed)) {
+  }
+}
+
 double AdmissionController::share() const {
   std::shared_lock lk(mu_);
   return share_;
@@ -308,7 +322,7 @@ Admission AdmissionController::admit(const DeploymentRoutes& d, double tokens, M
       a.ticket = *t;
       a.scope = info->scope;
       st->admitted.fetch_add(1, std::memory_order_relaxed);
-      if (std::isfinite(tokens) && tokens > 0) st->demanded.fetch_add(tokens, std::memory_order_relaxed);
+      noteDemand(*st, tokens);
       break;
     }
   }
@@ -324,7 +338,7 @@ Admission AdmissionController::admit(const DeploymentRoutes& d, double tokens, M
   if (a.outcome == AdmitOutcome::Admitted) return a;
   a.reservation = states.front().first->reservation;
   a.retryAfter = retry;
-  if (std::isfinite(tokens) && tokens > 0) states.front().second->demanded.fetch_add(tokens, std::memory_order_relaxed);
+  noteDemand(*states.front().second, tokens);
   if (d.spillover) {
     a.outcome = AdmitOutcome::Spill;
     states.front().second->spilled.fetch_add(1, std::memory_order_relaxed);
@@ -351,6 +365,7 @@ std::map<std::string, ReservationStats> AdmissionController::stats(MonotonicTime
     rs.limit = s->limiter->limit();
     rs.used = s->limiter->used(now);
     rs.demanded = s->demanded.load(std::memory_order_relaxed);
+    rs.largest = s->largest.load(std::memory_order_relaxed);
     auto cfg = s->limiter->config();
     rs.share = cfg.share;
     cfg.share = 1.0;

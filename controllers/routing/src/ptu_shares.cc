@@ -24,20 +24,34 @@ std::map<std::string, double> computeShares(double limit, const std::vector<Shar
     for (const auto& [id, r] : live) out[id] = 1.0 / n;
     return out;
   }
-  double used = 0, demand = 0;
+  double used = 0, demand = 0, largest = 0;
   for (const auto& [id, r] : live) {
     used += sane(r->used);
     demand += sane(r->demandPerSec);
+    largest = std::max(largest, sane(r->largest));
   }
   const double floor = std::clamp(p.floor, 0.0, 1.0);
   if (used >= limit) {
     for (const auto& [id, r] : live) out[id] = used > 0 ? sane(r->used) / used : 1.0 / n;
   } else {
     const double room = 1.0 - used / limit;
+    std::map<std::string, double> slice;  // of the room, as fractions of L
     for (const auto& [id, r] : live) {
       double w = demand > 0 ? (1.0 - floor) * sane(r->demandPerSec) / demand + floor / n : 1.0 / n;
-      out[id] = sane(r->used) / limit + w * room;
+      slice[id] = w * room;
     }
+    // Every slice at least m, taken from the slices above m in proportion to their excess.
+    const double m = std::min(largest / limit, room / n);
+    double deficit = 0, excess = 0;
+    for (const auto& [id, v] : slice) {
+      if (v < m) deficit += m - v;
+      else excess += v - m;
+    }
+    if (deficit > 0 && excess > 0) {
+      const double take = std::min(1.0, deficit / excess);
+      for (auto& [id, v] : slice) v = v < m ? m : v - (v - m) * take;
+    }
+    for (const auto& [id, r] : live) out[id] = sane(r->used) / limit + slice[id];
   }
   // Floor at minShare, then renormalise so the shares sum to 1.
   double sum = 0;
@@ -76,8 +90,9 @@ double DemandRate::update(double cumulativeTokens, int64_t nowMs) {
 }
 
 std::string encodeReport(const ShareReport& r) {
-  char buf[128];
-  std::snprintf(buf, sizeof buf, "%lld %.3f %.3f", static_cast<long long>(r.atMs), r.used, r.demandPerSec);
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%lld %.3f %.3f %.3f", static_cast<long long>(r.atMs), r.used, r.demandPerSec,
+                r.largest);
   return buf;
 }
 
@@ -94,6 +109,10 @@ std::optional<ShareReport> decodeReport(const std::string& replica, const std::s
   s = end;
   double demand = std::strtod(s, &end);
   if (end == s) return std::nullopt;
+  s = end;
+  double largest = std::strtod(s, &end);  // optional (older reports have three fields)
+  if (end == s || !std::isfinite(largest) || largest < 0) largest = 0;
+  r.largest = largest;
   if (!std::isfinite(used) || !std::isfinite(demand) || used < 0 || demand < 0) return std::nullopt;
   r.atMs = at;
   r.used = used;

@@ -66,7 +66,9 @@ TEST(PtuShares, TheRoomFollowsDemand) {
 
 TEST(PtuShares, NoShareFallsBelowWhatTheReplicaAlreadyHolds) {
   // a holds half the window but has no demand now; b wants everything.
-  auto s = computeShares(kL, {rep("a", 300'000, 0), rep("b", 100'000, 5000)}, kNow);
+  ShareParams p;
+  p.floor = 0.3;
+  auto s = computeShares(kL, {rep("a", 300'000, 0), rep("b", 100'000, 5000)}, kNow, p);
   EXPECT_GE(s["a"] * kL, 300'000);
   EXPECT_GE(s["b"] * kL, 100'000);
   // The room (200,000) goes mostly to b, the floor's part evenly.
@@ -77,7 +79,9 @@ TEST(PtuShares, NoShareFallsBelowWhatTheReplicaAlreadyHolds) {
 TEST(PtuShares, IdleReplicaKeepsAFloorSoANewBurstIsAdmitted) {
   // a took nearly everything in the last seconds; c has been idle. c still gets
   // floor/N of the room, enough for requests until the next exchange moves more to it.
-  auto s = computeShares(kL, {rep("a", 200'000, 10'000), rep("b", 0, 0), rep("c", 0, 0)}, kNow);
+  ShareParams p;
+  p.floor = 0.3;
+  auto s = computeShares(kL, {rep("a", 200'000, 10'000), rep("b", 0, 0), rep("c", 0, 0)}, kNow, p);
   const double room = kL - 200'000;
   EXPECT_NEAR(s["c"] * kL, room * 0.3 / 3, 1e-6);
   // And with a real limiter: c admits a 20,000-token burst at once.
@@ -93,6 +97,25 @@ TEST(PtuShares, IdleReplicaKeepsAFloorSoANewBurstIsAdmitted) {
   none.floor = 0;
   auto z = computeShares(kL, {rep("a", 200'000, 10'000), rep("b", 0, 0), rep("c", 0, 0)}, kNow, none);
   EXPECT_LT(z["c"] * kL, 1.0);
+}
+
+TEST(PtuShares, EverySliceHoldsTheLargestRequestWhileTheRoomAllows) {
+  ShareParams p;
+  p.floor = 0;
+  // All demand on a; c's slice would be 0, but b reported a 50,000-token request.
+  std::vector<ShareReport> r = {rep("a", 0, 1000), rep("b", 0, 0), rep("c", 0, 0)};
+  r[1].largest = 50'000;
+  auto s = computeShares(kL, r, kNow, p);
+  EXPECT_NEAR(sum(s), 1.0, 1e-9);
+  EXPECT_NEAR(s["c"] * kL, 50'000, 1e-6);
+  EXPECT_NEAR(s["b"] * kL, 50'000, 1e-6);
+  EXPECT_NEAR(s["a"] * kL, kL - 100'000, 1e-6);
+  // Little room: the slices are at most an even split of it.
+  r[0].used = 540'000;
+  s = computeShares(kL, r, kNow, p);
+  EXPECT_NEAR(sum(s), 1.0, 1e-9);
+  EXPECT_NEAR(s["c"] * kL, 20'000, 1e-6);
+  EXPECT_NEAR(s["a"] * kL, 540'000 + 20'000, 1e-6);
 }
 
 TEST(PtuShares, StalePeersAreDropped) {
@@ -127,11 +150,14 @@ TEST(PtuShares, BrokenValuesDoNotPoisonTheShares) {
 
 TEST(PtuShares, ReportsRoundTripThroughTheirEncoding) {
   ShareReport r = rep("router-1", 12345.5, 678.25, 1733600000123);
+  r.largest = 4096;
   auto d = decodeReport("router-1", encodeReport(r));
   ASSERT_TRUE(d);
   EXPECT_EQ(d->atMs, r.atMs);
   EXPECT_NEAR(d->used, r.used, 1e-3);
   EXPECT_NEAR(d->demandPerSec, r.demandPerSec, 1e-3);
+  EXPECT_NEAR(d->largest, 4096, 1e-3);
+  EXPECT_EQ(decodeReport("x", "12 5 3")->largest, 0);  // three fields: no largest
   EXPECT_FALSE(decodeReport("x", ""));
   EXPECT_FALSE(decodeReport("x", "12 abc"));
   EXPECT_FALSE(decodeReport("x", "12 5 -3"));
@@ -255,6 +281,9 @@ TEST(Admission, ReservationShareOverridesTheCommonShareAndCountsDemand) {
   EXPECT_EQ(b.admit(one, 5000, t0).outcome, AdmitOutcome::Admitted);
   EXPECT_EQ(b.admit(one, 5000, t0).outcome, AdmitOutcome::Throttle);
   EXPECT_DOUBLE_EQ(b.stats(t0)["team/ptu"].demanded, 10000);
+  EXPECT_DOUBLE_EQ(b.takeLargest("team/ptu"), 5000);
+  EXPECT_DOUBLE_EQ(b.takeLargest("team/ptu"), 0);  // reset by the take
+  EXPECT_DOUBLE_EQ(b.takeLargest("team/none"), 0);
 }
 
 }  // namespace

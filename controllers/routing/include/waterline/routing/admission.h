@@ -132,6 +132,7 @@ struct ReservationStats {
   double share = 1;              // this replica's share of the reservation now
   double reservationLimit = 0;   // the whole reservation's limit (share 1)
   double demanded = 0;           // cumulative estimated tokens of requests admitted or refused here
+  double largest = 0;            // the largest such estimate since takeLargest (ptu_shares.h)
 };
 
 class AdmissionController {
@@ -149,6 +150,9 @@ class AdmissionController {
   // setShare, e.g. a demand-aware share (ptu_shares.h); nullopt goes back to it. Kept
   // while the reservation exists.
   void setReservationShare(const std::string& key, std::optional<double> share, MonotonicTime now);
+  // The largest request estimate admitted or refused on the reservation since the last
+  // call (0 when none), reset to 0.
+  double takeLargest(const std::string& key);
 
   // Admission for a request of `tokens` estimated weighted tokens to deployment d.
   Admission admit(const DeploymentRoutes& d, double tokens, MonotonicTime now);
@@ -162,8 +166,10 @@ class AdmissionController {
     std::shared_ptr<ReservationLimiter> limiter;
     std::atomic<std::uint64_t> admitted{0}, throttled{0}, spilled{0};
     std::atomic<double> demanded{0};
+    std::atomic<double> largest{0};
   };
   LimiterConfig configFor(const ReservationInfo& r) const;
+  static void noteDemand(State& st, double tokens);
 
   mutable std::shared_mutex mu_;
   LimiterMode mode_;

@@ -19,6 +19,11 @@
 // admitted while the room lasts, before the next exchange moves the room to it. When
 // U > L (a report was stale or a peer came back), shares are used_i / U.
 //
+// Large requests: a request larger than a replica's slice of the room (w_i x R) would
+// be refused there while the reservation as a whole has room. So every replica's slice
+// is raised to at least m = min(largest request any live replica reported, R / N),
+// taken from the slices above m in proportion to their excess; the slices still sum to R.
+//
 // A report older than `staleAfter` is dropped (its replica left or cannot reach the
 // store); with no fresh report of its own the caller falls back to the static 1/N split.
 // No per-request round trip: requests only touch the local limiter.
@@ -37,11 +42,12 @@ struct ShareReport {
   double used = 0;           // tokens in its window for this reservation
   double demandPerSec = 0;   // recent demanded (admitted + refused) tokens per second
   int64_t atMs = 0;          // wall-clock time of the report, ms since the epoch
+  double largest = 0;        // the largest request estimate it saw recently (last minute)
   bool operator==(const ShareReport&) const = default;
 };
 
 struct ShareParams {
-  double floor = 0.3;            // fraction of the room shared evenly among live replicas
+  double floor = 0.6;            // fraction of the room shared evenly among live replicas
   int64_t staleAfterMs = 5000;   // reports older than this are dropped
   double minShare = 1e-6;        // no live replica's share goes below this
 };
@@ -61,7 +67,7 @@ std::optional<double> shareOf(const std::string& self, double limit, const std::
 // `tauSec`). The first call returns 0.
 class DemandRate {
  public:
-  explicit DemandRate(double tauSec = 2.0) : tau_(tauSec) {}
+  explicit DemandRate(double tauSec = 3.0) : tau_(tauSec) {}
   double update(double cumulativeTokens, int64_t nowMs);
   double rate() const { return rate_; }
 
