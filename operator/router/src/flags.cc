@@ -9,6 +9,7 @@
 #endif
 
 #include "waterline/router/membership.h"
+#include "waterline/router/ptu_share_exchange.h"
 
 namespace waterline::router {
 
@@ -177,6 +178,15 @@ bytes with an optional unit (K, M, G, Ki, Mi, Gi: 4Mi).)");
                    "how far the replicas' clocks may disagree: a Lease counts until renewTime + duration + skew",
                    {.max = std::chrono::minutes(1)})
       ->needs(group);
+
+  app.add_option("--ptu-share-store", c.ptuShareStore,
+                 "redis://HOST:PORT: the replicas exchange their recent PTU usage there every --ptu-share-interval "
+                 "and set demand-aware shares of each reservation instead of 1/N (default: off, the static split)")
+      ->check(textCheck([](const std::string& s) { return parsePtuShareStore(s, nullptr); }, "URL"))
+      ->type_name("URL");
+  cli::addDuration(app, "ptu-share-interval", c.ptuShareInterval,
+                   "how often the PTU shares are exchanged and rebalanced (with --ptu-share-store)",
+                   {.min = std::chrono::milliseconds(100), .max = std::chrono::minutes(1)});
 
   cli::addChoice(
       app, "limiter", {"sliding-window", "token-bucket"}, "sliding-window",
