@@ -36,12 +36,17 @@ std::map<std::string, double> computeShares(double limit, const std::vector<Shar
   } else {
     const double room = 1.0 - used / limit;
     std::map<std::string, double> slice;  // of the room, as fractions of L
+    double byDemand = room, spare = 0;
+    if (p.headroom > 0 && demand > 0) {
+      byDemand = std::min(room, p.headroom * demand * p.intervalSec / limit);
+      spare = room - byDemand;
+    }
     for (const auto& [id, r] : live) {
       double w = demand > 0 ? (1.0 - floor) * sane(r->demandPerSec) / demand + floor / n : 1.0 / n;
-      slice[id] = w * room;
+      slice[id] = w * byDemand + spare / n;
     }
     // Every slice at least m, taken from the slices above m in proportion to their excess.
-    const double m = std::min(largest / limit, room / n);
+    const double m = std::min(largest / limit, std::clamp(p.largestCap, 0.0, 1.0) * room / n);
     double deficit = 0, excess = 0;
     for (const auto& [id, v] : slice) {
       if (v < m) deficit += m - v;

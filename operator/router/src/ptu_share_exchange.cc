@@ -33,6 +33,7 @@ struct PtuShareExchange::Redis {
 
 PtuShareExchange::PtuShareExchange(Options o, routing::AdmissionController& admission, TimeSourcePtr clock)
     : o_(std::move(o)), admission_(admission), clock_(clock ? std::move(clock) : RealTimeSource::instance()) {
+  o_.params.intervalSec = std::chrono::duration<double>(o_.interval).count();
   if (o_.params.staleAfterMs == routing::ShareParams{}.staleAfterMs)
     o_.params.staleAfterMs = std::max<int64_t>(
         2000, 5 * std::chrono::duration_cast<std::chrono::milliseconds>(o_.interval).count());

@@ -53,6 +53,7 @@ TEST(PtuShares, TheRoomFollowsDemand) {
   // Nothing used yet; a has 9x b's demand, c none.
   ShareParams p;
   p.floor = 0.3;
+  p.headroom = 0;
   auto s = computeShares(kL, {rep("a", 0, 900), rep("b", 0, 100), rep("c", 0, 0)}, kNow, p);
   EXPECT_NEAR(s["a"], 0.7 * 0.9 + 0.1, 1e-12);
   EXPECT_NEAR(s["b"], 0.7 * 0.1 + 0.1, 1e-12);
@@ -68,6 +69,7 @@ TEST(PtuShares, NoShareFallsBelowWhatTheReplicaAlreadyHolds) {
   // a holds half the window but has no demand now; b wants everything.
   ShareParams p;
   p.floor = 0.3;
+  p.headroom = 0;
   auto s = computeShares(kL, {rep("a", 300'000, 0), rep("b", 100'000, 5000)}, kNow, p);
   EXPECT_GE(s["a"] * kL, 300'000);
   EXPECT_GE(s["b"] * kL, 100'000);
@@ -81,6 +83,7 @@ TEST(PtuShares, IdleReplicaKeepsAFloorSoANewBurstIsAdmitted) {
   // floor/N of the room, enough for requests until the next exchange moves more to it.
   ShareParams p;
   p.floor = 0.3;
+  p.headroom = 0;
   auto s = computeShares(kL, {rep("a", 200'000, 10'000), rep("b", 0, 0), rep("c", 0, 0)}, kNow, p);
   const double room = kL - 200'000;
   EXPECT_NEAR(s["c"] * kL, room * 0.3 / 3, 1e-6);
@@ -95,6 +98,7 @@ TEST(PtuShares, IdleReplicaKeepsAFloorSoANewBurstIsAdmitted) {
   // With floor 0 it would be refused outright.
   ShareParams none;
   none.floor = 0;
+  none.headroom = 0;
   auto z = computeShares(kL, {rep("a", 200'000, 10'000), rep("b", 0, 0), rep("c", 0, 0)}, kNow, none);
   EXPECT_LT(z["c"] * kL, 1.0);
 }
@@ -102,6 +106,7 @@ TEST(PtuShares, IdleReplicaKeepsAFloorSoANewBurstIsAdmitted) {
 TEST(PtuShares, EverySliceHoldsTheLargestRequestWhileTheRoomAllows) {
   ShareParams p;
   p.floor = 0;
+  p.headroom = 0;
   // All demand on a; c's slice would be 0, but b reported a 50,000-token request.
   std::vector<ShareReport> r = {rep("a", 0, 1000), rep("b", 0, 0), rep("c", 0, 0)};
   r[1].largest = 50'000;
@@ -116,6 +121,22 @@ TEST(PtuShares, EverySliceHoldsTheLargestRequestWhileTheRoomAllows) {
   EXPECT_NEAR(sum(s), 1.0, 1e-9);
   EXPECT_NEAR(s["c"] * kL, 20'000, 1e-6);
   EXPECT_NEAR(s["a"] * kL, 540'000 + 20'000, 1e-6);
+}
+
+TEST(PtuShares, RoomBeyondWhatTheDemandCanUseIsSplitEvenly) {
+  ShareParams p;
+  p.floor = 0;
+  p.headroom = 2;
+  p.intervalSec = 1;
+  // Demand 10,000 tokens/s, all on a: it can use 20,000 (headroom 2) before the next
+  // exchange; the other 580,000 of the room are split evenly.
+  auto s = computeShares(kL, {rep("a", 0, 10'000), rep("b", 0, 0)}, kNow, p);
+  EXPECT_NEAR(s["a"] * kL, 20'000 + 290'000, 1e-6);
+  EXPECT_NEAR(s["b"] * kL, 290'000, 1e-6);
+  // Demand above the room: all of it by demand.
+  s = computeShares(kL, {rep("a", 590'000, 10'000), rep("b", 0, 0)}, kNow, p);
+  EXPECT_NEAR(s["a"] * kL, 600'000, 1.0);  // b keeps minShare
+  EXPECT_NEAR(sum(s), 1.0, 1e-9);
 }
 
 TEST(PtuShares, StalePeersAreDropped) {

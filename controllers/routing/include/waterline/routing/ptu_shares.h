@@ -10,8 +10,11 @@
 //
 //     U = sum of used over live replicas, R = max(0, 1 - U/L)   (as fractions of L)
 //     w_i = (1 - floor) x demand_i / sum demand + floor / N     (w_i = 1/N when nobody has demand)
-//     share_i = used_i / L + w_i x R
+//     share_i = used_i / L + w_i x R'  + (R - R') / N,   R' = min(R, headroom x demand x interval / L)
 //
+// (only the room the demand can use before the next exchange, with headroom, is split by
+// demand; the rest, which no replica can use up within the interval at the current
+// demand, is split evenly, so that a burst or a large request on any replica fits.)
 // So sum share_i = 1 exactly when U <= L (the reservation is never over-committed by the
 // split itself), no replica's limit falls below what its window already holds (no replica
 // is stuck refusing behind its own history), the room left is handed out by demand, and
@@ -50,6 +53,14 @@ struct ShareParams {
   double floor = 0.6;            // fraction of the room shared evenly among live replicas
   int64_t staleAfterMs = 5000;   // reports older than this are dropped
   double minShare = 1e-6;        // no live replica's share goes below this
+  // Spare room: only `headroom` x the demand of one `intervalSec` is split by demand;
+  // the room beyond it (which the demand cannot use before the next exchange) is split
+  // evenly. headroom 0: the whole room is split by demand (no spare).
+  double headroom = 2.0;
+  double intervalSec = 1.0;
+  // The slice every replica keeps for the largest request is at most this fraction of
+  // an even split of the room.
+  double largestCap = 1.0;
 };
 
 // Shares of the live replicas (fresh reports), by replica; they sum to 1 (to rounding).
