@@ -274,6 +274,7 @@ int main(int argc, char** argv) {
     else if (auto v6 = val("--zipf")) base.zipf = std::clamp(std::atof(v6), 0.0, 4.0);
     else if (auto v8 = val("--headroom")) base.params.headroom = std::clamp(std::atof(v8), 0.0, 1000.0);
     else if (auto v9 = val("--largest-cap")) base.params.largestCap = std::clamp(std::atof(v9), 0.0, 1.0);
+    else if (auto v10 = val("--spare-overcommit")) base.params.spareOvercommit = std::clamp(std::atof(v10), 0.0, 1.0);
     else if (auto v7 = val("--tpm")) base.tpm = std::clamp(std::atof(v7), 100'000.0, 100'000'000.0);
     else {
       std::fprintf(stderr, "usage: ptu_shares_bench [--data-dir=DIR] [--seed=N] [--floor=F] [--tau=S] "
@@ -303,9 +304,29 @@ int main(int argc, char** argv) {
     print("static 1/N split:", st);
     print("demand-aware shares (1 s exchange):", ex);
   }
+  // The experimental spare overcommit (--ptu-share-overcommit), for comparison.
+  std::map<int, Result> over;
+  if (base.params.spareOvercommit == 0) {
+    std::printf("with --spare-overcommit=0.5 (experimental; the shares may sum to more than 1 while the room exceeds "
+                "twice the demand of an interval):\n");
+    for (int n : {3, 10}) {
+      Config s = base;
+      s.replicas = n;
+      s.params.spareOvercommit = 0.5;
+      over[n] = simulate(s, trace, seed + 11);
+      std::printf("%d replicas:\n", n);
+      print("demand-aware shares, overcommit 0.5:", over[n]);
+    }
+  }
   std::printf("RESULT ptu_admitted_error_pct_3_replicas %.2f %%\n", shares[3].maxErrorPct);
   std::printf("RESULT ptu_admitted_error_pct_10_replicas %.2f %%\n", shares[10].maxErrorPct);
   std::printf("RESULT ptu_false_429_3_replicas %zu count\n", shares[3].false429);
   std::printf("RESULT ptu_false_429_10_replicas %zu count\n", shares[10].false429);
+  if (!over.empty()) {
+    std::printf("RESULT ptu_admitted_error_pct_3_replicas_overcommit %.2f %%\n", over[3].maxErrorPct);
+    std::printf("RESULT ptu_admitted_error_pct_10_replicas_overcommit %.2f %%\n", over[10].maxErrorPct);
+    std::printf("RESULT ptu_false_429_3_replicas_overcommit %zu count\n", over[3].false429);
+    std::printf("RESULT ptu_over_admission_pct_10_replicas_overcommit %.2f %%\n", over[10].maxOverPct);
+  }
   return 0;
 }

@@ -31,6 +31,7 @@ std::map<std::string, double> computeShares(double limit, const std::vector<Shar
     largest = std::max(largest, sane(r->largest));
   }
   const double floor = std::clamp(p.floor, 0.0, 1.0);
+  double extra = 0;  // spareOvercommit: added to every share after the normalisation
   if (used >= limit) {
     for (const auto& [id, r] : live) out[id] = used > 0 ? sane(r->used) / used : 1.0 / n;
   } else {
@@ -57,14 +58,15 @@ std::map<std::string, double> computeShares(double limit, const std::vector<Shar
       for (auto& [id, v] : slice) v = v < m ? m : v - (v - m) * take;
     }
     for (const auto& [id, r] : live) out[id] = sane(r->used) / limit + slice[id];
+    extra = std::clamp(p.spareOvercommit, 0.0, 1.0) * spare * (n - 1) / n;
   }
-  // Floor at minShare, then renormalise so the shares sum to 1.
+  // Floor at minShare, then renormalise so the shares sum to 1 (to 1 + the overcommit).
   double sum = 0;
   for (auto& [id, s] : out) {
     s = std::max(s, p.minShare);
     sum += s;
   }
-  for (auto& [id, s] : out) s /= sum;
+  for (auto& [id, s] : out) s = std::min(1.0, s / sum + extra);
   return out;
 }
 

@@ -187,6 +187,11 @@ bytes with an optional unit (K, M, G, Ki, Mi, Gi: 4Mi).)");
   cli::addDuration(app, "ptu-share-interval", c.ptuShareInterval,
                    "how often the PTU shares are exchanged and rebalanced (with --ptu-share-store)",
                    {.min = std::chrono::milliseconds(100), .max = std::chrono::minutes(1)});
+  app.add_option("--ptu-share-overcommit", c.ptuShareOvercommit,
+                 "experimental: the fraction of the other replicas' even parts of the spare PTU room (beyond twice "
+                 "an interval's demand) each replica may also use; 0 keeps the shares summing to 1")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
 
   cli::addChoice(
       app, "limiter", {"sliding-window", "token-bucket"}, "sliding-window",

@@ -133,6 +133,7 @@ int main(int argc, char** argv) {
     so.identity = !cfg->membership.identity.empty() ? cfg->membership.identity
                                                      : hostname() + "-" + std::to_string(::getpid());
     so.interval = cfg->ptuShareInterval;
+    so.params.spareOvercommit = cfg->ptuShareOvercommit;
     logger.info("ptu shares on", {{"store", cfg->ptuShareStore}, {"identity", so.identity},
                                   {"interval", cfg->ptuShareInterval}});
     shares = std::make_unique<router::PtuShareExchange>(so, server.admission());

@@ -139,6 +139,23 @@ TEST(PtuShares, RoomBeyondWhatTheDemandCanUseIsSplitEvenly) {
   EXPECT_NEAR(sum(s), 1.0, 1e-9);
 }
 
+TEST(PtuShares, SpareOvercommitIsBoundedAndOffByDefault) {
+  EXPECT_EQ(ShareParams{}.spareOvercommit, 0);
+  ShareParams p;
+  p.floor = 0;
+  p.headroom = 2;
+  p.spareOvercommit = 0.5;
+  // Room 600,000, demand can use 20,000 of it: spare 580,000. Each replica may also use
+  // half of the other's even part (145,000): the shares sum to 1 + 145,000 x 2 / L.
+  auto s = computeShares(kL, {rep("a", 0, 10'000), rep("b", 0, 0)}, kNow, p);
+  EXPECT_NEAR(s["a"] * kL, 20'000 + 290'000 + 145'000, 1e-6);
+  EXPECT_NEAR(s["b"] * kL, 290'000 + 145'000, 1e-6);
+  EXPECT_NEAR(sum(s), 1.0 + 290'000.0 / kL, 1e-9);
+  // No spare (the demand can use the room): no overcommit, the shares sum to 1.
+  s = computeShares(kL, {rep("a", 550'000, 30'000), rep("b", 0, 0)}, kNow, p);
+  EXPECT_NEAR(sum(s), 1.0, 1e-9);
+}
+
 TEST(PtuShares, StalePeersAreDropped) {
   ShareParams p;
   p.staleAfterMs = 5000;

@@ -61,6 +61,11 @@ struct ShareParams {
   // The slice every replica keeps for the largest request is at most this fraction of
   // an even split of the room.
   double largestCap = 1.0;
+  // Experimental, off (0): each replica may also use this fraction of the others' even
+  // parts of the spare room, so the shares sum to more than 1 by up to
+  // spareOvercommit x (N-1)/N x spare. Trades a bounded over-admission risk (if all
+  // replicas use it in the same interval) for fewer refusals of large requests.
+  double spareOvercommit = 0;
 };
 
 // Shares of the live replicas (fresh reports), by replica; they sum to 1 (to rounding).

@@ -81,6 +81,7 @@ struct RouterConfig {
   // their usage through; "" keeps the static 1/N split.
   std::string ptuShareStore;
   Duration ptuShareInterval = std::chrono::seconds(1);  // --ptu-share-interval
+  double ptuShareOvercommit = 0;  // --ptu-share-overcommit (routing::ShareParams::spareOvercommit)
   routing::EstimatorOptions estimator;
   OverloadPolicy overload = OverloadPolicy::Reject;
   std::uint64_t seed = 0;  // 0: random
