@@ -76,6 +76,9 @@ std::string PtuShareExchange::exchangeOnce() {
     rounds_.fetch_add(1);
     return {};
   }
+  // Forget the demand history of reservations that left the table.
+  std::erase_if(rates_, [&](const auto& kv) { return !stats.count(kv.first); });
+  std::erase_if(largest_, [&](const auto& kv) { return !stats.count(kv.first); });
   if (!connect(&err)) return fail(err);
   // Pipeline: per reservation HSET, PEXPIRE, HGETALL.
   std::vector<std::string> keys;
