@@ -10,6 +10,7 @@
 #endif
 
 #include "waterline/router/membership.h"
+#include "waterline/router/ptu_share_exchange.h"
 
 namespace waterline::router {
 
@@ -233,6 +234,20 @@ bytes with an optional unit (K, M, G, Ki, Mi, Gi: 4Mi).)");
                    "how far the replicas' clocks may disagree: a Lease counts until renewTime + duration + skew",
                    {.max = std::chrono::minutes(1)})
       ->needs(group);
+
+  app.add_option("--ptu-share-store", c.ptuShareStore,
+                 "redis://HOST:PORT: the replicas exchange their recent PTU usage there every --ptu-share-interval "
+                 "and set demand-aware shares of each reservation instead of 1/N (default: off, the static split)")
+      ->check(textCheck([](const std::string& s) { return parsePtuShareStore(s, nullptr); }, "URL"))
+      ->type_name("URL");
+  cli::addDuration(app, "ptu-share-interval", c.ptuShareInterval,
+                   "how often the PTU shares are exchanged and rebalanced (with --ptu-share-store)",
+                   {.min = std::chrono::milliseconds(100), .max = std::chrono::minutes(1)});
+  app.add_option("--ptu-share-overcommit", c.ptuShareOvercommit,
+                 "experimental: the fraction of the other replicas' even parts of the spare PTU room (beyond twice "
+                 "an interval's demand) each replica may also use; 0 keeps the shares summing to 1")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
 
   cli::addChoice(
       app, "limiter", {"sliding-window", "token-bucket"}, "sliding-window",

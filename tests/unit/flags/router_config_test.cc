@@ -1,5 +1,6 @@
 // waterline-router's flags (operator/router/include/waterline/router/flags.h).
 #include "waterline/router/flags.h"
+#include "waterline/router/ptu_share_exchange.h"
 
 #include <gtest/gtest.h>
 
@@ -285,6 +286,36 @@ TEST(RouterFlags, ShutdownDelayAloneRaisesTheDefaultGrace) {
   auto zero = parseFlags({"--shutdown-delay=0", "--shutdown-grace=0"});
   ASSERT_TRUE(zero) << zero.error();
   EXPECT_EQ(zero->shutdownGrace, Duration::zero());
+}
+
+}  // namespace
+}  // namespace waterline::router
+
+namespace waterline::router {
+namespace {
+
+TEST(RouterFlags, PtuShareStore) {
+  auto c = parseFlags({});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->ptuShareStore, "");  // off: the static 1/N split
+  EXPECT_EQ(c->ptuShareInterval, std::chrono::seconds(1));
+  c = parseFlags({"--ptu-share-store=redis://redis.waterline:6380", "--ptu-share-interval=500ms"});
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->ptuShareStore, "redis://redis.waterline:6380");
+  EXPECT_EQ(c->ptuShareInterval, std::chrono::milliseconds(500));
+  for (std::string bad : {"http://x:1", "redis://", "redis://h:0", "redis://h:70000", "redis://h:", "redis://a b:1"}) {
+    auto e = parseFlags({"--ptu-share-store=" + bad});
+    ASSERT_FALSE(e) << bad;
+    EXPECT_NE(e.error().find("--ptu-share-store"), std::string::npos) << e.error();
+  }
+  EXPECT_FALSE(parseFlags({"--ptu-share-interval=50ms"}));
+  PtuShareStoreAddress a;
+  EXPECT_EQ(parsePtuShareStore("redis://10.0.0.7", &a), "");
+  EXPECT_EQ(a.host, "10.0.0.7");
+  EXPECT_EQ(a.port, 6379);
+  EXPECT_EQ(parsePtuShareStore("redis://[::1]:7000/", &a), "");
+  EXPECT_EQ(a.host, "::1");
+  EXPECT_EQ(a.port, 7000);
 }
 
 }  // namespace
