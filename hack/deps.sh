@@ -7,6 +7,7 @@ PKGS=(
   libcpprest-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev libboost-dev libcli11-dev prometheus-cpp-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   openssl curl jq prometheus golang-go
+  nginx-light redis-server libhiredis-dev
   python3 python3-venv
 )
 missing=()

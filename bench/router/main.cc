@@ -10,6 +10,12 @@
 //      the added latency is ROUTED minus DIRECT at p50 and p99;
 //   2. closed-loop with --connections connections through the router for --seconds:
 //      requests/s of one router core.
+// A peer for the router: when nginx is found (--nginx-bin, default `nginx` on PATH or
+// /usr/sbin/nginx; --nginx=off skips it), each round also runs a PROXIED phase
+// (client -> nginx -> upstream), nginx being a plain reverse proxy with keep-alive
+// upstream connections, one worker, pinned to the router's core, its configuration in a
+// temporary directory, listening on loopback as the current user; it is killed on exit.
+// Its added latency is PROXIED minus DIRECT, measured exactly like the router's.
 // With --realtime=auto (the default) the open-loop phases run at SCHED_FIFO when the
 // bench may set it, so that other processes on a shared machine cannot preempt the
 // router, the load generator or the upstream mid-request (see docs/performance.md,
@@ -20,8 +26,11 @@
 
 #include <boost/asio.hpp>
 
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +44,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -60,6 +71,8 @@ struct Options {
   std::string busyPoll = "0";  // passed to the router as --busy-poll
   std::string dumpPath;        // when set: every open-loop latency, in send order, one "path round us" per line
   std::string realtime = "auto";  // SCHED_FIFO for the open-loop phases: auto (when permitted), on, off
+  std::string nginx = "auto";     // the nginx peer: auto (when found), on (fail without it), off
+  std::string nginxBin;           // default: nginx on PATH, else /usr/sbin/nginx
 };
 
 const std::string kRequestBody =
@@ -384,6 +397,141 @@ std::string isoNow() {
   return buf;
 }
 
+// A free loopback port (bound, read, released: nginx cannot report a port 0 it chose).
+int freePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+std::string findNginx(const std::string& given) {
+  if (!given.empty()) return given;
+  if (const char* path = std::getenv("PATH")) {
+    std::string p = path;
+    size_t start = 0;
+    while (start <= p.size()) {
+      size_t end = p.find(':', start);
+      if (end == std::string::npos) end = p.size();
+      std::string cand = p.substr(start, end - start) + "/nginx";
+      if (end > start && access(cand.c_str(), X_OK) == 0) return cand;
+      start = end + 1;
+    }
+  }
+  if (access("/usr/sbin/nginx", X_OK) == 0) return "/usr/sbin/nginx";
+  return "";
+}
+
+// nginx as a plain reverse proxy to the upstream: one process (no master), keep-alive
+// to the client and to the upstream (64 idle upstream connections kept, as many
+// requests per connection as the run sends), no access log, temp paths in `dir`.
+struct NginxPeer {
+  pid_t pid = -1;
+  int port = -1;
+  std::string dir;
+  std::string error;
+};
+
+NginxPeer startNginx(const std::string& bin, const std::string& workDir, int upstreamPort, int cpu) {
+  NginxPeer n;
+  char tmpl[4096];
+  std::snprintf(tmpl, sizeof tmpl, "%s/router-bench-nginx-XXXXXX", workDir.c_str());
+  if (!mkdtemp(tmpl)) {
+    n.error = std::string("mkdtemp: ") + std::strerror(errno);
+    return n;
+  }
+  n.dir = tmpl;
+  n.port = freePort();
+  if (n.port <= 0) {
+    n.error = "no free port";
+    return n;
+  }
+  {
+    std::ofstream f(n.dir + "/nginx.conf");
+    f << "daemon off;\nmaster_process off;\nworker_processes 1;\n"
+      << "pid " << n.dir << "/nginx.pid;\n"
+      << "error_log " << n.dir << "/error.log warn;\n"
+      << "events { worker_connections 4096; multi_accept on; }\n"
+      << "http {\n"
+      << "  access_log off;\n"
+      << "  client_body_temp_path " << n.dir << "/body;\n"
+      << "  proxy_temp_path " << n.dir << "/proxy;\n"
+      << "  fastcgi_temp_path " << n.dir << "/fastcgi;\n"
+      << "  uwsgi_temp_path " << n.dir << "/uwsgi;\n"
+      << "  scgi_temp_path " << n.dir << "/scgi;\n"
+      << "  keepalive_requests 10000000;\n  keepalive_timeout 300s;\n  tcp_nodelay on;\n"
+      << "  upstream bench_upstream {\n"
+      << "    server 127.0.0.1:" << upstreamPort << ";\n"
+      << "    keepalive 64;\n    keepalive_requests 10000000;\n    keepalive_timeout 300s;\n"
+      << "  }\n"
+      << "  server {\n"
+      << "    listen 127.0.0.1:" << n.port << ";\n"
+      << "    location / {\n"
+      << "      proxy_pass http://bench_upstream;\n"
+      << "      proxy_http_version 1.1;\n"
+      << "      proxy_set_header Connection \"\";\n"
+      << "    }\n"
+      << "  }\n"
+      << "}\n";
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);  // killed with the bench, however it ends
+    if (cpu >= 0) pin(cpu);
+    std::string conf = n.dir + "/nginx.conf";
+    std::string err = n.dir + "/error.log";
+    // -e (nginx >= 1.19.5): the startup error log, before the configuration is read.
+    execl(bin.c_str(), bin.c_str(), "-p", n.dir.c_str(), "-e", err.c_str(), "-c", conf.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  if (pid < 0) {
+    n.error = std::string("fork: ") + std::strerror(errno);
+    return n;
+  }
+  n.pid = pid;
+  // Wait (at most 5 s) until it accepts.
+  for (int i = 0; i < 500; ++i) {
+    int st = 0;
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+      n.pid = -1;
+      std::ifstream e(n.dir + "/error.log");
+      std::string log((std::istreambuf_iterator<char>(e)), std::istreambuf_iterator<char>());
+      n.error = "nginx exited at start: " + log;
+      return n;
+    }
+    asio::io_context io;
+    tcp::socket s(io);
+    boost::system::error_code ec;
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(n.port)), ec);
+    if (!ec) return n;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  n.error = "nginx did not accept within 5 s";
+  return n;
+}
+
+void stopNginx(NginxPeer& n) {
+  if (n.pid > 0) {
+    kill(n.pid, SIGTERM);
+    int st = 0;
+    waitpid(n.pid, &st, 0);
+    n.pid = -1;
+  }
+  if (!n.dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(n.dir, ec);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -407,10 +555,13 @@ int main(int argc, char** argv) {
     else if (auto v10 = val("--busy-poll")) o.busyPoll = v10;
     else if (auto v11 = val("--dump-latencies")) o.dumpPath = v11;
     else if (auto v12 = val("--realtime")) o.realtime = v12;
+    else if (auto v13 = val("--nginx")) o.nginx = v13;
+    else if (auto v14 = val("--nginx-bin")) o.nginxBin = v14;
     else {
       std::fprintf(stderr, "usage: router_bench --router-bin=PATH [--router-cpu=N --client-cpu=N --rate=R "
                            "--phase-seconds=S --rounds=N --connections=C --seconds=S --work-dir=DIR "
-                           "--busy-poll=DUR --realtime=auto|on|off --dump-latencies=FILE]\n");
+                           "--busy-poll=DUR --realtime=auto|on|off --dump-latencies=FILE --nginx=auto|on|off "
+                           "--nginx-bin=PATH]\n");
       return 2;
     }
   }
@@ -444,6 +595,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "router_bench: --realtime=on but SCHED_FIFO is not permitted: %s\n", std::strerror(errno));
       return 2;
     }
+  }
+  if (o.nginx != "auto" && o.nginx != "on" && o.nginx != "off") {
+    std::fprintf(stderr, "router_bench: --nginx must be auto, on or off\n");
+    return 2;
   }
   const bool pinnedClient = pin(o.clientCpu);
   Upstream upstream;
@@ -486,6 +641,32 @@ int main(int argc, char** argv) {
   }
   const int routerPort = std::atoi(line.c_str() + colon + 1);
 
+  // The nginx peer, on the router's core, started the same way (inheriting the policy).
+  NginxPeer nginx;
+  if (o.nginx != "off") {
+    const std::string bin = findNginx(o.nginxBin);
+    if (bin.empty()) {
+      nginx.error = "nginx not found (install nginx-light, or pass --nginx-bin)";
+    } else {
+      nginx = startNginx(bin, o.workDir, upstream.port(), o.routerCpu);
+    }
+    if (!nginx.error.empty()) {
+      std::printf("router_bench: nginx peer not run: %s\n", nginx.error.c_str());
+      if (o.nginx == "on") {
+        stopNginx(nginx);
+        kill(pid, SIGTERM);
+        waitpid(pid, nullptr, 0);
+        return 1;
+      }
+      stopNginx(nginx);
+    } else {
+      std::printf("router_bench: nginx peer %s pid %d on port %d (cpu %s, 1 process, keep-alive upstream)\n",
+                  bin.c_str(), nginx.pid, nginx.port,
+                  o.routerCpu >= 0 ? std::to_string(o.routerCpu).c_str() : "any");
+    }
+  }
+  const bool withNginx = nginx.pid > 0;
+
   std::printf("router_bench: router pid %d on port %d (cpu %s, --busy-poll=%s), client+upstream on cpu %s, rate %.0f/s, "
               "%d rounds x %.1f s\n",
               pid, routerPort, o.routerCpu >= 0 ? std::to_string(o.routerCpu).c_str() : "any", o.busyPoll.c_str(),
@@ -497,17 +678,23 @@ int main(int argc, char** argv) {
 
   LoadGen direct(upstream.port(), "/v1/chat/completions", "upstream");
   LoadGen routed(routerPort, "/v1/chat/completions", "router");
+  LoadGen proxied(withNginx ? nginx.port : 0, "/v1/chat/completions", "nginx");
   const size_t n = static_cast<size_t>(o.rate * o.phaseSeconds);
 
   // Warm-up both paths.
   size_t errs = 0;
   direct.openLoop(o.rate / 4, n / 4 + 1, 256, errs);
   routed.openLoop(o.rate / 4, n / 4 + 1, 256, errs);
+  if (withNginx) {
+    size_t e = 0;
+    proxied.openLoop(o.rate / 4, n / 4 + 1, 256, e);
+    errs += e;
+  }
   if (errs) std::printf("router_bench: warm-up errors: %zu\n", errs);
 
-  std::vector<double> dAll, rAll;
+  std::vector<double> dAll, rAll, nAll;
   std::vector<double> roundAddedP99;  // per round: routed p99 - direct p99
-  size_t dErr = 0, rErr = 0;
+  size_t dErr = 0, rErr = 0, nErr = 0;
   std::FILE* dump = o.dumpPath.empty() ? nullptr : std::fopen(o.dumpPath.c_str(), "w");
   if (!o.dumpPath.empty() && !dump)
     std::fprintf(stderr, "router_bench: cannot write %s: %s\n", o.dumpPath.c_str(), std::strerror(errno));
@@ -522,9 +709,20 @@ int main(int argc, char** argv) {
     dumpPhase("direct", round + 1, d, direct);
     auto r = routed.openLoop(o.rate, n, o.maxConnections, e2);
     dumpPhase("routed", round + 1, r, routed);
+    std::vector<double> x;
+    size_t e3 = 0;
+    if (withNginx) {
+      x = proxied.openLoop(o.rate, n, o.maxConnections, e3);
+      dumpPhase("nginx", round + 1, x, proxied);
+    }
     std::printf("  round %d: direct p50 %.1f us p99 %.1f us | routed p50 %.1f us p99 %.1f us | errors %zu/%zu\n", round + 1,
                 percentile(d, 0.5) / 1e3, percentile(d, 0.99) / 1e3, percentile(r, 0.5) / 1e3,
                 percentile(r, 0.99) / 1e3, e1, e2);
+    if (withNginx)
+      std::printf("           nginx p50 %.1f us p99 %.1f us | errors %zu\n", percentile(x, 0.5) / 1e3,
+                  percentile(x, 0.99) / 1e3, e3);
+    nAll.insert(nAll.end(), x.begin(), x.end());
+    nErr += e3;
     roundAddedP99.push_back((percentile(r, 0.99) - percentile(d, 0.99)) / 1e3);
     dAll.insert(dAll.end(), d.begin(), d.end());
     rAll.insert(rAll.end(), r.begin(), r.end());
@@ -538,9 +736,16 @@ int main(int argc, char** argv) {
   std::printf("  direct: p50 %.1f us  p99 %.1f us  p99.9 %.1f us  errors %zu\n", dp50, dp99, percentile(dAll, 0.999) / 1e3, dErr);
   std::printf("  routed: p50 %.1f us  p99 %.1f us  p99.9 %.1f us  errors %zu\n", rp50, rp99, percentile(rAll, 0.999) / 1e3, rErr);
   std::printf("  added:  p50 %.1f us  p99 %.1f us\n", rp50 - dp50, rp99 - dp99);
+  const double np50 = percentile(nAll, 0.5) / 1e3, np99 = percentile(nAll, 0.99) / 1e3;
+  if (withNginx) {
+    std::printf("  nginx:  p50 %.1f us  p99 %.1f us  p99.9 %.1f us  errors %zu\n", np50, np99,
+                percentile(nAll, 0.999) / 1e3, nErr);
+    std::printf("  nginx added: p50 %.1f us  p99 %.1f us\n", np50 - dp50, np99 - dp99);
+  }
   std::printf("  percentiles (us)    p50     p75     p90     p95     p98     p99   p99.5\n");
-  for (const auto* v : {&dAll, &rAll}) {
-    std::printf("  %-16s", v == &dAll ? "direct" : "routed");
+  for (const auto* v : {&dAll, &rAll, &nAll}) {
+    if (v->empty()) continue;
+    std::printf("  %-16s", v == &dAll ? "direct" : v == &rAll ? "routed" : "nginx");
     for (double q : {0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995}) std::printf(" %7.1f", percentile(*v, q) / 1e3);
     std::printf("\n");
   }
@@ -550,6 +755,7 @@ int main(int argc, char** argv) {
   if (realtime) {
     toNormalPriority("/proc/self/task");
     toNormalPriority("/proc/" + std::to_string(pid) + "/task");
+    if (withNginx) toNormalPriority("/proc/" + std::to_string(nginx.pid) + "/task");
   }
   std::vector<double> cl;
   size_t clErr = 0;
@@ -565,9 +771,10 @@ int main(int argc, char** argv) {
   kill(pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
+  stopNginx(nginx);
   std::filesystem::remove(routesPath);
 
-  const bool ok = dErr == 0 && rErr == 0 && clErr == 0;
+  const bool ok = dErr == 0 && rErr == 0 && clErr == 0 && nErr == 0;
   if (!ok) std::printf("router_bench: WARNING: errors during the run (see above)\n");
   std::printf("RESULT router_added_latency_p50_us %.1f us\n", rp50 - dp50);
   std::printf("RESULT router_added_latency_p99_us %.1f us\n", rp99 - dp99);
@@ -575,5 +782,14 @@ int main(int argc, char** argv) {
   // The median over rounds of each round's added p99: one round hit by a stall from
   // outside the benchmark moves the pooled p99 above, not this.
   std::printf("RESULT router_added_latency_p99_median_round_us %.1f us\n", percentile(roundAddedP99, 0.5));
+  if (withNginx) {
+    std::printf("RESULT nginx_added_latency_p50_us %.1f us\n", np50 - dp50);
+    std::printf("RESULT nginx_added_latency_p99_us %.1f us\n", np99 - dp99);
+    // Ratios of added latencies; undefined when nginx adds nothing measurable.
+    if (np50 - dp50 > 0)
+      std::printf("RESULT router_added_p50_ratio_vs_nginx %.2f ratio\n", (rp50 - dp50) / (np50 - dp50));
+    if (np99 - dp99 > 0)
+      std::printf("RESULT router_added_p99_ratio_vs_nginx %.2f ratio\n", (rp99 - dp99) / (np99 - dp99));
+  }
   return ok ? 0 : 1;
 }

@@ -231,7 +231,8 @@ LimiterConfig AdmissionController::configFor(const ReservationInfo& r) const {
   LimiterConfig c;
   c.tokensPerMinute = static_cast<double>(r.tokensPerMinute);
   c.burstPercent = r.burstPercent;
-  c.share = share_;
+  auto o = shareOverrides_.find(r.reservation.str());
+  c.share = o != shareOverrides_.end() ? o->second : share_;
   c.mode = mode_;
   return c;
 }
@@ -243,6 +244,10 @@ void AdmissionController::sync(const RoutingTable& t, MonotonicTime now) {
     for (const auto& r : d.reservations) seen.emplace(r.reservation.str(), r);
   for (auto it = states_.begin(); it != states_.end();) {
     if (!seen.count(it->first)) it = states_.erase(it);
+    else ++it;
+  }
+  for (auto it = shareOverrides_.begin(); it != shareOverrides_.end();) {
+    if (!seen.count(it->first)) it = shareOverrides_.erase(it);
     else ++it;
   }
   for (const auto& [key, info] : seen) {
@@ -265,6 +270,29 @@ void AdmissionController::setShare(double share, MonotonicTime now) {
   for (auto& [key, s] : states_) {
     auto it = infos_.find(key);
     if (it != infos_.end()) s->limiter->reconfigure(configFor(it->second), now);
+  }
+}
+
+void AdmissionController::setReservationShare(const std::string& key, std::optional<double> share, MonotonicTime now) {
+  std::unique_lock lk(mu_);
+  if (share) shareOverrides_[key] = std::clamp(*share, 1e-9, 1.0);
+  else shareOverrides_.erase(key);
+  auto s = states_.find(key);
+  auto it = infos_.find(key);
+  if (s != states_.end() && it != infos_.end()) s->second->limiter->reconfigure(configFor(it->second), now);
+}
+
+double AdmissionController::takeLargest(const std::string& key) {
+  std::shared_lock lk(mu_);
+  auto it = states_.find(key);
+  return it == states_.end() ? 0.0 : it->second->largest.exchange(0, std::memory_order_relaxed);
+}
+
+void AdmissionController::noteDemand(State& st, double tokens) {
+  if (!std::isfinite(tokens) || !(tokens > 0)) return;
+  st.demanded.fetch_add(tokens, std::memory_order_relaxed);
+  double cur = st.largest.load(std::memory_order_relaxed);
+  while (tokens > cur && !st.largest.compare_exchange_weak(cur, tokens, std::memory_order_relaxed)) {
   }
 }
 
@@ -294,6 +322,7 @@ Admission AdmissionController::admit(const DeploymentRoutes& d, double tokens, M
       a.ticket = *t;
       a.scope = info->scope;
       st->admitted.fetch_add(1, std::memory_order_relaxed);
+      noteDemand(*st, tokens);
       break;
     }
   }
@@ -309,6 +338,7 @@ Admission AdmissionController::admit(const DeploymentRoutes& d, double tokens, M
   if (a.outcome == AdmitOutcome::Admitted) return a;
   a.reservation = states.front().first->reservation;
   a.retryAfter = retry;
+  noteDemand(*states.front().second, tokens);
   if (d.spillover) {
     a.outcome = AdmitOutcome::Spill;
     states.front().second->spilled.fetch_add(1, std::memory_order_relaxed);
@@ -334,6 +364,12 @@ std::map<std::string, ReservationStats> AdmissionController::stats(MonotonicTime
     rs.counters.spilled = s->spilled.load(std::memory_order_relaxed);
     rs.limit = s->limiter->limit();
     rs.used = s->limiter->used(now);
+    rs.demanded = s->demanded.load(std::memory_order_relaxed);
+    rs.largest = s->largest.load(std::memory_order_relaxed);
+    auto cfg = s->limiter->config();
+    rs.share = cfg.share;
+    cfg.share = 1.0;
+    rs.reservationLimit = cfg.limit();
     out.emplace(key, rs);
   }
   return out;

@@ -39,11 +39,17 @@ double draw(const RandomFn& rand) {
   return r;
 }
 
-// An entry with its effective utilization (published + the caller's adjustment).
+// An entry with its effective utilization (published + the caller's adjustment) and,
+// in latency mode, its TTFT estimate.
 struct Cand {
   const RoutingEntry* e;
   double u;
+  double est = 0;
 };
+
+bool lowerEstimate(const Cand& a, const Cand& b) {
+  return std::tie(a.est, a.u, a.e->cluster, a.e->pool) < std::tie(b.est, b.u, b.e->cluster, b.e->pool);
+}
 
 bool lessUtilised(const Cand& a, const Cand& b) {
   return std::tie(a.u, a.e->cluster, a.e->pool) < std::tie(b.u, b.e->cluster, b.e->pool);
@@ -84,12 +90,75 @@ void orderWithP2C(std::vector<Cand>& eligible, double epsilon, const RandomFn& r
   std::rotate(eligible.begin(), it, it + 1);
 }
 
+// Latency mode: orders `c` (sorted by estimate) so that the primary comes first: the
+// locality group (client region, else zone, else all) within the tolerance of the best,
+// then power-of-two choices among that group's near-equals.
+void orderByLatency(std::vector<Cand>& c, const LatencyModel& m, const RandomFn& rand) {
+  if (c.size() < 2) return;
+  const double best = c.front().est;
+  auto groupOf = [&](auto pred) {
+    std::vector<Cand> g;
+    for (const auto& x : c)
+      if (x.est <= best + m.localToleranceMs && pred(*x.e)) g.push_back(x);
+    return g;
+  };
+  std::vector<Cand> group;
+  if (!m.clientRegion.empty()) group = groupOf([&](const RoutingEntry& e) { return e.region == m.clientRegion; });
+  if (group.empty() && !m.clientZone.empty())
+    group = groupOf([&](const RoutingEntry& e) { return e.dataZone == m.clientZone; });
+  if (group.empty()) group = c;
+  // group is sorted by estimate (c was)
+  const double floor = group.front().est;
+  size_t n = 0;
+  while (n < group.size() && group[n].est <= floor + m.nearEqualMs) ++n;
+  group.resize(n);
+  const RoutingEntry* primary = group.front().e;
+  if (n >= 2) {
+    size_t i = weightedTake(group, rand);
+    const Cand a = group[i];
+    group.erase(group.begin() + static_cast<long>(i));
+    size_t j = weightedTake(group, rand);
+    const Cand b = group[j];
+    primary = b.est < a.est ? b.e : a.e;
+  }
+  auto it = std::find_if(c.begin(), c.end(), [&](const Cand& x) { return x.e == primary; });
+  std::rotate(c.begin(), it, it + 1);
+}
+
 }  // namespace
+
+double rttMs(const LatencyModel& m, const std::string& clientRegion, const std::string& clientZone,
+             const RoutingEntry& e) {
+  if (auto it = m.rttMs.find({clientRegion, e.region}); it != m.rttMs.end()) return it->second;
+  if (auto it = m.rttMs.find({e.region, clientRegion}); it != m.rttMs.end()) return it->second;
+  if (!clientRegion.empty() && e.region == clientRegion) return m.sameRegionRttMs;
+  if (!clientZone.empty() && e.dataZone == clientZone) return m.sameZoneRttMs;
+  return m.crossZoneRttMs;
+}
+
+TtftEstimate estimateTtft(const LatencyModel& m, const RoutingEntry& e, double promptTokens, double extraQueuedTokens,
+                          Duration sinceHeartbeat) {
+  TtftEstimate out;
+  out.networkMs = rttMs(m, m.clientRegion, m.clientZone, e);
+  const double prefillRate = e.prefillTokensPerSecond > 0 ? e.prefillTokensPerSecond : m.prefillTokensPerSecond;
+  if (prefillRate > 0 && promptTokens > 0 && std::isfinite(promptTokens)) out.prefillMs = promptTokens / prefillRate * 1000.0;
+  const double perSecond = e.capacityTokensPerMinute / 60.0;
+  if (perSecond > 0 && std::isfinite(perSecond)) {
+    double queued = e.queuedTokens > 0 ? e.queuedTokens : e.queuedRequests * m.meanRequestTokens;
+    if (std::isfinite(extraQueuedTokens) && extraQueuedTokens > 0) queued += extraQueuedTokens;
+    const double dt = std::max(0.0, std::chrono::duration<double>(sinceHeartbeat).count());
+    const double spare = std::max(0.0, perSecond - e.loadTokensPerMinute / 60.0);
+    queued = std::max(0.0, queued - spare * dt);
+    if (std::isfinite(queued)) out.queueMs = queued / perSecond * 1000.0;
+  }
+  return out;
+}
 
 PoolChoice choosePools(const DeploymentRoutes& d, SystemTime now, const SelectionOptions& opts,
                        const RandomFn& rand, const std::optional<api::ReservationScope>& preferred,
-                       const UtilizationAdjustFn& adjust) {
+                       const UtilizationAdjustFn& adjust, double promptTokens) {
   PoolChoice out;
+  const bool byLatency = opts.latency.enabled;
   std::vector<const RoutingEntry*> allowed;
   allowed.reserve(d.entries.size());
   for (const auto& e : d.entries)
@@ -109,25 +178,40 @@ PoolChoice choosePools(const DeploymentRoutes& d, SystemTime now, const Selectio
   std::vector<Cand> inPref, outPref, saturated;
   for (auto* e : fresh) {
     if (!e->healthy || e->endpoints.empty()) continue;
-    double u = e->utilization;
-    if (adjust) u += std::max(0.0, adjust(*e));
+    const double extra = adjust ? std::max(0.0, adjust(*e)) : 0.0;  // an infinite one saturates
+    const double u = e->utilization + extra;
     const bool under = u < e->maxUtilization && e->weight > 0 && std::isfinite(u);
     if (!under) {
       saturated.push_back({e, u});
       continue;
     }
-    if (preferred && !inScope(*preferred, *e)) outPref.push_back({e, u});
-    else inPref.push_back({e, u});
+    Cand c{e, u};
+    if (byLatency) {
+      const auto est =
+          estimateTtft(opts.latency, *e, promptTokens, std::isfinite(extra) ? extra * e->capacityTokensPerMinute : 0.0,
+                       now - e->heartbeatTime);
+      c.est = est.totalMs();
+      const bool remote = e->region != opts.latency.clientRegion || opts.latency.clientRegion.empty();
+      if ((opts.latency.maxQueueMs > 0 && est.queueMs > opts.latency.maxQueueMs) ||
+          (remote && opts.latency.maxRemoteQueueMs > 0 && est.queueMs > opts.latency.maxRemoteQueueMs)) {
+        saturated.push_back(c);
+        continue;
+      }
+    }
+    if (preferred && !inScope(*preferred, *e)) outPref.push_back(c);
+    else inPref.push_back(c);
   }
-  std::sort(inPref.begin(), inPref.end(), lessUtilised);
-  std::sort(outPref.begin(), outPref.end(), lessUtilised);
+  const auto order = byLatency ? lowerEstimate : lessUtilised;
+  std::sort(inPref.begin(), inPref.end(), order);
+  std::sort(outPref.begin(), outPref.end(), order);
   std::sort(saturated.begin(), saturated.end(), [](const Cand& a, const Cand& b) {
     // Usable (weight > 0) before drained, then least utilised.
     if ((a.e->weight > 0) != (b.e->weight > 0)) return a.e->weight > 0;
     return lessUtilised(a, b);
   });
-  if (!inPref.empty()) orderWithP2C(inPref, opts.epsilon, rand);
-  else orderWithP2C(outPref, opts.epsilon, rand);
+  auto& first = !inPref.empty() ? inPref : outPref;
+  if (byLatency) orderByLatency(first, opts.latency, rand);
+  else orderWithP2C(first, opts.epsilon, rand);
   out.order.reserve(inPref.size() + outPref.size());
   for (const auto& c : inPref) out.order.push_back(c.e);
   for (const auto& c : outPref) out.order.push_back(c.e);

@@ -242,6 +242,11 @@ json encodeEntry(const RoutingEntry& e) {
   j["loadTokensPerMinute"] = e.loadTokensPerMinute;
   j["utilization"] = e.utilization;
   j["maxUtilization"] = e.maxUtilization;
+  // Optional load signals: written only when known, so tables of publishers that do not
+  // know them keep their shape (and ETag).
+  if (e.queuedRequests > 0) j["queuedRequests"] = e.queuedRequests;
+  if (e.queuedTokens > 0) j["queuedTokens"] = e.queuedTokens;
+  if (e.prefillTokensPerSecond > 0) j["prefillTokensPerSecond"] = e.prefillTokensPerSecond;
   j["healthy"] = e.healthy;
   j["weight"] = e.weight;
   j["heartbeatTime"] = formatMicroTime(e.heartbeatTime);
@@ -263,6 +268,9 @@ void decodeEntry(Dec& d, const json& j, const std::string& p, RoutingEntry& e) {
   if (!hasUtil && d.ok())
     e.utilization = e.capacityTokensPerMinute > 0 ? e.loadTokensPerMinute / e.capacityTokensPerMinute : 0;
   getNumber(d, j, "maxUtilization", p, e.maxUtilization, 0);
+  getNumber(d, j, "queuedRequests", p, e.queuedRequests, 0);
+  getNumber(d, j, "queuedTokens", p, e.queuedTokens, 0);
+  getNumber(d, j, "prefillTokensPerSecond", p, e.prefillTokensPerSecond, 0);
   // Absent "healthy" means: healthy when there is a ready endpoint.
   e.healthy = !e.endpoints.empty();
   getBool(d, j, "healthy", p, e.healthy);

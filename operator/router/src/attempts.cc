@@ -194,7 +194,7 @@ Action AttemptPlanner::next(Now now) {
       case Phase::Throttle:
         return finish(Answer::Why::Throttled);
       case Phase::Choose: {
-        routing::PoolChoice choice = pool_.choosePools(*cur_, adm_.scope, now.wall);
+        routing::PoolChoice choice = pool_.choosePools(*cur_, adm_.scope, now.wall, static_cast<double>(est_.promptTokens));
         order_ = std::move(choice.order);
         if (order_.empty() && limits_.bestEffort)
           for (const auto* e : choice.saturated)

@@ -3,12 +3,14 @@
 #include <CLI/CLI.hpp>
 
 #include <charconv>
+#include <map>
 
 #ifndef WATERLINE_VERSION
 #define WATERLINE_VERSION "dev"
 #endif
 
 #include "waterline/router/membership.h"
+#include "waterline/router/ptu_share_exchange.h"
 
 namespace waterline::router {
 
@@ -27,6 +29,27 @@ std::string parseListen(const std::string& s, std::string* addr, int* port) {
     return "want ADDR:PORT with a port in [0, 65535], got \"" + s + "\"";
   if (addr) *addr = a.empty() ? "0.0.0.0" : a;
   if (port) *port = static_cast<int>(p);
+  return {};
+}
+
+// "a/b=30,a/c=95": round-trip times in ms between regions.
+std::string parseRegionRtt(const std::string& s, std::map<std::pair<std::string, std::string>, double>* out) {
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    std::size_t comma = s.find(',', pos);
+    if (comma == std::string::npos) comma = s.size();
+    const std::string item = s.substr(pos, comma - pos);
+    const auto slash = item.find('/'), eq = item.find('=');
+    if (slash == std::string::npos || eq == std::string::npos || slash == 0 || eq < slash + 2 || eq + 1 >= item.size())
+      return "want REGION/REGION=MS[,...], got \"" + item + "\"";
+    double ms = -1;
+    const std::string v = item.substr(eq + 1);
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), ms);
+    if (ec != std::errc() || end != v.data() + v.size() || !(ms >= 0))
+      return "want a number of ms >= 0, got \"" + v + "\"";
+    if (out) (*out)[{item.substr(0, slash), item.substr(slash + 1, eq - slash - 1)}] = ms;
+    pos = comma + 1;
+  }
   return {};
 }
 
@@ -127,6 +150,40 @@ bytes with an optional unit (K, M, G, Ki, Mi, Gi: 4Mi).)");
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   cli::addChoice(
+      app, "pool-choice", {"utilization", "latency"}, "utilization",
+      [&c](const std::string& s) { c.selection.latency.enabled = s == "latency"; },
+      "how a pool is chosen among the eligible ones: least utilisation, or the lowest estimated time to first "
+      "token (network + published queue + prefill; docs/routing.md, \"Latency-aware pool choice\")");
+  app.add_option("--region", c.selection.latency.clientRegion,
+                 "the region this router's clients are in (latency choice: RTT and locality preference)");
+  app.add_option("--data-zone", c.selection.latency.clientZone, "the data zone of --region (latency choice)");
+  app.add_option_function<std::string>(
+         "--region-rtt", [&c](const std::string& s) { parseRegionRtt(s, &c.selection.latency.rttMs); },
+         "round-trip times between regions in ms, REGION/REGION=MS[,...] (latency choice; unlisted pairs: "
+         "2 ms in the same region, 30 in the same zone, 100 otherwise)")
+      ->check(textCheck([](const std::string& s) { return parseRegionRtt(s, nullptr); }, "REGION/REGION=MS,..."));
+  app.add_option("--local-tolerance-ms", c.selection.latency.localToleranceMs,
+                 "latency choice: stay in --region (then --data-zone) while its estimate is within this of the best")
+      ->check(CLI::Range(0.0, 600000.0))
+      ->capture_default_str();
+  app.add_option("--near-equal-ms", c.selection.latency.nearEqualMs,
+                 "latency choice: estimates within this of the best are near-equal (power-of-two choices)")
+      ->check(CLI::Range(0.0, 600000.0))
+      ->capture_default_str();
+  app.add_option("--max-queue-ms", c.selection.latency.maxQueueMs,
+                 "latency choice: a pool whose estimated queueing delay is above this is treated as saturated (0: off)")
+      ->check(CLI::Range(0.0, 3600000.0))
+      ->capture_default_str();
+  app.add_option("--max-remote-queue-ms", c.selection.latency.maxRemoteQueueMs,
+                 "latency choice: a pool outside --region whose estimated queueing delay is above this is treated as "
+                 "saturated (0: off)")
+      ->check(CLI::Range(0.0, 3600000.0))
+      ->capture_default_str();
+  app.add_option("--prefill-tokens-per-second", c.selection.latency.prefillTokensPerSecond,
+                 "latency choice: one replica's prefill speed when its routing entry publishes none")
+      ->check(CLI::Range(1.0, 1e9))
+      ->capture_default_str();
+  cli::addChoice(
       app, "overload", {"reject", "best-effort"}, "reject",
       [&c](const std::string& s) { c.overload = s == "reject" ? OverloadPolicy::Reject : OverloadPolicy::BestEffort; },
       "all allowed pools over maxUtilization and no spillover: 429 (reject) or send to the least utilised anyway");
@@ -177,6 +234,20 @@ bytes with an optional unit (K, M, G, Ki, Mi, Gi: 4Mi).)");
                    "how far the replicas' clocks may disagree: a Lease counts until renewTime + duration + skew",
                    {.max = std::chrono::minutes(1)})
       ->needs(group);
+
+  app.add_option("--ptu-share-store", c.ptuShareStore,
+                 "redis://HOST:PORT: the replicas exchange their recent PTU usage there every --ptu-share-interval "
+                 "and set demand-aware shares of each reservation instead of 1/N (default: off, the static split)")
+      ->check(textCheck([](const std::string& s) { return parsePtuShareStore(s, nullptr); }, "URL"))
+      ->type_name("URL");
+  cli::addDuration(app, "ptu-share-interval", c.ptuShareInterval,
+                   "how often the PTU shares are exchanged and rebalanced (with --ptu-share-store)",
+                   {.min = std::chrono::milliseconds(100), .max = std::chrono::minutes(1)});
+  app.add_option("--ptu-share-overcommit", c.ptuShareOvercommit,
+                 "experimental: the fraction of the other replicas' even parts of the spare PTU room (beyond twice "
+                 "an interval's demand) each replica may also use; 0 keeps the shares summing to 1")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
 
   cli::addChoice(
       app, "limiter", {"sliding-window", "token-bucket"}, "sliding-window",

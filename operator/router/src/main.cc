@@ -24,6 +24,7 @@
 #include "waterline/router/config.h"
 #include "waterline/router/flags.h"
 #include "waterline/router/membership.h"
+#include "waterline/router/ptu_share_exchange.h"
 #include "waterline/router/routes_source.h"
 #include "waterline/router/server.h"
 
@@ -122,6 +123,33 @@ int main(int argc, char** argv) {
     membership->start();
   }
 
+  // Demand-aware PTU shares through Redis (--ptu-share-store); started once the routes
+  // are in place, so that the first round knows the reservations.
+#ifdef WATERLINE_HAVE_HIREDIS
+  std::unique_ptr<router::PtuShareExchange> shares;
+  if (!cfg->ptuShareStore.empty()) {
+    router::PtuShareExchange::Options so;
+    router::parsePtuShareStore(cfg->ptuShareStore, &so.address);
+    so.identity = !cfg->membership.identity.empty() ? cfg->membership.identity
+                                                     : hostname() + "-" + std::to_string(::getpid());
+    so.interval = cfg->ptuShareInterval;
+    so.params.spareOvercommit = cfg->ptuShareOvercommit;
+    logger.info("ptu shares on", {{"store", cfg->ptuShareStore}, {"identity", so.identity},
+                                  {"interval", cfg->ptuShareInterval}});
+    shares = std::make_unique<router::PtuShareExchange>(so, server.admission());
+  }
+  auto stopShares = [&shares] {
+    if (shares) shares->stop(true);
+  };
+#else
+  if (!cfg->ptuShareStore.empty()) {
+    std::cerr << "waterline-router: --ptu-share-store: this build has no Redis client (hiredis); see hack/deps.sh\n";
+    if (membership) membership->stop(true);
+    return 2;
+  }
+  auto stopShares = [] {};
+#endif
+
   std::vector<router::RoutesSourcePtr> sources;
   if (!cfg->routesFile.empty()) sources.push_back(std::make_unique<router::FileRoutesSource>(cfg->routesFile));
   if (!cfg->routesUrl.empty()) sources.push_back(std::make_unique<router::HttpRoutesSource>(cfg->routesUrl, std::chrono::seconds(5),
@@ -135,10 +163,14 @@ int main(int argc, char** argv) {
         [&server, &merger, i](routing::RoutingTable t) { server.setRoutes(merger.update(i, std::move(t))); },
         cfg->routesPollInterval);
   }
+#ifdef WATERLINE_HAVE_HIREDIS
+  if (shares) shares->start();
+#endif
 
   auto started = server.start();
   if (!started) {
     std::cerr << "waterline-router: " << started.error() << "\n";
+    stopShares();
     if (membership) membership->stop(true);
     return 1;
   }
@@ -153,6 +185,7 @@ int main(int argc, char** argv) {
     logger.error("reading the signal fd failed; stopping", {{"err", std::strerror(errno)}});
     for (auto& s : sources) s->stop();
     server.stop();
+    stopShares();
     if (membership) membership->stop(true);
     return 1;
   }
@@ -189,6 +222,7 @@ int main(int argc, char** argv) {
   server.stop();
   // After the server has stopped admitting: delete the Lease, so that the others take
   // over this replica's share at their next renewal instead of after a lease duration.
+  stopShares();
   if (membership) membership->stop(true);
   if (quit >= 0) {
     const std::uint64_t one = 1;

@@ -28,10 +28,14 @@ std::string WorkerUpstreams::loadKey(const routing::RoutingEntry& e) {
 }
 
 routing::PoolChoice WorkerUpstreams::choosePools(const routing::DeploymentRoutes& d,
-                                                 const std::optional<api::ReservationScope>& scope, SystemTime now) {
-  return routing::choosePools(d, now, opts_.selection, rand_, scope, [this](const routing::RoutingEntry& e) {
-    return localLoad_.extraUtilization(loadKey(e), e.heartbeatTime, e.capacityTokensPerMinute);
-  });
+                                                 const std::optional<api::ReservationScope>& scope, SystemTime now,
+                                                 double promptTokens) {
+  return routing::choosePools(
+      d, now, opts_.selection, rand_, scope,
+      [this](const routing::RoutingEntry& e) {
+        return localLoad_.extraUtilization(loadKey(e), e.heartbeatTime, e.capacityTokensPerMinute);
+      },
+      promptTokens);
 }
 
 std::optional<std::size_t> WorkerUpstreams::pickReplica(const routing::RoutingEntry& e,

@@ -1,5 +1,6 @@
 // waterline-router's flags (operator/router/include/waterline/router/flags.h).
 #include "waterline/router/flags.h"
+#include "waterline/router/ptu_share_exchange.h"
 
 #include <gtest/gtest.h>
 
@@ -74,6 +75,35 @@ TEST(RouterFlags, ParsesEveryFlag) {
     auto q = parseFlags(args);
     ASSERT_TRUE(q) << q.error();
     EXPECT_EQ(q->port, 0);
+  }
+}
+
+TEST(RouterFlags, LatencyChoice) {
+  auto d = parseFlags({});
+  ASSERT_TRUE(d);
+  EXPECT_FALSE(d->selection.latency.enabled);  // least utilisation unless asked
+  auto c = parseFlags({"--pool-choice=latency", "--region=eu-west", "--data-zone=EU",
+                       "--region-rtt=eu-west/eu-north=31,eu-west/us-east=95.5", "--local-tolerance-ms=300",
+                       "--near-equal-ms=20", "--max-queue-ms=4000", "--max-remote-queue-ms=500",
+                       "--prefill-tokens-per-second=12000"});
+  ASSERT_TRUE(c) << c.error();
+  const auto& m = c->selection.latency;
+  EXPECT_TRUE(m.enabled);
+  EXPECT_EQ(m.clientRegion, "eu-west");
+  EXPECT_EQ(m.clientZone, "EU");
+  ASSERT_EQ(m.rttMs.size(), 2u);
+  EXPECT_DOUBLE_EQ(m.rttMs.at({"eu-west", "eu-north"}), 31);
+  EXPECT_DOUBLE_EQ(m.rttMs.at({"eu-west", "us-east"}), 95.5);
+  EXPECT_DOUBLE_EQ(m.localToleranceMs, 300);
+  EXPECT_DOUBLE_EQ(m.nearEqualMs, 20);
+  EXPECT_DOUBLE_EQ(m.maxQueueMs, 4000);
+  EXPECT_DOUBLE_EQ(m.maxRemoteQueueMs, 500);
+  EXPECT_DOUBLE_EQ(m.prefillTokensPerSecond, 12000);
+  for (const char* bad : {"--region-rtt=eu-west=30", "--region-rtt=a/b=", "--region-rtt=a/b=-1", "--region-rtt=/b=3",
+                          "--region-rtt=a/=3", "--pool-choice=nearest"}) {
+    auto e = parseFlags({bad});
+    ASSERT_FALSE(e) << bad;
+    EXPECT_NE(e.error().find(std::string(bad).substr(2, std::string(bad).find('=') - 2)), std::string::npos) << e.error();
   }
 }
 
@@ -256,6 +286,36 @@ TEST(RouterFlags, ShutdownDelayAloneRaisesTheDefaultGrace) {
   auto zero = parseFlags({"--shutdown-delay=0", "--shutdown-grace=0"});
   ASSERT_TRUE(zero) << zero.error();
   EXPECT_EQ(zero->shutdownGrace, Duration::zero());
+}
+
+}  // namespace
+}  // namespace waterline::router
+
+namespace waterline::router {
+namespace {
+
+TEST(RouterFlags, PtuShareStore) {
+  auto c = parseFlags({});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->ptuShareStore, "");  // off: the static 1/N split
+  EXPECT_EQ(c->ptuShareInterval, std::chrono::seconds(1));
+  c = parseFlags({"--ptu-share-store=redis://redis.waterline:6380", "--ptu-share-interval=500ms"});
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->ptuShareStore, "redis://redis.waterline:6380");
+  EXPECT_EQ(c->ptuShareInterval, std::chrono::milliseconds(500));
+  for (std::string bad : {"http://x:1", "redis://", "redis://h:0", "redis://h:70000", "redis://h:", "redis://a b:1"}) {
+    auto e = parseFlags({"--ptu-share-store=" + bad});
+    ASSERT_FALSE(e) << bad;
+    EXPECT_NE(e.error().find("--ptu-share-store"), std::string::npos) << e.error();
+  }
+  EXPECT_FALSE(parseFlags({"--ptu-share-interval=50ms"}));
+  PtuShareStoreAddress a;
+  EXPECT_EQ(parsePtuShareStore("redis://10.0.0.7", &a), "");
+  EXPECT_EQ(a.host, "10.0.0.7");
+  EXPECT_EQ(a.port, 6379);
+  EXPECT_EQ(parsePtuShareStore("redis://[::1]:7000/", &a), "");
+  EXPECT_EQ(a.host, "::1");
+  EXPECT_EQ(a.port, 7000);
 }
 
 }  // namespace

@@ -97,8 +97,11 @@ struct FakePool : UpstreamPool {
   std::set<std::string> down;            // never picked
   std::vector<std::string> attempts, failures;
 
+  double promptTokens = -1;  // the last choosePools call's
+
   routing::PoolChoice choosePools(const DeploymentRoutes& d, const std::optional<api::ReservationScope>&,
-                                  SystemTime) override {
+                                  SystemTime, double prompt) override {
+    promptTokens = prompt;
     routing::PoolChoice c;
     for (const auto& e : d.entries) (saturatedPools.count(e.pool) ? c.saturated : c.order).push_back(&e);
     return c;
@@ -151,6 +154,7 @@ TEST_F(AttemptPlannerTest, RetriesAnotherReplicaOnConnectErrorThenTheNextPool) {
   ASSERT_EQ(a.kind, Kind::Try);
   EXPECT_EQ(a.entry->pool, "p1");
   EXPECT_EQ(a.endpoint(), "10.0.0.1:80");
+  EXPECT_DOUBLE_EQ(pool.promptTokens, 100);  // the estimate's prompt, for the latency model
   p.onFailure(AttemptFailure::ConnectError, now());
 
   a = p.next(now());

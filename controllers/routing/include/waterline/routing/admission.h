@@ -129,6 +129,10 @@ struct ReservationStats {
   AdmissionCounters counters;
   double limit = 0;
   double used = 0;
+  double share = 1;              // this replica's share of the reservation now
+  double reservationLimit = 0;   // the whole reservation's limit (share 1)
+  double demanded = 0;           // cumulative estimated tokens of requests admitted or refused here
+  double largest = 0;            // the largest such estimate since takeLargest (ptu_shares.h)
 };
 
 class AdmissionController {
@@ -142,6 +146,13 @@ class AdmissionController {
   // This replica's share of every reservation (1/N).
   void setShare(double share, MonotonicTime now);
   double share() const;
+  // A share for one reservation (by key, DeploymentKey::str()) that overrides the one of
+  // setShare, e.g. a demand-aware share (ptu_shares.h); nullopt goes back to it. Kept
+  // while the reservation exists.
+  void setReservationShare(const std::string& key, std::optional<double> share, MonotonicTime now);
+  // The largest request estimate admitted or refused on the reservation since the last
+  // call (0 when none), reset to 0.
+  double takeLargest(const std::string& key);
 
   // Admission for a request of `tokens` estimated weighted tokens to deployment d.
   Admission admit(const DeploymentRoutes& d, double tokens, MonotonicTime now);
@@ -154,14 +165,18 @@ class AdmissionController {
   struct State {
     std::shared_ptr<ReservationLimiter> limiter;
     std::atomic<std::uint64_t> admitted{0}, throttled{0}, spilled{0};
+    std::atomic<double> demanded{0};
+    std::atomic<double> largest{0};
   };
   LimiterConfig configFor(const ReservationInfo& r) const;
+  static void noteDemand(State& st, double tokens);
 
   mutable std::shared_mutex mu_;
   LimiterMode mode_;
   double share_;
   std::map<std::string, std::shared_ptr<State>, std::less<>> states_;  // by reservation key
   std::map<std::string, ReservationInfo, std::less<>> infos_;
+  std::map<std::string, double, std::less<>> shareOverrides_;  // by reservation key
 };
 
 }  // namespace waterline::routing

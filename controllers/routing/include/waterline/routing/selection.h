@@ -27,6 +27,7 @@
 // Deterministic: same inputs and the same RandomFn sequence give the same choice.
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,10 +41,73 @@
 
 namespace waterline::routing {
 
+// Latency-aware pool choice (docs/routing.md, "Latency-aware pool choice"). When
+// enabled, eligible pools (rules 1, 2 and 6 below unchanged: maxUtilization stays a hard
+// limit) are ranked by an estimate of the time to first token the request would see
+// there instead of by utilization:
+//
+//   TTFT(pool) = network(client region -> pool region)           rttMs()
+//              + queue(pool): queued weighted tokens / (capacityTokensPerMinute / 60)
+//              + prefill(request): promptTokens / prefill tokens/s of one replica
+//
+// queued tokens = the published queuedTokens (else queuedRequests x meanRequestTokens)
+// + what the caller sent there since the entry's heartbeat (the adjust function's extra
+// utilization x capacity) - what the pool's spare capacity (capacity - load) drained in
+// the time since that heartbeat, never below 0.
+// With maxQueueMs > 0, a pool whose queue estimate exceeds it is not eligible.
+// Locality: when an eligible pool in the client's region estimates within
+// localToleranceMs of the best estimate, the choice stays in the client's region; else,
+// when one in the client's data zone does, in the zone; else anywhere. Among the pools
+// of that group within nearEqualMs of the group's best, power-of-two choices (by
+// weight, keeping the lower estimate) as in rule 3. Fallbacks: lowest estimate first.
+struct LatencyModel {
+  bool enabled = false;
+  std::string clientRegion;  // the region requests come from (the router's)
+  std::string clientZone;    // its data zone
+  // Round-trip times between regions in ms, either order ("a", "b"); pairs not listed
+  // use the defaults below by locality.
+  std::map<std::pair<std::string, std::string>, double> rttMs;
+  double sameRegionRttMs = 2;
+  double sameZoneRttMs = 30;
+  double crossZoneRttMs = 100;
+  double prefillTokensPerSecond = 9000;  // one replica, when the entry publishes none
+  double meanRequestTokens = 2000;       // weighted tokens per queued request when only queuedRequests is published
+  double localToleranceMs = 250;         // stay local while within this of the best estimate
+  double nearEqualMs = 50;               // the power-of-two-choices band
+  // A second hard limit beside maxUtilization: a pool whose estimated queueing delay
+  // (network and the request's own prefill excluded) is above this is not eligible (it
+  // goes to `saturated`): a request that would wait longer is better spilled or
+  // answered 429 than queued. 0: off.
+  double maxQueueMs = 0;
+  // The same limit for pools outside the client's region only: a request leaves its
+  // region only for a pool whose estimated queue is at most this (0: off). The client's
+  // own region is used up to maxUtilization (and maxQueueMs) as without the latency
+  // model, so leaving the region can only add capacity that is actually idle: it never
+  // sends a request into a queue it would not have met at home.
+  double maxRemoteQueueMs = 0;
+};
+
+// One pool's estimate for one request, in ms.
+struct TtftEstimate {
+  double networkMs = 0;
+  double queueMs = 0;
+  double prefillMs = 0;
+  double totalMs() const { return networkMs + queueMs + prefillMs; }
+};
+
+// The round trip between the client's region/zone and a pool's.
+double rttMs(const LatencyModel& m, const std::string& clientRegion, const std::string& clientZone,
+             const RoutingEntry& e);
+// The estimate (see LatencyModel). `extraQueuedTokens`: weighted tokens the caller sent
+// to the entry since its heartbeat; `sinceHeartbeat`: now - heartbeatTime.
+TtftEstimate estimateTtft(const LatencyModel& m, const RoutingEntry& e, double promptTokens,
+                          double extraQueuedTokens = 0, Duration sinceHeartbeat = Duration::zero());
+
 struct SelectionOptions {
   Duration staleAfter = std::chrono::seconds(30);  // <= 0: entries never go stale
   double epsilon = 0.05;                           // "near-equal" utilization band
   bool panicWhenAllStale = true;                   // use stale entries when none is fresh
+  LatencyModel latency;                            // off by default: least utilization
 };
 
 struct PoolChoice {
@@ -68,7 +132,7 @@ using UtilizationAdjustFn = std::function<double(const RoutingEntry&)>;
 PoolChoice choosePools(const DeploymentRoutes& d, SystemTime now, const SelectionOptions& opts,
                        const RandomFn& rand,
                        const std::optional<api::ReservationScope>& preferred = std::nullopt,
-                       const UtilizationAdjustFn& adjust = {});
+                       const UtilizationAdjustFn& adjust = {}, double promptTokens = 0);
 
 // Weighted tokens a router sent to each entry since that entry's heartbeat, as extra
 // utilization: tokens / capacityTokensPerMinute (the published utilization is a

@@ -62,6 +62,15 @@ struct RoutingEntry {
   double loadTokensPerMinute = 0;      // observed weighted tokens/min of this deployment here
   double utilization = 0;              // load / capacity (1 when capacity is 0)
   double maxUtilization = api::kDefaultMaxUtilization;  // the pool's spec.routing.maxUtilization
+  // Work waiting in the pool's replicas for a first scheduling (vLLM
+  // num_requests_waiting, summed over the pool's replicas), published when known (0:
+  // none or unknown). queuedTokens: those requests' weighted tokens (prompt x input
+  // weight + expected output x output weight), the unit of capacityTokensPerMinute.
+  double queuedRequests = 0;
+  double queuedTokens = 0;
+  // One replica's prefill speed in prompt tokens/s (0: unknown; the router's
+  // LatencyModel::prefillTokensPerSecond is used).
+  double prefillTokensPerSecond = 0;
   bool healthy = false;                // at least one ready endpoint and the pool is usable
   double weight = 1;                   // relative share among near-equal pools; 0 = no new traffic
   SystemTime heartbeatTime{};          // when the publishing operator last refreshed the entry

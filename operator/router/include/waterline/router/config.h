@@ -76,6 +76,12 @@ struct RouterConfig {
   // N until the first successful count.
   int replicas = 1;
   MembershipConfig membership;
+  // Demand-aware PTU shares (router/ptu_share_exchange.h, docs/routing.md "PTU shares
+  // between router replicas"): "redis://HOST:PORT" of the store the replicas exchange
+  // their usage through; "" keeps the static 1/N split.
+  std::string ptuShareStore;
+  Duration ptuShareInterval = std::chrono::seconds(1);  // --ptu-share-interval
+  double ptuShareOvercommit = 0;  // --ptu-share-overcommit (routing::ShareParams::spareOvercommit)
   routing::EstimatorOptions estimator;
   OverloadPolicy overload = OverloadPolicy::Reject;
   std::uint64_t seed = 0;  // 0: random

@@ -44,9 +44,11 @@ class UpstreamPool {
  public:
   virtual ~UpstreamPool() = default;
   // The pools `d`'s request may use, in failover order (routing::choosePools; `scope`:
-  // the PTU reservation's scope the request was admitted against).
+  // the PTU reservation's scope the request was admitted against; `promptTokens`: the
+  // request's estimated prompt, for the latency model's prefill cost).
   virtual routing::PoolChoice choosePools(const routing::DeploymentRoutes& d,
-                                          const std::optional<api::ReservationScope>& scope, SystemTime now) = 0;
+                                          const std::optional<api::ReservationScope>& scope, SystemTime now,
+                                          double promptTokens) = 0;
   // The next replica of `e` (an index into e.endpoints), avoiding the endpoints in
   // `tried` and those ejected at `now` unless every one is; nullopt when `e` has none.
   virtual std::optional<std::size_t> pickReplica(const routing::RoutingEntry& e,
@@ -66,7 +68,7 @@ class WorkerUpstreams final : public UpstreamPool {
   WorkerUpstreams(Options opts, RandomFn rand);
 
   routing::PoolChoice choosePools(const routing::DeploymentRoutes& d, const std::optional<api::ReservationScope>& scope,
-                                  SystemTime now) override;
+                                  SystemTime now, double promptTokens) override;
   std::optional<std::size_t> pickReplica(const routing::RoutingEntry& e, std::span<const std::string* const> tried,
                                          MonotonicTime now) override;
   void onAttempt(const routing::RoutingEntry& e, std::size_t replica, double charge) override;
