@@ -7,10 +7,10 @@
 # and kube-controller-manager come from the same k8s.io/kubernetes release as
 # kube-apiserver and are built from its module (hack/tools/kube-apiserver/).
 #
-#   hack/build-tools.sh                 build all missing tools (not the peer tools)
+#   hack/build-tools.sh                 build all missing tools (not the peer tool)
 #   hack/build-tools.sh etcd kwok       build only those
-#   hack/build-tools.sh kube-scheduler kube-controller-manager
-#                                       the peer tools: only bench-fleet asks for them
+#   hack/build-tools.sh kube-controller-manager
+#                                       the peer tool: only bench-fleet asks for it
 #   hack/build-tools.sh --print         print binary paths (nothing is built)
 #   hack/build-tools.sh --force [tool]  rebuild even if present
 #
@@ -20,10 +20,12 @@ set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
-ALL_TOOLS=(etcd kwok helm kube-apiserver)
+# kube-scheduler: bench/fleet's peer, and DraIT (a claim the real scheduler allocated for
+# a pod Waterline does not manage is never double-booked).
+ALL_TOOLS=(etcd kwok helm kube-apiserver kube-scheduler)
 # Built only on request (bench/fleet's peer run), never by `make tools`/`make test`:
-# they cost minutes of CPU and no test needs them.
-PEER_TOOLS=(kube-scheduler kube-controller-manager)
+# it costs minutes of CPU and no test needs it.
+PEER_TOOLS=(kube-controller-manager)
 
 # tool -> the directory of its Go module under hack/tools/
 tool_moddir() {

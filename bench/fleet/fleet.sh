@@ -58,17 +58,19 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=hack/lib.sh
 source "$ROOT/hack/lib.sh"
 
-BUILD="$(cd "${1:?usage: bench/fleet/fleet.sh <builddir> [--5k] [--no-peer]}" && pwd)"
+BUILD="$(cd "${1:?usage: bench/fleet/fleet.sh <builddir> [--5k] [--no-peer] [--dra]}" && pwd)"
 shift
 SIZE="${FLEET_SIZE:-1k}"
 PEER="${FLEET_PEER:-1}"
+DRA="${FLEET_DRA:-0}"
 while (($#)); do
   case "$1" in
     --5k) SIZE=5k ;;
     --1k) SIZE=1k ;;
     --no-peer) PEER=0 ;;
     --peer) PEER=1 ;;
-    *) wl_die "unknown argument $1 (--5k, --1k, --no-peer)" ;;
+    --dra) DRA=1 ;;
+    *) wl_die "unknown argument $1 (--5k, --1k, --no-peer, --dra)" ;;
   esac
   shift
 done
@@ -420,6 +422,15 @@ setup_fleet() { # <nodes> <pools> <deployments> <reservations> <namespaces> [crd
   jq -c '.labels[] | {method: "PATCH", path: "/api/v1/nodes/\(.node)",
                       body: {metadata: {labels: {"waterline.dev/node-pool": .pool}}}}' "$SD/objects.json" | bulk '200'
   log "$S: $nodes nodes Ready and labelled in $(since "$t") s"
+  if [[ "$S" == *dra ]]; then
+    # DRA mode: every whole-GPU H100 node publishes its GPUs as a ResourceSlice in the
+    # NVIDIA driver's shape; their pools (allocation unset, sharing Exclusive) resolve to
+    # DRA, so each of their workers gets its own ResourceClaim.
+    t="$(now)"
+    bash "$ROOT/hack/fixtures/dra-slices.sh" --selector waterline.dev/shape=h100 >"$SD/dra-slices.log" 2>&1 ||
+      { tail -5 "$SD/dra-slices.log" >&2; wl_die "dra-slices.sh failed"; }
+    log "$S: $(cat "$SD/dra-slices.log") in $(since "$t") s"
+  fi
 }
 
 run_scale() { # <scale> <nodes> <pools> <deployments> <reservations> <namespaces>
@@ -847,7 +858,10 @@ else
   esac
 fi
 # <nodes> <pools> <deployments> <reservations> <namespaces> of each scale
-declare -A SHAPE=([baseline]="100 5 50 2 1" [fleet]="1000 50 500 20 10" [fleet5k]="5000 250 2500 100 50")
+# --dra: the fleet once more with its H100 nodes in DRA mode (fleetdra, RESULT names
+# ending in _dra), in the same run as device-plugin mode.
+if ((DRA)) && [[ "$SIZE" == 1k && " ${SCALES[*]-} " == *" fleet "* ]]; then SCALES+=(fleetdra); fi
+declare -A SHAPE=([baseline]="100 5 50 2 1" [fleet]="1000 50 500 20 10" [fleetdra]="1000 50 500 20 10" [fleet5k]="5000 250 2500 100 50")
 for s in ${SCALES[@]+"${SCALES[@]}"}; do
   # shellcheck disable=SC2086 # the shape is five words
   run_scale "$s" ${SHAPE[$s]}
@@ -861,17 +875,19 @@ if ((PEER)) && [[ " ${SCALES[*]} " == *" $F "* || "${FLEET_ONLY:-}" == peer ]]; 
   done
 fi
 
+BASE_AND_FLEET=0
+[[ " ${SCALES[*]-} " == *" baseline "* && " ${SCALES[*]-} " == *" fleet "* ]] && BASE_AND_FLEET=1
 echo
 echo "== Fleet benchmark ($(nproc) cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg), $(since "$T_START") s in all)"
 if ((${#SCALES[@]})); then
   printf '%-46s' "figure"
   for s in "${SCALES[@]}"; do printf '%14s' "$s"; done
-  [[ ${#SCALES[@]} -eq 2 ]] && printf '%14s' "fleet/base"
+  ((BASE_AND_FLEET)) && printf '%14s' "fleet/base"
   echo
   row() { # <label> <key>
     printf '%-46s' "$1"
     for s in "${SCALES[@]}"; do printf '%14s' "${R[$s.$2]:-}"; done
-    [[ ${#SCALES[@]} -eq 2 ]] && printf '%14s' "$(ratio "${R[fleet.$2]:-nan}" "${R[baseline.$2]:-nan}")"
+    ((BASE_AND_FLEET)) && printf '%14s' "$(ratio "${R[fleet.$2]:-nan}" "${R[baseline.$2]:-nan}")"
     echo
   }
   row "POST of every object (s)" tapply
@@ -961,6 +977,8 @@ if [[ -n "${R[$F.tsched]:-}" ]]; then
       goal("steady-state API requests near zero (< 1/s)", q, 1, "/s") }'
 fi
 echo
+print_fleet() { # <scale> <suffix>
+local F="$1" SFX="$2"
 if [[ -n "${R[$F.tsched]:-}" ]]; then
   echo "RESULT fleet_time_to_all_scheduled_s$SFX $(fmt "${R[$F.tsched]:-nan}") s"
   echo "RESULT fleet_time_to_all_pods_running_s$SFX $(fmt "${R[$F.tpods]:-nan}") s"
@@ -986,6 +1004,13 @@ if [[ -n "${R[$F.tsched]:-}" ]]; then
     echo "RESULT double_booked_gpus$SFX nan claims"
   fi
 fi
+}
+print_fleet "$F" "$SFX"
+if [[ " ${SCALES[*]-} " == *" fleetdra "* ]]; then
+  print_fleet fleetdra _dra
+  echo "RESULT time_to_all_scheduled_ratio_dra_vs_device_plugin $(ratio "${R[fleetdra.tsched]:-nan}" "${R[fleet.tsched]:-nan}") x"
+  echo "RESULT operator_cpu_seconds_ratio_dra_vs_device_plugin $(ratio "${R[fleetdra.sched_cpu_op]:-nan}" "${R[fleet.sched_cpu_op]:-nan}") x"
+fi
 if [[ -n "${R[baseline.tsched]:-}" ]]; then
   echo "RESULT baseline_time_to_all_scheduled_s $(fmt "${R[baseline.tsched]:-nan}") s"
   echo "RESULT baseline_operator_peak_rss_mib ${R[baseline.rss_mib]:-nan} MiB"
@@ -993,7 +1018,7 @@ if [[ -n "${R[baseline.tsched]:-}" ]]; then
   echo "RESULT baseline_steady_state_api_requests_per_sec ${R[baseline.steady_rps]:-nan} 1/s"
   echo "RESULT baseline_failover_resume_s $(fmt "${R[baseline.failover_resume_s]:-nan}") s"
 fi
-if [[ ${#SCALES[@]} -eq 2 ]]; then
+if ((BASE_AND_FLEET)); then
   echo "RESULT time_to_all_scheduled_ratio_vs_baseline $(ratio "${R[fleet.tsched]:-nan}" "${R[baseline.tsched]:-nan}") x"
   echo "RESULT operator_peak_rss_ratio_vs_baseline $(ratio "${R[fleet.rss_mib]:-nan}" "${R[baseline.rss_mib]:-nan}") x"
   echo "RESULT operator_cpu_seconds_ratio_vs_baseline $(ratio "${R[fleet.cpu_s]:-nan}" "${R[baseline.cpu_s]:-nan}") x"

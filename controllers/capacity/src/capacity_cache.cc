@@ -64,6 +64,7 @@ void CapacityCache::onPool(const cache::ObjectPtr& o, bool deleted) {
       pools_.erase(it);
       dirty_ = true;
       draDirty_ = true;
+      draAll_ = true;
     }
     return;
   }
@@ -80,6 +81,7 @@ void CapacityCache::onPool(const cache::ObjectPtr& o, bool deleted) {
   if (it == pools_.end() || !(it->second->spec == decoded->spec)) {
     dirty_ = true;
     draDirty_ = true;  // the pool's allocation mode may resolve differently
+    draAll_ = true;
   }
   pools_[name] = std::move(decoded);
 }
@@ -123,12 +125,13 @@ void CapacityCache::onPod(const cache::ObjectPtr& o, bool deleted) {
   if (deleted || w.drainingSince) expectedDrains_.erase(key);
   if (deleted) {
     pods_.erase(key);
-    if (claimOfWorker_.count(key)) draDirty_ = true;
+    workerClaimChangedLocked(key);
     if (!dirty_) releaseWorkerLocked(key);
     return;
   }
   // DRA: whether its claim counts as a worker's (or as someone else's) depends on the pod.
-  if (claimOfWorker_.count(key) && (!pods_.count(key) || pods_[key]->terminal() != w.terminal())) draDirty_ = true;
+  if (claimOfWorker_.count(key) && (!pods_.count(key) || pods_[key]->terminal() != w.terminal()))
+    workerClaimChangedLocked(key);
   auto stored = std::make_shared<const planners::WorkerPod>(std::move(w));
   pods_[key] = stored;
   if (!dirty_) applyWorkerLocked(*stored);
@@ -152,11 +155,20 @@ void CapacityCache::onSlice(const cache::ObjectPtr& o, bool deleted) {
   const std::string name = metaString(*o, "name");
   std::lock_guard g(mu_);
   draDirty_ = true;
+  slicesChanged_ = true;
+  if (auto old = slices_.find(name); old != slices_.end()) {
+    if (old->second.node_name.empty()) draAll_ = true;
+    else draDirtyNodes_.insert(old->second.node_name);
+  }
   if (deleted) {
     slices_.erase(name);
     return;
   }
   auto sl = dra::decodeResourceSlice(*o);
+  if (sl) {
+    if (sl->node_name.empty()) draAll_ = true;
+    else draDirtyNodes_.insert(sl->node_name);
+  }
   if (!sl) {
     log::logger("capacity").warn("ignoring a ResourceSlice", {{"slice", name}, {"error", sl.error()}});
     slices_.erase(name);
@@ -171,6 +183,7 @@ void CapacityCache::onClaim(const cache::ObjectPtr& o, bool deleted) {
   std::lock_guard g(mu_);
   auto drop = [&] {
     if (auto it = claims_.find(key); it != claims_.end()) {
+      for (const auto& r : it->second.claim.results) draDirtyDevices_.insert(r.id());
       if (!it->second.worker.empty()) claimOfWorker_.erase(it->second.claim.ns + "/" + it->second.worker);
       claims_.erase(it);
     }
@@ -192,10 +205,19 @@ void CapacityCache::onClaim(const cache::ObjectPtr& o, bool deleted) {
     info.worker = l.value(std::string(api::labels::kWorker), "");
   }
   if (info.waterline && !info.worker.empty()) claimOfWorker_[info.claim.ns + "/" + info.worker] = key;
+  for (const auto& r : info.claim.results) draDirtyDevices_.insert(r.id());
   claims_[key] = std::move(info);
 }
 
 // ---- DRA (mu_ held) ---------------------------------------------------------------------
+
+void CapacityCache::workerClaimChangedLocked(const std::string& podKey) {
+  auto c = claimOfWorker_.find(podKey);
+  if (c == claimOfWorker_.end()) return;
+  draDirty_ = true;
+  if (auto it = claims_.find(c->second); it != claims_.end())
+    for (const auto& r : it->second.claim.results) draDirtyDevices_.insert(r.id());
+}
 
 bool CapacityCache::ourClaimLocked(const std::string& claimKey) const {
   auto it = claims_.find(claimKey);
@@ -239,31 +261,50 @@ void CapacityCache::refreshDraLocked() {
   if (!draDirty_) return;
   draDirty_ = false;
   ++stats_.draRefreshes;
-  std::vector<dra::ResourceSlice> ss;
-  ss.reserve(slices_.size());
-  for (const auto& [n, sl] : slices_) ss.push_back(sl);
+  if (slicesChanged_) {
+    sliceVec_.clear();
+    sliceVec_.reserve(slices_.size());
+    for (const auto& [n, sl] : slices_) sliceVec_.push_back(sl);
+    slicesChanged_ = false;
+  }
   std::vector<dra::ResourceClaim> cs;
   cs.reserve(claims_.size());
   for (const auto& [k, c] : claims_) cs.push_back(c.claim);
-  draInv_ = dra::Inventory::build(ss, cs);
+  draInv_ = dra::Inventory::build(sliceVec_, cs);
   for (const auto& pr : draInv_.problems())
     log::logger("capacity").warn("DRA inventory problem", {{"detail", pr.message}});
-  autoDraPools_.clear();
+  std::set<std::string> autoPools;
   for (const auto& [name, raw] : rawNodes_) {
     bool published = false;
     for (const auto* e : draInv_.devicesOn(name)) published |= e->id.driver == dra::kNvidiaGpuDriver && !e->all_nodes;
     if (!published) continue;
     auto [owner, matches] = ownerLocked(*raw);
-    if (owner && owner->spec.allocation.empty()) autoDraPools_.insert(owner->metadata.name);
+    if (owner && owner->spec.allocation.empty()) autoPools.insert(owner->metadata.name);
   }
-  for (const auto& [name, raw] : rawNodes_) {
-    auto eff = effectiveLocked(*raw);
+  if (autoPools != autoDraPools_) {
+    autoDraPools_ = std::move(autoPools);
+    draAll_ = true;
+  }
+  // Only the nodes whose devices, slices or claims changed are derived again.
+  for (const auto& id : draDirtyDevices_)
+    if (const auto* e = draInv_.device(id); e && !e->node.empty()) draDirtyNodes_.insert(e->node);
+  auto refresh = [&](const std::string& name, const planners::NodeView& raw) {
+    auto eff = effectiveLocked(raw);
     auto it = nodes_.find(name);
-    if (it != nodes_.end() && sameCapacity(*it->second, eff)) continue;
+    if (it != nodes_.end() && sameCapacity(*it->second, eff)) return;
     auto stored = std::make_shared<const planners::NodeView>(std::move(eff));
     nodes_[name] = stored;
     if (!dirty_) applyNodeLocked(*stored);
+  };
+  if (draAll_) {
+    for (const auto& [name, raw] : rawNodes_) refresh(name, *raw);
+  } else {
+    for (const auto& name : draDirtyNodes_)
+      if (auto r = rawNodes_.find(name); r != rawNodes_.end()) refresh(name, *r->second);
   }
+  draAll_ = false;
+  draDirtyNodes_.clear();
+  draDirtyDevices_.clear();
 }
 
 // ---- incremental upkeep (mu_ held) -----------------------------------------------------
@@ -402,7 +443,7 @@ void CapacityCache::expireLocked() {
     // Created (we thought) and never seen: its GPUs go back.
     const std::string key = it->first;
     it = assumed_.erase(it);
-    if (claimOfWorker_.count(key)) draDirty_ = true;
+    workerClaimChangedLocked(key);
     ++stats_.expiredAssumed;
     if (!pods_.count(key) && !dirty_) releaseWorkerLocked(key);
   }
@@ -431,7 +472,7 @@ planners::WorkerPod CapacityCache::expectedLocked(const planners::WorkerPod& w) 
 void CapacityCache::forget(const std::string& key) {
   std::lock_guard g(mu_);
   if (!assumed_.erase(key)) return;
-  if (claimOfWorker_.count(key)) draDirty_ = true;
+  workerClaimChangedLocked(key);
   if (!pods_.count(key) && !dirty_) releaseWorkerLocked(key);
 }
 
@@ -567,7 +608,7 @@ void CapacityCache::Txn::assume(const kube::Json& pod) {
   const std::string key = w.key();
   if (c_->pods_.count(key)) return;  // the watch shows it already: it is the truth
   c_->assumed_[key] = {w, c_->time_->monotonicTime()};
-  if (c_->claimOfWorker_.count(key)) c_->draDirty_ = true;  // its claim is a worker's now
+  c_->workerClaimChangedLocked(key);  // its claim is a worker's now
   if (c_->dirty_) return;
   // The planner assumed its placement into the inventory itself: adopt it.
   if (!c_->applied_.count(key) && c_->snap_.inventory.worker(key) && holdsGpus(w)) {

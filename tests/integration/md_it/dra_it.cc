@@ -9,7 +9,12 @@
 //  - A device removed from its slice moves its worker, make-before-break.
 //  - A worker claim left without its pod (the operator killed between the two creates)
 //    is deleted, and its devices come back.
+//  - The real kube-scheduler (hack/build-tools.sh, the same version as the apiserver)
+//    allocates a claim for a pod Waterline does not manage on a pool node: Waterline
+//    never gives those devices to a worker.
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 #include <set>
 
 #include "md_world.h"
@@ -18,6 +23,8 @@ namespace waterline::mdit {
 namespace {
 
 Json str(const std::string& s) { return {{"string", s}}; }
+
+const kube::ResourceKind kDeviceClass{"resource.k8s.io", "v1", "deviceclasses", "DeviceClass", false};
 
 // One node's 8 H100s as the NVIDIA driver publishes them (pool = node name).
 Json h100Slice(const std::string& node, int64_t generation, const std::set<int>& without = {}) {
@@ -188,6 +195,125 @@ TEST(DraIT, WorkersGetExactClaimsAndNeverTouchDevicesOthersHold) {
   ASSERT_TRUE(it::eventually([&] { return (why = checkWorkers(w, "llama", 6, {})).empty(); }, 90s))
       << why << "\n" << op.logText();
   op.kill(SIGKILL);
+}
+
+// The pinned kube-scheduler binary (hack/lib.sh KUBE_SCHEDULER_BIN), "" when not built.
+std::string kubeSchedulerBin() {
+  FILE* p = popen(("bash -c 'source " + sourceDir() + "/hack/lib.sh >/dev/null 2>&1; echo \"$KUBE_SCHEDULER_BIN\"'").c_str(), "r");
+  if (!p) return "";
+  char buf[4096] = {0};
+  std::string out = fgets(buf, sizeof buf, p) ? buf : "";
+  pclose(p);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return !out.empty() && access(out.c_str(), X_OK) == 0 ? out : "";
+}
+
+// kube-scheduler with its default profile (DRA plugin on: GA), no leader election.
+struct KubeScheduler {
+  pid_t pid = -1;
+  std::string dir = "/tmp/" + it::uniqueName("wl-ks");
+  std::string log = dir + "/kube-scheduler.log";
+  bool start(const std::string& bin) {
+    const std::string kc = it::env("WATERLINE_TEST_KUBECONFIG");
+    if (it::run("mkdir -p " + dir) != 0) return false;
+    std::ofstream(dir + "/config.yaml") << "apiVersion: kubescheduler.config.k8s.io/v1\n"
+                                           "kind: KubeSchedulerConfiguration\n"
+                                           "clientConnection:\n  kubeconfig: \"" << kc << "\"\n"
+                                           "leaderElection:\n  leaderElect: false\n";
+    std::vector<std::string> args = {bin,
+                                     "--config=" + dir + "/config.yaml",
+                                     "--authentication-kubeconfig=" + kc,
+                                     "--authorization-kubeconfig=" + kc,
+                                     "--bind-address=127.0.0.1",
+                                     "--secure-port=" + std::to_string(it::freeLoopbackPort()),
+                                     "--cert-dir=" + dir + "/certs",
+                                     "--v=1"};
+    pid = fork();
+    if (pid == 0) {
+      FILE* f = std::fopen(log.c_str(), "w");
+      if (f) {
+        dup2(fileno(f), 1);
+        dup2(fileno(f), 2);
+      }
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    return pid > 0;
+  }
+  std::string logText() const {
+    std::ifstream f(log);
+    std::string s((std::istreambuf_iterator<char>(f)), {});
+    return s.size() > 4000 ? s.substr(s.size() - 4000) : s;
+  }
+  ~KubeScheduler() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      int st;
+      waitpid(pid, &st, 0);
+    }
+    (void)it::run("rm -rf " + dir);
+  }
+};
+
+TEST(DraIT, AClaimKubeSchedulerAllocatedIsNeverDoubleBooked) {
+  WL_CLIENT_OR_SKIP(c);
+  const std::string bin = kubeSchedulerBin();
+  if (bin.empty()) GTEST_SKIP() << "kube-scheduler not built (hack/build-tools.sh kube-scheduler)";
+  DraWorld w(c, "");
+  // The driver's DeviceClass, which kube-scheduler resolves the request's class through.
+  Json dc = {{"apiVersion", "resource.k8s.io/v1"},
+             {"kind", "DeviceClass"},
+             {"metadata", {{"name", "gpu.nvidia.com"}}},
+             {"spec", {{"selectors", Json::array({{{"cel", {{"expression", "device.driver == 'gpu.nvidia.com'"}}}}})}}}};
+  auto dcr = c->apply(kDeviceClass, "", dc, {"it-test", true, ""});
+  ASSERT_TRUE(dcr) << dcr.error().describe();
+  KubeScheduler ks;
+  ASSERT_TRUE(ks.start(bin));
+  // A training pod Waterline does not manage, on n0, asking for 6 GPUs through its claim.
+  ASSERT_TRUE(c->create(kube::kinds::ResourceClaim, w.ns, claimJson(w.ns, "trainer-gpus", 6)));
+  Json pod = {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata", {{"name", "trainer"}, {"namespace", w.ns}}},
+              {"spec",
+               {{"containers", Json::array({{{"name", "train"},
+                                             {"image", "busybox"},
+                                             {"resources", {{"claims", Json::array({{{"name", "gpus"}}})}}}}})},
+                {"resourceClaims", Json::array({{{"name", "gpus"}, {"resourceClaimName", "trainer-gpus"}}})},
+                {"affinity",
+                 {{"nodeAffinity",
+                   {{"requiredDuringSchedulingIgnoredDuringExecution",
+                     {{"nodeSelectorTerms",
+                       Json::array({{{"matchFields", Json::array({{{"key", "metadata.name"}, {"operator", "In"},
+                                                                   {"values", Json::array({w.n0})}}})}}})}}}}}}},
+                {"tolerations", Json::array({{{"operator", "Exists"}}})}}}};
+  ASSERT_TRUE(c->create(kube::kinds::Pod, w.ns, pod));
+  std::set<std::string> foreign;
+  ASSERT_TRUE(it::eventually([&] {
+    auto cl = c->get(kube::kinds::ResourceClaim, w.ns, "trainer-gpus");
+    auto p = c->get(kube::kinds::Pod, w.ns, "trainer");
+    if (!cl || !p || (*p)["spec"].value("nodeName", "") != w.n0) return false;
+    auto d = devicesOf(*cl);
+    foreign = std::set<std::string>(d.begin(), d.end());
+    return foreign.size() == 6;
+  }, 60s)) << ks.logText();
+  OperatorProcess op;
+  op.start();
+  // 10 GPUs are left (2 on n0, 8 on n1): five 2-GPU workers fit, none on the trainer's.
+  w.apply(w.deployment("llama", 5, 2));
+  std::string why;
+  ASSERT_TRUE(it::eventually([&] { return (why = checkWorkers(w, "llama", 5, foreign)).empty(); }, 90s))
+      << why << "\n" << op.logText();
+  // The trainer's claim still holds exactly its devices, and nothing else claims them.
+  auto cl = c->get(kube::kinds::ResourceClaim, w.ns, "trainer-gpus");
+  ASSERT_TRUE(cl);
+  auto d = devicesOf(*cl);
+  EXPECT_EQ(std::set<std::string>(d.begin(), d.end()), foreign);
+  kube::DeleteOptions now;
+  now.gracePeriodSeconds = 0;
+  (void)c->remove(kube::kinds::Pod, w.ns, "trainer", now);
 }
 
 TEST(DraIT, RemovedDeviceMovesItsWorkerAndOrphanClaimsAreDeleted) {

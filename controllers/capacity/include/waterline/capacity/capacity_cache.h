@@ -195,6 +195,7 @@ class CapacityCache {
   planners::NodeView effectiveLocked(const planners::NodeView& raw) const;
   bool draPoolLocked(const api::CapacityPool& p) const;
   bool ourClaimLocked(const std::string& claimKey) const;
+  void workerClaimChangedLocked(const std::string& podKey);  // its claim's devices: re-derive their nodes
   void storeNodeLocked(planners::NodeView raw);
 
   CapacityCacheSources src_;
@@ -228,6 +229,13 @@ class CapacityCache {
   std::map<std::string, ClaimInfo> claims_;           // "ns/name"
   std::map<std::string, std::string> claimOfWorker_;  // "ns/pod" -> its Waterline claim
   bool draDirty_ = false;
+  // What a refresh must re-derive: every node (pool changes, first refresh), the nodes
+  // of changed slices, and the nodes of devices whose claims changed.
+  bool draAll_ = true;
+  std::set<std::string> draDirtyNodes_;
+  std::set<dra::DeviceId> draDirtyDevices_;
+  bool slicesChanged_ = true;
+  std::vector<dra::ResourceSlice> sliceVec_;  // slices_ as the inventory's input
   dra::Inventory draInv_;
   std::set<std::string> autoDraPools_;  // pools with unset allocation whose nodes publish slices
 };
