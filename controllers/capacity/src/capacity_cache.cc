@@ -90,6 +90,13 @@ void CapacityCache::onNode(const cache::ObjectPtr& o, bool deleted) {
   if (!o) return;
   auto raw = planners::NodeView::fromJson(*o);
   std::lock_guard g(mu_);
+  if (!slices_.empty()) {  // pool membership (labels) decides which automatic pools are DRA
+    auto prev = rawNodes_.find(raw.name);
+    if (deleted || prev == rawNodes_.end() || prev->second->labels != raw.labels) {
+      draDirty_ = true;
+      draAll_ = true;
+    }
+  }
   if (deleted) rawNodes_.erase(raw.name);
   else rawNodes_[raw.name] = std::make_shared<const planners::NodeView>(raw);
   auto view = deleted ? std::move(raw) : effectiveLocked(raw);
@@ -261,29 +268,37 @@ void CapacityCache::refreshDraLocked() {
   if (!draDirty_) return;
   draDirty_ = false;
   ++stats_.draRefreshes;
+  // Slices change rarely (a driver's restart, a device's health), claims with every
+  // worker: the slice part of the inventory is rebuilt only when they change.
+  const bool slicesChanged = slicesChanged_;
   if (slicesChanged_) {
-    sliceVec_.clear();
-    sliceVec_.reserve(slices_.size());
-    for (const auto& [n, sl] : slices_) sliceVec_.push_back(sl);
+    std::vector<dra::ResourceSlice> ss;
+    ss.reserve(slices_.size());
+    for (const auto& [n, sl] : slices_) ss.push_back(sl);
+    draInv_ = dra::Inventory::fromSlices(ss);
     slicesChanged_ = false;
   }
-  std::vector<dra::ResourceClaim> cs;
+  std::vector<const dra::ResourceClaim*> cs;
   cs.reserve(claims_.size());
-  for (const auto& [k, c] : claims_) cs.push_back(c.claim);
-  draInv_ = dra::Inventory::build(sliceVec_, cs);
+  for (const auto& [k, c] : claims_) cs.push_back(&c.claim);
+  draInv_.setClaims(cs);
   for (const auto& pr : draInv_.problems())
     log::logger("capacity").warn("DRA inventory problem", {{"detail", pr.message}});
-  std::set<std::string> autoPools;
-  for (const auto& [name, raw] : rawNodes_) {
-    bool published = false;
-    for (const auto* e : draInv_.devicesOn(name)) published |= e->id.driver == dra::kNvidiaGpuDriver && !e->all_nodes;
-    if (!published) continue;
-    auto [owner, matches] = ownerLocked(*raw);
-    if (owner && owner->spec.allocation.empty()) autoPools.insert(owner->metadata.name);
-  }
-  if (autoPools != autoDraPools_) {
-    autoDraPools_ = std::move(autoPools);
-    draAll_ = true;
+  // Which automatic pools are in DRA mode depends on the slices, the pools and the
+  // nodes' labels only, not on claims.
+  if (slicesChanged || draAll_) {
+    std::set<std::string> autoPools;
+    for (const auto& [name, raw] : rawNodes_) {
+      bool published = false;
+      for (const auto* e : draInv_.devicesOn(name)) published |= e->id.driver == dra::kNvidiaGpuDriver && !e->all_nodes;
+      if (!published) continue;
+      auto [owner, matches] = ownerLocked(*raw);
+      if (owner && owner->spec.allocation.empty()) autoPools.insert(owner->metadata.name);
+    }
+    if (autoPools != autoDraPools_) {
+      autoDraPools_ = std::move(autoPools);
+      draAll_ = true;
+    }
   }
   // Only the nodes whose devices, slices or claims changed are derived again.
   for (const auto& id : draDirtyDevices_)

@@ -30,6 +30,15 @@ bool naturalLess(std::string_view a, std::string_view b) {
 }
 
 Inventory Inventory::build(std::span<const ResourceSlice> slices, std::span<const ResourceClaim> claims) {
+  Inventory inv = fromSlices(slices);
+  std::vector<const ResourceClaim*> ptrs;
+  ptrs.reserve(claims.size());
+  for (const auto& c : claims) ptrs.push_back(&c);
+  inv.setClaims(ptrs);
+  return inv;
+}
+
+Inventory Inventory::fromSlices(std::span<const ResourceSlice> slices) {
   Inventory inv;
   // 1. Newest generation per pool, and its slice count.
   for (const auto& s : slices) {
@@ -87,10 +96,20 @@ Inventory Inventory::build(std::span<const ResourceSlice> slices, std::span<cons
   std::erase_if(inv.counters_, [&](const auto& kv) {
     return !inv.pools_.at({kv.first.driver, kv.first.pool}).usable();
   });
+  inv.index();
+  return inv;
+}
+
+void Inventory::setClaims(std::span<const ResourceClaim* const> claims) {
+  Inventory& inv = *this;
+  inv.allocated_.clear();
+  inv.problems_.clear();
+  for (auto& [id, e] : inv.devices_) e.allocated_by.clear();
+  for (auto& [k, c] : inv.counters_) c.consumed = 0;
   // 3. Allocations of every claim, in key order; the first claim keeps a device.
   std::vector<const ResourceClaim*> sorted;
-  for (const auto& c : claims)
-    if (c.allocated) sorted.push_back(&c);
+  for (const ResourceClaim* c : claims)
+    if (c && c->allocated) sorted.push_back(c);
   std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
   for (const ResourceClaim* c : sorted) {
     for (const auto& r : c->results) {
@@ -116,8 +135,6 @@ Inventory Inventory::build(std::span<const ResourceSlice> slices, std::span<cons
     if (c.consumed > c.total)
       inv.problems_.push_back({"counter " + k.driver + "/" + k.pool + "/" + k.counter_set + "/" + k.counter +
                                " over-consumed: " + std::to_string(c.consumed) + " of " + std::to_string(c.total)});
-  inv.index();
-  return inv;
 }
 
 const DeviceEntry* Inventory::device(const DeviceId& id) const {

@@ -244,5 +244,33 @@ TEST(DraInventory, CopiesIndexTheirOwnDevices) {
   EXPECT_EQ(moved.devicesOn("node-a")[0], moved.device({std::string(kNvidiaGpuDriver), "node-a", "gpu-0"}));
 }
 
+TEST(DraInventory, SetClaimsAgainEqualsABuild) {
+  // Slices once, claims replaced: the same allocations, counters and problems as a build.
+  std::vector<ResourceSlice> ss = {decodeSlice(h100Slice("n1", 1, 4)), decodeSlice(partitionableH100Slice("n2", 1, 2))};
+  std::vector<ResourceClaim> first = {decodeClaim(allocatedClaim("a", "c1", "n1", {{"n1", "gpu-0"}, {"n1", "gpu-1"}})),
+                                      decodeClaim(allocatedClaim("a", "c2", "n2", {{"n2", "gpu-0-mig-19-0-1"}}))};
+  std::vector<ResourceClaim> second = {decodeClaim(allocatedClaim("a", "c3", "n1", {{"n1", "gpu-3"}})),
+                                       decodeClaim(allocatedClaim("a", "c4", "n2", {{"n2", "gpu-1"}})),
+                                       decodeClaim(allocatedClaim("a", "c5", "n1", {{"n1", "gpu-3"}}))};
+  auto inc = Inventory::fromSlices(ss);
+  std::vector<const ResourceClaim*> p1, p2;
+  for (const auto& c : first) p1.push_back(&c);
+  for (const auto& c : second) p2.push_back(&c);
+  inc.setClaims(p1);
+  EXPECT_TRUE(inc.isAllocated({"gpu.nvidia.com", "n1", "gpu-1"}));
+  inc.setClaims(p2);
+  auto full = Inventory::build(ss, second);
+  EXPECT_EQ(inc.allocatedDevices(), full.allocatedDevices());
+  EXPECT_FALSE(inc.isAllocated({"gpu.nvidia.com", "n1", "gpu-1"}));
+  ASSERT_EQ(inc.counters().size(), full.counters().size());
+  for (const auto& [k, c] : full.counters()) {
+    EXPECT_EQ(inc.counters().at(k).consumed, c.consumed) << k.counter_set << "/" << k.counter;
+    EXPECT_EQ(inc.counters().at(k).total, c.total);
+  }
+  for (const auto& [id, e] : full.devices()) EXPECT_EQ(inc.device(id)->allocated_by, e.allocated_by) << id.str();
+  ASSERT_EQ(inc.problems().size(), 1u);  // gpu-3 twice
+  EXPECT_EQ(inc.problems()[0].message, full.problems()[0].message);
+}
+
 }  // namespace
 }  // namespace waterline::dra

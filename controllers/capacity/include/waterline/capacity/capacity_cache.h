@@ -235,7 +235,6 @@ class CapacityCache {
   std::set<std::string> draDirtyNodes_;
   std::set<dra::DeviceId> draDirtyDevices_;
   bool slicesChanged_ = true;
-  std::vector<dra::ResourceSlice> sliceVec_;  // slices_ as the inventory's input
   dra::Inventory draInv_;
   std::set<std::string> autoDraPools_;  // pools with unset allocation whose nodes publish slices
 };

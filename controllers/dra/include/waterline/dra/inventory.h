@@ -86,6 +86,11 @@ struct InventoryProblem {
 class Inventory {
  public:
   static Inventory build(std::span<const ResourceSlice> slices, std::span<const ResourceClaim> claims);
+  // The same in two steps, for a caller whose claims change far more often than its
+  // slices: the devices, pools and counter totals of the slices, then (again on every
+  // claim change) the allocations. build(s, c) == fromSlices(s) + setClaims(c).
+  static Inventory fromSlices(std::span<const ResourceSlice> slices);
+  void setClaims(std::span<const ResourceClaim* const> claims);
   Inventory() = default;
   Inventory(const Inventory& o) { *this = o; }
   Inventory& operator=(const Inventory& o);
