@@ -8,8 +8,11 @@
 // weighted tokens per second of all its workers), not a per-pod average:
 //
 //   ratio   = total / (currentReplicas × targetPerReplica)
-//   raw     = currentReplicas                     when |ratio − 1| ≤ tolerance
+//   raw     = currentReplicas                     when |ratio − 1| ≤ tolerance × (1 + penalty)
 //           = ceil(total / targetPerReplica)      otherwise
+//
+// where penalty is flap damping's (0 until the planner reverses its own last step; see
+// AutoscalerPolicy::flapHalfLifeSeconds; off in kubernetesHpaDefaultPolicy),
 //
 // then, in this order:
 //   1. stabilisation (HPA): the raw recommendation joins a history; the result is the
