@@ -13,6 +13,7 @@
 //                    [--target-util 0.85] [--baseline-target-util 0.8] (fluid mode)
 //                    [--up-window S] [--up-policies Percent:30:60] [--down-window S]
 //                    [--down-policies Percent:20:60] [--tolerance X] [--sweep] [--csv FILE]
+//                    [--flap-half-life 600] [--flap-step 0.5] [--flap-max 1] (flap damping; 0 s: off)
 //                    [--hpa-target auto|X] (the default HPA's target; auto: see main())
 #include <algorithm>
 #include <cmath>
@@ -56,6 +57,10 @@ struct Options {
   std::string downPolicies = "Percent:20:60";
   std::string upSelect = "Max";
   std::string downSelect = "Max";
+  // flap damping (the planner's defaults; --flap-half-life 0 turns it off)
+  int flapHalfLife = planners::AutoscalerPolicy::kDefaultFlapHalfLifeSeconds;
+  double flapStep = planners::AutoscalerPolicy::kDefaultFlapPenaltyStep;
+  double flapMax = planners::AutoscalerPolicy::kDefaultFlapPenaltyMax;
   // baseline
   double baselineTargetUtil = 0.8;
   double baselineTolerance = 0.1;
@@ -127,6 +132,9 @@ void parseArgs(int argc, char** argv, Options& o) {
     else if (a == "--tolerance") o.tolerance = std::stod(val());
     else if (a == "--up-window") o.upWindow = std::stoi(val());
     else if (a == "--down-window") o.downWindow = std::stoi(val());
+    else if (a == "--flap-half-life") o.flapHalfLife = std::stoi(val());
+    else if (a == "--flap-step") o.flapStep = std::stod(val());
+    else if (a == "--flap-max") o.flapMax = std::stod(val());
     else if (a == "--up-policies") o.upPolicies = val();
     else if (a == "--down-policies") o.downPolicies = val();
     else if (a == "--up-select") o.upSelect = val();
@@ -162,6 +170,9 @@ planners::AutoscalerPolicy oursPolicy(const Options& o, double target) {
   p.scaleDown.stabilizationWindowSeconds = o.downWindow;
   p.scaleDown.selectPolicy = parseSelect(o.downSelect);
   p.scaleDown.policies = parsePolicies(o.downPolicies);
+  p.flapHalfLifeSeconds = o.flapHalfLife;
+  p.flapPenaltyStep = o.flapStep;
+  p.flapPenaltyMax = o.flapMax;
   p.minReplicas = 1;
   p.maxReplicas = o.replay.maxReplicas;
   return p;
@@ -345,9 +356,10 @@ int main(int argc, char** argv) {
               fleet ? "in-flight requests (sum of vllm:num_requests_running + waiting) at the last scrape"
                     : "rate of offered weighted tokens over the rate window",
               fleet ? "load served by the simulated fleet (continuous batching)" : "fluid capacity model");
-  std::printf("waterline: tolerance %.2f, up window %d s [%s, %s], down window %d s [%s, %s]\n", o.tolerance,
-              o.upWindow, o.upPolicies.c_str(), o.upSelect.c_str(), o.downWindow, o.downPolicies.c_str(),
-              o.downSelect.c_str());
+  std::printf("waterline: tolerance %.2f, up window %d s [%s, %s], down window %d s [%s, %s], flap damping "
+              "half-life %d s step %.2f max %.2f\n",
+              o.tolerance, o.upWindow, o.upPolicies.c_str(), o.upSelect.c_str(), o.downWindow,
+              o.downPolicies.c_str(), o.downSelect.c_str(), o.flapHalfLife, o.flapStep, o.flapMax);
   std::printf("hpa-default: Kubernetes HPA defaults: tolerance 0.10, sync 15 s, scale-up [Pods:4:15, "
               "Percent:100:15, Max] no window, scale-down window 300 s [Percent:100:15]; pods still loading "
               "count as missing\n");

@@ -144,6 +144,13 @@ void prune(AutoscalerState& st, int64_t now, const AutoscalerPolicy& p) {
   }
 }
 
+// The flap penalty of `st` decayed to `now` (0 when damping is off).
+double decayedPenalty(const AutoscalerState& st, int64_t now, const AutoscalerPolicy& p) {
+  if (p.flapHalfLifeSeconds <= 0 || st.flapPenaltyMilli <= 0) return 0;
+  const double age = double(std::max<int64_t>(0, now - st.lastEventSeconds));
+  return double(st.flapPenaltyMilli) / 1000.0 * std::exp2(-age / double(p.flapHalfLifeSeconds));
+}
+
 std::string windowText(int32_t seconds, std::string_view what) {
   return std::to_string(seconds) + " s " + std::string(what) + " window";
 }
@@ -188,6 +195,11 @@ std::expected<AutoscalerPolicy, std::string> AutoscalerPolicy::fromSpec(const ap
   return p;
 }
 
+double AutoscalerPolicy::dampedTolerance(double penalty) const {
+  if (flapHalfLifeSeconds <= 0) return tolerance;
+  return tolerance * (1.0 + std::clamp(penalty, 0.0, std::max(0.0, flapPenaltyMax)));
+}
+
 // ------------------------------------------------------------------------------------
 // State
 
@@ -203,6 +215,8 @@ std::string AutoscalerState::toJson() const {
   put("r", recommendations);
   put("u", scaleUpEvents);
   put("d", scaleDownEvents);
+  if (lastDirection != 0)
+    j["f"] = nlohmann::json::array({lastEventSeconds, lastDirection, flapPenaltyMilli});
   return j.dump();
 }
 
@@ -231,6 +245,18 @@ std::expected<AutoscalerState, std::string> AutoscalerState::fromJson(std::strin
   if (auto e = get("r", st.recommendations)) return std::unexpected(*e);
   if (auto e = get("u", st.scaleUpEvents)) return std::unexpected(*e);
   if (auto e = get("d", st.scaleDownEvents)) return std::unexpected(*e);
+  if (auto f = j.find("f"); f != j.end()) {
+    if (!f->is_array() || f->size() != 3 || !(*f)[0].is_number_integer() || !(*f)[1].is_number_integer() ||
+        !(*f)[2].is_number_integer())
+      return std::unexpected("autoscaler state: f: want [seconds, direction, penalty]");
+    const auto dir = (*f)[1].get<int64_t>();
+    const auto milli = (*f)[2].get<int64_t>();
+    if ((dir != 1 && dir != -1) || milli < 0 || milli > 1'000'000)
+      return std::unexpected("autoscaler state: f: direction or penalty out of range");
+    st.lastEventSeconds = (*f)[0].get<int64_t>();
+    st.lastDirection = static_cast<int32_t>(dir);
+    st.flapPenaltyMilli = static_cast<int32_t>(milli);
+  }
   return st;
 }
 
@@ -315,6 +341,7 @@ AutoscalerPolicy kubernetesHpaDefaultPolicy(double targetPerPod, int32_t minRepl
   p.scaleDown.stabilizationWindowSeconds = 300;
   p.scaleDown.selectPolicy = api::SelectPolicy::Max;
   p.scaleDown.policies = {{api::ScalingPolicyType::Percent, 100, 15}};
+  p.flapHalfLifeSeconds = 0;  // Waterline's flap damping is not part of the HPA
   p.minReplicas = minReplicas;
   p.maxReplicas = maxReplicas;
   return p;
@@ -354,6 +381,9 @@ AutoscalerDecision planAutoscaling(const AutoscalerPolicy& policy, const Autosca
     for (auto& e : *v) e.unixSeconds = std::min(e.unixSeconds, now);  // clock skew: never in the future
     sortEntries(*v);
   }
+  st.lastEventSeconds = std::min(st.lastEventSeconds, now);
+  const double penalty = decayedPenalty(st, now, policy);
+  const double tolerance = policy.dampedTolerance(penalty);
   prune(st, now, policy);
 
   auto lowerText = [&] {
@@ -367,6 +397,19 @@ AutoscalerDecision planAutoscaling(const AutoscalerPolicy& policy, const Autosca
   auto recordEvent = [&](int32_t from, int32_t to) {
     if (to > from) st.scaleUpEvents.push_back({now, to - from});
     if (to < from) st.scaleDownEvents.push_back({now, from - to});
+  };
+  // Flap damping: a metric-driven scale event (not one the bounds forced, not one made
+  // while the metric is missing) that reverses the previous one's direction adds to the
+  // penalty.
+  auto noteDirection = [&](int32_t from, int32_t to) {
+    if (to == from || policy.flapHalfLifeSeconds <= 0) return;
+    const int32_t dir = to > from ? 1 : -1;
+    double p = penalty;
+    if (st.lastDirection != 0 && dir != st.lastDirection) p += std::max(0.0, policy.flapPenaltyStep);
+    p = std::clamp(p, 0.0, std::max(0.0, policy.flapPenaltyMax));
+    st.lastEventSeconds = now;
+    st.lastDirection = dir;
+    st.flapPenaltyMilli = static_cast<int32_t>(std::lround(p * 1000.0));
   };
 
   // ---- missing data: hold.
@@ -429,7 +472,7 @@ AutoscalerDecision planAutoscaling(const AutoscalerPolicy& policy, const Autosca
     ratio = total > 0 ? std::numeric_limits<double>::infinity() : 1.0;
   } else {
     ratio = total / (double(current) * target);
-    tolerated = std::fabs(ratio - 1.0) <= policy.tolerance + 1e-9;
+    tolerated = std::fabs(ratio - 1.0) <= tolerance + 1e-9;
     raw = tolerated ? current : replicasForLoad(total, target);
   }
   d.rawRecommendation = raw;
@@ -438,7 +481,12 @@ AutoscalerDecision planAutoscaling(const AutoscalerPolicy& policy, const Autosca
                                                    : as::kWithinTolerance);
   std::string message = "metric " + formatNumber(total) + " for " + std::to_string(current) +
                         " replicas at target " + formatNumber(target) + " per replica (ratio " +
-                        formatNumber(ratio) + (tolerated ? ", within tolerance" : "") + "): recommends " +
+                        formatNumber(ratio) +
+                        (tolerated ? (tolerance > policy.tolerance + 1e-12
+                                          ? ", within the flap-damped tolerance " + formatNumber(tolerance)
+                                          : std::string(", within tolerance"))
+                                   : std::string()) +
+                        "): recommends " +
                         std::to_string(raw);
 
   // ---- stabilisation (HPA's stabilizeRecommendationWithBehaviors).
@@ -550,6 +598,7 @@ AutoscalerDecision planAutoscaling(const AutoscalerPolicy& policy, const Autosca
     d.event = AutoscalerEvent{false, std::string(as::kSuccessfulRescale),
                               formatRescaleEvent(current, desired, total, target, d.reason)};
     recordEvent(current, desired);
+    if ((desired > current) == (limited > current) && limited != current) noteDirection(current, desired);
   }
   prune(st, now, policy);
   d.newState = std::move(st);

@@ -28,6 +28,10 @@ struct Ev {
 // The textbook algorithm over unbounded histories.
 struct Reference {
   std::vector<Ev> recs, ups, downs;
+  // flap damping: the last metric-driven event and the penalty (thousandths) then
+  int64_t lastT = 0;
+  int32_t lastDir = 0;
+  int32_t milli = 0;
 
   static int64_t changeIn(const std::vector<Ev>& evs, int64_t now, int32_t period) {
     int64_t s = 0;
@@ -76,12 +80,16 @@ struct Reference {
       return to;
     };
     if (!total) return record(std::clamp(current, lower, upper));
+    const double pen = p.flapHalfLifeSeconds > 0 && milli > 0
+                           ? milli / 1000.0 * std::exp2(-double(now - lastT) / p.flapHalfLifeSeconds)
+                           : 0.0;
+    const double tol = p.flapHalfLifeSeconds > 0 ? p.tolerance * (1 + std::min(pen, p.flapPenaltyMax)) : p.tolerance;
     int32_t raw;
     if (current == 0) {
       raw = replicasForLoad(*total, p.targetPerReplica);
     } else {
       const double ratio = *total / (current * p.targetPerReplica);
-      raw = std::fabs(ratio - 1) <= p.tolerance + 1e-9 ? current : replicasForLoad(*total, p.targetPerReplica);
+      raw = std::fabs(ratio - 1) <= tol + 1e-9 ? current : replicasForLoad(*total, p.targetPerReplica);
     }
     const int32_t up = p.scaleUp.stabilizationWindowSeconds, down = p.scaleDown.stabilizationWindowSeconds;
     const int32_t longest = std::max(up, down);
@@ -99,8 +107,17 @@ struct Reference {
     } else if (d < current) {
       if (auto l = downLimit(current, p.scaleDown, now)) d = static_cast<int32_t>(std::max<int64_t>(d, std::min<int64_t>(*l, current)));
     }
+    const int32_t metricDir = d > current ? 1 : d < current ? -1 : 0;
     d = std::clamp(d, lower, upper);
     if (maxSched && d > current && d > *maxSched) d = std::min(d, std::max({current, *maxSched, lower}));
+    const int32_t dir = d > current ? 1 : d < current ? -1 : 0;
+    if (p.flapHalfLifeSeconds > 0 && dir != 0 && dir == metricDir) {
+      double np = pen + (lastDir != 0 && dir != lastDir ? p.flapPenaltyStep : 0.0);
+      np = std::clamp(np, 0.0, p.flapPenaltyMax);
+      milli = int32_t(std::lround(np * 1000));
+      lastT = now;
+      lastDir = dir;
+    }
     return record(d);
   }
 };
@@ -133,6 +150,11 @@ TEST(AutoscalerProperty, PrunedPersistedStateDecidesLikeTheUnboundedReference) {
     p.scaleDown = randomRules(rng, windows[rng() % 5]);
     p.minReplicas = int(rng() % 4);
     p.maxReplicas = p.minReplicas + 1 + int(rng() % 25);
+    // flap damping: off (the HPA algorithm alone), or a random half-life, step and cap
+    const int damping = int(rng() % 3);
+    p.flapHalfLifeSeconds = damping == 0 ? 0 : int(30 + rng() % 900);
+    p.flapPenaltyStep = 0.25 * double(1 + rng() % 4);
+    p.flapPenaltyMax = 0.5 * double(1 + rng() % 4);
     Reference ref;
     std::string state;  // the annotation
     int32_t current = p.minReplicas + int(rng() % 5), refCurrent = current;

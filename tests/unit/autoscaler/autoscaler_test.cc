@@ -222,7 +222,10 @@ std::vector<Case> cases() {
            {45, 2000, 20, as::kMetricAboveTarget},         // unknown capacity: no limit
            {60, 500, 5, as::kMetricBelowTarget, -1, 0, 3},  // scale-down is not affected
            {75, 500, 9, as::kTooFewReplicas, -1, 9, 3},     // the floor beats capacity
-           {90, 1000, 10, as::kMetricAboveTarget, -1, 0, 10},
+           // 20 -> 5 at t=60 reversed the scale-ups: flap damping widens the tolerance to
+           // 0.1 x (1 + 0.5 x 2^(-30/600)) = 0.148 (the floor's raise at t=75 does not count)
+           {90, 1000, 9, as::kWithinTolerance, -1, 0, 10},
+           {105, 1200, 12, as::kMetricAboveTarget, -1, 0, 12},
        }},
       {"missing data holds the count and recovers",
        makePolicy(100, 0.1, 0, 300, 2, 20),
@@ -376,7 +379,8 @@ TEST(Autoscaler, StateRecordsRawRecommendationsAndEvents) {
   EXPECT_EQ(d.newState.recommendations, (std::vector<AutoscalerState::Entry>{{t, 20}}));
   EXPECT_EQ(d.newState.scaleUpEvents, (std::vector<AutoscalerState::Entry>{{t, 4}}));
   EXPECT_TRUE(d.newState.scaleDownEvents.empty());
-  EXPECT_EQ(d.newState.toJson(), R"({"r":[[1700000000,20]],"u":[[1700000000,4]],"v":1})");
+  // "f": the flap-damping record (time, direction up, penalty 0: no reversal yet)
+  EXPECT_EQ(d.newState.toJson(), R"({"f":[1700000000,1,0],"r":[[1700000000,20]],"u":[[1700000000,4]],"v":1})");
 }
 
 TEST(Autoscaler, FutureTimestampsAreTreatedAsNow) {
@@ -419,6 +423,139 @@ TEST(Autoscaler, PlainHpaBaseline) {
   EXPECT_EQ(planPlainHpa(10, std::nullopt, 100, 0.1, 1, 100), 10);
   EXPECT_EQ(planPlainHpa(10, kNaN, 100, 0.1, 1, 100), 10);
   EXPECT_EQ(planPlainHpa(0, 250, 100, 0.1, 0, 100), 3);
+}
+
+// ---- flap damping
+
+// One evaluation at kT0 + t s with the state carried in `json`.
+AutoscalerDecision evalAt(const AutoscalerPolicy& p, std::string& json, int t, int32_t current,
+                          std::optional<double> total, int32_t ptuFloor = 0) {
+  AutoscalerInput in;
+  in.now = kT0 + std::chrono::seconds(t);
+  in.currentReplicas = current;
+  in.metric = total ? MetricObservation::value(*total) : MetricObservation::failed("down");
+  in.ptuFloor = ptuFloor;
+  auto d = planAutoscaling(p, AutoscalerState::parseOrEmpty(json), in);
+  json = d.newState.toJson();
+  return d;
+}
+
+TEST(FlapDamping, DefaultsAndTheHpaHasNone) {
+  const AutoscalerPolicy p;
+  EXPECT_EQ(p.flapHalfLifeSeconds, 600);
+  EXPECT_DOUBLE_EQ(p.flapPenaltyStep, 0.5);
+  EXPECT_DOUBLE_EQ(p.flapPenaltyMax, 1.0);
+  EXPECT_DOUBLE_EQ(p.dampedTolerance(0.5), api::kDefaultTolerance * 1.5);
+  EXPECT_DOUBLE_EQ(p.dampedTolerance(7), api::kDefaultTolerance * 2);  // capped
+  EXPECT_EQ(kubernetesHpaDefaultPolicy(12, 1, 100).flapHalfLifeSeconds, 0);
+  AutoscalerPolicy off;
+  off.flapHalfLifeSeconds = 0;
+  EXPECT_DOUBLE_EQ(off.dampedTolerance(1), off.tolerance);
+}
+
+TEST(FlapDamping, AReversalWidensTheToleranceUntilItDecays) {
+  const auto p = makePolicy(100, 0.1, 0, 0, 1, 100);  // default damping: 600 s, +0.5, max 1
+  std::string json;
+  EXPECT_EQ(evalAt(p, json, 0, 10, 1200).desiredReplicas, 12);  // up: the first event, no penalty
+  EXPECT_EQ(AutoscalerState::parseOrEmpty(json).flapPenaltyMilli, 0);
+  EXPECT_EQ(evalAt(p, json, 15, 12, 900).desiredReplicas, 9);  // down: a reversal, penalty 0.5
+  const auto st = AutoscalerState::parseOrEmpty(json);
+  EXPECT_EQ(st.flapPenaltyMilli, 500);
+  EXPECT_EQ(st.lastDirection, -1);
+  // ratio 1.144: outside 0.1, inside 0.1 x (1 + 0.5 x 2^(-15/600)) = 0.149
+  auto d = evalAt(p, json, 30, 9, 1030);
+  EXPECT_EQ(d.desiredReplicas, 9);
+  EXPECT_EQ(d.reason, as::kWithinTolerance);
+  EXPECT_NE(d.message.find("flap-damped tolerance 0.149"), std::string::npos) << d.message;
+  // two half-lives later the penalty is 0.5 x 2^(-1215/600) = 0.123: tolerance 0.112
+  std::string later = json;
+  d = evalAt(p, later, 15 + 1200, 9, 1030);
+  EXPECT_EQ(d.desiredReplicas, 11);
+  EXPECT_EQ(d.reason, as::kMetricAboveTarget);
+  // without damping the same steps scale up at t=30
+  auto hpa = p;
+  hpa.flapHalfLifeSeconds = 0;
+  std::string j2;
+  evalAt(hpa, j2, 0, 10, 1200);
+  evalAt(hpa, j2, 15, 12, 900);
+  EXPECT_EQ(evalAt(hpa, j2, 30, 9, 1030).desiredReplicas, 11);
+  EXPECT_EQ(j2.find("\"f\""), std::string::npos);  // and it records nothing
+}
+
+TEST(FlapDamping, OnlyReversalsAddAndThePenaltyIsCapped) {
+  auto p = makePolicy(100, 0.1, 0, 0, 1, 1000);
+  p.flapHalfLifeSeconds = 1'000'000;  // no decay to speak of
+  std::string json;
+  evalAt(p, json, 0, 10, 2000);   // up to 20
+  evalAt(p, json, 15, 20, 3000);  // up to 30: same direction, nothing added
+  EXPECT_EQ(AutoscalerState::parseOrEmpty(json).flapPenaltyMilli, 0);
+  evalAt(p, json, 30, 30, 1000);  // down: +0.5
+  EXPECT_EQ(AutoscalerState::parseOrEmpty(json).flapPenaltyMilli, 500);
+  evalAt(p, json, 45, 10, 3000);  // up: +0.5
+  EXPECT_EQ(AutoscalerState::parseOrEmpty(json).flapPenaltyMilli, 1000);
+  evalAt(p, json, 60, 30, 1000);  // down: capped at 1
+  EXPECT_EQ(AutoscalerState::parseOrEmpty(json).flapPenaltyMilli, 1000);
+  // the tolerance is at most 0.1 x 2: ratio 0.81 holds, 0.79 moves
+  std::string a = json, b = json;
+  EXPECT_EQ(evalAt(p, a, 75, 10, 810).desiredReplicas, 10);
+  EXPECT_EQ(evalAt(p, b, 75, 10, 790).desiredReplicas, 8);
+}
+
+TEST(FlapDamping, ForcedAndMetriclessChangesDoNotCount) {
+  const auto p = makePolicy(100, 0.1, 0, 0, 1, 100);
+  std::string json;
+  evalAt(p, json, 0, 10, 500);                                 // down to 5
+  EXPECT_EQ(evalAt(p, json, 15, 5, 500, 8).desiredReplicas, 8);  // the PTU floor raises it: not a reversal
+  EXPECT_EQ(evalAt(p, json, 30, 0, std::nullopt).desiredReplicas, 1);  // raised to minReplicas, no metric
+  const auto st = AutoscalerState::parseOrEmpty(json);
+  EXPECT_EQ(st.lastDirection, -1);
+  EXPECT_EQ(st.flapPenaltyMilli, 0);
+}
+
+// An in-flight metric grows faster than 1/replicas when replicas are removed (batches
+// grow, requests take longer): here per-replica load is target x (L/N)^2, so a step to
+// the proportional recommendation overshoots and the next undoes it, every evaluation.
+TEST(FlapDamping, StopsTheOscillationOfAnElasticMetric) {
+  auto run = [](const AutoscalerPolicy& p, int32_t& lo, int32_t& hi) {
+    std::string json;
+    int32_t n = 100, events = 0;
+    lo = hi = n;
+    const double load = 93.3;  // replicas' worth: ratio 0.87 at 100, 1.15 at 87
+    for (int t = 0; t < 3600; t += 15) {
+      const double perReplica = 100 * (load / n) * (load / n);
+      const auto d = evalAt(p, json, t, n, perReplica * n);
+      if (d.desiredReplicas != n) ++events;
+      n = d.desiredReplicas;
+      lo = std::min(lo, n);
+      hi = std::max(hi, n);
+    }
+    return events;
+  };
+  const auto damped = makePolicy(100, 0.1, 0, 0, 1, 200);
+  auto undamped = damped;
+  undamped.flapHalfLifeSeconds = 0;
+  int32_t lo = 0, hi = 0;
+  EXPECT_GE(run(undamped, lo, hi), 200);  // a change at nearly every evaluation
+  const int events = run(damped, lo, hi);
+  EXPECT_LE(events, 8);
+  EXPECT_GE(events, 2);  // it still moves when the penalty has decayed
+  EXPECT_GE(lo, 87);
+  EXPECT_LE(hi, 100);
+}
+
+TEST(FlapDamping, StateRoundTripsAndRejectsGarbage) {
+  AutoscalerState st;
+  st.lastEventSeconds = 1'700'000'015;
+  st.lastDirection = -1;
+  st.flapPenaltyMilli = 750;
+  const auto json = st.toJson();
+  EXPECT_EQ(json, R"({"f":[1700000015,-1,750],"v":1})");
+  auto back = AutoscalerState::fromJson(json);
+  ASSERT_TRUE(back.has_value()) << back.error();
+  EXPECT_EQ(*back, st);
+  for (const char* bad : {R"({"v":1,"f":[1,0,5]})", R"({"v":1,"f":[1,2,5]})", R"({"v":1,"f":[1,1,-5]})",
+                          R"({"v":1,"f":[1,1]})", R"({"v":1,"f":"x"})", R"({"v":1,"f":[1,1,0.5]})"})
+    EXPECT_FALSE(AutoscalerState::fromJson(bad).has_value()) << bad;
 }
 
 TEST(AutoscalerPolicy, FromSpec) {

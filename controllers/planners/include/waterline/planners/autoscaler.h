@@ -8,8 +8,11 @@
 // weighted tokens per second of all its workers), not a per-pod average:
 //
 //   ratio   = total / (currentReplicas × targetPerReplica)
-//   raw     = currentReplicas                     when |ratio − 1| ≤ tolerance
+//   raw     = currentReplicas                     when |ratio − 1| ≤ tolerance × (1 + penalty)
 //           = ceil(total / targetPerReplica)      otherwise
+//
+// where penalty is flap damping's (0 until the planner reverses its own last step; see
+// AutoscalerPolicy::flapHalfLifeSeconds; off in kubernetesHpaDefaultPolicy),
 //
 // then, in this order:
 //   1. stabilisation (HPA): the raw recommendation joins a history; the result is the
@@ -79,6 +82,22 @@ struct AutoscalerPolicy {
   api::ScalingRules scaleDown{api::kDefaultScaleDownWindowSeconds, api::SelectPolicy::Max, {}};
   int32_t minReplicas = 1;
   int32_t maxReplicas = 1;
+  // Flap damping (Waterline's, not HPA's; off when flapHalfLifeSeconds is 0): each
+  // reversal (a scale event in the direction opposite to the previous one) adds
+  // flapPenaltyStep to a penalty that halves every flapHalfLifeSeconds, capped at
+  // flapPenaltyMax. The tolerance in force is tolerance × (1 + penalty): a planner whose
+  // steps keep being undone (a noisy metric, or one that responds to the replica count
+  // more than proportionally, as in-flight requests do) widens its own dead band until
+  // they stop, and narrows it again when the load is quiet. See docs/autoscaling.md.
+  int32_t flapHalfLifeSeconds = kDefaultFlapHalfLifeSeconds;
+  double flapPenaltyStep = kDefaultFlapPenaltyStep;
+  double flapPenaltyMax = kDefaultFlapPenaltyMax;
+  static constexpr int32_t kDefaultFlapHalfLifeSeconds = 600;
+  static constexpr double kDefaultFlapPenaltyStep = 0.5;
+  static constexpr double kDefaultFlapPenaltyMax = 1.0;
+
+  // The tolerance in force with `penalty` (the decayed flap penalty).
+  double dampedTolerance(double penalty) const;
 
   // From spec.autoscaling (which must be enabled), spec.minReplicas (default 1) and
   // spec.maxReplicas. Errors name the field.
@@ -110,8 +129,14 @@ struct AutoscalerState {
   std::vector<Entry> recommendations;  // oldest first
   std::vector<Entry> scaleUpEvents;    // replicas added
   std::vector<Entry> scaleDownEvents;  // replicas removed
+  // Flap damping: the last scale event (time, direction +1/−1, 0: none yet) and the
+  // penalty in thousandths as of that time (decayed on use).
+  int64_t lastEventSeconds = 0;
+  int32_t lastDirection = 0;
+  int32_t flapPenaltyMilli = 0;
 
-  // Compact JSON: {"v":1,"r":[[t,n],...],"u":[[t,n]],"d":[[t,n]]}; empty lists left out.
+  // Compact JSON: {"v":1,"r":[[t,n],...],"u":[[t,n]],"d":[[t,n]],"f":[t,dir,milli]}; empty
+  // lists and an empty "f" (no event yet) left out.
   std::string toJson() const;
   static std::expected<AutoscalerState, std::string> fromJson(std::string_view json);
   // fromJson, or an empty state when the annotation is absent or unreadable (the state
