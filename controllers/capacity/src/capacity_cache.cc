@@ -188,6 +188,8 @@ void CapacityCache::onClaim(const cache::ObjectPtr& o, bool deleted) {
   if (!o) return;
   const std::string key = metaString(*o, "namespace") + "/" + metaString(*o, "name");
   std::lock_guard g(mu_);
+  std::optional<dra::ResourceClaim> before;
+  if (auto it = claims_.find(key); it != claims_.end()) before = it->second.claim;
   auto drop = [&] {
     if (auto it = claims_.find(key); it != claims_.end()) {
       for (const auto& r : it->second.claim.results) draDirtyDevices_.insert(r.id());
@@ -197,12 +199,17 @@ void CapacityCache::onClaim(const cache::ObjectPtr& o, bool deleted) {
   };
   draDirty_ = true;
   drop();
-  if (deleted) return;
+  if (deleted) {
+    claimDeltas_.emplace_back(std::move(before), std::nullopt);
+    return;
+  }
   auto c = dra::decodeResourceClaim(*o);
   if (!c) {
     log::logger("capacity").warn("ignoring a ResourceClaim", {{"claim", key}, {"error", c.error()}});
+    claimDeltas_.emplace_back(std::move(before), std::nullopt);
     return;
   }
+  claimDeltas_.emplace_back(std::move(before), *c);
   ClaimInfo info;
   info.claim = std::move(*c);
   if (auto m = o->find("metadata"); m != o->end() && m->contains("labels") && (*m)["labels"].is_object()) {
@@ -278,10 +285,18 @@ void CapacityCache::refreshDraLocked() {
     draInv_ = dra::Inventory::fromSlices(ss);
     slicesChanged_ = false;
   }
-  std::vector<const dra::ResourceClaim*> cs;
-  cs.reserve(claims_.size());
-  for (const auto& [k, c] : claims_) cs.push_back(&c.claim);
-  draInv_.setClaims(cs);
+  bool full = slicesChanged;
+  for (const auto& [before, after] : claimDeltas_) {
+    if (full) break;
+    full = !draInv_.replaceClaim(before ? &*before : nullptr, after ? &*after : nullptr);
+  }
+  claimDeltas_.clear();
+  if (full) {
+    std::vector<const dra::ResourceClaim*> cs;
+    cs.reserve(claims_.size());
+    for (const auto& [k, c] : claims_) cs.push_back(&c.claim);
+    draInv_.setClaims(cs);
+  }
   for (const auto& pr : draInv_.problems())
     log::logger("capacity").warn("DRA inventory problem", {{"detail", pr.message}});
   // Which automatic pools are in DRA mode depends on the slices, the pools and the

@@ -137,6 +137,61 @@ void Inventory::setClaims(std::span<const ResourceClaim* const> claims) {
                                " over-consumed: " + std::to_string(c.consumed) + " of " + std::to_string(c.total)});
 }
 
+bool Inventory::replaceClaim(const ResourceClaim* old, const ResourceClaim* now) {
+  if (!problems_.empty()) return false;  // a contested device or counter: the order decides
+  const std::string key = old ? old->key() : now ? now->key() : "";
+  if (key.empty()) return true;
+  // Checks first, so that a refusal leaves everything as it was.
+  if (old && old->allocated)
+    for (const auto& r : old->results) {
+      auto a = allocated_.find(r.id());
+      if (a == allocated_.end() || a->second != key) return false;
+    }
+  std::set<DeviceId> freed;
+  if (old && old->allocated)
+    for (const auto& r : old->results) freed.insert(r.id());
+  std::map<CounterKey, int64_t> delta;
+  if (now && now->allocated) {
+    std::set<DeviceId> seen;
+    for (const auto& r : now->results) {
+      if (!seen.insert(r.id()).second) return false;
+      if (auto a = allocated_.find(r.id()); a != allocated_.end() && !freed.count(r.id())) return false;
+      if (auto d = devices_.find(r.id()); d != devices_.end()) {
+        auto cons = consumption(d->second);
+        if (!cons) return false;
+        for (const auto& [k, v] : *cons) delta[k] += v;
+      }
+    }
+  }
+  for (const auto& id : freed) {
+    allocated_.erase(id);
+    if (auto d = devices_.find(id); d != devices_.end()) {
+      d->second.allocated_by.clear();
+      if (auto cons = consumption(d->second))
+        for (const auto& [k, v] : *cons) delta[k] -= v;
+    }
+  }
+  for (const auto& [k, v] : delta) {
+    auto c = counters_.find(k);
+    if (c != counters_.end() && c->second.consumed + v > c->second.total) {
+      // Over-consumption is a problem a full pass reports: undo and refuse.
+      for (const auto& id : freed) {
+        allocated_.emplace(id, key);
+        if (auto d = devices_.find(id); d != devices_.end()) d->second.allocated_by = key;
+      }
+      return false;
+    }
+  }
+  for (const auto& [k, v] : delta)
+    if (auto c = counters_.find(k); c != counters_.end()) c->second.consumed += v;
+  if (now && now->allocated)
+    for (const auto& r : now->results) {
+      allocated_.emplace(r.id(), key);
+      if (auto d = devices_.find(r.id()); d != devices_.end()) d->second.allocated_by = key;
+    }
+  return true;
+}
+
 const DeviceEntry* Inventory::device(const DeviceId& id) const {
   auto it = devices_.find(id);
   return it == devices_.end() ? nullptr : &it->second;

@@ -272,5 +272,33 @@ TEST(DraInventory, SetClaimsAgainEqualsABuild) {
   EXPECT_EQ(inc.problems()[0].message, full.problems()[0].message);
 }
 
+TEST(DraInventory, ReplaceClaimOneAtATimeEqualsABuild) {
+  std::vector<ResourceSlice> ss = {decodeSlice(h100Slice("n1", 1, 4)), decodeSlice(partitionableH100Slice("n2", 1, 2))};
+  auto c1 = decodeClaim(allocatedClaim("a", "c1", "n1", {{"n1", "gpu-0"}, {"n1", "gpu-1"}}));
+  auto c2 = decodeClaim(allocatedClaim("a", "c2", "n2", {{"n2", "gpu-0-mig-19-0-1"}}));
+  auto c2b = decodeClaim(allocatedClaim("a", "c2", "n2", {{"n2", "gpu-1-mig-9-4-4"}}));
+  auto c3 = decodeClaim(allocatedClaim("a", "c3", "n2", {{"n2", "gpu-0"}}));
+  auto inc = Inventory::fromSlices(ss);
+  inc.setClaims(std::vector<const ResourceClaim*>{});
+  ASSERT_TRUE(inc.replaceClaim(nullptr, &c1));
+  ASSERT_TRUE(inc.replaceClaim(nullptr, &c2));
+  ASSERT_TRUE(inc.replaceClaim(&c2, &c2b));  // moved to the other GPU
+  ASSERT_TRUE(inc.replaceClaim(nullptr, &c3));  // gpu-0's counters are whole again
+  ASSERT_TRUE(inc.replaceClaim(&c1, nullptr));
+  auto full = Inventory::build(ss, std::vector<ResourceClaim>{c2b, c3});
+  EXPECT_EQ(inc.allocatedDevices(), full.allocatedDevices());
+  for (const auto& [k, c] : full.counters()) EXPECT_EQ(inc.counters().at(k).consumed, c.consumed) << k.counter_set << "/" << k.counter;
+  for (const auto& [id, e] : full.devices()) EXPECT_EQ(inc.device(id)->allocated_by, e.allocated_by) << id.str();
+  // A device someone else holds, or counters that do not fit: refused, nothing changed.
+  auto clash = decodeClaim(allocatedClaim("a", "c9", "n2", {{"n2", "gpu-0"}}));
+  EXPECT_FALSE(inc.replaceClaim(nullptr, &clash));
+  auto overlap = decodeClaim(allocatedClaim("a", "c8", "n2", {{"n2", "gpu-1-mig-9-4-4"}}));
+  EXPECT_FALSE(inc.replaceClaim(nullptr, &overlap));
+  auto counters = decodeClaim(allocatedClaim("a", "c7", "n2", {{"n2", "gpu-1-mig-19-5-1"}}));  // inside c2b's 3g
+  EXPECT_FALSE(inc.replaceClaim(nullptr, &counters));
+  EXPECT_EQ(inc.allocatedDevices(), full.allocatedDevices());
+  for (const auto& [k, c] : full.counters()) EXPECT_EQ(inc.counters().at(k).consumed, c.consumed);
+}
+
 }  // namespace
 }  // namespace waterline::dra

@@ -235,6 +235,9 @@ class CapacityCache {
   std::set<std::string> draDirtyNodes_;
   std::set<dra::DeviceId> draDirtyDevices_;
   bool slicesChanged_ = true;
+  // Claim changes since the last refresh (before, after; nullopt: absent), applied one
+  // by one (dra::Inventory::replaceClaim) unless the slices changed too.
+  std::vector<std::pair<std::optional<dra::ResourceClaim>, std::optional<dra::ResourceClaim>>> claimDeltas_;
   dra::Inventory draInv_;
   std::set<std::string> autoDraPools_;  // pools with unset allocation whose nodes publish slices
 };

@@ -91,6 +91,11 @@ class Inventory {
   // claim change) the allocations. build(s, c) == fromSlices(s) + setClaims(c).
   static Inventory fromSlices(std::span<const ResourceSlice> slices);
   void setClaims(std::span<const ResourceClaim* const> claims);
+  // One claim changed (old or now null: created or deleted): its allocations are taken
+  // back and applied again, without touching the others. False (nothing changed) when
+  // that cannot be done exactly: a device of either is allocated by another claim too
+  // (who keeps it depends on every claim), or a counter problem; then call setClaims.
+  bool replaceClaim(const ResourceClaim* old, const ResourceClaim* now);
   Inventory() = default;
   Inventory(const Inventory& o) { *this = o; }
   Inventory& operator=(const Inventory& o);
