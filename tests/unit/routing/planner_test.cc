@@ -165,7 +165,7 @@ TEST(Planner, RateLimitIsCarriedWithDerivedRequestsPerMinute) {
   s.deployment = &d;
   s.now = t0();
   EXPECT_FALSE(planRoutes(s).rateLimit);
-  d.spec.rateLimit = api::RateLimitSpec{.tokensPerMinute = 120000};
+  d.spec.rateLimit = api::RateLimitSpec{.tokensPerMinute = 120000, .requestsPerMinute = std::nullopt};
   auto r = planRoutes(s);
   ASSERT_TRUE(r.rateLimit);
   EXPECT_EQ(r.rateLimit->tokensPerMinute, 120000);
