@@ -237,8 +237,47 @@ LimiterConfig AdmissionController::configFor(const ReservationInfo& r) const {
   return c;
 }
 
+QuotaLimits quotaLimits(const RateLimitInfo& rl, double share) {
+  share = std::clamp(share, 1e-9, 1.0);
+  return {static_cast<double>(rl.tokensPerMinute) * share, static_cast<double>(rl.requestsPerMinute) * share};
+}
+
+std::pair<LimiterConfig, LimiterConfig> AdmissionController::quotaConfigs(const RateLimitInfo& rl) const {
+  LimiterConfig t;
+  t.tokensPerMinute = static_cast<double>(rl.tokensPerMinute);
+  t.share = share_;
+  t.mode = mode_;
+  LimiterConfig r = t;
+  r.tokensPerMinute = static_cast<double>(rl.requestsPerMinute);
+  return {t, r};
+}
+
 void AdmissionController::sync(const RoutingTable& t, MonotonicTime now) {
   std::unique_lock lk(mu_);
+  {
+    std::map<std::string, RateLimitInfo, std::less<>> limited;
+    for (const auto& d : t.deployments)
+      if (d.rateLimit) limited.emplace(d.deployment.str(), *d.rateLimit);
+    for (auto it = quotas_.begin(); it != quotas_.end();) {
+      if (!limited.count(it->first)) it = quotas_.erase(it);
+      else ++it;
+    }
+    for (const auto& [key, rl] : limited) {
+      auto [tc, rc] = quotaConfigs(rl);
+      auto it = quotas_.find(key);
+      if (it == quotas_.end()) {
+        auto q = std::make_shared<QuotaState>();
+        q->tokens = std::make_shared<ReservationLimiter>(tc);
+        q->requests = std::make_shared<ReservationLimiter>(rc);
+        q->info = rl;
+        quotas_.emplace(key, std::move(q));
+      } else {
+        it->second->tokens->reconfigure(tc, now);
+        it->second->requests->reconfigure(rc, now);
+        it->second->info = rl;
+      }
+    }
+  }
   std::map<std::string, ReservationInfo, std::less<>> seen;
   for (const auto& d : t.deployments)
     for (const auto& r : d.reservations) seen.emplace(r.reservation.str(), r);
@@ -271,6 +310,11 @@ void AdmissionController::setShare(double share, MonotonicTime now) {
     auto it = infos_.find(key);
     if (it != infos_.end()) s->limiter->reconfigure(configFor(it->second), now);
   }
+  for (auto& [key, q] : quotas_) {
+    auto [tc, rc] = quotaConfigs(q->info);
+    q->tokens->reconfigure(tc, now);
+    q->requests->reconfigure(rc, now);
+  }
 }
 
 void AdmissionController::setReservationShare(const std::string& key, std::optional<double> share, MonotonicTime now) {
@@ -301,10 +345,53 @@ double AdmissionController::share() const {
   return share_;
 }
 
-Admission AdmissionController::admit(const DeploymentRoutes& d, double tokens, MonotonicTime now) {
+Admission AdmissionController::admitQuota(const DeploymentRoutes& d, QuotaState& q, double tokens,
+                                          MonotonicTime now) {
   Admission a;
   a.charged = tokens;
-  if (d.reservations.empty()) return a;
+  a.by = AdmitLimiter::Quota;
+  a.reservation = d.deployment;
+  a.limitTokens = q.tokens->limit();
+  a.limitRequests = q.requests->limit();
+  std::optional<ReservationLimiter::Ticket> tt = q.tokens->tryAdmit(tokens, now);
+  std::optional<ReservationLimiter::Ticket> rt;
+  if (tt) {
+    rt = q.requests->tryAdmit(1, now);
+    if (!rt) q.tokens->settle(*tt, 0, now);  // both or nothing
+  }
+  a.remainingTokens = q.tokens->remaining(now);
+  a.remainingRequests = std::floor(q.requests->remaining(now) + 1e-9);
+  if (tt && rt) {
+    a.outcome = AdmitOutcome::Admitted;
+    a.limiter = q.tokens;
+    a.ticket = *tt;
+    q.admitted.fetch_add(1, std::memory_order_relaxed);
+    return a;
+  }
+  // Both must have room: wait for the later of the two.
+  Duration rtok = q.tokens->retryAfter(tokens, now);
+  Duration rreq = q.requests->retryAfter(1, now);
+  a.retryAfter = std::max(rtok, rreq);
+  if (d.spillover) {
+    a.outcome = AdmitOutcome::Spill;
+    q.spilled.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    a.outcome = AdmitOutcome::Throttle;
+    q.throttled.fetch_add(1, std::memory_order_relaxed);
+  }
+  return a;
+}
+
+Admission AdmissionController::admit(const DeploymentRoutes& d, double tokens, MonotonicTime now) {
+  std::shared_ptr<QuotaState> quota;
+  if (d.rateLimit) {
+    std::shared_lock lk(mu_);
+    auto it = quotas_.find(d.deployment.str());
+    if (it != quotas_.end()) quota = it->second;
+  }
+  Admission a;
+  a.charged = tokens;
+  if (d.reservations.empty()) return quota ? admitQuota(d, *quota, tokens, now) : a;
   std::vector<std::pair<const ReservationInfo*, std::shared_ptr<State>>> states;
   {
     std::shared_lock lk(mu_);
@@ -313,7 +400,7 @@ Admission AdmissionController::admit(const DeploymentRoutes& d, double tokens, M
       if (it != states_.end()) states.emplace_back(&r, it->second);
     }
   }
-  if (states.empty()) return a;  // not synced yet: no limit known
+  if (states.empty()) return quota ? admitQuota(d, *quota, tokens, now) : a;  // not synced yet
   for (auto& [info, st] : states) {
     if (auto t = st->limiter->tryAdmit(tokens, now)) {
       a.outcome = AdmitOutcome::Admitted;
@@ -336,6 +423,14 @@ Admission AdmissionController::admit(const DeploymentRoutes& d, double tokens, M
   a.remainingTokens = remaining;
   a.remainingRequests = remainingReq;
   if (a.outcome == AdmitOutcome::Admitted) return a;
+  if (quota) {
+    // Reservations full: the pay-as-you-go quota takes what it has room for.
+    Admission q = admitQuota(d, *quota, tokens, now);
+    noteDemand(*states.front().second, tokens);
+    if (q.outcome == AdmitOutcome::Admitted) return q;
+    q.retryAfter = std::min(q.retryAfter, retry);
+    return q;
+  }
   a.reservation = states.front().first->reservation;
   a.retryAfter = retry;
   noteDemand(*states.front().second, tokens);
@@ -352,6 +447,23 @@ Admission AdmissionController::admit(const DeploymentRoutes& d, double tokens, M
 void AdmissionController::settle(const Admission& a, double actualTokens, MonotonicTime now) {
   if (a.outcome != AdmitOutcome::Admitted || !a.limiter) return;
   a.limiter->settle(a.ticket, actualTokens, now);
+}
+
+std::map<std::string, QuotaStats> AdmissionController::quotaStats(MonotonicTime now) const {
+  std::map<std::string, QuotaStats> out;
+  std::shared_lock lk(mu_);
+  for (const auto& [key, q] : quotas_) {
+    QuotaStats qs;
+    qs.counters.admitted = q->admitted.load(std::memory_order_relaxed);
+    qs.counters.throttled = q->throttled.load(std::memory_order_relaxed);
+    qs.counters.spilled = q->spilled.load(std::memory_order_relaxed);
+    qs.limitTokens = q->tokens->limit();
+    qs.limitRequests = q->requests->limit();
+    qs.usedTokens = q->tokens->used(now);
+    qs.usedRequests = q->requests->used(now);
+    out.emplace(key, qs);
+  }
+  return out;
 }
 
 std::map<std::string, ReservationStats> AdmissionController::stats(MonotonicTime now) const {

@@ -69,6 +69,8 @@ DeploymentRoutes planRoutes(const RoutingSnapshot& s) {
     r.inputTokenWeight = d.spec.throughput->inputTokenWeight;
     r.outputTokenWeight = d.spec.throughput->outputTokenWeight;
   }
+  if (d.spec.rateLimit)
+    r.rateLimit = RateLimitInfo{d.spec.rateLimit->tokensPerMinute, d.spec.rateLimit->effectiveRequestsPerMinute()};
   const int32_t port = servingPort(d);
 
   std::map<std::string, const api::CapacityPool*> pools;

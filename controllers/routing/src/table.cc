@@ -317,6 +317,9 @@ json DeploymentRoutes::toJson() const {
     res.push_back(std::move(rj));
   }
   j["reservations"] = std::move(res);
+  if (rateLimit)
+    j["rateLimit"] = {{"tokensPerMinute", rateLimit->tokensPerMinute},
+                      {"requestsPerMinute", rateLimit->requestsPerMinute}};
   json ents = json::array();
   for (const auto& e : entries) ents.push_back(encodeEntry(e));
   j["entries"] = std::move(ents);
@@ -378,6 +381,14 @@ std::expected<DeploymentRoutes, std::string> DeploymentRoutes::fromJson(const js
         decodeScope(d, rj, rp, info.scope);
         r.reservations.push_back(std::move(info));
       }
+    }
+  }
+  if (const json* rl = field(j, "rateLimit"); rl && d.ok()) {
+    if (isObject(d, *rl, p + ".rateLimit")) {
+      RateLimitInfo info;
+      getInt(d, *rl, "tokensPerMinute", p + ".rateLimit", info.tokensPerMinute, true);
+      getInt(d, *rl, "requestsPerMinute", p + ".rateLimit", info.requestsPerMinute, true);
+      if (d.ok()) r.rateLimit = info;
     }
   }
   if (const json* es = field(j, "entries"); es && d.ok()) {

@@ -178,6 +178,13 @@ bool read(Decoder& d, const json& v, const std::string& path, SpilloverSpec& out
   return d.ok();
 }
 
+bool read(Decoder& d, const json& v, const std::string& path, RateLimitSpec& out) {
+  if (!expectObject(d, v, path)) return false;
+  req(d, v, path, "tokensPerMinute", out.tokensPerMinute);
+  opt(d, v, path, "requestsPerMinute", out.requestsPerMinute);
+  return d.ok();
+}
+
 bool read(Decoder& d, const json& v, const std::string& path, ModelDeploymentSpec& out) {
   if (!expectObject(d, v, path)) return false;
   req(d, v, path, "model", out.model);
@@ -198,6 +205,7 @@ bool read(Decoder& d, const json& v, const std::string& path, ModelDeploymentSpe
   opt(d, v, path, "healthCheck", out.healthCheck);
   opt(d, v, path, "throughput", out.throughput);
   opt(d, v, path, "spillover", out.spillover);
+  opt(d, v, path, "rateLimit", out.rateLimit);
   return d.ok();
 }
 
@@ -559,6 +567,11 @@ nlohmann::json toJson(const ModelDeploymentSpec& s) {
                            {"inputTokenWeight", s.throughput->inputTokenWeight},
                            {"outputTokenWeight", s.throughput->outputTokenWeight}};
   if (s.spillover) o["spillover"] = json{{"deploymentRef", toJ(s.spillover->deploymentRef)}};
+  if (s.rateLimit) {
+    json rl{{"tokensPerMinute", s.rateLimit->tokensPerMinute}};
+    if (s.rateLimit->requestsPerMinute) rl["requestsPerMinute"] = *s.rateLimit->requestsPerMinute;
+    o["rateLimit"] = std::move(rl);
+  }
   return o;
 }
 
@@ -871,6 +884,11 @@ std::vector<std::string> validate(const ModelDeployment& d) {
     if (s.spillover->deploymentRef.name == d.metadata.name)
       e.invalid("spec.spillover.deploymentRef.name",
                 "spec.spillover.deploymentRef.name must not name the ModelDeployment itself");
+  }
+  if (s.rateLimit) {
+    e.range("spec.rateLimit.tokensPerMinute", s.rateLimit->tokensPerMinute, 1, INT64_MAX);
+    if (s.rateLimit->requestsPerMinute)
+      e.range("spec.rateLimit.requestsPerMinute", *s.rateLimit->requestsPerMinute, 1, INT64_MAX);
   }
   return e.take();
 }

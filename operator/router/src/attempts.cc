@@ -60,6 +60,11 @@ HeaderList rateLimitHeaders(const routing::Admission& a, bool throttled) {
                        : std::max<long long>(1, std::chrono::ceil<std::chrono::milliseconds>(a.retryAfter).count());
     h.emplace_back("retry-after-ms", std::to_string(ms));
   }
+  if (a.by == routing::AdmitLimiter::Quota) {
+    // The deployment's quota (spec.rateLimit): OpenAI's header set, limits included.
+    h.emplace_back("x-ratelimit-limit-tokens", fmtNum(a.limitTokens));
+    h.emplace_back("x-ratelimit-limit-requests", fmtNum(a.limitRequests));
+  }
   h.emplace_back("x-ratelimit-remaining-tokens", fmtNum(a.remainingTokens));
   h.emplace_back("x-ratelimit-remaining-requests", fmtNum(a.remainingRequests));
   return h;
@@ -122,7 +127,14 @@ Action AttemptPlanner::finish(Answer::Why why) {
   switch (why) {
     case Answer::Why::Throttled: {
       answer.error = makeError(429, "", "rate_limit_error", "rate_limit_exceeded");
-      if (adm_.retryAfter == Duration::max()) {
+      if (adm_.by == routing::AdmitLimiter::Quota) {
+        answer.error.message =
+            adm_.retryAfter == Duration::max()
+                ? "The request needs about " + fmtNum(charge_) + " tokens, more than the rate limit of deployment " +
+                      dep + " admits per minute on this router."
+                : "Requests to deployment " + dep + " have exceeded its rate limit (spec.rateLimit). Retry after " +
+                      std::to_string(retrySeconds(adm_.retryAfter)) + " seconds.";
+      } else if (adm_.retryAfter == Duration::max()) {
         answer.error.message = "The request needs about " + fmtNum(charge_) + " tokens, more than reservation " +
                                 adm_.reservation.str() + " admits per minute on this router.";
       } else {
@@ -186,7 +198,7 @@ Action AttemptPlanner::next(Now now) {
             adm_.outcome = routing::AdmitOutcome::Throttle;  // spillover target missing from the table
             phase_ = Phase::Throttle;
           }
-          return spillTo(next, "ptu");
+          return spillTo(next, adm_.by == routing::AdmitLimiter::Quota ? "quota" : "ptu");
         }
         phase_ = adm_.outcome == routing::AdmitOutcome::Throttle ? Phase::Throttle : Phase::Choose;
         continue;

@@ -240,6 +240,39 @@ struct RouterServer::Impl {
                        {"reservation"}, statFn(3));
     registry.gaugeFunc("waterline_router_ptu_limit_tokens",
                        "Weighted tokens a reservation admits per window on this replica.", {"reservation"}, statFn(4));
+    auto quotaFn = [this](int which) {
+      return [this, which] {
+        std::vector<metrics::Sample> out;
+        for (const auto& [k, q] : admission.quotaStats(clock->monotonicTime())) {
+          double v = 0;
+          switch (which) {
+            case 0: v = static_cast<double>(q.counters.admitted); break;
+            case 1: v = static_cast<double>(q.counters.throttled); break;
+            case 2: v = static_cast<double>(q.counters.spilled); break;
+            case 3: v = q.usedTokens; break;
+            default: v = q.limitTokens; break;
+          }
+          out.push_back({{k}, v});
+        }
+        return out;
+      };
+    };
+    registry.counterFunc("waterline_router_quota_admitted_total",
+                         "Requests admitted within a deployment's rate limit (spec.rateLimit) on this replica.",
+                         {"deployment"}, quotaFn(0));
+    registry.counterFunc("waterline_router_quota_throttled_total",
+                         "Requests refused (429) because a deployment's rate limit was exhausted and no spillover "
+                         "is set.",
+                         {"deployment"}, quotaFn(1));
+    registry.counterFunc("waterline_router_quota_spilled_total",
+                         "Requests sent to the spillover deployment because a deployment's rate limit was exhausted.",
+                         {"deployment"}, quotaFn(2));
+    registry.gaugeFunc("waterline_router_quota_window_tokens",
+                       "Weighted tokens charged to a deployment's rate limit in the current window (this replica).",
+                       {"deployment"}, quotaFn(3));
+    registry.gaugeFunc("waterline_router_quota_limit_tokens",
+                       "Weighted tokens a deployment's rate limit admits per window on this replica.", {"deployment"},
+                       quotaFn(4));
   }
 
   void accept();

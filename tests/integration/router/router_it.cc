@@ -384,6 +384,52 @@ TEST_F(RouterIT, ThrottlesWith429AndRateLimitHeadersWhenTheReservationIsEmpty) {
   EXPECT_NE(m.find(R"(waterline_router_requests_total{deployment="team/dz",pool="",code="429"} 1)"), std::string::npos);
 }
 
+// spec.rateLimit through the real router: two router replicas (--replicas 2), so this one
+// admits half of 600 tokens and 4 requests per minute: 300 tokens, 2 requests.
+TEST_F(RouterIT, QuotaThrottlesWith429AndOpenAIRateLimitHeaders) {
+  RouterConfig cfg;
+  cfg.replicas = 2;
+  start(cfg);
+  auto d = dep("paygo", DeploymentType::DataZone, pools(0.5, 0.1, 0.0), "", "EU");
+  d.rateLimit = routing::RateLimitInfo{600, 4};
+  routes({d});
+  auto quota = [&] { return router->admission().quotaStats(std::chrono::steady_clock::now())["team/paygo"]; };
+  auto ok = post(port(), "/v1/chat/completions", chat("team/paygo", false, 100));  // charged 110
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(ok.header("x-ratelimit-limit-tokens"), "300");
+  EXPECT_EQ(ok.header("x-ratelimit-limit-requests"), "2");
+  EXPECT_EQ(ok.header("x-ratelimit-remaining-tokens"), "190");
+  EXPECT_EQ(ok.header("x-ratelimit-remaining-requests"), "1");
+  ASSERT_TRUE(eventually([&] { return quota().usedTokens == 15; })) << quota().usedTokens;  // settled 10 + 5
+  // 15 + 290 > 300: over the token limit.
+  auto r = post(port(), "/v1/chat/completions", chat("team/paygo", false, 280));
+  EXPECT_EQ(r.status, 429) << r.body;
+  auto j = json::parse(r.body);
+  EXPECT_EQ(j["error"]["type"], "rate_limit_error");
+  EXPECT_EQ(j["error"]["code"], "rate_limit_exceeded");
+  int retry = std::stoi(r.header("retry-after"));
+  EXPECT_GE(retry, 59);
+  EXPECT_LE(retry, 61);
+  EXPECT_FALSE(r.header("retry-after-ms").empty());
+  EXPECT_EQ(r.header("x-ratelimit-limit-tokens"), "300");
+  EXPECT_EQ(r.header("x-ratelimit-limit-requests"), "2");
+  EXPECT_EQ(r.header("x-ratelimit-remaining-tokens"), "285");
+  EXPECT_EQ(r.header("x-ratelimit-remaining-requests"), "1");
+  // The second request fits in tokens; the third is over the request limit.
+  EXPECT_EQ(post(port(), "/v1/chat/completions", chat("team/paygo", false, 16)).status, 200);
+  auto r3 = post(port(), "/v1/chat/completions", chat("team/paygo", false, 16));
+  EXPECT_EQ(r3.status, 429) << r3.body;
+  EXPECT_EQ(r3.header("x-ratelimit-remaining-requests"), "0");
+  EXPECT_EQ(north.requestCount(), 2u);
+  EXPECT_EQ(quota().counters, (routing::AdmissionCounters{2, 2, 0}));
+  auto m = get(port(), "/metrics").body;
+  EXPECT_NE(m.find(R"(waterline_router_quota_throttled_total{deployment="team/paygo"} 2)"), std::string::npos) << m;
+  EXPECT_NE(m.find(R"(waterline_router_quota_admitted_total{deployment="team/paygo"} 2)"), std::string::npos);
+  EXPECT_NE(m.find(R"(waterline_router_quota_limit_tokens{deployment="team/paygo"} 300)"), std::string::npos);
+  EXPECT_NE(m.find(R"(waterline_router_requests_total{deployment="team/paygo",pool="",code="429"} 2)"),
+            std::string::npos);
+}
+
 TEST_F(RouterIT, SpillsOverToTheSpilloverDeploymentWhenConfigured) {
   start();
   auto d = dep("dz", DeploymentType::DataZone, pools(0.5, 0.1, 0.0), "", "EU");

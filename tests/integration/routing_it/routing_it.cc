@@ -195,6 +195,24 @@ TEST(RoutingIT, PublishesFollowsAndServesTheDeploymentsRoutes) {
                       "/llama\",cluster=\"fixture\",state=\"ready\"}"),
             3);
 
+  // spec.rateLimit reaches the RoutingTable (the apiserver keeps it: the routingtables
+  // CRD declares it) with requestsPerMinute derived, 6 per 1000 tokens per minute.
+  ASSERT_TRUE(c->patch(kube::kinds::ModelDeployment, ns, "llama", kube::PatchType::Merge,
+                       Json{{"spec", {{"rateLimit", {{"tokensPerMinute", 120000}}}}}}.dump()));
+  Json rl;
+  ASSERT_TRUE(it::eventually([&] {
+    auto o = c->get(kube::kinds::RoutingTable, "", rt);
+    if (!o || !(*o)["spec"].contains("rateLimit")) return false;
+    rl = (*o)["spec"]["rateLimit"];
+    return true;
+  }, 60s)) << op.logText(3000);
+  EXPECT_EQ(rl, (Json{{"tokensPerMinute", 120000}, {"requestsPerMinute", 720}}));
+  ASSERT_TRUE(it::eventually([&] {
+    auto t = routing::RoutingTable::parse(fetch(url).body);
+    auto d = t ? t->find({ns, "llama"}) : nullptr;
+    return d && d->rateLimit && *d->rateLimit == routing::RateLimitInfo{120000, 720};
+  }, 30s)) << "/v1/routes serves the rate limit";
+
   // Deployment gone: its RoutingTable goes too.
   ASSERT_TRUE(c->remove(kube::kinds::ModelDeployment, ns, "llama"));
   EXPECT_TRUE(it::eventually([&] { return !c->get(kube::kinds::RoutingTable, "", rt).has_value(); }, 60s))

@@ -12,6 +12,21 @@
 namespace waterline::api {
 namespace {
 
+// requestsPerMinute derived as Azure OpenAI does: 6 per 1000 tokens per minute, rounded
+// down, at least 1; an explicit value wins.
+TEST(RateLimit, RequestsPerMinuteDefaultsToSixPerThousandTokens) {
+  auto rpm = [](int64_t tpm, std::optional<int64_t> r = std::nullopt) {
+    return RateLimitSpec{.tokensPerMinute = tpm, .requestsPerMinute = r}.effectiveRequestsPerMinute();
+  };
+  EXPECT_EQ(rpm(1000), 6);
+  EXPECT_EQ(rpm(120000), 720);
+  EXPECT_EQ(rpm(1999), 11);
+  EXPECT_EQ(rpm(500), 3);
+  EXPECT_EQ(rpm(1), 1);
+  EXPECT_EQ(rpm(INT64_MAX), INT64_MAX / 1000 * 6 + (INT64_MAX % 1000) * 6 / 1000);
+  EXPECT_EQ(rpm(120000, 7), 7);
+}
+
 TEST(Keys, LabelValues) {
   EXPECT_TRUE(isValidLabelValue(""));
   EXPECT_TRUE(isValidLabelValue("v1"));

@@ -153,4 +153,30 @@ TEST(Planner, NoThroughputMeansUnknownCapacityAndDefaultPort) {
 }
 
 }  // namespace
+// spec.rateLimit reaches the router with requestsPerMinute derived (6 per 1000 TPM) when
+// the spec leaves it out, and as written otherwise.
+TEST(Planner, RateLimitIsCarriedWithDerivedRequestsPerMinute) {
+  api::ModelDeployment d;
+  d.metadata.namespace_ = "team";
+  d.metadata.name = "x";
+  d.spec.model.name = "m";
+  d.spec.deploymentType = api::DeploymentType::Global;
+  RoutingSnapshot s;
+  s.deployment = &d;
+  s.now = t0();
+  EXPECT_FALSE(planRoutes(s).rateLimit);
+  d.spec.rateLimit = api::RateLimitSpec{.tokensPerMinute = 120000, .requestsPerMinute = std::nullopt};
+  auto r = planRoutes(s);
+  ASSERT_TRUE(r.rateLimit);
+  EXPECT_EQ(r.rateLimit->tokensPerMinute, 120000);
+  EXPECT_EQ(r.rateLimit->requestsPerMinute, 720);
+  d.spec.rateLimit->requestsPerMinute = 5;
+  EXPECT_EQ(planRoutes(s).rateLimit->requestsPerMinute, 5);
+  auto back = DeploymentRoutes::fromJson(planRoutes(s).toJson());
+  ASSERT_TRUE(back) << back.error();
+  ASSERT_TRUE(back->rateLimit);
+  EXPECT_EQ(*back->rateLimit, (RateLimitInfo{120000, 5}));
+  EXPECT_EQ(planRoutes(s).toJson()["rateLimit"], (nlohmann::json{{"tokensPerMinute", 120000}, {"requestsPerMinute", 5}}));
+}
+
 }  // namespace waterline::routing

@@ -417,6 +417,137 @@ TEST_F(PtuTest, ExhaustedReservationWithoutSpilloverAnswers429UntilTheWindowMove
   EXPECT_EQ(pool.attempts.size(), 2u);
 }
 
+// ---- Quotas (spec.rateLimit): the same sliding window, per deployment ---------------
+
+struct QuotaTest : Clocked {
+  routing::AdmissionController admission;
+  AdmissionLedger ledger{admission};
+  FakePool pool;
+
+  // `a` with a quota of `tpm` weighted tokens and `rpm` requests per minute (no
+  // reservation); every request is charged kCharge (150).
+  DeploymentIndex table(int64_t tpm, int64_t rpm, bool withSpillover = false) {
+    auto a = dep("a", {entry("p1", "r", "z", 0.1, {"10.0.0.1:80"})}, withSpillover ? std::optional<std::string>("b")
+                                                                                    : std::nullopt);
+    a.rateLimit = routing::RateLimitInfo{tpm, rpm};
+    auto idx = indexOf({a, dep("b", {entry("p2", "r", "z", 0.1, {"10.0.1.1:80"})})});
+    admission.sync(idx.table(), clock.monotonicTime());
+    return idx;
+  }
+  // Admitted and served (its estimate as usage): the headers of the Try.
+  HeaderList serveOne(const DeploymentIndex& idx) {
+    AttemptPlanner p(idx, find(idx, "a"), est(), kBodyBytes, {}, ledger, pool, clock.monotonicTime());
+    const Action a = p.next(now());
+    EXPECT_EQ(a.kind, Kind::Try);
+    EXPECT_EQ(a.deployment->deployment.name, "a");
+    HeaderList h = a.headers ? *a.headers : HeaderList{};
+    p.onResponse(ok(), now());
+    return h;
+  }
+  // A request that must be answered 429: the answer's headers.
+  HeaderList throttled(const DeploymentIndex& idx) {
+    AttemptPlanner p(idx, find(idx, "a"), est(), kBodyBytes, {}, ledger, pool, clock.monotonicTime());
+    EXPECT_EQ(p.next(now()).kind, Kind::Answer);
+    EXPECT_EQ(p.answer().why, Answer::Why::Throttled);
+    EXPECT_EQ(p.answer().error.status, 429);
+    EXPECT_EQ(p.answer().error.code, "rate_limit_exceeded");
+    return p.answer().headers;
+  }
+  routing::QuotaStats stats() { return admission.quotaStats(clock.monotonicTime())["team/a"]; }
+};
+
+TEST_F(QuotaTest, TokensPerMinuteAdmitsUpToTheLimitThen429WithOpenAIHeaders) {
+  auto idx = table(300, 100);  // two requests of 150
+  auto h = serveOne(idx);
+  EXPECT_EQ(header(h, "x-ratelimit-limit-tokens"), "300");
+  EXPECT_EQ(header(h, "x-ratelimit-limit-requests"), "100");
+  EXPECT_EQ(header(h, "x-ratelimit-remaining-tokens"), "150");
+  EXPECT_EQ(header(h, "x-ratelimit-remaining-requests"), "99");
+  clock.advance(1s);
+  serveOne(idx);
+  clock.advance(1s);
+  h = throttled(idx);
+  EXPECT_EQ(header(h, "Retry-After"), "59");  // the first charge leaves at 60.01 s: 58.01 s
+  EXPECT_EQ(header(h, "retry-after-ms"), "58010");
+  EXPECT_EQ(header(h, "x-ratelimit-limit-tokens"), "300");
+  EXPECT_EQ(header(h, "x-ratelimit-limit-requests"), "100");
+  EXPECT_EQ(header(h, "x-ratelimit-remaining-tokens"), "0");
+  EXPECT_EQ(header(h, "x-ratelimit-remaining-requests"), "98");
+  EXPECT_EQ(pool.attempts.size(), 2u);
+  EXPECT_EQ(stats().counters, (routing::AdmissionCounters{2, 1, 0}));
+  // When the first charge has left the window, one more fits.
+  clock.advance(58s + 10ms);
+  serveOne(idx);
+  EXPECT_EQ(pool.attempts.size(), 3u);
+}
+
+TEST_F(QuotaTest, RequestsPerMinuteLimitsOnItsOwnAndARefusedRequestChargesNoTokens) {
+  auto idx = table(100000, 2);
+  serveOne(idx);
+  serveOne(idx);
+  clock.advance(10s);
+  auto h = throttled(idx);
+  EXPECT_EQ(header(h, "Retry-After"), "51");  // 50.01 s
+  EXPECT_EQ(header(h, "x-ratelimit-remaining-requests"), "0");
+  EXPECT_EQ(header(h, "x-ratelimit-remaining-tokens"), "99700");  // the refused one refunded
+  EXPECT_DOUBLE_EQ(stats().usedTokens, 300);
+  EXPECT_DOUBLE_EQ(stats().usedRequests, 2);
+}
+
+// N router replicas: each admits 1/N of the quota, as the static PTU split.
+TEST_F(QuotaTest, EachOfNReplicasAdmitsItsShare) {
+  auto idx = table(600, 8);
+  admission.setShare(1.0 / 4, clock.monotonicTime());  // 150 tokens, 2 requests here
+  auto h = serveOne(idx);
+  EXPECT_EQ(header(h, "x-ratelimit-limit-tokens"), "150");
+  EXPECT_EQ(header(h, "x-ratelimit-limit-requests"), "2");
+  EXPECT_EQ(header(h, "x-ratelimit-remaining-tokens"), "0");
+  EXPECT_EQ(header(h, "x-ratelimit-remaining-requests"), "1");
+  clock.advance(1s);
+  throttled(idx);
+  EXPECT_DOUBLE_EQ(stats().limitTokens, 150);
+  EXPECT_DOUBLE_EQ(stats().limitRequests, 2);
+}
+
+TEST_F(QuotaTest, OverTheQuotaSpillsToTheSpilloverDeployment) {
+  auto idx = table(150, 100, true);
+  serveOne(idx);
+  AttemptPlanner p(idx, find(idx, "a"), est(), kBodyBytes, {}, ledger, pool, clock.monotonicTime());
+  Action a = p.next(now());
+  ASSERT_EQ(a.kind, Kind::Spill);
+  EXPECT_STREQ(a.reason, "quota");
+  a = p.next(now());
+  ASSERT_EQ(a.kind, Kind::Try);
+  EXPECT_EQ(a.deployment->deployment.name, "b");
+  EXPECT_EQ(header(*a.headers, "x-waterline-spilled"), "quota");
+  EXPECT_EQ(stats().counters, (routing::AdmissionCounters{1, 0, 1}));
+}
+
+// Settled like a reservation: a smaller usage is refunded to the quota.
+TEST_F(QuotaTest, AdmittedRequestsAreSettledWithTheirUsage) {
+  auto idx = table(1000, 100);
+  AttemptPlanner p(idx, find(idx, "a"), est(), kBodyBytes, {}, ledger, pool, clock.monotonicTime());
+  ASSERT_EQ(p.next(now()).kind, Kind::Try);
+  EXPECT_DOUBLE_EQ(stats().usedTokens, kCharge);
+  p.onResponse(ok(routing::Usage{10, 5}), now());
+  EXPECT_DOUBLE_EQ(stats().usedTokens, 15);
+}
+
+// A reservation is used first; the quota takes what it cannot.
+TEST_F(QuotaTest, WithAReservationTheQuotaTakesTheOverflow) {
+  auto a = dep("a", {entry("p1", "r", "z", 0.1, {"10.0.0.1:80"})});
+  a.reservations = {reservation("r1", 150)};
+  a.rateLimit = routing::RateLimitInfo{150, 100};
+  auto idx = indexOf({a});
+  admission.sync(idx.table(), clock.monotonicTime());
+  auto h = serveOne(idx);  // the reservation: no quota headers
+  EXPECT_EQ(header(h, "x-ratelimit-limit-tokens"), "<none>");
+  h = serveOne(idx);  // the quota
+  EXPECT_EQ(header(h, "x-ratelimit-limit-tokens"), "150");
+  throttled(idx);
+  EXPECT_EQ(stats().counters, (routing::AdmissionCounters{1, 1, 0}));
+}
+
 // Both Retry-After and retry-after-ms are rounded up: the openai SDK waits exactly
 // retry-after-ms, and with the milliseconds rounded down its retry could arrive up to 1 ms
 // before the request fits, be refused again and spend the SDK's last retry.

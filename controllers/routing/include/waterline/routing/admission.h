@@ -21,6 +21,13 @@
 // Within a deployment, reservations are tried in name order ("reserved capacity first");
 // when none has room the request spills over to the deployment's spillover deployment
 // if set, else is throttled (429) with Retry-After and remaining-tokens/requests.
+//
+// Quotas (pay-as-you-go, ModelDeployment spec.rateLimit): per deployment, two limiters of
+// the same kind as a reservation's (burst 0, this replica's share setShare, never the
+// per-reservation overrides): one of tokensPerMinute weighted tokens, one of
+// requestsPerMinute requests (each request charged 1). A request that no reservation of
+// the deployment admits (every request when it has none) is admitted when both have
+// room (QuotaAdmitted; settled like a reservation's), else spills or is throttled.
 // Thread-safe (each limiter has its own mutex).
 #include <atomic>
 #include <chrono>
@@ -104,6 +111,8 @@ class ReservationLimiter {
 };
 
 enum class AdmitOutcome { NoReservation, Admitted, Spill, Throttle };
+// What limited (or admitted) a request: a PTU reservation or the deployment's quota.
+enum class AdmitLimiter { Reservation, Quota };
 const char* toString(AdmitOutcome o);
 
 struct Admission {
@@ -116,7 +125,20 @@ struct Admission {
   double remainingRequests = 0;
   Duration retryAfter{};         // Throttle/Spill: until the request would fit
   std::optional<api::ReservationScope> scope;  // Admitted: the reservation's scope
+  AdmitLimiter by = AdmitLimiter::Reservation;  // Quota: the outcome is the quota's
+  // Quota only (0 otherwise): this replica's limits, the x-ratelimit-limit-* headers.
+  double limitTokens = 0;
+  double limitRequests = 0;
 };
+
+// The per-replica quota limits of a deployment's rate limit: tokens and requests per
+// window (the minute), times share. Exposed for tests and docs.
+struct QuotaLimits {
+  double tokens = 0;
+  double requests = 0;
+};
+QuotaLimits quotaLimits(const RateLimitInfo& rl, double share);
+
 
 struct AdmissionCounters {
   std::uint64_t admitted = 0;
@@ -133,6 +155,14 @@ struct ReservationStats {
   double reservationLimit = 0;   // the whole reservation's limit (share 1)
   double demanded = 0;           // cumulative estimated tokens of requests admitted or refused here
   double largest = 0;            // the largest such estimate since takeLargest (ptu_shares.h)
+};
+
+struct QuotaStats {
+  AdmissionCounters counters;
+  double limitTokens = 0;     // this replica's
+  double limitRequests = 0;
+  double usedTokens = 0;      // in the current window, this replica
+  double usedRequests = 0;
 };
 
 class AdmissionController {
@@ -160,6 +190,8 @@ class AdmissionController {
   void settle(const Admission& a, double actualTokens, MonotonicTime now);
 
   std::map<std::string, ReservationStats> stats(MonotonicTime now) const;
+  // By deployment key (DeploymentKey::str()), the deployments with a rate limit.
+  std::map<std::string, QuotaStats> quotaStats(MonotonicTime now) const;
 
  private:
   struct State {
@@ -168,8 +200,15 @@ class AdmissionController {
     std::atomic<double> demanded{0};
     std::atomic<double> largest{0};
   };
+  struct QuotaState {
+    std::shared_ptr<ReservationLimiter> tokens, requests;
+    RateLimitInfo info;
+    std::atomic<std::uint64_t> admitted{0}, throttled{0}, spilled{0};
+  };
   LimiterConfig configFor(const ReservationInfo& r) const;
+  std::pair<LimiterConfig, LimiterConfig> quotaConfigs(const RateLimitInfo& rl) const;
   static void noteDemand(State& st, double tokens);
+  Admission admitQuota(const DeploymentRoutes& d, QuotaState& q, double tokens, MonotonicTime now);
 
   mutable std::shared_mutex mu_;
   LimiterMode mode_;
@@ -177,6 +216,7 @@ class AdmissionController {
   std::map<std::string, std::shared_ptr<State>, std::less<>> states_;  // by reservation key
   std::map<std::string, ReservationInfo, std::less<>> infos_;
   std::map<std::string, double, std::less<>> shareOverrides_;  // by reservation key
+  std::map<std::string, std::shared_ptr<QuotaState>, std::less<>> quotas_;  // by deployment key
 };
 
 }  // namespace waterline::routing

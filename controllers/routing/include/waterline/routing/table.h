@@ -87,6 +87,14 @@ struct ReservationInfo {
   bool operator==(const ReservationInfo&) const = default;
 };
 
+// A ModelDeployment's spec.rateLimit as the router needs it (requestsPerMinute already
+// derived when the spec leaves it out).
+struct RateLimitInfo {
+  int64_t tokensPerMinute = 0;    // weighted tokens
+  int64_t requestsPerMinute = 0;
+  bool operator==(const RateLimitInfo&) const = default;
+};
+
 // Everything the router needs about one ModelDeployment: a RoutingTable object's spec.
 struct DeploymentRoutes {
   DeploymentKey deployment;
@@ -98,6 +106,7 @@ struct DeploymentRoutes {
   double inputTokenWeight = 1;   // spec.throughput weights (1 when absent)
   double outputTokenWeight = 1;
   std::vector<ReservationInfo> reservations;  // active reservations, sorted by name
+  std::optional<RateLimitInfo> rateLimit;     // spec.rateLimit (pay-as-you-go quota)
   std::vector<RoutingEntry> entries;          // sorted by (cluster, pool)
 
   // Weighted tokens of a request/response.

@@ -206,6 +206,27 @@ struct SpilloverSpec {
   bool operator==(const SpilloverSpec&) const = default;
 };
 
+// Requests per minute a pay-as-you-go quota allows per 1000 tokens per minute when
+// spec.rateLimit.requestsPerMinute is not set: Azure OpenAI's ratio ("6 RPM per 1000
+// TPM", learn.microsoft.com/azure/ai-services/openai/how-to/quota).
+inline constexpr int64_t kRequestsPerMinutePerThousandTokens = 6;
+
+// A pay-as-you-go quota: the router admits at most tokensPerMinute weighted tokens and
+// requestsPerMinute requests to the deployment in any 60 s (docs/routing.md, "Quotas").
+struct RateLimitSpec {
+  int64_t tokensPerMinute = 0;
+  std::optional<int64_t> requestsPerMinute;  // default: derived, see effectiveRequestsPerMinute
+  // requestsPerMinute, else tokensPerMinute x 6 / 1000 rounded down, at least 1.
+  int64_t effectiveRequestsPerMinute() const {
+    if (requestsPerMinute) return *requestsPerMinute;
+    if (tokensPerMinute <= 0) return 0;
+    const int64_t per = kRequestsPerMinutePerThousandTokens;
+    const int64_t r = tokensPerMinute / 1000 * per + (tokensPerMinute % 1000) * per / 1000;
+    return r < 1 ? 1 : r;
+  }
+  bool operator==(const RateLimitSpec&) const = default;
+};
+
 struct ModelDeploymentSpec {
   ModelRef model;
   WorkerTemplate template_;  // JSON "template"
@@ -225,6 +246,7 @@ struct ModelDeploymentSpec {
   HealthCheckSpec healthCheck;
   std::optional<ThroughputSpec> throughput;
   std::optional<SpilloverSpec> spillover;
+  std::optional<RateLimitSpec> rateLimit;
 
   bool autoscalingEnabled() const { return autoscaling && autoscaling->enabled; }
   // healthCheck.port, else the worker container's first port, else 0.

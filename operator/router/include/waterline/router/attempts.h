@@ -18,9 +18,9 @@
 //             p.onFailure(why, now()), loop; response relayed: p.onResponse(what, now()), done
 //   }
 //
-// The rules (docs/routing.md, "Failover", "PTU admission"):
+// The rules (docs/routing.md, "Failover", "PTU admission", "Quotas"):
 //   * A deployment is admitted first (its estimated weighted tokens charged to one of its
-//     reservations). Spill: on to its spillover deployment (no target in the table:
+//     reservations, else to its spec.rateLimit quota). Spill: on to its spillover deployment (no target in the table:
 //     429). Throttle: 429 with Retry-After and the rate-limit headers.
 //   * Then its pools in routing::choosePools order (with --overload=best-effort the
 //     saturated ones when none is below maxUtilization). None: refund, then spill over
@@ -105,7 +105,7 @@ struct Action {
   // Try: fields the response to the client carries (rate-limit headers of the
   // admission, x-waterline-spilled); valid until the planner moves to another deployment.
   const HeaderList* headers = nullptr;
-  // Spill: why ("ptu", "capacity", "failover") and where to (null: the spillover target
+  // Spill: why ("ptu", "quota", "capacity", "failover") and where to (null: the spillover target
   // is missing from the table; the next action answers 429).
   const char* reason = nullptr;
   const routing::DeploymentRoutes* target = nullptr;
