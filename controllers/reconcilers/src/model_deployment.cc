@@ -440,24 +440,7 @@ runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
         return !sameCapacity(planners::NodeView::fromJson(o), planners::NodeView::fromJson(n));
       },
       [](const kube::Json&) { return true; }};
-  c->watchMapped(nodes, [decoded, pods](const kube::Json& node) {
-    auto out = waitingForCapacity(*decoded);
-    const std::string name = runtime::nameOf(node);
-    for (const auto& p : pods->store().list()) {
-      if (!p->contains("spec") || (*p)["spec"].value("nodeName", "") != name) continue;
-      const auto& l = runtime::labelsOf(*p);
-      auto it = l.find(std::string(api::labels::kDeployment));
-      if (it != l.end() && it->is_string()) out.push_back({runtime::namespaceOf(*p), it->get<std::string>()});
-    }
-    return out;
-  }, {nodeChanged});
-  c->watchMapped(pools, [decoded](const kube::Json&) { return waitingForCapacity(*decoded); },
-                 {runtime::generationChangedPredicate()});
-  // DRA: a slice that changes (devices published, removed, tainted) is a node change:
-  // the waiting deployments and those with workers on its node. A claim that changes or
-  // goes frees or takes devices: the waiting deployments, and the deployment a worker
-  // claim belongs to (its orphan clean-up, its reservation).
-  const auto& src = deps.capacity->sources();
+  // The waiting deployments, plus those with workers on the node.
   auto onNode = [decoded, pods](const std::string& name) {
     auto out = waitingForCapacity(*decoded);
     for (const auto& p : pods->store().list()) {
@@ -468,6 +451,14 @@ runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
     }
     return out;
   };
+  c->watchMapped(nodes, [onNode](const kube::Json& node) { return onNode(runtime::nameOf(node)); }, {nodeChanged});
+  c->watchMapped(pools, [decoded](const kube::Json&) { return waitingForCapacity(*decoded); },
+                 {runtime::generationChangedPredicate()});
+  // DRA: a slice that changes (devices published, removed, tainted) is a node change:
+  // the waiting deployments and those with workers on its node. A claim that changes or
+  // goes frees or takes devices: the waiting deployments, and the deployment a worker
+  // claim belongs to (its orphan clean-up, its reservation).
+  const auto& src = deps.capacity->sources();
   if (src.resourceSlices)
     c->watchMapped(src.resourceSlices, [onNode](const kube::Json& sl) {
       const std::string node = sl.contains("spec") ? sl["spec"].value("nodeName", "") : "";
