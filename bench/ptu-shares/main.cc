@@ -35,6 +35,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ptu_sim.h"
 #include "waterline/routing/admission.h"
 #include "waterline/routing/ptu_shares.h"
 #include "waterline/routing/table.h"
@@ -92,21 +93,10 @@ Result simulate(const Config& c, const std::vector<Req>& trace, std::uint64_t se
   Result out;
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(0, 1);
-  double meanTokens = 0;
-  for (const auto& t : trace) meanTokens += t.input + t.output;
-  meanTokens /= static_cast<double>(trace.size());
-
-  routing::DeploymentRoutes d;
-  d.deployment = {"sim", "llama"};
-  d.model = "llama2-70b";
-  d.deploymentType = api::DeploymentType::Global;
-  routing::ReservationInfo r;
-  r.reservation = {"sim", "contoso"};
-  r.tokensPerMinute = static_cast<int64_t>(c.tpm);
-  r.burstPercent = c.burstPercent;
-  d.reservations = {r};
-  routing::RoutingTable table;
-  table.deployments = {d};
+  const double meanTokens = bench::meanRequestTokens(trace);
+  const routing::RoutingTable table = bench::ptuReservationTable(c.tpm, c.burstPercent);
+  const routing::DeploymentRoutes& d = table.deployments[0];
+  const auto& r = d.reservations[0];
   const std::string key = r.reservation.str();
   const int n = c.replicas;
   const auto epoch = MonotonicTime(std::chrono::hours(10000));

@@ -51,6 +51,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ptu_sim.h"
 #include "waterline/routing/admission.h"
 #include "waterline/routing/selection.h"
 #include "waterline/routing/table.h"
@@ -660,21 +661,9 @@ PtuResult simulatePtu(const PtuConfig& c, const std::vector<TraceReq>& trace, co
   PtuResult out;
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(0, 1);
-  double meanTokens = 0;
-  for (const auto& t : trace) meanTokens += t.input + t.output;
-  meanTokens /= static_cast<double>(trace.size());
-
-  routing::DeploymentRoutes d;
-  d.deployment = {"sim", "llama"};
-  d.model = "llama2-70b";
-  d.deploymentType = api::DeploymentType::Global;
-  routing::ReservationInfo r;
-  r.reservation = {"sim", "contoso"};
-  r.tokensPerMinute = static_cast<int64_t>(c.tpm);
-  r.burstPercent = c.burstPercent;
-  d.reservations = {r};
-  routing::RoutingTable table;
-  table.deployments = {d};
+  const double meanTokens = bench::meanRequestTokens(trace);
+  const routing::RoutingTable table = bench::ptuReservationTable(c.tpm, c.burstPercent);
+  const routing::DeploymentRoutes& d = table.deployments[0];
   std::vector<std::unique_ptr<routing::AdmissionController>> routers;
   const auto epoch = MonotonicTime(std::chrono::hours(10000));
   auto at = [&](double t) { return epoch + std::chrono::duration_cast<Duration>(std::chrono::duration<double>(t)); };

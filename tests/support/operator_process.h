@@ -14,10 +14,29 @@
 #include <sstream>
 #include <string>
 #include <vector>
+#include <vector>
 
 #include "it_support.h"
 
 namespace waterline::it {
+
+// Starts args[0] with args, stdout and stderr to `log`; the child's pid (-1 on failure).
+inline pid_t spawnLogged(std::vector<std::string> args, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = std::fopen(log.c_str(), "w");
+    if (f) {
+      dup2(fileno(f), 1);
+      dup2(fileno(f), 2);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
 
 // A loopback TCP port that was free a moment ago (the kernel's pick for port 0), so that
 // concurrent test processes on one machine do not collide on a guessed port.
@@ -51,19 +70,7 @@ struct OperatorProcess {
                                      "--kubeconfig=" + (kubeconfig.empty() ? env("WATERLINE_TEST_KUBECONFIG") : kubeconfig),
                                      "--bind-address=127.0.0.1:" + std::to_string(port)};
     args.insert(args.end(), extra.begin(), extra.end());
-    pid = fork();
-    if (pid == 0) {
-      FILE* f = std::fopen(log.c_str(), "w");
-      if (f) {
-        dup2(fileno(f), 1);
-        dup2(fileno(f), 2);
-      }
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    pid = spawnLogged(args, log);
   }
   void kill(int sig) {
     if (pid > 0) {

@@ -112,7 +112,14 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
       if (!r && !r.error().isNotFound() && !r.error().isConflict())
         return std::unexpected(ReconcileError{"delete orphan worker: " + r.error().describe()});
     }
-    if (auto err = deleteOrphanClaims(req); !err.empty()) return std::unexpected(ReconcileError{err});
+    if (d_.capacity->sources().resourceClaims) {
+      std::vector<capacity::OrphanClaim> orphans;
+      {
+        auto txn = d_.capacity->begin(capacity::TxnOptions::withoutHolds());
+        orphans = orphanClaimsOf(txn, req);
+      }
+      if (auto err = deleteOrphanClaims(orphans); !err.empty()) return std::unexpected(ReconcileError{err});
+    }
     d_.repairs->forget(req.key());
     return Result::done();
   }
@@ -152,6 +159,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
   std::map<std::string, DraCreate> draCreates;
   std::map<std::string, std::string> draRefused;
   std::vector<capacity::UnreservedClaim> unreserved;
+  std::vector<capacity::OrphanClaim> orphans;
   {
     // One capacity Txn: read, plan, assume. No decoding, no rebuild: the cache keeps the
     // inventory up to date from events.
@@ -200,6 +208,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     }
     for (auto& u : txn.unreservedClaims(md->metadata.namespace_))
       if (u.deployment == md->metadata.name) unreserved.push_back(std::move(u));
+    orphans = orphanClaimsOf(txn, req);
   }
 
   const std::string& ns = md->metadata.namespace_;
@@ -275,7 +284,7 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
   }
   for (const auto& u : unreserved)
     if (auto err = reserveClaim(u.name, u.worker, u.podUid); !err.empty() && firstError.empty()) firstError = err;
-  if (auto err = deleteOrphanClaims(req); !err.empty() && firstError.empty()) firstError = err;
+  if (auto err = deleteOrphanClaims(orphans); !err.empty() && firstError.empty()) firstError = err;
   planners::recordCreateFailures(plan, *md, createFailures, now);
   // The GPUs planned for the failed creates are free again: the deployments waiting for
   // capacity try now, not at the next resync.
@@ -341,13 +350,16 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
   return Result::done();
 }
 
-std::string ModelDeploymentReconciler::deleteOrphanClaims(const runtime::Request& req) {
-  std::vector<capacity::OrphanClaim> orphans;
-  {
-    auto txn = d_.capacity->begin(capacity::TxnOptions::withoutHolds());
-    for (auto& o : txn.orphanClaims(req.ns))
-      if (o.deployment == req.name) orphans.push_back(std::move(o));
-  }
+std::vector<capacity::OrphanClaim> ModelDeploymentReconciler::orphanClaimsOf(const capacity::CapacityCache::Txn& txn,
+                                                                             const runtime::Request& req) const {
+  std::vector<capacity::OrphanClaim> out;
+  if (!d_.capacity->sources().resourceClaims) return out;  // DRA off: no claims
+  for (auto& o : txn.orphanClaims(req.ns))
+    if (o.deployment == req.name) out.push_back(std::move(o));
+  return out;
+}
+
+std::string ModelDeploymentReconciler::deleteOrphanClaims(const std::vector<capacity::OrphanClaim>& orphans) {
   // A worker's claim whose pod is gone, or was never created (the process stopped in
   // between): its devices go back. The garbage collector does the same for claims the
   // pod owns; this covers the gap before the pod exists, and clusters without one.

@@ -228,19 +228,7 @@ struct KubeScheduler {
                                      "--secure-port=" + std::to_string(it::freeLoopbackPort()),
                                      "--cert-dir=" + dir + "/certs",
                                      "--v=1"};
-    pid = fork();
-    if (pid == 0) {
-      FILE* f = std::fopen(log.c_str(), "w");
-      if (f) {
-        dup2(fileno(f), 1);
-        dup2(fileno(f), 2);
-      }
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    pid = it::spawnLogged(std::move(args), log);
     return pid > 0;
   }
   std::string logText() const {

@@ -83,8 +83,11 @@ class ModelDeploymentReconciler final : public runtime::Reconciler {
  public:
   explicit ModelDeploymentReconciler(ModelDeploymentDeps deps);
   runtime::ReconcileResult reconcile(const runtime::Request& req) override;
-  // DRA: deletes the deployment's worker claims whose pod does not exist; "" or an error.
-  std::string deleteOrphanClaims(const runtime::Request& req);
+  // DRA: the deployment's worker claims whose pod does not exist (read in the reconcile's
+  // own Txn; none when DRA is off), and their deletion ("" or an error).
+  std::vector<capacity::OrphanClaim> orphanClaimsOf(const capacity::CapacityCache::Txn& txn,
+                                                    const runtime::Request& req) const;
+  std::string deleteOrphanClaims(const std::vector<capacity::OrphanClaim>& orphans);
   // Called (with the deployment's request) after creates failed and their assumed GPUs
   // were released; newModelDeploymentController enqueues the deployments waiting for
   // capacity. Set before the controller starts.
