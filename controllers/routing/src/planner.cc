@@ -71,6 +71,27 @@ DeploymentRoutes planRoutes(const RoutingSnapshot& s) {
   }
   if (d.spec.rateLimit)
     r.rateLimit = RateLimitInfo{d.spec.rateLimit->tokensPerMinute, d.spec.rateLimit->effectiveRequestsPerMinute()};
+  if (d.spec.cache) {
+    const api::CacheSpec& c = *d.spec.cache;
+    CacheInfo info;
+    info.mode = c.mode;
+    info.similarityThreshold = c.effectiveSimilarityThreshold();
+    info.ttlSeconds = c.effectiveTtlSeconds();
+    info.maxEntries = c.effectiveMaxEntries();
+    for (const auto& v : c.varyBy) {
+      CacheVaryInfo vi;
+      if (v.header) {
+        vi.header = *v.header;
+        for (auto& ch : vi.header) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      } else if (v.field) {
+        vi.field = *v.field;
+      }
+      info.varyBy.push_back(std::move(vi));
+    }
+    if (c.embeddingsDeploymentRef) info.embeddingsDeployment = c.embeddingsDeploymentRef->name;
+    info.modelVersion = d.spec.model.version;
+    r.cache = std::move(info);
+  }
   const int32_t port = servingPort(d);
 
   std::map<std::string, const api::CapacityPool*> pools;

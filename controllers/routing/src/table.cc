@@ -320,6 +320,21 @@ json DeploymentRoutes::toJson() const {
   if (rateLimit)
     j["rateLimit"] = {{"tokensPerMinute", rateLimit->tokensPerMinute},
                       {"requestsPerMinute", rateLimit->requestsPerMinute}};
+  if (cache) {
+    json c = {{"mode", std::string(api::toString(cache->mode))},
+              {"similarityThreshold", cache->similarityThreshold},
+              {"ttlSeconds", cache->ttlSeconds},
+              {"maxEntries", cache->maxEntries}};
+    json vb = json::array();
+    for (const auto& v : cache->varyBy) {
+      if (!v.header.empty()) vb.push_back({{"header", v.header}});
+      else vb.push_back({{"field", v.field}});
+    }
+    c["varyBy"] = std::move(vb);
+    if (!cache->embeddingsDeployment.empty()) c["embeddingsDeploymentRef"] = {{"name", cache->embeddingsDeployment}};
+    if (!cache->modelVersion.empty()) c["modelVersion"] = cache->modelVersion;
+    j["cache"] = std::move(c);
+  }
   json ents = json::array();
   for (const auto& e : entries) ents.push_back(encodeEntry(e));
   j["entries"] = std::move(ents);
@@ -389,6 +404,49 @@ std::expected<DeploymentRoutes, std::string> DeploymentRoutes::fromJson(const js
       getInt(d, *rl, "tokensPerMinute", p + ".rateLimit", info.tokensPerMinute, true);
       getInt(d, *rl, "requestsPerMinute", p + ".rateLimit", info.requestsPerMinute, true);
       if (d.ok()) r.rateLimit = info;
+    }
+  }
+  if (const json* c = field(j, "cache"); c && d.ok()) {
+    const std::string cp = p + ".cache";
+    if (isObject(d, *c, cp)) {
+      CacheInfo info;
+      std::string mode;
+      getString(d, *c, "mode", cp, mode, true);
+      if (d.ok()) {
+        auto m = api::parseCacheMode(mode);
+        if (!m) d.fail(cp + ".mode", "unsupported value \"" + mode + "\"");
+        else info.mode = *m;
+      }
+      getNumber(d, *c, "similarityThreshold", cp, info.similarityThreshold, 0);
+      int64_t ttl = info.ttlSeconds;
+      getInt(d, *c, "ttlSeconds", cp, ttl);
+      if (d.ok() && (ttl < 1 || ttl > INT32_MAX)) d.fail(cp + ".ttlSeconds", "must be at least 1");
+      info.ttlSeconds = static_cast<int32_t>(ttl);
+      getInt(d, *c, "maxEntries", cp, info.maxEntries);
+      if (d.ok() && info.maxEntries < 1) d.fail(cp + ".maxEntries", "must be at least 1");
+      if (const json* vb = field(*c, "varyBy"); vb && d.ok()) {
+        if (!vb->is_array()) {
+          d.fail(cp + ".varyBy", "expected array, got " + kindOf(*vb));
+        } else {
+          for (size_t i = 0; i < vb->size() && d.ok(); ++i) {
+            const std::string vp = cp + ".varyBy[" + std::to_string(i) + "]";
+            if (!isObject(d, (*vb)[i], vp)) break;
+            CacheVaryInfo v;
+            getString(d, (*vb)[i], "header", vp, v.header, false);
+            getString(d, (*vb)[i], "field", vp, v.field, false);
+            if (d.ok() && v.header.empty() == v.field.empty()) d.fail(vp, "set exactly one of header and field");
+            for (auto& ch : v.header) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+            info.varyBy.push_back(std::move(v));
+          }
+        }
+      }
+      if (const json* ref = field(*c, "embeddingsDeploymentRef"); ref && d.ok())
+        if (isObject(d, *ref, cp + ".embeddingsDeploymentRef"))
+          getString(d, *ref, "name", cp + ".embeddingsDeploymentRef", info.embeddingsDeployment, true);
+      getString(d, *c, "modelVersion", cp, info.modelVersion, false);
+      if (d.ok() && info.mode == api::CacheMode::Semantic && info.embeddingsDeployment.empty())
+        d.fail(cp + ".embeddingsDeploymentRef", "Required value: required when mode is Semantic");
+      if (d.ok()) r.cache = std::move(info);
     }
   }
   if (const json* es = field(j, "entries"); es && d.ok()) {

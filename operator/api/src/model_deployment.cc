@@ -28,6 +28,10 @@ template <>
 struct EnumNames<SelectPolicy> {
   static constexpr std::array<std::string_view, 3> names{"Max", "Min", "Disabled"};
 };
+template <>
+struct EnumNames<CacheMode> {
+  static constexpr std::array<std::string_view, 2> names{"Exact", "Semantic"};
+};
 
 bool read(Decoder& d, const json& v, const std::string& path, ModelRef& out) {
   if (!expectObject(d, v, path)) return false;
@@ -185,6 +189,24 @@ bool read(Decoder& d, const json& v, const std::string& path, RateLimitSpec& out
   return d.ok();
 }
 
+bool read(Decoder& d, const json& v, const std::string& path, CacheVaryBy& out) {
+  if (!expectObject(d, v, path)) return false;
+  opt(d, v, path, "header", out.header);
+  opt(d, v, path, "field", out.field);
+  return d.ok();
+}
+
+bool read(Decoder& d, const json& v, const std::string& path, CacheSpec& out) {
+  if (!expectObject(d, v, path)) return false;
+  req(d, v, path, "mode", out.mode);
+  opt(d, v, path, "similarityThreshold", out.similarityThreshold);
+  opt(d, v, path, "ttlSeconds", out.ttlSeconds);
+  opt(d, v, path, "maxEntries", out.maxEntries);
+  opt(d, v, path, "varyBy", out.varyBy);
+  opt(d, v, path, "embeddingsDeploymentRef", out.embeddingsDeploymentRef);
+  return d.ok();
+}
+
 bool read(Decoder& d, const json& v, const std::string& path, ModelDeploymentSpec& out) {
   if (!expectObject(d, v, path)) return false;
   req(d, v, path, "model", out.model);
@@ -206,6 +228,7 @@ bool read(Decoder& d, const json& v, const std::string& path, ModelDeploymentSpe
   opt(d, v, path, "throughput", out.throughput);
   opt(d, v, path, "spillover", out.spillover);
   opt(d, v, path, "rateLimit", out.rateLimit);
+  opt(d, v, path, "cache", out.cache);
   return d.ok();
 }
 
@@ -251,6 +274,8 @@ std::optional<ScalingPolicyType> parseScalingPolicyType(std::string_view s) {
 }
 std::string_view toString(SelectPolicy p) { return detail::enumName(p); }
 std::optional<SelectPolicy> parseSelectPolicy(std::string_view s) { return detail::enumParse<SelectPolicy>(s); }
+std::string_view toString(CacheMode m) { return detail::enumName(m); }
+std::optional<CacheMode> parseCacheMode(std::string_view s) { return detail::enumParse<CacheMode>(s); }
 
 GpuRequestKind GpuRequest::kind() const {
   if (migProfile) return GpuRequestKind::MigProfile;
@@ -572,6 +597,24 @@ nlohmann::json toJson(const ModelDeploymentSpec& s) {
     if (s.rateLimit->requestsPerMinute) rl["requestsPerMinute"] = *s.rateLimit->requestsPerMinute;
     o["rateLimit"] = std::move(rl);
   }
+  if (s.cache) {
+    json c{{"mode", std::string(toString(s.cache->mode))}};
+    if (s.cache->similarityThreshold) c["similarityThreshold"] = *s.cache->similarityThreshold;
+    if (s.cache->ttlSeconds) c["ttlSeconds"] = *s.cache->ttlSeconds;
+    if (s.cache->maxEntries) c["maxEntries"] = *s.cache->maxEntries;
+    if (!s.cache->varyBy.empty()) {
+      json vb = json::array();
+      for (const auto& v : s.cache->varyBy) {
+        json one = json::object();
+        if (v.header) one["header"] = *v.header;
+        if (v.field) one["field"] = *v.field;
+        vb.push_back(std::move(one));
+      }
+      c["varyBy"] = std::move(vb);
+    }
+    if (s.cache->embeddingsDeploymentRef) c["embeddingsDeploymentRef"] = toJ(*s.cache->embeddingsDeploymentRef);
+    o["cache"] = std::move(c);
+  }
   return o;
 }
 
@@ -889,6 +932,25 @@ std::vector<std::string> validate(const ModelDeployment& d) {
     e.range("spec.rateLimit.tokensPerMinute", s.rateLimit->tokensPerMinute, 1, INT64_MAX);
     if (s.rateLimit->requestsPerMinute)
       e.range("spec.rateLimit.requestsPerMinute", *s.rateLimit->requestsPerMinute, 1, INT64_MAX);
+  }
+  if (s.cache) {
+    const CacheSpec& c = *s.cache;
+    if (c.similarityThreshold) e.rangeD("spec.cache.similarityThreshold", *c.similarityThreshold, 0.5, 1);
+    if (c.ttlSeconds) e.range("spec.cache.ttlSeconds", *c.ttlSeconds, 1, 604800);
+    if (c.maxEntries) e.range("spec.cache.maxEntries", *c.maxEntries, 1, 10000000);
+    for (std::size_t i = 0; i < c.varyBy.size(); ++i) {
+      const std::string p = "spec.cache.varyBy[" + std::to_string(i) + "]";
+      if (c.varyBy[i].header.has_value() == c.varyBy[i].field.has_value())
+        e.invalid(p, p + " must set exactly one of header and field");
+      if (c.varyBy[i].field && *c.varyBy[i].field != "user")
+        e.invalid(p + ".field", p + ".field must be \"user\"");
+    }
+    if (c.mode == CacheMode::Semantic && !c.embeddingsDeploymentRef)
+      e.invalid("spec.cache.embeddingsDeploymentRef",
+                "spec.cache.embeddingsDeploymentRef is required when spec.cache.mode is Semantic");
+    if (c.embeddingsDeploymentRef && c.embeddingsDeploymentRef->name == d.metadata.name)
+      e.invalid("spec.cache.embeddingsDeploymentRef.name",
+                "spec.cache.embeddingsDeploymentRef.name must not name the ModelDeployment itself");
   }
   return e.take();
 }

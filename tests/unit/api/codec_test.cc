@@ -332,3 +332,71 @@ TEST(Time, FarFutureAndFarPastSaturateAtTheWindow) {
 
 }  // namespace
 }  // namespace waterline::api
+
+namespace waterline::api {
+namespace {
+
+// spec.cache: decoded, written back unchanged, and validated (what the CRD's schema and
+// CEL refuse at apply time is refused here too).
+TEST(Codec, ModelDeploymentCache) {
+  json j = minimalDeployment();
+  j["spec"]["cache"] = {{"mode", "Semantic"},
+                        {"similarityThreshold", 0.9},
+                        {"ttlSeconds", 60},
+                        {"maxEntries", 100},
+                        {"varyBy", json::array({{{"header", "X-Api-Key"}}, {{"field", "user"}}})},
+                        {"embeddingsDeploymentRef", {{"name", "embed"}}}};
+  auto m = ModelDeployment::fromJson(j);
+  ASSERT_TRUE(m) << m.error();
+  ASSERT_TRUE(m->spec.cache);
+  const CacheSpec& c = *m->spec.cache;
+  EXPECT_EQ(c.mode, CacheMode::Semantic);
+  EXPECT_DOUBLE_EQ(c.effectiveSimilarityThreshold(), 0.9);
+  EXPECT_EQ(c.effectiveTtlSeconds(), 60);
+  EXPECT_EQ(c.effectiveMaxEntries(), 100);
+  ASSERT_EQ(c.varyBy.size(), 2u);
+  EXPECT_EQ(c.varyBy[0].header, "X-Api-Key");
+  EXPECT_EQ(c.varyBy[1].field, "user");
+  EXPECT_TRUE(validate(*m).empty());
+  EXPECT_EQ(toJson(m->spec)["cache"], j["spec"]["cache"]);
+
+  // Defaults.
+  json e = minimalDeployment();
+  e["spec"]["cache"] = {{"mode", "Exact"}};
+  auto ex = ModelDeployment::fromJson(e);
+  ASSERT_TRUE(ex) << ex.error();
+  EXPECT_DOUBLE_EQ(ex->spec.cache->effectiveSimilarityThreshold(), 0.95);
+  EXPECT_EQ(ex->spec.cache->effectiveTtlSeconds(), 3600);
+  EXPECT_EQ(ex->spec.cache->effectiveMaxEntries(), 10000);
+  EXPECT_TRUE(validate(*ex).empty());
+
+  auto errorsFor = [&](const json& cache) {
+    json b = minimalDeployment();
+    b["spec"]["cache"] = cache;
+    auto d = ModelDeployment::fromJson(b);
+    if (!d) return std::string(d.error());
+    std::string all;
+    for (const auto& s : validate(*d)) all += s + "\n";
+    return all;
+  };
+  EXPECT_NE(errorsFor({{"mode", "Fuzzy"}}), "");
+  EXPECT_NE(errorsFor({{"mode", "Semantic"}}).find("spec.cache.embeddingsDeploymentRef"), std::string::npos);
+  EXPECT_NE(errorsFor({{"mode", "Exact"}, {"similarityThreshold", 1.5}}).find("spec.cache.similarityThreshold"),
+            std::string::npos);
+  EXPECT_NE(errorsFor({{"mode", "Exact"}, {"ttlSeconds", 0}}).find("spec.cache.ttlSeconds"), std::string::npos);
+  EXPECT_NE(errorsFor({{"mode", "Exact"}, {"maxEntries", 0}}).find("spec.cache.maxEntries"), std::string::npos);
+  EXPECT_NE(errorsFor({{"mode", "Exact"}, {"varyBy", json::array({{{"header", "a"}, {"field", "user"}}})}})
+                .find("spec.cache.varyBy[0]"),
+            std::string::npos);
+  EXPECT_NE(errorsFor({{"mode", "Exact"}, {"varyBy", json::array({json::object()})}}).find("spec.cache.varyBy[0]"),
+            std::string::npos);
+  EXPECT_NE(errorsFor({{"mode", "Exact"}, {"varyBy", json::array({{{"field", "email"}}})}})
+                .find("spec.cache.varyBy[0].field"),
+            std::string::npos);
+  EXPECT_NE(errorsFor({{"mode", "Semantic"}, {"embeddingsDeploymentRef", {{"name", "m"}}}})
+                .find("must not name the ModelDeployment itself"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace waterline::api

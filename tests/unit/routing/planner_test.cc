@@ -179,4 +179,56 @@ TEST(Planner, RateLimitIsCarriedWithDerivedRequestsPerMinute) {
   EXPECT_EQ(planRoutes(s).toJson()["rateLimit"], (nlohmann::json{{"tokensPerMinute", 120000}, {"requestsPerMinute", 5}}));
 }
 
+// spec.cache reaches the router with its defaults applied, lower-case header names and
+// the model version its entries belong to; it survives the RoutingTable's JSON.
+TEST(Planner, CacheIsCarriedWithDefaultsAndModelVersion) {
+  api::ModelDeployment d;
+  d.metadata.namespace_ = "team";
+  d.metadata.name = "chat";
+  d.spec.model.name = "m";
+  d.spec.model.version = "v7";
+  d.spec.deploymentType = api::DeploymentType::Global;
+  RoutingSnapshot s;
+  s.deployment = &d;
+  s.now = t0();
+  EXPECT_FALSE(planRoutes(s).cache);
+  api::CacheSpec c;
+  c.mode = api::CacheMode::Semantic;
+  c.varyBy = {api::CacheVaryBy{.header = "X-Api-Key", .field = std::nullopt},
+              api::CacheVaryBy{.header = std::nullopt, .field = "user"}};
+  c.embeddingsDeploymentRef = api::LocalObjectReference{"embed"};
+  d.spec.cache = c;
+  auto r = planRoutes(s);
+  ASSERT_TRUE(r.cache);
+  EXPECT_EQ(r.cache->mode, api::CacheMode::Semantic);
+  EXPECT_DOUBLE_EQ(r.cache->similarityThreshold, 0.95);
+  EXPECT_EQ(r.cache->ttlSeconds, 3600);
+  EXPECT_EQ(r.cache->maxEntries, 10000);
+  ASSERT_EQ(r.cache->varyBy.size(), 2u);
+  EXPECT_EQ(r.cache->varyBy[0].header, "x-api-key");
+  EXPECT_EQ(r.cache->varyBy[1].field, "user");
+  EXPECT_EQ(r.cache->embeddingsDeployment, "embed");
+  EXPECT_EQ(r.cache->modelVersion, "v7");
+  d.spec.cache->similarityThreshold = 0.9;
+  d.spec.cache->ttlSeconds = 60;
+  d.spec.cache->maxEntries = 5;
+  r = planRoutes(s);
+  EXPECT_DOUBLE_EQ(r.cache->similarityThreshold, 0.9);
+  EXPECT_EQ(r.cache->ttlSeconds, 60);
+  EXPECT_EQ(r.cache->maxEntries, 5);
+  auto back = DeploymentRoutes::fromJson(r.toJson());
+  ASSERT_TRUE(back) << back.error();
+  ASSERT_TRUE(back->cache);
+  EXPECT_EQ(*back->cache, *r.cache);
+  // A Semantic cache without its embeddings deployment is refused by the decoder.
+  auto j = r.toJson();
+  j["cache"].erase("embeddingsDeploymentRef");
+  auto bad = DeploymentRoutes::fromJson(j);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().find("spec.cache.embeddingsDeploymentRef"), std::string::npos) << bad.error();
+  j = r.toJson();
+  j["cache"]["varyBy"] = nlohmann::json::array({nlohmann::json{{"header", "a"}, {"field", "user"}}});
+  EXPECT_FALSE(DeploymentRoutes::fromJson(j));
+}
+
 }  // namespace waterline::routing

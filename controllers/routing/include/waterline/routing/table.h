@@ -95,6 +95,24 @@ struct RateLimitInfo {
   bool operator==(const RateLimitInfo&) const = default;
 };
 
+// A ModelDeployment's spec.cache as the router needs it, defaults applied
+// (docs/routing.md, "Cache").
+struct CacheVaryInfo {
+  std::string header;  // a request header (lower-case), or
+  std::string field;   // a body field ("user")
+  bool operator==(const CacheVaryInfo&) const = default;
+};
+struct CacheInfo {
+  api::CacheMode mode = api::CacheMode::Exact;
+  double similarityThreshold = api::kDefaultCacheSimilarityThreshold;
+  int32_t ttlSeconds = api::kDefaultCacheTtlSeconds;
+  int64_t maxEntries = api::kDefaultCacheMaxEntries;
+  std::vector<CacheVaryInfo> varyBy;
+  std::string embeddingsDeployment;  // Semantic: a ModelDeployment of the same namespace
+  std::string modelVersion;          // spec.model.version: entries of another version are dropped
+  bool operator==(const CacheInfo&) const = default;
+};
+
 // Everything the router needs about one ModelDeployment: a RoutingTable object's spec.
 struct DeploymentRoutes {
   DeploymentKey deployment;
@@ -107,6 +125,7 @@ struct DeploymentRoutes {
   double outputTokenWeight = 1;
   std::vector<ReservationInfo> reservations;  // active reservations, sorted by name
   std::optional<RateLimitInfo> rateLimit;     // spec.rateLimit (pay-as-you-go quota)
+  std::optional<CacheInfo> cache;             // spec.cache (response cache)
   std::vector<RoutingEntry> entries;          // sorted by (cluster, pool)
 
   // Weighted tokens of a request/response.

@@ -33,6 +33,10 @@ enum class SelectPolicy { Max, Min, Disabled };
 std::string_view toString(SelectPolicy p);
 std::optional<SelectPolicy> parseSelectPolicy(std::string_view s);
 
+enum class CacheMode { Exact, Semantic };
+std::string_view toString(CacheMode m);
+std::optional<CacheMode> parseCacheMode(std::string_view s);
+
 inline constexpr std::string_view kDefaultAutoscalingQuery =
     R"(sum(rate(vllm:generation_tokens_total{namespace="{{namespace}}",deployment="{{deployment}}"}[1m])))";
 inline constexpr int32_t kDefaultReplicas = 1;
@@ -227,6 +231,33 @@ struct RateLimitSpec {
   bool operator==(const RateLimitSpec&) const = default;
 };
 
+// spec.cache (docs/routing.md, "Cache"): the router answers repeated (Exact) or
+// near-identical (Semantic) eligible requests from a per-router cache. Defaults below.
+inline constexpr double kDefaultCacheSimilarityThreshold = 0.95;
+inline constexpr int32_t kDefaultCacheTtlSeconds = 3600;
+inline constexpr int64_t kDefaultCacheMaxEntries = 10000;
+
+// One thing that partitions the cache beside the namespace: a request header (lower-cased
+// name, e.g. an API key header) or a body field (`user`). Exactly one is set.
+struct CacheVaryBy {
+  std::optional<std::string> header;
+  std::optional<std::string> field;
+  bool operator==(const CacheVaryBy&) const = default;
+};
+
+struct CacheSpec {
+  CacheMode mode = CacheMode::Exact;
+  std::optional<double> similarityThreshold;  // Semantic: cosine similarity a hit needs
+  std::optional<int32_t> ttlSeconds;
+  std::optional<int64_t> maxEntries;         // per router replica
+  std::vector<CacheVaryBy> varyBy;
+  std::optional<LocalObjectReference> embeddingsDeploymentRef;  // required for Semantic
+  double effectiveSimilarityThreshold() const { return similarityThreshold.value_or(kDefaultCacheSimilarityThreshold); }
+  int32_t effectiveTtlSeconds() const { return ttlSeconds.value_or(kDefaultCacheTtlSeconds); }
+  int64_t effectiveMaxEntries() const { return maxEntries.value_or(kDefaultCacheMaxEntries); }
+  bool operator==(const CacheSpec&) const = default;
+};
+
 struct ModelDeploymentSpec {
   ModelRef model;
   WorkerTemplate template_;  // JSON "template"
@@ -247,6 +278,7 @@ struct ModelDeploymentSpec {
   std::optional<ThroughputSpec> throughput;
   std::optional<SpilloverSpec> spillover;
   std::optional<RateLimitSpec> rateLimit;
+  std::optional<CacheSpec> cache;
 
   bool autoscalingEnabled() const { return autoscaling && autoscaling->enabled; }
   // healthCheck.port, else the worker container's first port, else 0.
