@@ -29,6 +29,7 @@
 #include "waterline/routing/selection.h"
 #include "waterline/routing/tokens.h"
 #include "waterline/router/attempts.h"
+#include "waterline/router/cache_layer.h"
 #include "waterline/router/framing.h"
 #include "waterline/router/metrics_listener.h"
 #include "waterline/router/upstreams.h"
@@ -112,6 +113,7 @@ struct RouterServer::Impl {
   RouterConfig cfg;
   TimeSourcePtr clock;
   metrics::Registry registry;
+  RouterCache cache{registry};  // spec.cache: the response caches (cache_layer.h)
   routing::AdmissionController admission;
   AdmissionLedger ledger{admission};  // the attempt planners' view of `admission`
   metrics::CounterFamily* requests = nullptr;
@@ -860,9 +862,138 @@ struct Worker {
     }
   }
 
+  // What forward() keeps of a 200 answer for the response cache (spec.cache).
+  struct CacheCapture {
+    caching::Api api = caching::Api::Chat;
+    std::optional<caching::SseAnswerCollector> sse;
+    std::optional<caching::StoredAnswer> answer;
+  };
+
+  // A request of the router's own (the cache's embedding call): POST `body` to `path` on
+  // `endpoint`, the whole response read into memory (at most 16 MiB). Failures before a
+  // response are the planner's AttemptFailures, as for forward().
+  struct Fetched {
+    bool ok = false;
+    AttemptFailure failure = AttemptFailure::ConnectError;
+    int status = 0;
+    std::string body;
+  };
+  awaitable<Fetched> fetch(const std::string& endpoint, std::string_view path, const std::string& body) {
+    Fetched f;
+    InflightGuard guard(upstreams.inflight(endpoint));
+    beast::error_code ec;
+    std::unique_ptr<beast::tcp_stream> up = takeIdle(endpoint);
+    bool reused = up != nullptr;
+    std::string head;
+    head.reserve(256);
+    static const http::fields kNoFields;
+    wire::appendUpstreamRequestHead(head, path, kNoFields, endpoint, body.size());
+    const std::array<asio::const_buffer, 2> upreq{asio::buffer(head), asio::buffer(body)};
+    beast::flat_buffer upbuf;
+    std::optional<http::response_parser<http::string_body>> p;
+    for (int round = 0;; ++round) {
+      if (!up) {
+        up = co_await connect(endpoint);
+        if (!up) {
+          f.failure = AttemptFailure::ConnectError;
+          co_return f;
+        }
+        reused = false;
+      }
+      up->expires_after(cfg.upstreamHeaderTimeout);
+      co_await writeAll(*up, upreq, ec);
+      if (ec) {
+        up.reset();
+        if (reused && round == 0) continue;
+        f.failure = AttemptFailure::WriteError;
+        co_return f;
+      }
+      p.emplace();
+      p->body_limit(16u << 20);
+      upbuf.clear();
+      co_await http::async_read(*up, upbuf, *p, asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        const bool nothing = !p->got_some();
+        up.reset();
+        if (reused && round == 0 && nothing) continue;
+        f.failure = p->is_header_done() ? AttemptFailure::BodyError : AttemptFailure::HeaderError;
+        co_return f;
+      }
+      break;
+    }
+    f.status = static_cast<int>(p->get().result_int());
+    if (f.status >= 500) {
+      f.failure = AttemptFailure::Status5xx;
+      co_return f;
+    }
+    f.ok = true;
+    f.body = std::move(p->get().body());
+    if (p->keep_alive()) putIdle(endpoint, std::move(up));
+    co_return f;
+  }
+
+  // The prompt's embedding from the cache's embeddings deployment, sent through the
+  // routing like any request (its reservations, quota, pools and failover apply).
+  awaitable<std::optional<std::vector<float>>> embed(const DeploymentIndex& routes, const routing::DeploymentRoutes& d,
+                                                     const CacheRequest& cq) {
+    const MonotonicTime t0 = monoNow();
+    const routing::DeploymentRoutes* e = routes.find({d.deployment.namespace_, cq.embeddingsDeployment});
+    std::optional<std::vector<float>> result;
+    if (e) {
+      json b = {{"model", e->model}, {"input", cq.canon.promptText}, {"encoding_format", "float"}};
+      const std::string body = b.dump(-1, ' ', false, json::error_handler_t::replace);
+      routing::TokenEstimate est;
+      est.promptTokens = static_cast<int64_t>(cq.canon.promptText.size() / 4 + 1);
+      est.maxOutputTokens = 0;
+      AttemptPlanner plan(routes, *e, est, body.size(), attemptLimits(cfg), sh.ledger, upstreams, t0);
+      for (;;) {
+        const Action a = plan.next(now());
+        if (a.kind == Action::Kind::Spill) continue;
+        if (a.kind == Action::Kind::Answer) break;
+        Fetched f = co_await fetch(a.endpoint(), "/v1/embeddings", body);
+        recordAttempt(a.deployment->deployment.str(), a.entry->pool, f.ok ? "ok" : "embedding_error");
+        if (!f.ok) {
+          plan.onFailure(f.failure, now());
+          continue;
+        }
+        ResponseSummary sum;
+        sum.status = f.status;
+        if (f.status < 400) sum.usage = routing::findUsage(f.body);
+        plan.onResponse(sum, now());
+        if (f.status == 200) result = parseEmbedding(f.body);
+        break;
+      }
+    }
+    sh.cache.recordEmbedding(cq, std::chrono::duration<double>(monoNow() - t0).count(), result.has_value());
+    co_return result;
+  }
+
+  // A cache hit: the stored answer in the shape the request asked for (JSON or SSE),
+  // with a fresh id and created time. No reservation or quota is charged.
+  awaitable<bool> sendCached(beast::tcp_stream& client, const http::request<http::string_body>& req,
+                             const CacheRequest& cq, const caching::CacheHit& hit, MonotonicTime t0) {
+    const auto created =
+        std::chrono::duration_cast<std::chrono::seconds>(sh.clock->systemTime().time_since_epoch()).count();
+    const std::string id =
+        RouterCache::newId(cq.api, [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); });
+    RouterCache::Rendered r = RouterCache::render(*hit.answer, cq, id, created);
+    Headers h;
+    h.add("x-waterline-deployment", cq.deployment);
+    h.add("x-waterline-cache", "hit");
+    char score[32];
+    std::snprintf(score, sizeof score, "%.4f", hit.similarity);
+    h.add("x-waterline-cache-similarity", score);
+    sh.cache.recordLookup(cq, "hit");
+    sh.cache.recordHit(cq, hit);
+    recordRequest(cq.deployment, "", 200, t0);
+    co_return co_await sendResponse(client, req.version(), clientKeepAlive(req), 200, r.contentType, std::move(r.body),
+                                    h);
+  }
+
   awaitable<Outcome> forward(beast::tcp_stream& client, const http::request<http::string_body>& req, const Target& t,
                              const routing::DeploymentRoutes& d, const routing::RoutingEntry& entry,
-                             const std::string& endpoint, const std::string& body, const HeaderList& extra) {
+                             const std::string& endpoint, const std::string& body, const HeaderList& extra,
+                             CacheCapture* capture = nullptr) {
     Outcome out;
     const std::string dep = d.deployment.str();
     InflightGuard guard(upstreams.inflight(endpoint));
@@ -963,6 +1094,7 @@ struct Worker {
       co_await writeAll(client, whole, ec);
       recordAttempt(dep, entry.pool, "ok");
       if (status < 400 && !full.empty()) out.usage = routing::findUsage(full);
+      if (capture && status == 200 && !ec) capture->answer = caching::answerFromJson(full, capture->api);
       if (p->keep_alive()) putIdle(endpoint, std::move(up));
       out.kind = ec ? Outcome::Abort : Outcome::Done;
       co_return out;
@@ -989,6 +1121,7 @@ struct Worker {
     // frame a large allocation.
     constexpr std::size_t kChunk = 16384;
     const auto chunk = std::make_unique_for_overwrite<char[]>(kChunk);
+    if (capture && status == 200 && out.sse) capture->sse.emplace(capture->api);
     http::response_serializer<http::buffer_body> sr{res};
     client.expires_after(cfg.streamIdleTimeout);
     co_await http::async_write_header(client, sr, asio::redirect_error(use_awaitable, ec));
@@ -1015,6 +1148,7 @@ struct Worker {
       const std::string_view bytes(chunk.get(), n);
       if (out.sse) {
         scanner.feed(bytes);
+        if (capture && capture->sse) capture->sse->feed(bytes);
       } else if (!jsonOverflow) {
         if (jsonBody.size() + n > (1u << 20)) {
           jsonOverflow = true;
@@ -1048,6 +1182,10 @@ struct Worker {
       out.sseEvents = scanner.events();
     } else if (!jsonBody.empty()) {
       out.usage = routing::findUsage(jsonBody);
+    }
+    if (capture && status == 200 && !ec) {
+      if (capture->sse) capture->answer = capture->sse->finish();
+      else if (!out.sse && !jsonOverflow && !jsonBody.empty()) capture->answer = caching::answerFromJson(jsonBody, capture->api);
     }
     if (p->keep_alive()) putIdle(endpoint, std::move(up));
     out.kind = ec ? Outcome::Abort : Outcome::Done;
@@ -1090,6 +1228,34 @@ struct Worker {
       co_return co_await sendError(client, ver, keep, e, {});
     }
     const std::string requestedDep = cur->deployment.str();
+
+    // The response cache (spec.cache, cache_layer.h): an exact hit, else (Semantic) the
+    // prompt's embedding and a similarity hit, answers without an upstream.
+    CacheRequest cq;
+    std::optional<std::vector<float>> embedding;
+    if (cur->cache) {
+      std::optional<caching::Api> capi;
+      if (t.apiKind() == routing::ApiKind::ChatCompletions) capi = caching::Api::Chat;
+      else if (t.apiKind() == routing::ApiKind::Completions) capi = caching::Api::Completions;
+      if (capi)
+        cq = sh.cache.plan(*cur, body, *capi, [&req](std::string_view name) {
+          return std::string(ssv(req[bsv(name)]));
+        });
+      if (cq.state == CacheRequest::State::Lookup) {
+        std::optional<caching::CacheHit> hit = sh.cache.lookupExact(cq, monoNow());
+        if (!hit && cq.semantic) {
+          embedding = co_await embed(*routesNow, *cur, cq);
+          if (embedding) hit = sh.cache.lookupSemantic(cq, *embedding, monoNow());
+        }
+        if (hit) co_return co_await sendCached(client, req, cq, *hit, t0);
+        sh.cache.recordLookup(cq, "miss");
+      } else if (cq.state == CacheRequest::State::Bypass) {
+        sh.cache.recordLookup(cq, "bypass");
+      }
+    }
+    std::optional<CacheCapture> capture;
+    HeaderList withCache;
+
     const auto est = routing::estimateTokens(body, t.apiKind(), cfg.estimator);
     const std::string originalModel = body.contains("model") && body["model"].is_string() ? body["model"].get<std::string>() : "";
 
@@ -1115,13 +1281,32 @@ struct Worker {
           bodyText = &rewritten;
         }
       }
-      Outcome o = co_await forward(client, req, t, *a.deployment, *a.entry, a.endpoint(), *bodyText, *a.headers);
+      const HeaderList* extra = a.headers;
+      CacheCapture* cap = nullptr;
+      if (cq.state != CacheRequest::State::Off) {
+        // x-waterline-cache on what is relayed; the answer kept only when it came from
+        // the requested deployment (a spillover target may serve another model).
+        withCache = *a.headers;
+        withCache.emplace_back("x-waterline-cache", cq.header());
+        extra = &withCache;
+        if (cq.store && a.deployment == cur) {
+          capture.emplace();
+          capture->api = cq.api;
+          cap = &*capture;
+        }
+      }
+      Outcome o = co_await forward(client, req, t, *a.deployment, *a.entry, a.endpoint(), *bodyText, *extra, cap);
       if (o.kind == Outcome::Retry) {
         plan.onFailure(o.failure, now());
         continue;
       }
       const Settlement settled = plan.onResponse(summaryOf(o), now());
       if (settled.usageClamped) sh.usageClamped->inc();
+      if (cap && o.kind == Outcome::Done && cap->answer) {
+        std::optional<std::span<const float>> emb;
+        if (embedding) emb = std::span<const float>(*embedding);
+        sh.cache.store(cq, emb, std::move(*cap->answer), monoNow());
+      }
       recordRequest(a.deployment->deployment.str(), a.entry->pool, o.status, t0);
       if (o.kind == Outcome::Abort) co_return false;
       co_return o.keepAlive;
@@ -1385,6 +1570,7 @@ int RouterServer::metricsPort() const {
 void RouterServer::setRoutes(routing::RoutingTable t) {
   auto& im = *impl_;
   im.admission.sync(t, im.clock->monotonicTime());
+  im.cache.sync(t);
   auto idx = std::make_shared<const DeploymentIndex>(std::move(t));
   {
     std::lock_guard lk(im.routesMu);
