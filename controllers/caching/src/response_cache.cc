@@ -133,19 +133,26 @@ struct ResponseCache::Impl {
     SemIndex& ix = *found->second;
     hnswlib::labeltype label;
     if (!ix.free.empty()) {
-      // hnswlib 0.6.2 has no replace_deleted: adding a deleted label again unmarks it
-      // and updates its vector and links in place.
+      // hnswlib 0.6.2 has no allow_replace_deleted/replace_deleted. A deleted slot is
+      // reused in place: unmarked, its vector overwritten and its own links rebuilt by
+      // updatePoint. With an update-neighbour probability of 0 the old neighbours' lists
+      // are not recomputed (what addPoint on an existing label does, at ~10x the cost of
+      // an insert); their links to the slot then act as extra long-range edges, and the
+      // new element is connected both ways by the repair like a fresh insert.
       label = ix.free.back();
       ix.free.pop_back();
       ix.slots[label] = it;
+      const auto internal = ix.hnsw->label_lookup_.at(label);
+      ix.hnsw->unmarkDeletedInternal(internal);
+      ix.hnsw->updatePoint(v.data(), internal, 0.0f);
     } else {
       label = ix.slots.size();
       if (ix.hnsw->cur_element_count >= ix.hnsw->max_elements_) {
         ix.hnsw->resizeIndex(std::max<std::size_t>(kInitialCapacity, ix.hnsw->max_elements_ * 2));
       }
       ix.slots.push_back(it);
+      ix.hnsw->addPoint(v.data(), label);
     }
-    ix.hnsw->addPoint(v.data(), label);
     ++ix.live;
     it->index = &ix;
     it->label = label;
