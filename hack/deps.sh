@@ -5,6 +5,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config
   libcpprest-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev libboost-dev libcli11-dev prometheus-cpp-dev
+  libhnswlib-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   openssl curl jq prometheus golang-go
   nginx-light redis-server libhiredis-dev
