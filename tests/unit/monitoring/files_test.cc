@@ -253,7 +253,7 @@ TEST(Dashboard, IsWellFormed) {
     }
   }
   EXPECT_THAT(rows, ::testing::ElementsAre("Deployments ($namespace/$deployment)", "Fleet overview",
-                                           "PTU reservations", "Pools ($pool)"));
+                                           "PTU reservations", "Pools ($pool)", "Response cache"));
   EXPECT_EQ(targets, static_cast<int>(dashboardExprs(d).size()));
   const auto& vars = d.at("templating").at("list");
   ASSERT_FALSE(vars.empty());
