@@ -1,5 +1,5 @@
-// Fuzzes the router's request-body handling: parseRequestBody (both APIs, with and
-// without a required model), then for accepted bodies the token estimate, the usage
+// Fuzzes the router's request-body handling: parseRequestBody (chat, completions and
+// embeddings, with and without a required model), then for accepted bodies the token estimate, the usage
 // clamp and the bounded quote of the model name, checking their invariants.
 #include <algorithm>
 #include <cstddef>
@@ -21,7 +21,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const unsigned sel = data[0];
   const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
-  const auto kind = (sel & 1) ? routing::ApiKind::Completions : routing::ApiKind::ChatCompletions;
+  // Bit 2 picks embeddings (bit 0 chat or completions otherwise), bit 1 requires a model.
+  const auto kind = (sel & 4)   ? routing::ApiKind::Embeddings
+                    : (sel & 1) ? routing::ApiKind::Completions
+                                : routing::ApiKind::ChatCompletions;
   const bool requireModel = (sel & 2) != 0;
   auto parsed = router::parseRequestBody(body, kind, requireModel, 64);
   if (!parsed) {
@@ -31,6 +34,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   const auto est = routing::estimateTokens(*parsed, kind);
+  if (kind == routing::ApiKind::Embeddings && est.maxOutputTokens != 0) fail();  // input only is charged
+  if (kind == routing::ApiKind::Embeddings && est.promptTokens < 1) fail();       // a valid input is never empty
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   for (routing::Usage u : {routing::Usage{kMax, kMax}, routing::Usage{-1, std::numeric_limits<int64_t>::min()},
                            routing::Usage{est.promptTokens, est.maxOutputTokens}}) {

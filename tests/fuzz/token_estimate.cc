@@ -5,7 +5,8 @@
 //   - promptTokens >= 0 and maxOutputTokens >= 0, under the default estimator options and
 //     under hostile ones (INT64_MAX per message and per image, NaN chars per token, a
 //     negative default max_tokens);
-//   - the output bound is at least the request's own max_completion_tokens / max_tokens
+//   - embeddings charge no output (maxOutputTokens 0); for chat and completions the
+//     output bound is at least the request's own max_completion_tokens / max_tokens
 //     (n >= 1 multiplies, it never shrinks it), and at most max x 128;
 //   - adding a message never lowers the prompt estimate (sums saturate, never wrap);
 //   - a limiter of L tokens per minute never admits a charge above L.
@@ -41,7 +42,9 @@ void check(const json& body, ApiKind kind, const EstimatorOptions& o) {
   const TokenEstimate e = estimateTokens(body, kind, o);
   WL_FUZZ_CHECK(e.promptTokens >= 0, "promptTokens %lld", static_cast<long long>(e.promptTokens));
   WL_FUZZ_CHECK(e.maxOutputTokens >= 0, "maxOutputTokens %lld", static_cast<long long>(e.maxOutputTokens));
-  if (body.is_object()) {
+  if (kind == ApiKind::Embeddings)  // no output: max_tokens is not an embeddings field
+    WL_FUZZ_CHECK(e.maxOutputTokens == 0, "embeddings maxOutputTokens %lld", static_cast<long long>(e.maxOutputTokens));
+  if (body.is_object() && kind != ApiKind::Embeddings) {
     if (auto m = requestedMax(body)) {
       WL_FUZZ_CHECK(e.maxOutputTokens >= *m, "maxOutputTokens %lld < requested %lld",
                     static_cast<long long>(e.maxOutputTokens), static_cast<long long>(*m));
@@ -87,7 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   hostile.charsPerToken = std::numeric_limits<double>::quiet_NaN();
   EstimatorOptions tiny;
   tiny.charsPerToken = 1e-300;  // every character a huge number of tokens
-  for (ApiKind kind : {ApiKind::ChatCompletions, ApiKind::Completions})
+  for (ApiKind kind : {ApiKind::ChatCompletions, ApiKind::Completions, ApiKind::Embeddings})
     for (const EstimatorOptions& o : {EstimatorOptions{}, hostile, tiny}) check(body, kind, o);
   return 0;
 }

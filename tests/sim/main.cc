@@ -14,6 +14,10 @@
 //   POST /clear/xid?node=N&gpu=G          clear it
 //   POST /v1/chat/completions             OpenAI-compatible; answered after the modelled latency
 //   POST /workers/<pod>/v1/chat/completions   the same, on that worker
+//   POST /v1/embeddings                   OpenAI-compatible embeddings (sim/embeddings_api.h:
+//                                         hashed-trigram vectors, float or base64,
+//                                         `dimensions`), answered at once, not modelled
+//   POST /workers/<pod>/v1/embeddings     the same (404 for an unknown pod)
 // Simulated time runs --time-scale times faster than the wall clock (10: an hour of trace
 // in six minutes). Counters and histograms are in simulated units. Prints
 // "listening on HOST:PORT" on stdout once it serves.
@@ -34,6 +38,7 @@
 #include <nlohmann/json.hpp>
 
 #include "waterline/common/metrics.h"
+#include "waterline/sim/embeddings_api.h"
 #include "waterline/sim/fleet.h"
 #include "waterline/sim/http_server.h"
 #include "waterline/sim/perf_model.h"
@@ -288,6 +293,16 @@ class Simulator {
     }
     if (rest == "/v1/chat/completions" && req.method == "POST") {
       chat(req, pod, std::move(ex));
+      return;
+    }
+    if (rest == "/v1/embeddings" && req.method == "POST") {
+      if (!pod.empty() && !fleet_->status(pod)) {
+        ex->respond(openAiError(404, "no such worker: " + pod, "invalid_request_error"));
+        return;
+      }
+      // Answered at once: embeddings are not run through the perf model.
+      EmbeddingsAnswer a = answerEmbeddings(req.body, opts_.defaultModel);
+      ex->respond(HttpResponse{a.status, "application/json", std::move(a.body), {}});
       return;
     }
     ex->respond(HttpResponse{404, "text/plain; charset=utf-8", "not found\n", {}});

@@ -66,6 +66,20 @@ int64_t promptTokensCompletions(const json& prompt, const EstimatorOptions& o) {
   return t;
 }
 
+// An embeddings `input`: a string, or an array of strings, of token ids, or of arrays
+// of token ids (each id one token).
+int64_t embeddingInputTokens(const json& input, const EstimatorOptions& o) {
+  if (input.is_string()) return tokensOf(countCodePoints(input.get_ref<const std::string&>()), o.charsPerToken);
+  if (!input.is_array()) return 0;
+  int64_t t = 0;
+  for (const auto& p : input) {
+    if (p.is_string()) add(t, tokensOf(countCodePoints(p.get_ref<const std::string&>()), o.charsPerToken));
+    else if (p.is_number()) add(t, 1);
+    else if (p.is_array()) add(t, static_cast<int64_t>(p.size()));
+  }
+  return t;
+}
+
 std::optional<int64_t> nonNegativeInt(const json& body, const char* key) {
   auto it = body.find(key);
   if (it == body.end() || !it->is_number_integer()) return std::nullopt;
@@ -80,6 +94,11 @@ std::optional<int64_t> nonNegativeInt(const json& body, const char* key) {
 TokenEstimate estimateTokens(const json& body, ApiKind kind, const EstimatorOptions& o) {
   TokenEstimate e;
   if (!body.is_object()) return e;
+  if (kind == ApiKind::Embeddings) {
+    // No output: max_tokens and n mean nothing here, the charge is the input alone.
+    if (auto in = body.find("input"); in != body.end()) add(e.promptTokens, embeddingInputTokens(*in, o));
+    return e;
+  }
   if (kind == ApiKind::ChatCompletions) {
     auto msgs = body.find("messages");
     if (msgs != body.end() && msgs->is_array()) {

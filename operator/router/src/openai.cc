@@ -33,6 +33,8 @@ Target classifyTarget(std::string_view target) {
     t.kind = RouteKind::ChatCompletions;
   } else if (path == "/v1/completions") {
     t.kind = RouteKind::Completions;
+  } else if (path == "/v1/embeddings") {
+    t.kind = RouteKind::Embeddings;
   } else if (path == "/v1/models") {
     t.kind = RouteKind::Models;
   } else if (path == "/metrics") {
@@ -53,6 +55,7 @@ Target classifyTarget(std::string_view target) {
         std::string_view op = rest.substr(slash);
         if (op == "/chat/completions") t.kind = RouteKind::AzureChat;
         else if (op == "/completions") t.kind = RouteKind::AzureCompletions;
+        else if (op == "/embeddings") t.kind = RouteKind::AzureEmbeddings;
         if (t.kind != RouteKind::NotFound) t.deployment = percentDecode(name);
       }
     }
@@ -161,6 +164,70 @@ ApiError bad(std::string msg, std::optional<std::string> param = std::nullopt,
 }
 
 const char* typeName(const json& j) { return routing::jsonTypeName(j); }
+
+bool isTokenId(const json& v) {
+  return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+}
+
+// POST /v1/embeddings: input, encoding_format, dimensions (parseRequestBody).
+std::optional<ApiError> checkEmbeddings(const json& j) {
+  auto in = j.find("input");
+  if (in == j.end() || in->is_null())
+    return bad("Missing required parameter: 'input'.", "input", "missing_required_parameter");
+  if (in->is_string()) {
+    if (in->get_ref<const std::string&>().empty())
+      return bad("Invalid 'input': empty string. Expected a string with minimum length 1.", "input", "empty_string");
+  } else if (in->is_array()) {
+    if (in->empty()) return bad("Invalid 'input': empty array. Expected an array with minimum length 1.", "input", "empty_array");
+    // One kind throughout, the first element's: strings, token ids or arrays of token ids.
+    const json& first = (*in)[0];
+    enum { Strings, Ids, IdArrays } shape = first.is_string() ? Strings : first.is_array() ? IdArrays : Ids;
+    for (size_t i = 0; i < in->size(); ++i) {
+      const json& v = (*in)[i];
+      const std::string p = "input[" + std::to_string(i) + "]";
+      const char* want = shape == Strings ? "a string" : shape == Ids ? "a non-negative integer token id" : "an array of token ids";
+      const bool typeOk = shape == Strings ? v.is_string() : shape == Ids ? isTokenId(v) : v.is_array();
+      if (!typeOk)
+        return bad("Invalid type for '" + p + "': expected " + want + ", but got " +
+                       (v.is_number() ? v.dump() : std::string(typeName(v))) + ".",
+                   p, "invalid_type");
+      if (shape == Strings && v.get_ref<const std::string&>().empty())
+        return bad("Invalid '" + p + "': empty string. Expected a string with minimum length 1.", p, "empty_string");
+      if (shape == IdArrays) {
+        if (v.empty()) return bad("Invalid '" + p + "': empty array. Expected an array with minimum length 1.", p, "empty_array");
+        for (size_t k = 0; k < v.size(); ++k)
+          if (!isTokenId(v[k])) {
+            const std::string pk = p + "[" + std::to_string(k) + "]";
+            return bad("Invalid type for '" + pk + "': expected a non-negative integer token id, but got " +
+                           (v[k].is_number() ? v[k].dump() : std::string(typeName(v[k]))) + ".",
+                       pk, "invalid_type");
+          }
+      }
+    }
+  } else {
+    return bad(std::string("Invalid type for 'input': expected a string or array, but got ") + typeName(*in) + ".",
+               "input", "invalid_type");
+  }
+  if (auto f = j.find("encoding_format"); f != j.end() && !f->is_null()) {
+    if (!f->is_string())
+      return bad(std::string("Invalid type for 'encoding_format': expected a string, but got ") + typeName(*f) + ".",
+                 "encoding_format", "invalid_type");
+    const auto& s = f->get_ref<const std::string&>();
+    if (s != "float" && s != "base64")
+      return bad("Invalid value for 'encoding_format': '" + quoteBounded(s, 64) +
+                     "'. Supported values are: 'float' and 'base64'.",
+                 "encoding_format", "invalid_value");
+  }
+  if (auto d = j.find("dimensions"); d != j.end() && !d->is_null()) {
+    const bool ok = d->is_number_unsigned() ? d->get<std::uint64_t>() > 0
+                                            : d->is_number_integer() && d->get<int64_t>() > 0;
+    if (!ok)
+      return bad("Invalid 'dimensions': expected a positive integer, but got " +
+                     (d->is_number() ? d->dump() : std::string(typeName(*d))) + ".",
+                 "dimensions", "invalid_value");
+  }
+  return std::nullopt;
+}
 }  // namespace
 
 std::expected<json, ApiError> parseRequestBody(std::string_view body, routing::ApiKind kind, bool requireModel,
@@ -188,6 +255,10 @@ std::expected<json, ApiError> parseRequestBody(std::string_view body, routing::A
                                "model", "invalid_type"));
   } else if (model->get_ref<const std::string&>().empty() && requireModel) {
     return std::unexpected(bad("You must provide a model parameter.", "model"));
+  }
+  if (kind == routing::ApiKind::Embeddings) {
+    if (auto e = checkEmbeddings(j)) return std::unexpected(std::move(*e));
+    return j;  // no stream or max_tokens: an embedding generates nothing
   }
   if (kind == routing::ApiKind::ChatCompletions) {
     auto m = j.find("messages");

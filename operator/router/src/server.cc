@@ -1196,7 +1196,7 @@ struct Worker {
                         MonotonicTime t0) {
     const unsigned ver = req.version();
     const bool keep = clientKeepAlive(req);
-    const bool openaiPath = t.kind == RouteKind::ChatCompletions || t.kind == RouteKind::Completions;
+    const bool openaiPath = t.modelInBody();
     auto parsed = parseRequestBody(req.body(), t.apiKind(), openaiPath, cfg.maxJsonDepth);
     if (!parsed) {
       recordRequest("", "", parsed.error().status, t0);

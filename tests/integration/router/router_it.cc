@@ -159,6 +159,82 @@ TEST_F(RouterIT, ModelNameResolvesAndAzurePathRoutesByDeployment) {
   EXPECT_EQ(north.requests().back().target, "/v1/completions");
 }
 
+// An OpenAI embeddings answer; usage {"prompt_tokens":N,"total_tokens":N} when N >= 0.
+Reply embeddingsReply(int promptTokens) {
+  Reply r;
+  r.body = R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.6,-0.8]}],"model":"e")";
+  if (promptTokens >= 0)
+    r.body += R"(,"usage":{"prompt_tokens":)" + std::to_string(promptTokens) + R"(,"total_tokens":)" +
+              std::to_string(promptTokens) + "}";
+  r.body += "}";
+  return r;
+}
+
+TEST_F(RouterIT, EmbeddingsReachTheUpstreamsEmbeddingsPathWithTheWorkersModel) {
+  north.setHandler([](const SeenRequest&) { return embeddingsReply(5); });
+  start();
+  routes({dep("dz", DeploymentType::DataZone, pools(0.5, 0.1, 0.0), "", "EU")});
+  auto r = post(port(), "/v1/embeddings", json{{"model", "team/dz"}, {"input", "Hello world"}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-waterline-deployment"), "team/dz");
+  EXPECT_EQ(json::parse(r.body)["data"][0]["embedding"], json::array({0.6, -0.8}));
+  ASSERT_EQ(north.requestCount(), 1u);
+  auto seen = north.requests().back();
+  EXPECT_EQ(seen.target, "/v1/embeddings");
+  EXPECT_EQ(json::parse(seen.body)["model"], kModel);
+  EXPECT_EQ(json::parse(seen.body)["input"], "Hello world");
+  // Azure: the deployment from the path, the api-version query ignored.
+  json az = {{"input", json::array({"a", "b"})}, {"encoding_format", "base64"}};
+  auto a = post(port(), "/openai/deployments/dz/embeddings?api-version=2024-10-21", az.dump(), {{"api-key", "k"}});
+  ASSERT_EQ(a.status, 200) << a.body;
+  ASSERT_EQ(north.requestCount(), 2u);
+  seen = north.requests().back();
+  EXPECT_EQ(seen.target, "/v1/embeddings");
+  EXPECT_EQ(json::parse(seen.body)["model"], kModel);  // inserted for the worker
+  EXPECT_EQ(json::parse(seen.body)["encoding_format"], "base64");
+  EXPECT_EQ(seen.headers["api-key"], "k");
+  // Embeddings' own validation, before anything is forwarded.
+  auto bad = post(port(), "/v1/embeddings", R"({"model":"team/dz","input":["ok",""]})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(json::parse(bad.body)["error"]["param"], "input[1]");
+  auto noModel = post(port(), "/v1/embeddings", R"({"input":"x"})");
+  EXPECT_EQ(noModel.status, 400);
+  EXPECT_EQ(json::parse(noModel.body)["error"]["param"], "model");
+  auto unknown = post(port(), "/openai/deployments/nope/embeddings", R"({"input":"x"})");
+  EXPECT_EQ(unknown.status, 404);
+  Client c(port());
+  EXPECT_EQ(c.request(http::verb::get, "/v1/embeddings").status, 405);
+  EXPECT_EQ(north.requestCount(), 2u);
+}
+
+TEST_F(RouterIT, EmbeddingsChargeAPtuReservationThePromptOnly) {
+  start();
+  auto d = dep("dz", DeploymentType::DataZone, pools(0.5, 0.1, 0.0), "", "EU");
+  d.outputTokenWeight = 4;  // would dominate any charge that counted output
+  routing::ReservationInfo res;
+  res.reservation = {"team", "small"};
+  res.tokensPerMinute = 100;  // far below --default-max-tokens: a chat request without max_tokens is refused
+  d.reservations = {res};
+  routes({d});
+  // No usage in the answer: settled at the admission charge, the input estimate alone
+  // (12 characters: 3 tokens), no output.
+  north.setHandler([](const SeenRequest&) { return embeddingsReply(-1); });
+  auto r = post(port(), "/v1/embeddings", json{{"model", "team/dz"}, {"input", "abcdefghijkl"}, {"max_tokens", 500}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-ratelimit-remaining-tokens"), "97");  // sent before settlement: 100 - 3
+  ASSERT_TRUE(eventually([&] { return usedTokens("team/small") == 3; })) << usedTokens("team/small");
+  // With usage: settled at prompt_tokens (completion 0), on the Azure path too.
+  north.setHandler([](const SeenRequest&) { return embeddingsReply(7); });
+  auto a = post(port(), "/openai/deployments/dz/embeddings", json{{"input", json::array({1, 2, 3, 4})}}.dump());
+  ASSERT_EQ(a.status, 200) << a.body;
+  EXPECT_EQ(a.header("x-ratelimit-remaining-tokens"), "93");  // 97 - 4 token ids
+  ASSERT_TRUE(eventually([&] { return usedTokens("team/small") == 3 + 7; })) << usedTokens("team/small");
+  // The same reservation refuses a chat request, whose charge includes its output bound.
+  auto chatReq = json{{"model", "team/dz"}, {"messages", json::array({{{"role", "user"}, {"content", "abcdefghijkl"}}})}};
+  EXPECT_EQ(post(port(), "/v1/chat/completions", chatReq.dump()).status, 429);
+  EXPECT_EQ(north.requestCount(), 2u);
+}
+
 TEST_F(RouterIT, FailsOverOnUpstream5xx) {
   west.setHandler([](const SeenRequest&) {
     Reply r;
@@ -539,7 +615,7 @@ TEST_F(RouterIT, RejectsBadInputWithOpenAiErrorsAndNeverForwardsIt) {
   EXPECT_EQ(az.status, 404);
   EXPECT_EQ(json::parse(az.body)["error"]["code"], "DeploymentNotFound");
   // Unknown path and wrong method.
-  EXPECT_EQ(c.post("/v1/embeddings", "{}").status, 404);
+  EXPECT_EQ(c.post("/v1/audio/speech", "{}").status, 404);
   auto wm = c.request(http::verb::get, "/v1/chat/completions");
   EXPECT_EQ(wm.status, 405);
   EXPECT_EQ(wm.header("allow"), "POST");

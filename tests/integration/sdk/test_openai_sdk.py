@@ -7,7 +7,7 @@ router binary comes from $WATERLINE_ROUTER_BIN.
 
 The module starts, once per process:
   - a fake OpenAI-compatible worker (FakeWorker below: chat and text completions, JSON and
-    SSE, usage, a log of what reached it) on 127.0.0.1;
+    SSE, embeddings as floats or base64, usage, a log of what reached it) on 127.0.0.1;
   - `waterline-router` with a routes file pointing at it (the default sliding-window PTU
     limiter), and a second one with `--limiter=token-bucket` for the retry test (there a
     Retry-After of seconds follows from a small reservation; the sliding window's is
@@ -19,9 +19,11 @@ field could be missing, so that the router's answers (and what it relays) have t
 the SDK expects.
 """
 
+import base64
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -83,6 +85,8 @@ class FakeWorker:
                     worker._chat(self, body, seq)
                 elif self.path == "/v1/completions":
                     worker._completion(self, body, seq)
+                elif self.path == "/v1/embeddings":
+                    worker._embeddings(self, body)
                 else:
                     self._json(404, {"error": {"message": "no such path " + self.path, "type": "invalid_request_error"}})
 
@@ -161,6 +165,27 @@ class FakeWorker:
             h.sse(dict(base, choices=[], usage=self._usage(body, 7, len(self.STREAM_WORDS))))
         h.sse("[DONE]")
         h.end_sse()
+
+    @staticmethod
+    def embedding_of(text, dims=4):
+        """The fake's vector for one input: values exact in float32, so a base64 round
+        trip gives them back unchanged."""
+        return [float(len(text)), -0.5, 0.25 * (len(text) % 4)] + [0.125] * (dims - 3)
+
+    def _embeddings(self, h, body):
+        inp = body["input"]
+        inputs = [inp] if isinstance(inp, str) or (inp and isinstance(inp[0], int)) else inp
+        texts = [x if isinstance(x, str) else " ".join(str(i) for i in x) for x in inputs]
+        dims = body.get("dimensions") or 4
+        data = []
+        for i, t in enumerate(texts):
+            v = self.embedding_of(t, dims)
+            if body.get("encoding_format") == "base64":  # little-endian float32, as OpenAI sends it
+                v = base64.b64encode(struct.pack("<%df" % len(v), *v)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": v})
+        tokens = sum(max(1, len(t) // 4) for t in texts)
+        h._json(200, {"object": "list", "data": data, "model": body["model"],
+                      "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     def _completion(self, h, body, seq):
         text = " completed: " + str(body["prompt"])
@@ -437,6 +462,56 @@ class OpenAISdkIT(unittest.TestCase):
         text = "".join(c.choices[0].text for c in
                        self.client().completions.create(model="llama", prompt="Say hi", stream=True))
         self.assertEqual(text, " completed: Say hi ")
+
+    # ---- embeddings ----------------------------------------------------------------
+
+    def test_embeddings(self):
+        texts = ["first input", "the second one"]
+        want = [FakeWorker.embedding_of(t) for t in texts]
+        # The SDK asks for base64 by default and decodes the little-endian float32 itself.
+        before = len(WORKER.seen())
+        r = self.client().embeddings.create(model="llama", input=texts)
+        self.assertIsInstance(r, openai.types.CreateEmbeddingResponse)
+        self.assertEqual(r.object, "list")
+        self.assertEqual(r.model, MODEL)
+        self.assertEqual([d.index for d in r.data], [0, 1])
+        self.assertEqual([d.embedding for d in r.data], want)
+        self.assertEqual((r.usage.prompt_tokens, r.usage.total_tokens), (2 + 3, 2 + 3))
+        openai.types.CreateEmbeddingResponse.model_validate(r.to_dict())  # strict: every required field
+        seen = WORKER.seen()[before:]
+        self.assertEqual(len(seen), 1)
+        path, headers, body = seen[0]
+        self.assertEqual(path, "/v1/embeddings")
+        self.assertEqual(body["model"], MODEL)
+        self.assertEqual(body["input"], texts)
+        self.assertEqual(body["encoding_format"], "base64")
+        self.assertEqual(headers.get("authorization"), "Bearer sk-test")
+        # Floats on request, and `dimensions` passed through.
+        f = self.client().embeddings.create(model="team/llama", input="one", encoding_format="float", dimensions=6)
+        self.assertEqual(f.data[0].embedding, FakeWorker.embedding_of("one", 6))
+        self.assertEqual(self.last_request()[2]["dimensions"], 6)
+        # Token ids.
+        t = self.client().embeddings.create(model="llama", input=[[1, 2], [3]])
+        self.assertEqual([d.embedding for d in t.data], [FakeWorker.embedding_of("1 2"), FakeWorker.embedding_of("3")])
+        # Bad input: the router's 400, never forwarded.
+        before = len(WORKER.seen())
+        with self.assertRaises(openai.BadRequestError) as cm:
+            self.client().embeddings.create(model="llama", input=["ok", ""])
+        self.assertEqual(cm.exception.param, "input[1]")
+        self.assertEqual(len(WORKER.seen()), before)
+
+        # AzureOpenAI: a deployment client, and `model` as the deployment.
+        for client, model in ((self.azure(azure_deployment="llama"), "ignored-by-azure"), (self.azure(), "llama")):
+            before = len(WORKER.seen())
+            a = client.embeddings.create(model=model, input="azure text")
+            self.assertEqual(a.data[0].embedding, FakeWorker.embedding_of("azure text"))
+            self.assertEqual(a.model, MODEL)
+            seen = WORKER.seen()[before:]
+            self.assertEqual(len(seen), 1)
+            path, headers, body = seen[0]
+            self.assertEqual(path, "/v1/embeddings")  # not the Azure path, no api-version
+            self.assertEqual(body["model"], MODEL)
+            self.assertEqual(headers.get("api-key"), "azure-key")
 
     def test_models(self):
         models = list(self.client().models.list())

@@ -26,14 +26,42 @@ TEST(Targets, Classify) {
   EXPECT_EQ(azc.upstreamPath(), "/v1/completions");
   EXPECT_TRUE(azc.proxied());
   EXPECT_EQ(classifyTarget("/openai/deployments//chat/completions").kind, RouteKind::NotFound);
-  EXPECT_EQ(classifyTarget("/openai/deployments/d/embeddings").kind, RouteKind::NotFound);
-  EXPECT_EQ(classifyTarget("/v1/embeddings").kind, RouteKind::NotFound);
+  EXPECT_EQ(classifyTarget("/openai/deployments/d/embeddingsx").kind, RouteKind::NotFound);
+  EXPECT_EQ(classifyTarget("/v1/embedding").kind, RouteKind::NotFound);
   EXPECT_EQ(classifyTarget("/metrics").kind, RouteKind::Metrics);
   EXPECT_EQ(classifyTarget("/healthz").kind, RouteKind::Healthz);
   EXPECT_EQ(classifyTarget("/readyz").kind, RouteKind::Readyz);
   EXPECT_EQ(classifyTarget("/v1/models").kind, RouteKind::Models);
   EXPECT_FALSE(classifyTarget("/v1/models").proxied());
   EXPECT_EQ(classifyTarget("").kind, RouteKind::NotFound);
+}
+
+TEST(Targets, ClassifiesEmbeddings) {
+  for (const char* path : {"/v1/embeddings", "/v1/embeddings/", "/v1/embeddings?x=1"}) {
+    auto t = classifyTarget(path);
+    EXPECT_EQ(t.kind, RouteKind::Embeddings) << path;
+    EXPECT_TRUE(t.proxied());
+    EXPECT_TRUE(t.post);
+    EXPECT_TRUE(t.modelInBody());
+    EXPECT_EQ(t.apiKind(), ApiKind::Embeddings);
+    EXPECT_EQ(t.upstreamPath(), "/v1/embeddings");
+    EXPECT_TRUE(t.deployment.empty());
+  }
+  auto az = classifyTarget("/openai/deployments/text%2Dembed/embeddings?api-version=2024-10-21");
+  EXPECT_EQ(az.kind, RouteKind::AzureEmbeddings);
+  EXPECT_EQ(az.deployment, "text-embed");
+  EXPECT_TRUE(az.proxied());
+  EXPECT_TRUE(az.post);
+  EXPECT_FALSE(az.modelInBody());
+  EXPECT_EQ(az.apiKind(), ApiKind::Embeddings);
+  EXPECT_EQ(az.upstreamPath(), "/v1/embeddings");
+  EXPECT_EQ(classifyTarget("/openai/deployments//embeddings").kind, RouteKind::NotFound);
+  // The chat and completions kinds keep their APIs and paths.
+  EXPECT_TRUE(classifyTarget("/v1/chat/completions").modelInBody());
+  EXPECT_TRUE(classifyTarget("/v1/completions").modelInBody());
+  EXPECT_FALSE(classifyTarget("/openai/deployments/d/chat/completions").modelInBody());
+  EXPECT_EQ(classifyTarget("/v1/chat/completions").apiKind(), ApiKind::ChatCompletions);
+  EXPECT_EQ(classifyTarget("/openai/deployments/d/completions").apiKind(), ApiKind::Completions);
 }
 
 TEST(ApiErrors, OpenAiShape) {
@@ -80,6 +108,57 @@ TEST(RequestBody, EveryBadInput) {
   expectBad(R"({"model":"m"})", ApiKind::Completions, true, "prompt", "Missing required");
   expectBad(R"({"model":"m","prompt":{}})", ApiKind::Completions, true, "prompt", "string or array");
   expectBad("{\"model\":\"m\",\"prompt\":\"\xff\"}", ApiKind::Completions, true, "", "could not parse");  // invalid UTF-8
+}
+
+TEST(RequestBody, EveryBadEmbeddingsInput) {
+  auto emb = ApiKind::Embeddings;
+  expectBad("", emb, true, "", "empty");
+  expectBad("[1]", emb, true, "", "must be a JSON object");
+  expectBad(R"({"input":"hi"})", emb, true, "model", "must provide a model");
+  expectBad(R"({"model":7,"input":"hi"})", emb, true, "model", "expected a string");
+  expectBad(R"({"model":"m"})", emb, true, "input", "Missing required parameter: 'input'");
+  expectBad(R"({"model":"m","input":null})", emb, true, "input", "Missing required parameter");
+  expectBad(R"({"input":null})", emb, false, "input", "Missing required parameter");  // Azure path too
+  expectBad(R"({"model":"m","input":""})", emb, true, "input", "empty string");
+  expectBad(R"({"model":"m","input":[]})", emb, true, "input", "empty array");
+  expectBad(R"({"model":"m","input":42})", emb, true, "input", "expected a string or array");
+  expectBad(R"({"model":"m","input":{"text":"hi"}})", emb, true, "input", "expected a string or array");
+  expectBad(R"({"model":"m","input":["a",""]})", emb, true, "input[1]", "empty string");
+  expectBad(R"({"model":"m","input":["a",3]})", emb, true, "input[1]", "expected a string");
+  expectBad(R"({"model":"m","input":["a",["b"]]})", emb, true, "input[1]", "expected a string");
+  expectBad(R"({"model":"m","input":[1,-2]})", emb, true, "input[1]", "non-negative integer token id");
+  expectBad(R"({"model":"m","input":[1,2.5]})", emb, true, "input[1]", "non-negative integer token id");
+  expectBad(R"({"model":"m","input":[1,"a"]})", emb, true, "input[1]", "non-negative integer token id");
+  expectBad(R"({"model":"m","input":[true]})", emb, true, "input[0]", "non-negative integer token id");
+  expectBad(R"({"model":"m","input":[null]})", emb, true, "input[0]", "non-negative integer token id");
+  expectBad(R"({"model":"m","input":[[1,2],[]]})", emb, true, "input[1]", "empty array");
+  expectBad(R"({"model":"m","input":[[1,2],3]})", emb, true, "input[1]", "an array of token ids");
+  expectBad(R"({"model":"m","input":[[1,2],[3,"x"]]})", emb, true, "input[1][1]", "non-negative integer token id");
+  expectBad(R"({"model":"m","input":[[1,2],[3,-1]]})", emb, true, "input[1][1]", "non-negative integer token id");
+  expectBad(R"({"model":"m","input":"hi","encoding_format":"int8"})", emb, true, "encoding_format", "'float' and 'base64'");
+  expectBad(R"({"model":"m","input":"hi","encoding_format":1})", emb, true, "encoding_format", "expected a string");
+  expectBad(R"({"model":"m","input":"hi","dimensions":0})", emb, true, "dimensions", "positive integer");
+  expectBad(R"({"model":"m","input":"hi","dimensions":-3})", emb, true, "dimensions", "positive integer");
+  expectBad(R"({"model":"m","input":"hi","dimensions":1.5})", emb, true, "dimensions", "positive integer");
+  expectBad(R"({"model":"m","input":"hi","dimensions":"8"})", emb, true, "dimensions", "positive integer");
+  // The chat fields are not required (nor read) for embeddings, and embeddings' are not for chat.
+  expectBad(R"({"model":"m","input":"hi"})", ApiKind::ChatCompletions, true, "messages", "Missing required");
+}
+
+TEST(RequestBody, GoodEmbeddingsInputs) {
+  auto emb = ApiKind::Embeddings;
+  for (const char* body : {R"({"model":"m","input":"hi"})",
+                           R"({"model":"m","input":["a","b c"]})",
+                           R"({"model":"m","input":[1,2,3]})",
+                           R"({"model":"m","input":[[1,2],[3]]})",
+                           R"({"model":"m","input":"hi","encoding_format":"float","dimensions":256,"user":"u"})",
+                           R"({"model":"m","input":"hi","encoding_format":"base64"})",
+                           R"({"model":"m","input":"hi","encoding_format":null,"dimensions":null})"}) {
+    auto r = parseRequestBody(body, emb, true);
+    EXPECT_TRUE(r) << body << ": " << (r ? "" : r.error().message);
+  }
+  // Azure: the path names the deployment.
+  EXPECT_TRUE(parseRequestBody(R"({"input":"hi"})", emb, false));
 }
 
 TEST(RequestBody, GoodInputs) {

@@ -44,6 +44,37 @@ TEST(Estimator, CompletionsPromptForms) {
   EXPECT_EQ(estimateTokens(json{{"prompt", "abcd"}, {"suffix", "abcd"}}, ApiKind::Completions).promptTokens, 2);
 }
 
+TEST(Estimator, EmbeddingsInputFormsAndNoOutput) {
+  auto est = [](json input) { return estimateTokens(json{{"model", "m"}, {"input", std::move(input)}}, ApiKind::Embeddings); };
+  EXPECT_EQ(est(std::string(9, 'x')).promptTokens, 3);                          // ceil(9 / 4)
+  EXPECT_EQ(est(json::array({"abcd", "abcdefgh", "x"})).promptTokens, 1 + 2 + 1);  // strings, each rounded up
+  EXPECT_EQ(est(json::array({101, 102, 103, 104, 105})).promptTokens, 5);         // token ids: one each
+  EXPECT_EQ(est(json::array({json::array({1, 2}), json::array({3, 4, 5})})).promptTokens, 5);
+  EXPECT_EQ(est("\u00e9\u00e9\u00e9\u00e9\u00e9").promptTokens, 2);  // 5 code points (10 bytes): ceil(5 / 4)
+  // No output tokens, whatever max_tokens or n say: a reservation is charged the input only.
+  for (const auto& body : {json{{"input", "abcd"}}, json{{"input", "abcd"}, {"max_tokens", 500}, {"n", 4}},
+                           json{{"input", "abcd"}, {"max_completion_tokens", 9}}}) {
+    auto e = estimateTokens(body, ApiKind::Embeddings);
+    EXPECT_EQ(e.promptTokens, 1) << body;
+    EXPECT_EQ(e.maxOutputTokens, 0) << body;
+  }
+  // Read as chat, the same body would charge --default-max-tokens of output.
+  EXPECT_GT(estimateTokens(json{{"input", "abcd"}}, ApiKind::ChatCompletions).maxOutputTokens, 0);
+  EXPECT_EQ(estimateTokens(json{{"model", "m"}}, ApiKind::Embeddings).promptTokens, 0);
+  EXPECT_EQ(estimateTokens(json{{"input", 42}}, ApiKind::Embeddings).promptTokens, 0);  // wrong type: ignored
+}
+
+TEST(Usage, EmbeddingsUsageReadsAsCompletionZero) {
+  const std::string body =
+      R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,-0.2]}],"model":"m",)"
+      R"("usage":{"prompt_tokens":12,"total_tokens":12}})";
+  EXPECT_EQ(findUsage(body), (Usage{12, 0}));
+  EXPECT_EQ(usageFromJson(json::parse(body)), (Usage{12, 0}));
+  // base64 vectors are strings: a "usage" inside one is not read.
+  const std::string b64 = R"({"data":[{"embedding":"AAAA"usage":{"prompt_tokens":99}"}],"usage":{"total_tokens":3,"prompt_tokens":3}})";
+  EXPECT_EQ(findUsage(b64), (Usage{3, 0}));
+}
+
 TEST(Estimator, MaxTokensVariantsAndN) {
   EXPECT_EQ(estimateTokens(json{{"max_completion_tokens", 50}, {"max_tokens", 70}}, ApiKind::ChatCompletions).maxOutputTokens, 50);
   EXPECT_EQ(estimateTokens(json{{"max_tokens", 70}, {"n", 3}}, ApiKind::ChatCompletions).maxOutputTokens, 210);

@@ -376,6 +376,27 @@ TEST_F(SimBinary, ServesMetricsCompletionsAndXidInjection) {
   EXPECT_EQ(nlohmann::json::parse(c.body)["waterline_sim"]["pod"], "llama-1");
   EXPECT_EQ(http(port_, bhttp::verb::get, "/nope").status, 404);
 }
+
+TEST_F(SimBinary, ServesEmbeddingsAtOnce) {
+  auto e = http(port_, bhttp::verb::post, "/v1/embeddings",
+                R"({"model":"embed","input":["Hello world","hello   WORLD"],"dimensions":32})");
+  ASSERT_EQ(e.status, 200) << e.body;
+  auto j = nlohmann::json::parse(e.body);
+  EXPECT_EQ(j["object"], "list");
+  EXPECT_EQ(j["model"], "embed");
+  ASSERT_EQ(j["data"].size(), 2u);
+  EXPECT_EQ(j["data"][0]["embedding"].size(), 32u);
+  EXPECT_EQ(j["data"][0]["embedding"], j["data"][1]["embedding"]);  // case and spacing normalised
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 3 + 4);  // 11 and 13 bytes, ~4 a token
+  EXPECT_EQ(j["usage"]["total_tokens"], 7);
+  auto w = http(port_, bhttp::verb::post, "/workers/llama-1/v1/embeddings", R"({"input":"x","encoding_format":"base64"})");
+  ASSERT_EQ(w.status, 200) << w.body;
+  EXPECT_TRUE(nlohmann::json::parse(w.body)["data"][0]["embedding"].is_string());
+  EXPECT_EQ(http(port_, bhttp::verb::post, "/workers/nobody/v1/embeddings", R"({"input":"x"})").status, 404);
+  auto bad = http(port_, bhttp::verb::post, "/v1/embeddings", R"({"input":[]})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(nlohmann::json::parse(bad.body)["error"]["param"], "input");
+}
 #endif
 
 }  // namespace

@@ -6,8 +6,12 @@
 //                    reads, + tokensPerMessage per chat message (role and framing);
 //                    characters are Unicode code points; image parts count
 //                    tokensPerImage; a completions prompt given as token ids counts
-//                    exactly one token per id.
-//   output tokens  = (max_completion_tokens, else max_tokens, else defaultMaxTokens) x n
+//                    exactly one token per id; an embeddings `input` counts the
+//                    same way (strings by characters, token ids one each, also inside
+//                    arrays of token arrays).
+//   output tokens  = (max_completion_tokens, else max_tokens, else defaultMaxTokens) x n;
+//                    0 for embeddings (they generate no tokens: a reservation is
+//                    charged the input only)
 //   charged tokens = prompt x inputTokenWeight + output x outputTokenWeight
 // The charge is an upper bound on the output and an estimate of the prompt; settlement
 // with the response's usage refunds or charges the difference.
@@ -21,7 +25,7 @@
 
 namespace waterline::routing {
 
-enum class ApiKind { ChatCompletions, Completions };
+enum class ApiKind { ChatCompletions, Completions, Embeddings };
 
 struct EstimatorOptions {
   double charsPerToken = 4.0;
@@ -48,6 +52,7 @@ struct Usage {
 };
 
 // {"usage": {"prompt_tokens": N, "completion_tokens": M, ...}} (null or absent: nullopt).
+// An embeddings usage ({"prompt_tokens": N, "total_tokens": N}) reads as completion 0.
 std::optional<Usage> usageFromJson(const nlohmann::json& body);
 
 // The same from JSON text without parsing all of it: finds the last "usage" key whose

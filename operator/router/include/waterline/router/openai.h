@@ -19,8 +19,10 @@ namespace waterline::router {
 enum class RouteKind {
   ChatCompletions,   // POST /v1/chat/completions
   Completions,       // POST /v1/completions
+  Embeddings,        // POST /v1/embeddings
   AzureChat,         // POST /openai/deployments/{name}/chat/completions
   AzureCompletions,  // POST /openai/deployments/{name}/completions
+  AzureEmbeddings,   // POST /openai/deployments/{name}/embeddings
   Models,            // GET /v1/models
   Metrics,           // GET /metrics
   Healthz,           // GET /healthz
@@ -35,16 +37,46 @@ struct Target {
   bool post = false;       // the kind expects POST (else GET)
 
   bool proxied() const {
-    return kind == RouteKind::ChatCompletions || kind == RouteKind::Completions ||
-           kind == RouteKind::AzureChat || kind == RouteKind::AzureCompletions;
+    switch (kind) {
+      case RouteKind::ChatCompletions:
+      case RouteKind::Completions:
+      case RouteKind::Embeddings:
+      case RouteKind::AzureChat:
+      case RouteKind::AzureCompletions:
+      case RouteKind::AzureEmbeddings:
+        return true;
+      default:
+        return false;
+    }
+  }
+  // An OpenAI (/v1) path: the body's `model` names the deployment (required). On the
+  // Azure paths the path does.
+  bool modelInBody() const {
+    return kind == RouteKind::ChatCompletions || kind == RouteKind::Completions || kind == RouteKind::Embeddings;
   }
   routing::ApiKind apiKind() const {
-    return kind == RouteKind::Completions || kind == RouteKind::AzureCompletions ? routing::ApiKind::Completions
-                                                                                  : routing::ApiKind::ChatCompletions;
+    switch (kind) {
+      case RouteKind::Completions:
+      case RouteKind::AzureCompletions:
+        return routing::ApiKind::Completions;
+      case RouteKind::Embeddings:
+      case RouteKind::AzureEmbeddings:
+        return routing::ApiKind::Embeddings;
+      default:
+        return routing::ApiKind::ChatCompletions;
+    }
   }
   // The OpenAI path the upstream serves.
   std::string_view upstreamPath() const {
-    return apiKind() == routing::ApiKind::Completions ? "/v1/completions" : "/v1/chat/completions";
+    switch (apiKind()) {
+      case routing::ApiKind::Completions:
+        return "/v1/completions";
+      case routing::ApiKind::Embeddings:
+        return "/v1/embeddings";
+      case routing::ApiKind::ChatCompletions:
+        break;
+    }
+    return "/v1/chat/completions";
   }
 };
 
@@ -91,11 +123,18 @@ std::int64_t promptTokenBound(const routing::TokenEstimate& est, std::size_t req
 // past `limit`.
 int jsonDepth(std::string_view text, int limit = 1 << 20);
 
-// Parses and validates a completion request body. The model is required on the OpenAI
-// paths (`requireModel`); on Azure paths the path names the deployment. Checks:
-// valid JSON (400), depth <= maxDepth (400), an object (400), `model` a string when
-// present, `messages` a non-empty array of objects (chat) / `prompt` present (completions),
-// `stream` a boolean, `max_tokens`/`max_completion_tokens`/`n` non-negative integers.
+// Parses and validates a request body. The model is required on the OpenAI paths
+// (`requireModel`); on Azure paths the path names the deployment. Checks: valid JSON
+// (400), depth <= maxDepth (400), an object (400), `model` a string when present, then
+//   chat:        `messages` a non-empty array of objects with a `role`;
+//   completions: `prompt` a string or array;
+//   both:        `stream` a boolean, `max_tokens`/`max_completion_tokens`/`n`
+//                non-negative integers;
+//   embeddings:  `input` a non-empty string, or a non-empty array of non-empty strings,
+//                of non-negative integer token ids, or of non-empty arrays of them (one
+//                kind throughout); `encoding_format` "float" or "base64" and
+//                `dimensions` a positive integer when present.
+// Each error is OpenAI's 400 shape with the offending `param` ("input[2]", ...).
 std::expected<nlohmann::json, ApiError> parseRequestBody(std::string_view body, routing::ApiKind kind,
                                                          bool requireModel, int maxDepth = 64);
 
