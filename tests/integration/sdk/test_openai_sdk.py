@@ -215,7 +215,7 @@ class FakeWorker:
 def routes_json(worker_endpoint):
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
-    def table(name, model, entry=None, reservations=None):
+    def table(name, model, entry=None, reservations=None, cache=None):
         e = {"pool": "pool-a", "region": "eu-west", "dataZone": "EU", "endpoints": [worker_endpoint],
              "capacityTokensPerMinute": 1000000, "loadTokensPerMinute": 0, "maxUtilization": 0.9,
              "healthy": True, "weight": 1, "heartbeatTime": now}
@@ -224,12 +224,18 @@ def routes_json(worker_endpoint):
                 "entries": [e]}
         if reservations:
             spec["reservations"] = reservations
+        if cache:
+            spec["cache"] = cache
         return {"apiVersion": "waterline.dev/v1alpha1", "kind": "RoutingTable",
                 "metadata": {"name": "team." + name}, "spec": spec}
 
     return {"apiVersion": "waterline.dev/v1alpha1", "kind": "RoutingTableList", "items": [
         # Plain deployment: chat, completions, streaming, Azure.
         table("llama", MODEL),
+        # The response cache (spec.cache), partitioned by the API key.
+        table("cached", "cached-model", cache={"mode": "Exact", "ttlSeconds": 3600, "maxEntries": 100,
+                                      "similarityThreshold": 0.95, "varyBy": [{"header": "authorization"}],
+                                      "modelVersion": "v1"}),
         # Every pool over its maxUtilization and no spillover: 429 capacity_exceeded, Retry-After: 1.
         table("busy", "busy-model", entry={"loadTokensPerMinute": 950000, "utilization": 0.95}),
         # A PTU reservation of 600 weighted tokens a minute (10 a second).
@@ -437,6 +443,45 @@ class OpenAISdkIT(unittest.TestCase):
         # The router forwarded stream_options unchanged.
         self.assertEqual(self.last_request()[2]["stream_options"], {"include_usage": True})
 
+    def test_cached_answer_is_indistinguishable(self):
+        """A cache hit (spec.cache) parses to the same SDK objects as the fresh answer,
+        JSON and streamed, and never crosses API keys."""
+        c = self.client()
+        before = len(WORKER.seen())
+        msgs = user("cache me if you can")
+        first = c.chat.completions.with_raw_response.create(model="cached", messages=msgs, max_tokens=5)
+        self.assertEqual(first.headers.get("x-waterline-cache"), "miss")
+        fresh = first.parse()
+        again = c.chat.completions.with_raw_response.create(model="cached", messages=msgs, max_tokens=5)
+        self.assertEqual(again.headers.get("x-waterline-cache"), "hit")
+        self.assertEqual(again.headers.get("x-waterline-cache-similarity"), "1.0000")
+        cached = again.parse()
+        self.assertIsInstance(cached, openai.types.chat.ChatCompletion)
+        openai.types.chat.ChatCompletion.model_validate(cached.model_dump())  # strict: every required field
+        self.assertNotEqual(cached.id, fresh.id)
+        self.assertTrue(cached.id.startswith("chatcmpl-"), cached.id)
+        self.assertEqual(cached.model_dump(exclude={"id", "created"}), fresh.model_dump(exclude={"id", "created"}))
+        # Streamed from the same entry: the chunks the SDK builds carry the same text.
+        chunks = list(c.chat.completions.create(model="cached", messages=msgs, max_tokens=5, stream=True,
+                                                stream_options={"include_usage": True}))
+        for ch in chunks:
+            self.assertIsInstance(ch, openai.types.chat.ChatCompletionChunk)
+        self.assertEqual(len({ch.id for ch in chunks}), 1)
+        self.assertEqual(chunks[0].choices[0].delta.role, "assistant")
+        text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+        self.assertEqual(text, fresh.choices[0].message.content)
+        finals = [ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason]
+        self.assertEqual(finals, [fresh.choices[0].finish_reason])
+        self.assertEqual(chunks[-1].usage.completion_tokens, fresh.usage.completion_tokens)
+        # Only the first request reached the worker.
+        self.assertEqual(len(WORKER.seen()) - before, 1)
+        # Another API key is another partition.
+        other = OpenAI(base_url=ROUTER.url + "/v1", api_key="sk-other", timeout=TIMEOUT, max_retries=0)
+        self.addCleanup(other.close)
+        raw = other.chat.completions.with_raw_response.create(model="cached", messages=msgs, max_tokens=5)
+        self.assertEqual(raw.headers.get("x-waterline-cache"), "miss")
+        self.assertEqual(len(WORKER.seen()) - before, 2)
+
     def test_chat_stream_without_usage(self):
         with self.client().chat.completions.stream(model="llama", messages=user("helper")) as s:
             final = s.get_final_completion()  # the SDK's accumulation of the events
@@ -515,7 +560,7 @@ class OpenAISdkIT(unittest.TestCase):
 
     def test_models(self):
         models = list(self.client().models.list())
-        self.assertEqual([m.id for m in models], ["team/busy", "team/llama", "team/ptu"])
+        self.assertEqual([m.id for m in models], ["team/busy", "team/cached", "team/llama", "team/ptu"])
         now = int(time.time())
         for m in models:
             self.assertIsInstance(m, openai.types.Model)
