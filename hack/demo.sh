@@ -21,7 +21,8 @@
 #     (`hack/demo.sh sim-sync`) follows the pods and keeps Prometheus's target file current;
 #   - waterline-router reading the operator's /v1/routes.
 # The story: deploy/samples (with the demo patches of hack/demo/) placed on the fleet;
-# requests through the router; load that scales llama-8b-global up; a PTU reservation that
+# requests through the router; a repeated prompt answered from the router's cache; load
+# that scales llama-8b-global up; a PTU reservation that
 # spills over; a GPU XID error and a NotReady node, with the workers moved and replaced;
 # a summary. Every wait is bounded; a step that does not happen fails the demo with the
 # relevant log tails.
@@ -278,9 +279,10 @@ ask() { # <model> [prompt chars] [max_tokens]
   code="$(curl -s -o "$b" -D "$h" -w '%{http_code}' --max-time 60 -H 'Content-Type: application/json' \
     --data-binary "$(request_body "$model" "$chars" "$maxtok")" "$(router_url)/v1/chat/completions" || true)"
   hdr() { grep -i "^$1:" "$h" 2>/dev/null | head -n 1 | cut -d' ' -f2- | tr -d '\r'; }
-  printf '  %-22s -> HTTP %s  deployment=%s pool=%s worker=%s remaining-tokens=%s\n' "$model" "$code" \
-    "$(hdr x-waterline-deployment)" "$(hdr x-waterline-pool)" \
-    "$(jq -r '.waterline_sim.pod // "-"' "$b" 2>/dev/null || echo -)" "$(r="$(hdr x-ratelimit-remaining-tokens)"; echo "${r:--}")"
+  printf '  %-22s -> HTTP %s  deployment=%s pool=%s worker=%s remaining-tokens=%s%s\n' "$model" "$code" \
+    "$(hdr x-waterline-deployment)" "$(r="$(hdr x-waterline-pool)"; echo "${r:--}")" \
+    "$(jq -r '.waterline_sim.pod // "-"' "$b" 2>/dev/null || echo -)" "$(r="$(hdr x-ratelimit-remaining-tokens)"; echo "${r:--}")" \
+    "$(r="$(hdr x-waterline-cache)"; [[ -n "$r" ]] && echo " cache=$r")"
   [[ "$code" == 200 ]]
 }
 
@@ -579,6 +581,17 @@ step_requests() {
   echo "   llama-70b: Standard, eu-west only; a bare deployment name works as the model too)"
 }
 
+step_cache() {
+  say "Response cache: llama-70b answers a repeated prompt from the router, without a GPU"
+  echo "  spec.cache of llama-70b: $(kubectl -n "$NS" get modeldeployment llama-70b -o jsonpath='{.spec.cache}')"
+  ask llama-70b 300 12 || fail "request for llama-70b through the router failed" "$LOGS/router.log"
+  ask llama-70b 300 12 || fail "request for llama-70b through the router failed" "$LOGS/router.log"
+  grep -qi '^x-waterline-cache: hit' "$LOAD_DIR/ask.headers" ||
+    fail "the repeated request was not answered from the cache" "$LOGS/router.log"
+  echo "  (the second answer came from the router's cache: no worker, no reservation charge)"
+  metrics_grep "$(router_url)" '^waterline_router_cache_(lookups|tokens_saved)_total' | sed 's/^/  /'
+}
+
 step_autoscale() {
   local dep=llama-8b-global from to donescaled
   from="$(md_field "$dep" '{.spec.replicas}')"
@@ -813,6 +826,7 @@ up() {
   infrastructure
   step_placement
   step_requests
+  step_cache
   step_autoscale
   step_ptu
   step_gpu_failure
