@@ -54,6 +54,7 @@ struct Flags {
   double exactShare = 0.20;   // replay: exact repeats of the tenant's earlier prompts
   double nearShare = 0.20;    // replay: near repeats of the tenant's earlier prompts
   double crossShare = 0.05;   // replay: another tenant's prompt, new to this tenant
+  CacheOptions defaults;      // hnswM, hnswEfConstruction, hnswEfSearch (flags)
 };
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -241,7 +242,7 @@ void printDistribution(const char* what, std::vector<double> v, double threshold
 
 void scale(const Flags& f, const Text& text) {
   const std::string kModel = "gpt-4o@2024-08-06";
-  CacheOptions o;
+  CacheOptions o = f.defaults;
   o.mode = Mode::Semantic;
   o.maxEntries = f.entries;
   o.ttl = std::chrono::hours(24);
@@ -366,7 +367,7 @@ void scale(const Flags& f, const Text& text) {
 
 void replay(const Flags& f, const Text& text) {
   const std::string kModel = "gpt-4o@2024-08-06";
-  CacheOptions o;
+  CacheOptions o = f.defaults;
   o.mode = Mode::Semantic;
   o.maxEntries = f.replay + 1;  // no eviction: the expected rate counts every repeat
   o.ttl = std::chrono::hours(24);
@@ -520,16 +521,25 @@ int main(int argc, char** argv) {
       f.tenants = std::max(2, std::stoi(v));
     } else if (flag(argv[i], "--seed", next, v, i)) {
       f.seed = std::stoull(v);
+    } else if (flag(argv[i], "--ef-search", next, v, i)) {
+      f.defaults.hnswEfSearch = std::stoull(v);
+    } else if (flag(argv[i], "--ef-construction", next, v, i)) {
+      f.defaults.hnswEfConstruction = std::stoull(v);
+    } else if (flag(argv[i], "--m", next, v, i)) {
+      f.defaults.hnswM = std::stoull(v);
     } else {
       std::fprintf(stderr,
-                   "usage: cache_bench [--entries N] [--lookups N] [--misses N] [--replay N] [--tenants N] [--seed N]\n");
+                   "usage: cache_bench [--entries N] [--lookups N] [--misses N] [--replay N] [--tenants N] [--seed N]\n"
+                   "                   [--ef-search N] [--ef-construction N] [--m N]\n");
       return 2;
     }
   }
   if (f.entries == 0) f.entries = 1;
   Text text(f.seed);
-  std::printf("cache bench: %zu entries, %zu lookups, %zu misses, replay %zu requests\n", f.entries, f.lookups,
-              f.misses, f.replay);
+  std::printf("cache bench: %zu entries, %zu lookups, %zu misses, replay %zu requests; hnsw M %zu efConstruction %zu "
+              "efSearch %zu\n",
+              f.entries, f.lookups, f.misses, f.replay, f.defaults.hnswM, f.defaults.hnswEfConstruction,
+              f.defaults.hnswEfSearch);
   scale(f, text);  // first: its RSS growth is measured from a fresh process
   replay(f, text);
   return 0;
