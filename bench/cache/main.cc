@@ -54,6 +54,7 @@ struct Flags {
   double exactShare = 0.20;   // replay: exact repeats of the tenant's earlier prompts
   double nearShare = 0.20;    // replay: near repeats of the tenant's earlier prompts
   double crossShare = 0.05;   // replay: another tenant's prompt, new to this tenant
+  CacheOptions defaults;      // hnswM, hnswEfConstruction, hnswEfSearch (flags)
 };
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -241,7 +242,7 @@ void printDistribution(const char* what, std::vector<double> v, double threshold
 
 void scale(const Flags& f, const Text& text) {
   const std::string kModel = "gpt-4o@2024-08-06";
-  CacheOptions o;
+  CacheOptions o = f.defaults;
   o.mode = Mode::Semantic;
   o.maxEntries = f.entries;
   o.ttl = std::chrono::hours(24);
@@ -309,23 +310,29 @@ void scale(const Flags& f, const Text& text) {
   // The cache's own work on a miss, cache full (each store evicts the oldest entry).
   std::vector<json> bodies;
   std::vector<std::vector<float>> embs;
-  std::vector<std::string> streams;
+  std::vector<std::string> streams;  // even j: an SSE stream (~150 token chunks); odd j: a JSON body
   for (std::size_t j = 0; j < f.misses; ++j) {
     const std::string p = text.prompt(f.entries + f.lookups + j, 2);
-    bodies.push_back(chatBody(p, true));
+    bodies.push_back(chatBody(p, j % 2 == 0));
     embs.push_back(waterline::sim::embedText(p));
-    streams.push_back(upstreamSse(makeAnswer(text.answer(rng, 150), 60, 200)));  // ~150 token chunks
+    auto a = makeAnswer(text.answer(rng, 150), 60, 200);
+    streams.push_back(j % 2 == 0 ? upstreamSse(a) : renderJson(a, "chatcmpl-up", 1700000000));
   }
-  std::vector<double> added, storeOnly, beforeStore;
+  std::vector<double> added, storeOnly, beforeStore, addedSse, addedJson;
   std::size_t unexpected = 0;
   for (std::size_t j = 0; j < f.misses; ++j) {
     auto t0 = Clock::now();
     auto c = canonicalize(bodies[j], Api::Chat, kModel);
     auto ex = cache.lookupExact(partition, c->exactKey, now);
     auto se = cache.lookupSemantic(partition, c->paramsKey, embs[j], now);
-    SseAnswerCollector col(Api::Chat);
-    col.feed(streams[j]);
-    auto ans = col.finish();
+    std::optional<StoredAnswer> ans;
+    if (c->stream) {
+      SseAnswerCollector col(Api::Chat);
+      col.feed(streams[j]);
+      ans = col.finish();
+    } else {
+      ans = answerFromJson(streams[j], Api::Chat);
+    }
     auto t1 = Clock::now();
     if (ex || se || !ans) {
       ++unexpected;
@@ -334,14 +341,17 @@ void scale(const Flags& f, const Text& text) {
     cache.store(partition, c->exactKey, c->paramsKey, std::span<const float>(embs[j]), std::move(*ans), now);
     auto t2 = Clock::now();
     added.push_back(micros(t2 - t0));
+    (j % 2 == 0 ? addedSse : addedJson).push_back(micros(t2 - t0));
     beforeStore.push_back(micros(t1 - t0));
     storeOnly.push_back(micros(t2 - t1));
   }
-  std::printf("miss path (%zu misses, %zu unexpected hits/refusals; stream of %zu bytes): total p50 %.1f us p99 %.1f us; "
+  std::printf("miss path (%zu misses, %zu unexpected hits/refusals; half streamed: SSE of %zu bytes in ~150 chunks, half "
+              "JSON of %zu bytes): total p50 %.1f us p99 %.1f us (streamed p99 %.1f us, JSON p99 %.1f us); "
               "before store p50 %.1f p99 %.1f us; store (index insert + eviction) p50 %.1f p99 %.1f us\n",
-              added.size(), unexpected, streams.empty() ? 0 : streams[0].size(), percentile(added, 0.5),
-              percentile(added, 0.99), percentile(beforeStore, 0.5), percentile(beforeStore, 0.99),
-              percentile(storeOnly, 0.5), percentile(storeOnly, 0.99));
+              added.size(), unexpected, streams.empty() ? 0 : streams[0].size(),
+              streams.size() < 2 ? 0 : streams[1].size(), percentile(added, 0.5), percentile(added, 0.99),
+              percentile(addedSse, 0.99), percentile(addedJson, 0.99), percentile(beforeStore, 0.5),
+              percentile(beforeStore, 0.99), percentile(storeOnly, 0.5), percentile(storeOnly, 0.99));
 
   std::printf("RESULT cache_build_s %.1f s\n", buildS);
   std::printf("RESULT cache_lookup_p50_us %.1f us\n", percentile(lat, 0.5));
@@ -349,12 +359,15 @@ void scale(const Flags& f, const Text& text) {
   std::printf("RESULT cache_bytes_per_entry %.0f bytes\n", static_cast<double>(st.bytes) / st.entries);
   std::printf("RESULT cache_rss_bytes_per_entry %.0f bytes\n", static_cast<double>(rss1 - rss0) / st.entries);
   std::printf("RESULT cache_miss_added_p99_us %.1f us\n", percentile(added, 0.99));
+  std::printf("RESULT cache_miss_added_sse_p99_us %.1f us\n", percentile(addedSse, 0.99));
+  std::printf("RESULT cache_miss_added_json_p99_us %.1f us\n", percentile(addedJson, 0.99));
+  std::printf("RESULT cache_miss_store_p99_us %.1f us\n", percentile(storeOnly, 0.99));
   std::fflush(stdout);
 }
 
 void replay(const Flags& f, const Text& text) {
   const std::string kModel = "gpt-4o@2024-08-06";
-  CacheOptions o;
+  CacheOptions o = f.defaults;
   o.mode = Mode::Semantic;
   o.maxEntries = f.replay + 1;  // no eviction: the expected rate counts every repeat
   o.ttl = std::chrono::hours(24);
@@ -508,16 +521,25 @@ int main(int argc, char** argv) {
       f.tenants = std::max(2, std::stoi(v));
     } else if (flag(argv[i], "--seed", next, v, i)) {
       f.seed = std::stoull(v);
+    } else if (flag(argv[i], "--ef-search", next, v, i)) {
+      f.defaults.hnswEfSearch = std::stoull(v);
+    } else if (flag(argv[i], "--ef-construction", next, v, i)) {
+      f.defaults.hnswEfConstruction = std::stoull(v);
+    } else if (flag(argv[i], "--m", next, v, i)) {
+      f.defaults.hnswM = std::stoull(v);
     } else {
       std::fprintf(stderr,
-                   "usage: cache_bench [--entries N] [--lookups N] [--misses N] [--replay N] [--tenants N] [--seed N]\n");
+                   "usage: cache_bench [--entries N] [--lookups N] [--misses N] [--replay N] [--tenants N] [--seed N]\n"
+                   "                   [--ef-search N] [--ef-construction N] [--m N]\n");
       return 2;
     }
   }
   if (f.entries == 0) f.entries = 1;
   Text text(f.seed);
-  std::printf("cache bench: %zu entries, %zu lookups, %zu misses, replay %zu requests\n", f.entries, f.lookups,
-              f.misses, f.replay);
+  std::printf("cache bench: %zu entries, %zu lookups, %zu misses, replay %zu requests; hnsw M %zu efConstruction %zu "
+              "efSearch %zu\n",
+              f.entries, f.lookups, f.misses, f.replay, f.defaults.hnswM, f.defaults.hnswEfConstruction,
+              f.defaults.hnswEfSearch);
   scale(f, text);  // first: its RSS growth is measured from a fresh process
   replay(f, text);
   return 0;

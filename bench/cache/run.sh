@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the response-cache benchmark. Usage: bench/cache/run.sh <builddir> [flags]
 # Flags (passed through): --entries N (default 1000000), --lookups N, --misses N,
-# --replay N, --tenants N, --seed N. At the default size it needs about 2.5 GiB of memory
+# --replay N, --tenants N, --seed N, --ef-search N, --ef-construction N, --m N. At the default size it needs about 2.5 GiB of memory
 # and several minutes of one core (the hnswlib index is built serially). Ends with the
 # RESULT lines.
 set -euo pipefail

@@ -254,18 +254,25 @@ void SseAnswerCollector::feed(std::string_view bytes) {
     s.data.clear();
     return;
   }
-  for (char c : bytes) {
-    if (c == '\n' && s.lastWasCR) {  // the second half of a CRLF
+  std::size_t i = 0;
+  const std::size_t n = bytes.size();
+  while (i < n) {
+    if (s.lastWasCR) {  // the second half of a CRLF split across feeds or lines
       s.lastWasCR = false;
-      continue;
+      if (bytes[i] == '\n') {
+        ++i;
+        continue;
+      }
     }
-    s.lastWasCR = c == '\r';
-    if (c == '\n' || c == '\r') {
-      s.endLine();
-      if (s.failed) return;
-    } else {
-      s.line += c;
-    }
+    // The rest of the line, in one piece.
+    std::size_t j = i;
+    while (j < n && bytes[j] != '\n' && bytes[j] != '\r') ++j;
+    s.line.append(bytes.data() + i, j - i);
+    if (j == n) break;
+    s.lastWasCR = bytes[j] == '\r';
+    i = j + 1;
+    s.endLine();
+    if (s.failed) return;
   }
 }
 

@@ -120,6 +120,43 @@ struct ResponseCache::Impl {
     while (limit-- > 0 && !fifo.empty() && expired(fifo.front(), now)) erase(fifo.begin());
   }
 
+  // Adds v to ix under a free label (reused in place) or a new one; strong guarantee.
+  void insert(SemIndex& ix, List::iterator it, const std::vector<float>& v) {
+    hnswlib::labeltype label;
+    if (!ix.free.empty()) {
+      // hnswlib 0.6.2 has no allow_replace_deleted/replace_deleted. A deleted slot is
+      // reused in place: unmarked, its vector overwritten and its own links rebuilt by
+      // updatePoint. With an update-neighbour probability of 0 the old neighbours' lists
+      // are not recomputed (what addPoint on an existing label does, at ~10x the cost of
+      // an insert); their links to the slot then act as extra long-range edges, and the
+      // new element is connected both ways by the repair like a fresh insert.
+      label = ix.free.back();
+      const auto internal = ix.hnsw->label_lookup_.at(label);
+      ix.hnsw->unmarkDeletedInternal(internal);
+      try {
+        ix.hnsw->updatePoint(v.data(), internal, 0.0f);
+      } catch (...) {
+        ix.hnsw->markDeletedInternal(internal);
+        throw;
+      }
+      ix.free.pop_back();
+      ix.slots[label] = it;
+    } else {
+      label = ix.slots.size();
+      if (ix.hnsw->cur_element_count >= ix.hnsw->max_elements_) {
+        ix.hnsw->resizeIndex(std::max<std::size_t>(kInitialCapacity, ix.hnsw->max_elements_ * 2));
+      }
+      if (ix.slots.size() == ix.slots.capacity()) {
+        ix.slots.reserve(std::max<std::size_t>(kInitialCapacity, 2 * ix.slots.capacity()));
+      }
+      ix.hnsw->addPoint(v.data(), label);
+      ix.slots.push_back(it);
+    }
+    ++ix.live;
+    it->index = &ix;
+    it->label = label;
+  }
+
   void index(List::iterator it, std::string_view partition, std::string_view paramsKey,
              const std::vector<float>& v) {
     const std::string key = joinKey(partition, paramsKey);
@@ -131,31 +168,13 @@ struct ResponseCache::Impl {
       found = indexes.emplace(key, std::make_unique<SemIndex>(key, v.size(), opts)).first;
     }
     SemIndex& ix = *found->second;
-    hnswlib::labeltype label;
-    if (!ix.free.empty()) {
-      // hnswlib 0.6.2 has no allow_replace_deleted/replace_deleted. A deleted slot is
-      // reused in place: unmarked, its vector overwritten and its own links rebuilt by
-      // updatePoint. With an update-neighbour probability of 0 the old neighbours' lists
-      // are not recomputed (what addPoint on an existing label does, at ~10x the cost of
-      // an insert); their links to the slot then act as extra long-range edges, and the
-      // new element is connected both ways by the repair like a fresh insert.
-      label = ix.free.back();
-      ix.free.pop_back();
-      ix.slots[label] = it;
-      const auto internal = ix.hnsw->label_lookup_.at(label);
-      ix.hnsw->unmarkDeletedInternal(internal);
-      ix.hnsw->updatePoint(v.data(), internal, 0.0f);
-    } else {
-      label = ix.slots.size();
-      if (ix.hnsw->cur_element_count >= ix.hnsw->max_elements_) {
-        ix.hnsw->resizeIndex(std::max<std::size_t>(kInitialCapacity, ix.hnsw->max_elements_ * 2));
-      }
-      ix.slots.push_back(it);
-      ix.hnsw->addPoint(v.data(), label);
+    // On a failure inside hnswlib (allocation), the entry stays exact-only.
+    try {
+      insert(ix, it, v);
+    } catch (const std::exception&) {
+      if (ix.live == 0) indexes.erase(found);
+      return;
     }
-    ++ix.live;
-    it->index = &ix;
-    it->label = label;
   }
 };
 
