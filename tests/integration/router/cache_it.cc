@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "operator_process.h"  // tests/support: it::spawnLogged
 #include "waterline/router/server.h"
 #include "waterline/routing/table.h"
 
@@ -24,23 +25,6 @@ namespace {
 
 using namespace testing;
 using json = nlohmann::json;
-
-pid_t spawnLogged(std::vector<std::string> args, const std::string& log) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    FILE* f = std::fopen(log.c_str(), "w");
-    if (f) {
-      dup2(fileno(f), 1);
-      dup2(fileno(f), 2);
-    }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
 
 // waterline-sim on a free port, one worker per chat deployment.
 class SimProcess {
@@ -51,7 +35,7 @@ class SimProcess {
                                      "--time-scale", "50", "--startup-seconds", "0",
                                      "--worker", "pod=chat-0,namespace=team,deployment=chat,pool=p,gpu=H100,tp=2",
                                      "--worker", "pod=other-0,namespace=other,deployment=other-chat,pool=p,gpu=H100,tp=2"};
-    pid_ = spawnLogged(args, log_);
+    pid_ = it::spawnLogged(args, log_);
     for (int i = 0; i < 300 && port_ == 0; ++i) {
       std::ifstream f(log_);
       std::stringstream ss;
