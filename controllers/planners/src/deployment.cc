@@ -595,6 +595,26 @@ DeploymentPlan planDeployment(const DeploymentPlanInput& in, SystemTime now) {
   else
     api::setCondition(st.conditions, cond(kDegraded, false, R::kReplicasHealthy, "", gen), now);
 
+  // CacheReady (spec.cache): whether the router can use the cache as configured.
+  if (d.spec.cache) {
+    const auto* before = api::findCondition(d.status.conditions, kCacheReady);
+    if (in.embeddingsDeploymentMissing) {
+      const std::string ref = d.spec.cache->embeddingsDeploymentRef ? d.spec.cache->embeddingsDeploymentRef->name : "";
+      const std::string msg = "spec.cache.embeddingsDeploymentRef names ModelDeployment " + d.metadata.namespace_ +
+                              "/" + ref + ", which does not exist; the routers answer exact repeats only";
+      api::setCondition(st.conditions, cond(kCacheReady, false, R::kEmbeddingsDeploymentNotFound, msg, gen), now);
+      if (!before || before->status != api::ConditionStatus::False || before->reason != R::kEmbeddingsDeploymentNotFound)
+        plan.events.push_back({"Warning", std::string(R::kEmbeddingsDeploymentNotFound), msg});
+    } else {
+      const std::string msg = d.spec.cache->mode == api::CacheMode::Semantic && d.spec.cache->embeddingsDeploymentRef
+                                  ? "Semantic cache, embeddings from " + d.spec.cache->embeddingsDeploymentRef->name
+                                  : "Exact cache";
+      api::setCondition(st.conditions, cond(kCacheReady, true, R::kCacheConfigured, msg, gen), now);
+    }
+  } else {
+    api::removeCondition(st.conditions, kCacheReady);
+  }
+
   if (!plan.creates.empty() || scaledDown > 0) {
     plan.events.push_back({"Normal", "Scaled",
                            "scaling to " + std::to_string(desired) + " replicas: creating " +

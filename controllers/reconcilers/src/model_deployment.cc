@@ -189,6 +189,10 @@ runtime::ReconcileResult ModelDeploymentReconciler::reconcile(const runtime::Req
     pin.repairHoldUntil = d_.repairs->holdUntil(req.key(), now);
     if (d_.unhealthyWorkers) pin.unhealthyWorkers = d_.unhealthyWorkers(md->metadata.namespace_, md->metadata.name);
     if (d_.reservations) pin.ptuFloor = planners::ptuFloorFor(d_.reservations->store().list(), req.ns, req.name);
+    if (md->spec.cache && md->spec.cache->mode == api::CacheMode::Semantic && md->spec.cache->embeddingsDeploymentRef) {
+      const auto ref = deployments_->get(md->metadata.namespace_, md->spec.cache->embeddingsDeploymentRef->name);
+      pin.embeddingsDeploymentMissing = !ref || ref->metadata.deletionTimestamp;
+    }
     plan = planners::planDeployment(pin, now);
     for (auto& c : plan.creates) {
       const auto& ann = c.pod["metadata"]["annotations"];
@@ -434,6 +438,25 @@ runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
                                     },
                                     [](const kube::Json&) { return true; }};
   c->watchMapped(mds, [decoded](const kube::Json&) { return waitingForCapacity(*decoded); }, {deploymentGone});
+  // A deployment that appears or goes: those whose Semantic cache names it as their
+  // embeddings deployment (their CacheReady condition).
+  runtime::Predicate createdOrGone{[](const kube::Json&) { return true; },
+                                   [](const kube::Json& o, const kube::Json& n) {
+                                     auto deleting = [](const kube::Json& j) {
+                                       return j.contains("metadata") && j["metadata"].contains("deletionTimestamp");
+                                     };
+                                     return !deleting(o) && deleting(n);
+                                   },
+                                   [](const kube::Json&) { return true; }};
+  c->watchMapped(mds, [decoded](const kube::Json& obj) {
+    std::vector<runtime::Request> out;
+    const std::string ns = runtime::namespaceOf(obj), name = runtime::nameOf(obj);
+    for (const auto& d : decoded->list())
+      if (d->metadata.namespace_ == ns && d->spec.cache && d->spec.cache->embeddingsDeploymentRef &&
+          d->spec.cache->embeddingsDeploymentRef->name == name)
+        out.push_back({d->metadata.namespace_, d->metadata.name});
+    return out;
+  }, {createdOrGone});
   c->watchOwned(pods, "ModelDeployment");
   // Capacity freed by any worker pod going away (another deployment scaled down).
   runtime::Predicate podGone{

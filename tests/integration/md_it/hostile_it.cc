@@ -149,5 +149,34 @@ TEST(HostileManifestIT, RefusedWorkersAreReportedWithoutChurnAndHoldNoCapacity) 
   EXPECT_TRUE(w.pods("hostile").empty());
 }
 
+// A Semantic cache whose embeddings deployment does not exist: CacheReady=False with the
+// reason and a Warning Event; once the embeddings deployment is created, CacheReady turns
+// True (the deployment watch maps it to the deployments that name it).
+TEST(HostileManifestIT, MissingEmbeddingsDeploymentIsAConditionUntilItAppears) {
+  WL_CLIENT_OR_SKIP(client);
+  World w(client);
+  OperatorProcess op;
+  op.start();
+  auto chat = w.deployment("chat", 1, 1);
+  chat["spec"]["cache"] = {{"mode", "Semantic"}, {"embeddingsDeploymentRef", {{"name", "embed"}}}};
+  w.apply(chat);
+  ASSERT_TRUE(it::eventually([&] {
+    return w.conditionOf("chat", "CacheReady").value("reason", "") == "EmbeddingsDeploymentNotFound";
+  }, 60s)) << w.md("chat").dump() << op.logText();
+  EXPECT_EQ(w.conditionOf("chat", "CacheReady").value("status", ""), "False");
+  EXPECT_NE(w.conditionOf("chat", "CacheReady").value("message", "").find(w.ns + "/embed"), std::string::npos);
+  ASSERT_TRUE(it::eventually([&] {
+    for (const auto& e : eventsFor(*client, w.ns, "chat"))
+      if (e.value("reason", "") == "EmbeddingsDeploymentNotFound" && e.value("type", "") == "Warning") return true;
+    return false;
+  }, 30s)) << "no Warning EmbeddingsDeploymentNotFound Event";
+  w.apply(w.deployment("embed", 1, 1));
+  ASSERT_TRUE(it::eventually([&] {
+    return w.conditionOf("chat", "CacheReady").value("status", "") == "True";
+  }, 60s)) << w.md("chat").dump() << op.logText();
+  EXPECT_EQ(w.conditionOf("chat", "CacheReady").value("reason", ""), "CacheConfigured");
+  op.kill(SIGTERM);
+}
+
 }  // namespace
 }  // namespace waterline::mdit

@@ -1043,3 +1043,59 @@ TEST(PoolMigProfiles, ProfilesTheProductDoesNotHaveAreFlagged) {
 
 }  // namespace
 }  // namespace waterline::planners
+
+namespace waterline::planners {
+namespace {
+
+// spec.cache: CacheReady says whether the router can use the cache as configured; a
+// missing embeddings deployment is False with a Warning on the transition only; without
+// spec.cache the condition goes.
+TEST(DeploymentPlanner, CacheReadyConditionAndItsEvent) {
+  World w;
+  auto d = deployment("llama", 1, 1);
+  auto planWith = [&](bool missing) {
+    auto snap = w.snapshot();
+    DeploymentPlanInput in;
+    in.deployment = &d;
+    in.nodes = w.nodes;
+    in.inventory = &snap.inventory;
+    in.embeddingsDeploymentMissing = missing;
+    return planDeployment(in, kNow);
+  };
+  auto warnings = [](const DeploymentPlan& p) {
+    int n = 0;
+    for (const auto& e : p.events) n += e.reason == "EmbeddingsDeploymentNotFound" && e.type == "Warning";
+    return n;
+  };
+  EXPECT_EQ(condition(planWith(false), "CacheReady"), nullptr);
+
+  api::CacheSpec c;
+  c.mode = api::CacheMode::Semantic;
+  c.embeddingsDeploymentRef = api::LocalObjectReference{"embed"};
+  d.spec.cache = c;
+  auto missing = planWith(true);
+  const auto* cr = condition(missing, "CacheReady");
+  ASSERT_NE(cr, nullptr);
+  EXPECT_EQ(cr->status, api::ConditionStatus::False);
+  EXPECT_EQ(cr->reason, "EmbeddingsDeploymentNotFound");
+  EXPECT_NE(cr->message.find("llm/embed"), std::string::npos) << cr->message;
+  EXPECT_EQ(warnings(missing), 1);
+  // Still missing on the next reconcile: the condition stays, no second Warning.
+  d.status = missing.status;
+  auto again = planWith(true);
+  EXPECT_EQ(condition(again, "CacheReady")->reason, "EmbeddingsDeploymentNotFound");
+  EXPECT_EQ(warnings(again), 0);
+  // The embeddings deployment appears.
+  d.status = again.status;
+  auto found = planWith(false);
+  EXPECT_EQ(condition(found, "CacheReady")->status, api::ConditionStatus::True);
+  EXPECT_EQ(condition(found, "CacheReady")->reason, "CacheConfigured");
+  EXPECT_EQ(warnings(found), 0);
+  // spec.cache removed: no condition.
+  d.status = found.status;
+  d.spec.cache.reset();
+  EXPECT_EQ(condition(planWith(false), "CacheReady"), nullptr);
+}
+
+}  // namespace
+}  // namespace waterline::planners

@@ -56,6 +56,9 @@ struct DeploymentPlanInput {
   // Repair backoff (RepairBackoff::holdUntil): until then, worker-caused repairs (Failed
   // pods, failing probes) wait; a Failed pod keeps its replica slot meanwhile.
   std::optional<SystemTime> repairHoldUntil;
+  // spec.cache in Semantic mode names an embeddings deployment that does not exist (or is
+  // being deleted) in the namespace: CacheReady=False, and a Warning on the transition.
+  bool embeddingsDeploymentMissing = false;
   // Pods that active health probing turned unhealthy (names): replaced like Failed pods.
   std::set<std::string> unhealthyWorkers;
   // Replicas held by the deployment's Active PTU reservations. Without autoscaling the

@@ -45,6 +45,7 @@ inline constexpr std::string_view kProgressing = "Progressing";
 inline constexpr std::string_view kScheduled = "Scheduled";
 inline constexpr std::string_view kScalingActive = "ScalingActive";
 inline constexpr std::string_view kScalingLimited = "ScalingLimited";
+inline constexpr std::string_view kCacheReady = "CacheReady";  // spec.cache set
 // PTUReservation
 inline constexpr std::string_view kInsufficient = "Insufficient";
 }  // namespace conditions
@@ -77,6 +78,9 @@ inline constexpr std::string_view kReplicasHealthy = "ReplicasHealthy";
 inline constexpr std::string_view kAllReplicasScheduled = "AllReplicasScheduled";
 inline constexpr std::string_view kInsufficientCapacity = "InsufficientCapacity";  // also PTUReservation
 inline constexpr std::string_view kNoMatchingPool = "NoMatchingPool";
+// ModelDeployment CacheReady
+inline constexpr std::string_view kCacheConfigured = "CacheConfigured";
+inline constexpr std::string_view kEmbeddingsDeploymentNotFound = "EmbeddingsDeploymentNotFound";
 // the apiserver refused a worker pod (or the create failed): Scheduled=False, Degraded=True
 inline constexpr std::string_view kWorkerCreateFailed = "WorkerCreateFailed";
 // ModelDeployment ScalingActive / ScalingLimited
