@@ -2,24 +2,34 @@
 // in front of one loopback upstream that answers a fixed chat completion at once, two
 // deployments on that upstream, one without spec.cache and one with an Exact cache.
 // A keep-alive client sends distinct prompts (every one a miss, stored, the cache full
-// after maxEntries and evicting from then on) alternately to the two, one at a time, and
-// the difference of their latency percentiles is the cache's added time on the router's
-// path: canonicalisation and hashing, the exact lookup, keeping the answer, storing it.
+// after maxEntries and evicting from then on) to each, one at a time, in rotating blocks,
+// and the difference of their latency percentiles is the cache's added time on the
+// router's path: canonicalisation and hashing, the exact lookup, keeping the answer, and
+// storing it (which delays the next request on the router's thread).
 // (The semantic index's own cost at 1M entries is cache_bench's cache_lookup_* and
 // cache_miss_added_*; the embedding call is the embeddings deployment's latency.)
 //
+// A third deployment has a Semantic cache whose embeddings deployment is the same
+// upstream answering /v1/embeddings at once (waterline-sim's 256-dimension embedder): its
+// misses add the embedding call's loopback round trip too, so its figure is an upper
+// bound on what the cache adds beyond the embedding call, at up to maxEntries (10,000)
+// entries in one partition.
+//
 // Ends with RESULT lines: cache_router_miss_added_p50_us, cache_router_miss_added_p99_us
-// and both deployments' p50/p99 (us).
+// (Exact), cache_router_semantic_miss_added_p50_us, ..._p99_us (Semantic, embedding call
+// included) and each deployment's p50/p99 (us).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <random>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "support.h"  // tests/integration/router: TestUpstream, Client
+#include "waterline/sim/embedding.h"
 #include "waterline/router/server.h"
 #include "waterline/routing/table.h"
 
@@ -34,7 +44,9 @@ double pct(std::vector<double> v, double p) {
   return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
 }
 
-routing::DeploymentRoutes deployment(const std::string& name, const std::string& endpoint, bool cached) {
+enum class Cache { None, Exact, Semantic };
+
+routing::DeploymentRoutes deployment(const std::string& name, const std::string& endpoint, Cache cache) {
   routing::DeploymentRoutes d;
   d.deployment = {"bench", name};
   d.model = "m";
@@ -49,9 +61,10 @@ routing::DeploymentRoutes deployment(const std::string& name, const std::string&
   e.weight = 1;
   e.heartbeatTime = std::chrono::system_clock::now();
   d.entries = {e};
-  if (cached) {
+  if (cache != Cache::None) {
     routing::CacheInfo c;
-    c.mode = api::CacheMode::Exact;
+    c.mode = cache == Cache::Semantic ? api::CacheMode::Semantic : api::CacheMode::Exact;
+    if (cache == Cache::Semantic) c.embeddingsDeployment = "embed";
     c.maxEntries = 10000;
     c.modelVersion = "v1";
     d.cache = c;
@@ -68,7 +81,18 @@ int main() {
   // A typical answer: ~100 words.
   std::string words;
   for (int i = 0; i < 100; ++i) words += "word" + std::to_string(i % 17) + " ";
-  TestUpstream up{[&](const SeenRequest&) { return TestUpstream::completion(300, 100, words); }};
+  TestUpstream up{[&](const SeenRequest& r) {
+    if (r.target != "/v1/embeddings") return TestUpstream::completion(300, 100, words);
+    const json in = json::parse(r.body);
+    Reply rep;
+    rep.body = json{{"object", "list"},
+                    {"data", json::array({{{"object", "embedding"}, {"index", 0},
+                                           {"embedding", sim::embedText(in["input"].get<std::string>())}}})},
+                    {"model", in["model"]},
+                    {"usage", {{"prompt_tokens", 10}, {"total_tokens", 10}}}}
+                   .dump();
+    return rep;
+  }};
 
   router::RouterConfig cfg;
   cfg.listenAddress = "127.0.0.1";
@@ -81,48 +105,66 @@ int main() {
     return 1;
   }
   routing::RoutingTable t;
-  t.deployments = {deployment("plain", up.endpoint(), false), deployment("cached", up.endpoint(), true)};
+  t.deployments = {deployment("plain", up.endpoint(), Cache::None), deployment("cached", up.endpoint(), Cache::Exact),
+                   deployment("semantic", up.endpoint(), Cache::Semantic), deployment("embed", up.endpoint(), Cache::None)};
   t.normalize();
   srv.setRoutes(std::move(t));
 
   Client client(srv.port());
   // A ~1,200-character conversation: system prompt and a user turn that differs each time.
   const std::string system(1000, 's');
-  auto body = [&](const char* model, int i) {
+  // Each user turn: 20 random words of random letters, so that no two requests are near
+  // duplicates either (every request to a cached deployment is a miss, checked below).
+  std::mt19937_64 rng(7);
+  auto randomText = [&] {
+    std::string t;
+    for (int w = 0; w < 20; ++w) {
+      const int len = 4 + static_cast<int>(rng() % 6);
+      for (int c = 0; c < len; ++c) t.push_back(static_cast<char>('a' + rng() % 26));
+      t.push_back(' ');
+    }
+    return t;
+  };
+  auto body = [&](const char* model) {
     json b = {{"model", model},
               {"max_tokens", 100},
               {"messages", json::array({{{"role", "system"}, {"content", system}},
-                                        {{"role", "user"}, {"content", "Question number " + std::to_string(i) +
-                                                                           ": what happened in that year?"}}})}};
+                                        {{"role", "user"}, {"content", randomText()}}})}};
     return b.dump();
   };
-  std::vector<double> plain, cached;
-  plain.reserve(static_cast<std::size_t>(n));
-  cached.reserve(static_cast<std::size_t>(n));
+  const char* models[3] = {"bench/plain", "bench/cached", "bench/semantic"};
+  std::vector<double> lat[3];
+  for (auto& l : lat) l.reserve(static_cast<std::size_t>(n));
   const int warm = std::min(2000, n / 5);
-  for (int i = 0; i < n + warm; ++i) {
-    for (int which = 0; which < 2; ++which) {
-      // Alternate the order so that neither always goes first.
-      const bool isCached = (which == 0) == (i % 2 == 0);
-      const std::string b = body(isCached ? "bench/cached" : "bench/plain", i);
-      const auto t0 = std::chrono::steady_clock::now();
-      Response r = client.post("/v1/chat/completions", b);
-      const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
-      if (r.status != 200) {
-        std::fprintf(stderr, "request %d: HTTP %d %s\n", i, r.status, r.body.c_str());
-        return 1;
+  // In blocks of 200 requests per deployment, rotating: a miss is stored after its answer
+  // went out, on the router's thread, so it delays the next request; within a block that
+  // is a request of the same deployment, so each deployment's figures carry its own
+  // stores (and blocks spread any drift of the machine over all three).
+  constexpr int kBlock = 200;
+  for (int base = 0; base < n + warm; base += kBlock) {
+    for (int which = 0; which < 3; ++which) {
+      for (int i = base; i < std::min(n + warm, base + kBlock); ++i) {
+        const std::string b = body(models[which]);
+        const auto t0 = std::chrono::steady_clock::now();
+        Response r = client.post("/v1/chat/completions", b);
+        const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+        if (r.status != 200) {
+          std::fprintf(stderr, "request %d: HTTP %d %s\n", i, r.status, r.body.c_str());
+          return 1;
+        }
+        if (which > 0 && r.header("x-waterline-cache") != "miss") {
+          std::fprintf(stderr, "request %d to %s: x-waterline-cache=%s, expected miss\n", i, models[which],
+                       r.header("x-waterline-cache").c_str());
+          return 1;
+        }
+        if (i >= warm) lat[which].push_back(us);
       }
-      if (isCached && r.header("x-waterline-cache") != "miss") {
-        std::fprintf(stderr, "request %d: x-waterline-cache=%s, expected miss\n", i, r.header("x-waterline-cache").c_str());
-        return 1;
-      }
-      if (i < warm) continue;
-      (isCached ? cached : plain).push_back(us);
     }
   }
   srv.stop();
   up.stop();
-  const double p50p = pct(plain, 0.5), p99p = pct(plain, 0.99), p50c = pct(cached, 0.5), p99c = pct(cached, 0.99);
+  const double p50p = pct(lat[0], 0.5), p99p = pct(lat[0], 0.99), p50c = pct(lat[1], 0.5), p99c = pct(lat[1], 0.99);
+  const double p50s = pct(lat[2], 0.5), p99s = pct(lat[2], 0.99);
   std::printf("router miss path: %d requests each, 1 router thread, loopback upstream\n", n);
   std::printf("RESULT cache_router_plain_p50_us %.1f us\n", p50p);
   std::printf("RESULT cache_router_plain_p99_us %.1f us\n", p99p);
@@ -130,5 +172,9 @@ int main() {
   std::printf("RESULT cache_router_miss_p99_us %.1f us\n", p99c);
   std::printf("RESULT cache_router_miss_added_p50_us %.1f us\n", p50c - p50p);
   std::printf("RESULT cache_router_miss_added_p99_us %.1f us\n", p99c - p99p);
+  std::printf("RESULT cache_router_semantic_miss_p50_us %.1f us\n", p50s);
+  std::printf("RESULT cache_router_semantic_miss_p99_us %.1f us\n", p99s);
+  std::printf("RESULT cache_router_semantic_miss_added_p50_us %.1f us\n", p50s - p50p);
+  std::printf("RESULT cache_router_semantic_miss_added_p99_us %.1f us\n", p99s - p99p);
   return 0;
 }
