@@ -328,8 +328,11 @@ TEST(DraIT, RemovedDeviceMovesItsWorkerAndOrphanClaimsAreDeleted) {
   ASSERT_TRUE(it::eventually([&] {
     bool victimGone = true;
     for (const auto& p : w.pods("llama")) victimGone &= p["metadata"]["name"] != victim;
-    return victimGone && (why = checkWorkers(w, "llama", 2, {goneDevice})).empty();
-  }, 120s)) << why << "\n" << op.logText();
+    // ... and the moved worker's old claim deleted, so that the count below sees only
+    // the ghost go (a stale claim still there at the SIGKILL is deleted after the restart
+    // too, and the count would be off by one).
+    return victimGone && (why = checkWorkers(w, "llama", 2, {goneDevice})).empty() && w.claims().size() == 2;
+  }, 120s)) << why << " claims " << w.claims().size() << "\n" << op.logText();
 
   // A worker claim whose pod never came (the operator stopped between the claim's create
   // and the pod's): it holds n1's... whatever is free; it is deleted, and nothing else is.
