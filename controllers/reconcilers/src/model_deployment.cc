@@ -429,24 +429,19 @@ runtime::ControllerPtr newModelDeploymentController(ModelDeploymentDeps deps,
   // A deployment that goes frees what it held (its workers are deleted by its reconcile;
   // one whose creates failed held nothing the pod watch would report): the deployments
   // waiting for capacity try again at once.
-  runtime::Predicate deploymentGone{[](const kube::Json&) { return false; },
-                                    [](const kube::Json& o, const kube::Json& n) {
-                                      auto deleting = [](const kube::Json& j) {
-                                        return j.contains("metadata") && j["metadata"].contains("deletionTimestamp");
-                                      };
-                                      return !deleting(o) && deleting(n);
-                                    },
+  // An update that marks the object for deletion.
+  auto becameDeleting = [](const kube::Json& o, const kube::Json& n) {
+    auto deleting = [](const kube::Json& j) {
+      return j.contains("metadata") && j["metadata"].contains("deletionTimestamp");
+    };
+    return !deleting(o) && deleting(n);
+  };
+  runtime::Predicate deploymentGone{[](const kube::Json&) { return false; }, becameDeleting,
                                     [](const kube::Json&) { return true; }};
   c->watchMapped(mds, [decoded](const kube::Json&) { return waitingForCapacity(*decoded); }, {deploymentGone});
   // A deployment that appears or goes: those whose Semantic cache names it as their
   // embeddings deployment (their CacheReady condition).
-  runtime::Predicate createdOrGone{[](const kube::Json&) { return true; },
-                                   [](const kube::Json& o, const kube::Json& n) {
-                                     auto deleting = [](const kube::Json& j) {
-                                       return j.contains("metadata") && j["metadata"].contains("deletionTimestamp");
-                                     };
-                                     return !deleting(o) && deleting(n);
-                                   },
+  runtime::Predicate createdOrGone{[](const kube::Json&) { return true; }, becameDeleting,
                                    [](const kube::Json&) { return true; }};
   c->watchMapped(mds, [decoded](const kube::Json& obj) {
     std::vector<runtime::Request> out;

@@ -118,11 +118,6 @@ void RouterCache::sync(const routing::RoutingTable& table) {
   slots_ = std::move(next);  // dropped caches go with their last in-flight request
 }
 
-std::size_t RouterCache::deployments() const {
-  std::lock_guard lk(mu_);
-  return slots_.size();
-}
-
 CacheRequest RouterCache::plan(const routing::DeploymentRoutes& d, const json& body, caching::Api api,
                                const std::function<std::string(std::string_view)>& header) const {
   CacheRequest r;

@@ -151,12 +151,7 @@ class CacheIT : public ::testing::Test {
   Response ask(const std::string& body, std::map<std::string, std::string> headers = {}) {
     return post(router->port(), "/v1/chat/completions", body, std::move(headers));
   }
-  double metric(const std::string& series) {
-    const std::string text = router->registry().serialize();
-    for (size_t p = text.find(series + " "); p != std::string::npos; p = text.find(series + " ", p + 1))
-      if (p == 0 || text[p - 1] == '\n') return std::stod(text.substr(p + series.size() + 1));
-    return 0;
-  }
+  double metric(const std::string& series) { return metricValue(router->registry().serialize(), series); }
   // Attempts the router counted as relayed; it counts after the response's last byte, so
   // a test that just got its answer waits (up to 2 s) for the count to reach `atLeast`.
   double upstreamOk(const std::string& deployment, double atLeast = 0) {

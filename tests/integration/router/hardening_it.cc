@@ -186,12 +186,7 @@ class RouterHardeningIT : public ::testing::Test {
   int port() const { return router->port(); }
 
   // A metric's value from the registry (in-process: no connection needed).
-  double metric(const std::string& series) {
-    const std::string text = router->registry().serialize();
-    for (size_t p = text.find(series + " "); p != std::string::npos; p = text.find(series + " ", p + 1))
-      if (p == 0 || text[p - 1] == '\n') return std::stod(text.substr(p + series.size() + 1));
-    return -1;
-  }
+  double metric(const std::string& series) { return metricValue(router->registry().serialize(), series, -1); }
   static bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
     const auto end = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < end) {

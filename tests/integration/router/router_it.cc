@@ -95,12 +95,7 @@ class RouterIT : public ::testing::Test {
   }
 
   // A counter's value from the registry (0 when the series does not exist yet).
-  double metric(const std::string& series) {
-    const std::string text = router->registry().serialize();
-    for (size_t p = text.find(series + " "); p != std::string::npos; p = text.find(series + " ", p + 1))
-      if (p == 0 || text[p - 1] == '\n') return std::stod(text.substr(p + series.size() + 1));
-    return 0;
-  }
+  double metric(const std::string& series) { return metricValue(router->registry().serialize(), series); }
 
   // Polls `pred` for up to 2 s (the router settles after the response's last byte).
   static bool eventually(const std::function<bool()>& pred) {

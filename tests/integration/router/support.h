@@ -248,6 +248,14 @@ class Client {
   beast::flat_buffer buf_;
 };
 
+// A sample's value in a Prometheus text exposition (`series` is the name with its labels
+// as serialized), or `absent` when the series is not there.
+inline double metricValue(const std::string& text, const std::string& series, double absent = 0) {
+  for (size_t p = text.find(series + " "); p != std::string::npos; p = text.find(series + " ", p + 1))
+    if (p == 0 || text[p - 1] == '\n') return std::stod(text.substr(p + series.size() + 1));
+  return absent;
+}
+
 inline Response get(int port, const std::string& target) {
   Client c(port);
   return c.request(http::verb::get, target);

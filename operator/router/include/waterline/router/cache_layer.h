@@ -89,8 +89,6 @@ class RouterCache {
   // "chatcmpl-…"/"cmpl-…" with 24 random alphanumerics from `random` (0..1).
   static std::string newId(caching::Api api, const std::function<double()>& random);
 
-  std::size_t deployments() const;
-
  private:
   struct Slot {
     routing::CacheInfo info;
