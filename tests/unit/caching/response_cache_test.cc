@@ -81,6 +81,7 @@ TEST(ResponseCache, TtlExpiry) {
   EXPECT_EQ(c.stats().entries, 1u);
   c.expire(t0 + 10s);
   EXPECT_EQ(c.stats().entries, 0u);
+  c.flush();
   EXPECT_EQ(c.stats().partitions, 0u);  // the emptied index is dropped
   // store() removes expired entries too.
   c.store("p", "k1", "params", std::span<const float>(e), answer("A"), t0);
@@ -115,8 +116,10 @@ TEST(ResponseCache, ReplaceUnderTheSameKeyDoesNotDoubleCount) {
   ResponseCache c(semantic());
   auto e = atCosine(1.0);
   c.store("p", "k", "params", std::span<const float>(e), answer("A"), t0);
+  c.flush();
   const auto s1 = c.stats();
   for (int i = 0; i < 100; ++i) c.store("p", "k", "params", std::span<const float>(e), answer("B"), t0 + 1s);
+  c.flush();
   const auto s2 = c.stats();
   EXPECT_EQ(s2.entries, 1u);
   EXPECT_EQ(s2.partitions, 1u);
@@ -174,6 +177,7 @@ TEST(ResponseCache, PartitionIsolation) {
   EXPECT_EQ(contentOf(c.lookupSemantic("tenant-a", "params", e, t0)), "a");
   EXPECT_EQ(contentOf(c.lookupSemantic("tenant-b", "params", e, t0)), "b");
   EXPECT_FALSE(c.lookupSemantic("tenant-c", "params", e, t0));
+  c.flush();
   EXPECT_EQ(c.stats().partitions, 2u);
   // The separator cannot be forged by moving characters between partition and key.
   c.store("x", "yz", "params", std::nullopt, answer("x|yz"), t0);
@@ -192,8 +196,10 @@ TEST(ResponseCache, RandomLookupsAcrossPartitionsSeeOnlyTheirOwn) {
               answer(std::to_string(p) + "/" + std::to_string(i)), t0);
     }
   }
+  c.flush();  // the lookups below search the indexes, not the indexer's queue
   ASSERT_EQ(c.stats().entries, static_cast<std::size_t>(kParts * kPerPart));
   ASSERT_EQ(c.stats().partitions, static_cast<std::size_t>(kParts));
+  ASSERT_EQ(c.stats().queued, 0u);
   std::uniform_int_distribution<int> part(0, kParts - 1), item(0, kPerPart - 1);
   std::normal_distribution<float> noise(0, 0.01f);
   int semanticHits = 0;
@@ -227,6 +233,7 @@ TEST(ResponseCache, ChurnReusesSlotsAndStaysCorrect) {
     c.store("p", "k" + std::to_string(i), "params", std::span<const float>(v), answer(std::to_string(i)), t0);
     live.push_back(v);
   }
+  c.flush();
   EXPECT_EQ(c.stats().entries, static_cast<std::size_t>(kMax));
   EXPECT_EQ(c.stats().partitions, 1u);
   int hits = 0;
@@ -259,10 +266,12 @@ TEST(ResponseCache, StatsMoveAsExpected) {
   EXPECT_GE(s2.bytes, s1.bytes + 10000);
   auto e = atCosine(1.0, 256);
   c.store("p", "k3", "params", std::span<const float>(e), answer("v"), t0);
+  c.flush();
   const auto s3 = c.stats();
   EXPECT_EQ(s3.partitions, 1u);
   EXPECT_GE(s3.bytes, s2.bytes + 16 * 256 * sizeof(float));  // the index holds at least its vectors
   c.clear();
+  c.flush();
   const auto s4 = c.stats();
   EXPECT_EQ(s4.entries, 0u);
   EXPECT_EQ(s4.partitions, 0u);
@@ -306,9 +315,109 @@ TEST(ResponseCache, ConcurrentLookupsAndStores) {
   for (auto& th : ts) th.join();
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_GT(hits.load(), 0);
+  c.flush();
   const auto s = c.stats();
   EXPECT_EQ(s.entries, 500u);
   EXPECT_LE(s.partitions, 4u);
+}
+
+TEST(ResponseCache, AStoreIsFoundAtOnceWhileTheIndexerCatchesUp) {
+  // store() returns before the index insert; the next lookup must still find the answer
+  // (in the indexer's queue, or in the index once it moved there), whatever the timing.
+  constexpr int kDims = 64, kN = 2000;
+  ResponseCache c(semantic(kN));
+  std::mt19937 rng(11);
+  std::normal_distribution<float> noise(0, 0.01f);
+  int missed = 0;
+  std::vector<std::vector<float>> vecs;
+  for (int i = 0; i < kN; ++i) {
+    vecs.push_back(randomVec(rng, kDims));
+    c.store("p", "k" + std::to_string(i), "params", std::span<const float>(vecs.back()), answer(std::to_string(i)),
+            t0);
+    auto q = vecs.back();
+    for (auto& x : q) x += noise(rng);
+    auto h = c.lookupSemantic("p", "params", q, t0);
+    if (!h || contentOf(h) != std::to_string(i)) ++missed;
+  }
+  EXPECT_EQ(missed, 0);
+  c.flush();
+  const auto s = c.stats();
+  EXPECT_EQ(s.queued, 0u);
+  EXPECT_EQ(s.partitions, 1u);
+  // After the flush every answer is found through the index alone.
+  int found = 0;
+  for (int i = 0; i < kN; ++i) {
+    auto h = c.lookupSemantic("p", "params", vecs[i], t0);
+    if (h && contentOf(h) == std::to_string(i)) ++found;
+  }
+  EXPECT_GE(found, kN - kN / 100);
+}
+
+TEST(ResponseCache, LookupsBesideIndexInsertsAndSlotReuseAreRight) {
+  // One thread stores (with eviction, so deleted slots are reused in place) while
+  // others look up: a hit is always the answer of a vector within the threshold, with
+  // that vector's similarity (never a reused slot's old vector scored against its new
+  // answer), and removed entries are never answered after their removal landed.
+  constexpr int kDims = 32, kKeys = 3000, kMax = 300, kReaders = 3;
+  ResponseCache c(semantic(kMax));
+  std::vector<std::vector<float>> vecs;
+  std::mt19937 rng(5);
+  for (int i = 0; i < kKeys; ++i) {
+    auto v = randomVec(rng, kDims);
+    double n = 0;
+    for (float x : v) n += static_cast<double>(x) * x;
+    for (auto& x : v) x = static_cast<float>(x / std::sqrt(n));
+    vecs.push_back(std::move(v));
+  }
+  auto cosine = [&](int a, const std::vector<float>& q) {
+    double d = 0, nq = 0;
+    for (int i = 0; i < kDims; ++i) {
+      d += static_cast<double>(vecs[a][i]) * q[i];
+      nq += static_cast<double>(q[i]) * q[i];
+    }
+    return d / std::sqrt(nq);
+  };
+  std::atomic<int> written{0};
+  std::atomic<bool> done{false};
+  std::atomic<int> wrong{0}, hits{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < kReaders; ++r) {
+    readers.emplace_back([&, r] {
+      std::mt19937 rr(50 + r);
+      std::normal_distribution<float> noise(0, 0.02f);
+      while (!done.load()) {
+        const int upTo = written.load();
+        if (upTo == 0) continue;
+        const int k = std::uniform_int_distribution<int>(std::max(0, upTo - 2 * kMax), upTo - 1)(rr);
+        auto q = vecs[k];
+        for (auto& x : q) x += noise(rr);
+        auto h = c.lookupSemantic("p", "params", q, t0);
+        if (!h) continue;
+        ++hits;
+        const int got = std::stoi(contentOf(h));
+        const double sim = cosine(got, q);
+        if (sim < 0.95 - 1e-4 || std::abs(sim - h->similarity) > 1e-3) ++wrong;
+      }
+    });
+  }
+  for (int i = 0; i < kKeys; ++i) {
+    c.store("p", "k" + std::to_string(i), "params", std::span<const float>(vecs[i]), answer(std::to_string(i)), t0);
+    written.store(i + 1);
+    if (i % 7 == 0) std::this_thread::yield();
+  }
+  c.flush();
+  done.store(true);
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_GT(hits.load(), 0);
+  // Evicted entries are gone from the index once the removals landed.
+  for (int i = 0; i < kKeys - kMax; i += 7) {
+    auto h = c.lookupSemantic("p", "params", vecs[i], t0);
+    if (h) {
+      EXPECT_GE(std::stoi(contentOf(h)), kKeys - kMax) << "evicted entry " << i << " answered";
+    }
+  }
+  EXPECT_EQ(c.stats().entries, static_cast<std::size_t>(kMax));
 }
 
 }  // namespace

@@ -4,7 +4,15 @@
 // vectors) per partition. A partition is a string the caller builds (namespace,
 // deployment, the varyBy values) plus the request's paramsKey: a lookup never sees
 // another partition's entries. Entries expire after `ttl` and the oldest go first past
-// `maxEntries`. Thread-safe: lookups share a lock, stores take it alone.
+// `maxEntries`. Thread-safe.
+//
+// Stores never wait for the similarity index: store() files the answer in the exact map
+// at once and hands the index insert to the cache's own indexer thread (Semantic mode).
+// Until that insert lands, lookups find the answer in the indexer's queue, which they
+// scan exactly, so a store is visible to the next lookup either way. Index inserts run
+// beside lookups (a search copies each element's links under hnswlib's per-element
+// lock, docs/routing.md "Cache"); only deletes, the vector of a reused slot and the
+// rare capacity doubling hold a partition's index alone.
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -41,6 +49,8 @@ struct CacheStats {
   std::size_t entries = 0;
   std::size_t partitions = 0;  // semantic indexes (partition + paramsKey) alive
   std::size_t bytes = 0;       // answers, keys and index memory (vectors and graph links)
+  std::size_t queued = 0;      // index inserts and removals the indexer has not applied yet
+  std::size_t notIndexed = 0;  // stores kept exact-only because the indexer's queue was full
 };
 
 using CacheClock = std::chrono::steady_clock;
@@ -71,6 +81,10 @@ class ResponseCache {
   void expire(CacheClock::time_point now);
   void clear();
   CacheStats stats() const;
+  // Blocks until the indexer has applied every store and removal made before the call
+  // (a no-op in Exact mode). Lookups never need it; tests and benchmarks that measure
+  // the index itself do.
+  void flush() const;
 
  private:
   struct Impl;
