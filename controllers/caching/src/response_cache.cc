@@ -2,6 +2,9 @@
 
 #include <hnswlib/hnswlib.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -16,19 +19,23 @@
 #include <vector>
 
 #include "similarity_search.h"
+#include "sq8_space.h"
 
 namespace waterline::caching {
 
 namespace {
 
 constexpr std::size_t kInitialCapacity = 16;
-constexpr std::size_t kSearchK = 4;
+// Nearest candidates by the 8-bit codes, re-ranked by their exact float vectors.
+constexpr std::size_t kSearchK = 8;
 // Expired entries store() removes before it inserts (expire() removes all of them).
 constexpr std::size_t kExpireBatch = 64;
 // Index inserts waiting for the indexer beyond which a store stays exact-only (lookups
 // scan the queue, so it must stay short; a backlog this long means the indexer cannot
 // keep up with the store rate).
 constexpr std::size_t kMaxQueuedInserts = 4096;
+// The indexer thread's nice value (Linux; per thread).
+constexpr int kIndexerNice = 10;
 
 struct StringHash {
   using is_transparent = void;
@@ -89,10 +96,13 @@ struct ResponseCache::Impl {
   using Hnsw = hnswlib::HierarchicalNSW<float>;
   using Id = hnswlib::tableint;
 
-  // What a lookup needs of an indexed answer; by internal id (= hnswlib label).
+  // What a lookup needs of an indexed answer; by internal id (= hnswlib label). The
+  // index holds 8-bit codes (sq8_space.h); `vec` is the exact normalised vector the
+  // similarity is computed from.
   struct Slot {
     std::shared_ptr<const StoredAnswer> answer;  // null: deleted (or not yet written)
     CacheClock::time_point expires{};
+    std::vector<float> vec;
   };
 
   // One partition's similarity index. `mu` is shared by searches and by the indexer's
@@ -103,7 +113,7 @@ struct ResponseCache::Impl {
     std::size_t dim;
     std::size_t efSearch;
     mutable GatedSharedMutex mu;
-    std::unique_ptr<hnswlib::InnerProductSpace> space;
+    std::unique_ptr<detail::Sq8Space> space;
     std::unique_ptr<Hnsw> hnsw;
     std::vector<Slot> slots;  // sized to the index's capacity
     // The indexer's alone (no lock): deleted ids reused by the next insert, live count.
@@ -112,7 +122,7 @@ struct ResponseCache::Impl {
     std::atomic<std::size_t> bytes{0};
 
     SemIndex(std::string k, std::size_t d, const CacheOptions& o)
-        : key(std::move(k)), dim(d), efSearch(o.hnswEfSearch), space(std::make_unique<hnswlib::InnerProductSpace>(d)) {
+        : key(std::move(k)), dim(d), efSearch(o.hnswEfSearch), space(std::make_unique<detail::Sq8Space>(d)) {
       hnsw = std::make_unique<Hnsw>(space.get(), kInitialCapacity, o.hnswM, o.hnswEfConstruction);
       slots.resize(kInitialCapacity);
       updateBytes();
@@ -130,6 +140,7 @@ struct ResponseCache::Impl {
       n += h.label_lookup_.size() * (sizeof(void*) * 2 + sizeof(std::pair<hnswlib::labeltype, unsigned>)) +
            h.label_lookup_.bucket_count() * sizeof(void*);
       n += slots.capacity() * sizeof(Slot) + free.capacity() * sizeof(Id);
+      n += live * dim * sizeof(float);  // the exact vectors the slots keep
       bytes.store(n, std::memory_order_relaxed);
     }
   };
@@ -231,6 +242,13 @@ struct ResponseCache::Impl {
   // ---- the indexer thread ----
 
   void runIndexer() {
+    // Index upkeep is background work: niced, it yields CPU to request-serving threads
+    // on a busy machine, yet still runs (not SCHED_IDLE, which could leave it preempted
+    // for long while holding a lock a lookup needs). Short of CPU, its queue fills and
+    // stores stay exact-only (stats().notIndexed) rather than slowing requests.
+#if defined(__linux__)
+    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kIndexerNice);
+#endif
     std::unique_lock lk(qmu);
     for (;;) {
       qcv.wait(lk, [this] { return stopping || !queue.empty(); });
@@ -266,23 +284,25 @@ struct ResponseCache::Impl {
     if (!ixp) return;
     SemIndex& ix = *ixp;
     Hnsw& h = *ix.hnsw;
+    std::vector<unsigned char> code(ix.space->codeSize());
+    ix.space->encode(j.v, code.data());
     Id id;
     if (!ix.free.empty()) {
       // hnswlib 0.6.2 has no replace_deleted. A deleted slot is reused in place: its
-      // vector is overwritten and the deletion mark cleared with the index held alone
-      // (searches read vectors and marks without locks), then its links are rebuilt
+      // code is overwritten and the deletion mark cleared with the index held alone
+      // (searches read codes and marks without locks), then its links are rebuilt
       // beside searches (relink). Neighbours that linked to the old vector keep those
       // links as extra long-range edges, as with hnswlib's updatePoint.
       id = ix.free.back();
       {
         std::unique_lock x(ix.mu);
-        std::memcpy(h.getDataByInternalId(id), j.v.data(), h.data_size_);
+        std::memcpy(h.getDataByInternalId(id), code.data(), h.data_size_);
         h.unmarkDeletedInternal(id);
-        ix.slots[id] = Slot{j.answer, j.expires};
+        ix.slots[id] = Slot{j.answer, j.expires, j.v};
       }
       ix.free.pop_back();
       std::shared_lock s(ix.mu);
-      relink(h, j.v.data(), id);
+      relink(h, code.data(), id);
     } else {
       id = static_cast<Id>(h.cur_element_count);
       if (h.cur_element_count >= h.max_elements_) {
@@ -292,10 +312,10 @@ struct ResponseCache::Impl {
         ix.slots.resize(cap);
       }
       // Not reachable by any search until addPoint links it, so written beside them.
-      ix.slots[id] = Slot{j.answer, j.expires};
+      ix.slots[id] = Slot{j.answer, j.expires, j.v};
       try {
         std::shared_lock s(ix.mu);
-        h.addPoint(j.v.data(), id);
+        h.addPoint(code.data(), id);
       } catch (...) {
         ix.slots[id] = Slot{};
         if (ix.live == 0) dropIfEmpty(ixp);
@@ -310,7 +330,7 @@ struct ResponseCache::Impl {
   // hnswlib's repairConnectionsForUpdate for a reused slot, with the slot's own link
   // lists written under its element lock (hnswlib writes them unlocked on the update
   // path, which a concurrent search would race with).
-  static void relink(Hnsw& h, const float* v, Id id) {
+  static void relink(Hnsw& h, const void* v, Id id) {
     Id ep;
     int maxLevel;
     {
@@ -424,10 +444,13 @@ std::optional<CacheHit> ResponseCache::lookupSemantic(std::string_view partition
   }
   if (!ixp || ixp->dim != v.size()) return best;
   const Impl::SemIndex& ix = *ixp;
+  thread_local std::vector<unsigned char> code;
+  code.resize(ix.space->codeSize());
+  ix.space->encode(v, code.data());
   std::shared_lock lock(ix.mu);
-  for (const auto& [dist, id] : detail::searchLocked(*ix.hnsw, v.data(), kSearchK, ix.efSearch)) {
+  for (const auto& [dist, id] : detail::searchLocked(*ix.hnsw, code.data(), kSearchK, ix.efSearch)) {
     const Impl::Slot& s = ix.slots[id];
-    consider(1.0 - static_cast<double>(dist), s.answer, s.expires);
+    if (s.vec.size() == v.size()) consider(static_cast<double>(dot(s.vec, v)), s.answer, s.expires);
   }
   return best;
 }

@@ -10,6 +10,9 @@
 // addPoint writes an element's vector before any link to it exists, and the caller
 // changes a vector or a mark only while no search runs (response_cache.cc).
 #include <hnswlib/hnswlib.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 #include <cstring>
 #include <functional>
@@ -33,7 +36,7 @@ inline void copyLinks(Hnsw& h, hnswlib::tableint id, int level, std::vector<hnsw
 }
 
 // Up to k nearest non-deleted elements of `q`, nearest first: (distance, internal id).
-inline std::vector<std::pair<float, hnswlib::tableint>> searchLocked(Hnsw& h, const float* q, std::size_t k,
+inline std::vector<std::pair<float, hnswlib::tableint>> searchLocked(Hnsw& h, const void* q, std::size_t k,
                                                                       std::size_t ef) {
   using Id = hnswlib::tableint;
   using Pair = std::pair<float, Id>;
@@ -85,7 +88,11 @@ inline std::vector<std::pair<float, hnswlib::tableint>> searchLocked(Hnsw& h, co
     if (d0 > lowerBound && top.size() == ef) break;
     candidates.pop();
     copyLinks(h, id, 0, links);
-    for (Id c : links) {
+    for (std::size_t i = 0; i < links.size(); ++i) {
+      const Id c = links[i];
+#if defined(__SSE__)
+      if (i + 1 < links.size()) _mm_prefetch(h.getDataByInternalId(links[i + 1]), _MM_HINT_T0);
+#endif
       if (visited[c] == tag) continue;
       visited[c] = tag;
       const float d = dist(c);

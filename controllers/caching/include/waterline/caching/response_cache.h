@@ -1,7 +1,7 @@
 #pragma once
 // One deployment's response cache (docs/routing.md, "Cache"): an exact map and, in
-// Semantic mode, an approximate-nearest-neighbour index (hnswlib, cosine on normalised
-// vectors) per partition. A partition is a string the caller builds (namespace,
+// Semantic mode, an approximate-nearest-neighbour index (hnswlib over 8-bit codes of the
+// normalised vectors; the nearest few re-ranked by exact cosine) per partition. A partition is a string the caller builds (namespace,
 // deployment, the varyBy values) plus the request's paramsKey: a lookup never sees
 // another partition's entries. Entries expire after `ttl` and the oldest go first past
 // `maxEntries`. Thread-safe.
