@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstring>
 
 #include <openssl/evp.h>
@@ -56,6 +57,15 @@ CacheControl parseCacheControl(std::string_view value) {
   return cc;
 }
 
+std::string CacheRequest::serverTiming() const {
+  if (state != State::Lookup) return {};
+  char buf[96];
+  int n = std::snprintf(buf, sizeof buf, "cache-lookup;dur=%.3f", lookupMs);
+  if (embeddingMs >= 0 && n > 0 && static_cast<std::size_t>(n) < sizeof buf)
+    std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), ", cache-embedding;dur=%.3f", embeddingMs);
+  return buf;
+}
+
 RouterCache::RouterCache(metrics::Registry& r) {
   lookups_ = &r.counter("waterline_router_cache_lookups_total",
                         "Requests to a deployment with spec.cache, by result: hit (answered from the cache), miss "
@@ -83,7 +93,8 @@ RouterCache::RouterCache(metrics::Registry& r) {
       std::vector<metrics::Sample> out;
       for (const auto& [k, c] : all) {
         const auto st = c->stats();
-        out.push_back({{k}, static_cast<double>(which == 0 ? st.entries : which == 1 ? st.bytes : st.partitions)});
+        const std::size_t v = which == 0 ? st.entries : which == 1 ? st.bytes : which == 2 ? st.partitions : st.queued;
+        out.push_back({{k}, static_cast<double>(v)});
       }
       return out;
     };
@@ -96,6 +107,10 @@ RouterCache::RouterCache(metrics::Registry& r) {
   r.gaugeFunc("waterline_router_cache_partitions",
               "Similarity indexes (partition and request parameters) of a deployment's cache on this replica.",
               {"deployment"}, statFn(2));
+  r.gaugeFunc("waterline_router_cache_index_backlog",
+              "Similarity-index inserts and removals a deployment's cache has queued for its indexer thread on this "
+              "replica (stores are searchable meanwhile; past 4096 queued inserts new stores stay exact-only).",
+              {"deployment"}, statFn(3));
 }
 
 void RouterCache::sync(const routing::RoutingTable& table) {

@@ -983,6 +983,7 @@ struct Worker {
     char score[32];
     std::snprintf(score, sizeof score, "%.4f", hit.similarity);
     h.add("x-waterline-cache-similarity", score);
+    h.add("server-timing", cq.serverTiming());
     sh.cache.recordLookup(cq, "hit");
     sh.cache.recordHit(cq, hit);
     recordRequest(cq.deployment, "", 200, t0);
@@ -1242,11 +1243,17 @@ struct Worker {
           return std::string(ssv(req[bsv(name)]));
         });
       if (cq.state == CacheRequest::State::Lookup) {
-        std::optional<caching::CacheHit> hit = sh.cache.lookupExact(cq, monoNow());
+        auto ms = [](MonotonicTime::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+        const MonotonicTime l0 = monoNow();
+        std::optional<caching::CacheHit> hit = sh.cache.lookupExact(cq, l0);
         if (!hit && cq.semantic) {
+          const MonotonicTime e0 = monoNow();
           embedding = co_await embed(*routesNow, *cur, cq);
-          if (embedding) hit = sh.cache.lookupSemantic(cq, *embedding, monoNow());
+          const MonotonicTime e1 = monoNow();
+          cq.embeddingMs = ms(e1 - e0);
+          if (embedding) hit = sh.cache.lookupSemantic(cq, *embedding, e1);
         }
+        cq.lookupMs = ms(monoNow() - l0) - std::max(0.0, cq.embeddingMs);
         if (hit) co_return co_await sendCached(client, req, cq, *hit, t0);
         sh.cache.recordLookup(cq, "miss");
       } else if (cq.state == CacheRequest::State::Bypass) {
@@ -1288,6 +1295,7 @@ struct Worker {
         // the requested deployment (a spillover target may serve another model).
         withCache = *a.headers;
         withCache.emplace_back("x-waterline-cache", cq.header());
+        if (std::string st = cq.serverTiming(); !st.empty()) withCache.emplace_back("server-timing", std::move(st));
         extra = &withCache;
         if (cq.store && a.deployment == cur) {
           capture.emplace();

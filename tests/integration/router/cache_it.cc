@@ -205,6 +205,9 @@ TEST_F(CacheIT, ExactRepeatIsAnsweredFromTheCacheWithoutTheUpstream) {
   ASSERT_EQ(first.status, 200) << first.body;
   EXPECT_EQ(first.header("x-waterline-cache"), "miss");
   EXPECT_EQ(upstreamOk("team/chat", 1), 1);
+  // Server-Timing: the lookup, and no embedding call in Exact mode.
+  EXPECT_EQ(first.header("server-timing").rfind("cache-lookup;dur=", 0), 0u) << first.header("server-timing");
+  EXPECT_EQ(first.header("server-timing").find("cache-embedding"), std::string::npos);
 
   // Key order, spelling of max_tokens and `user` do not change the key.
   json same = json::parse(body);
@@ -271,11 +274,15 @@ TEST_F(CacheIT, SemanticNearDuplicateHitsAndTheThresholdHolds) {
   ASSERT_EQ(first.status, 200) << first.body;
   EXPECT_EQ(first.header("x-waterline-cache"), "miss");
   EXPECT_EQ(upstreamOk("team/embed", 1), 1) << "the embedding went through the embeddings deployment";
+  // Server-Timing names the embedding call, so its share of the latency can be told apart.
+  EXPECT_NE(first.header("server-timing").find("cache-embedding;dur="), std::string::npos)
+      << first.header("server-timing");
 
   // Case and spacing: the sim's embedder reads them as the same text.
   auto near = ask(chat("chat", "  what is the capital of   FRANCE?"));
   ASSERT_EQ(near.status, 200) << near.body;
   EXPECT_EQ(near.header("x-waterline-cache"), "hit");
+  EXPECT_NE(near.header("server-timing").find("cache-embedding;dur="), std::string::npos);
   EXPECT_EQ(json::parse(near.body)["choices"][0]["message"]["content"],
             json::parse(first.body)["choices"][0]["message"]["content"]);
   EXPECT_EQ(metric(R"(waterline_router_cache_hits_total{deployment="team/chat",kind="semantic"})"), 1);

@@ -44,7 +44,15 @@ struct CacheRequest {
   bool semantic = false;             // Semantic mode: an embedding is wanted
   std::string embeddingsDeployment;  // its name (the deployment's namespace)
 
+  // What the lookup took (Server-Timing, in milliseconds): the lookups themselves, and
+  // the embedding call (Semantic mode, when one was made; < 0 otherwise).
+  double lookupMs = 0;
+  double embeddingMs = -1;
+
   const char* header() const { return state == State::Bypass ? "bypass" : "miss"; }
+  // The `Server-Timing` response header (W3C Server Timing): `cache-lookup;dur=…` and,
+  // when an embedding was fetched, `cache-embedding;dur=…`. Empty when no lookup ran.
+  std::string serverTiming() const;
 };
 
 // Cache-Control request directives the cache honours.
