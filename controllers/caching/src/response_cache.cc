@@ -301,8 +301,19 @@ struct ResponseCache::Impl {
         ix.slots[id] = Slot{j.answer, j.expires, j.v};
       }
       ix.free.pop_back();
-      std::shared_lock s(ix.mu);
-      relink(h, code.data(), id);
+      try {
+        std::shared_lock s(ix.mu);
+        relink(h, code.data(), id);
+      } catch (...) {
+        // Deleted again and free, so that no untracked answer stays findable.
+        {
+          std::unique_lock x(ix.mu);
+          h.markDeletedInternal(id);
+          ix.slots[id] = Slot{};
+        }
+        ix.free.push_back(id);
+        throw;
+      }
     } else {
       id = static_cast<Id>(h.cur_element_count);
       if (h.cur_element_count >= h.max_elements_) {
