@@ -354,21 +354,7 @@ struct ResponseCache::Impl {
     Id cur = ep;
     if (level < maxLevel) {
       float curDist = h.fstdistfunc_(v, h.getDataByInternalId(cur), h.dist_func_param_);
-      std::vector<Id> links;
-      for (int l = maxLevel; l > level; --l) {
-        for (bool changed = true; changed;) {
-          changed = false;
-          detail::copyLinks(h, cur, l, links);
-          for (Id c : links) {
-            const float d = h.fstdistfunc_(v, h.getDataByInternalId(c), h.dist_func_param_);
-            if (d < curDist) {
-              curDist = d;
-              cur = c;
-              changed = true;
-            }
-          }
-        }
-      }
+      detail::descend(h, v, cur, curDist, maxLevel, level);
     }
     for (int l = level; l >= 0; --l) {
       auto top = h.searchBaseLayer(cur, v, l);

@@ -35,6 +35,27 @@ inline void copyLinks(Hnsw& h, hnswlib::tableint id, int level, std::vector<hnsw
   out.assign(first, first + n);
 }
 
+// Greedy descent from `cur` (at distance `curDist` from q) through levels `from` down to
+// `to` + 1, each element's links copied under its lock; `cur`/`curDist` end at the
+// nearest element found.
+inline void descend(Hnsw& h, const void* q, hnswlib::tableint& cur, float& curDist, int from, int to) {
+  std::vector<hnswlib::tableint> links;
+  for (int level = from; level > to; --level) {
+    for (bool changed = true; changed;) {
+      changed = false;
+      copyLinks(h, cur, level, links);
+      for (hnswlib::tableint c : links) {
+        const float d = h.fstdistfunc_(q, h.getDataByInternalId(c), h.dist_func_param_);
+        if (d < curDist) {
+          curDist = d;
+          cur = c;
+          changed = true;
+        }
+      }
+    }
+  }
+}
+
 // Up to k nearest non-deleted elements of `q`, nearest first: (distance, internal id).
 inline std::vector<std::pair<float, hnswlib::tableint>> searchLocked(Hnsw& h, const void* q, std::size_t k,
                                                                       std::size_t ef) {
@@ -51,23 +72,11 @@ inline std::vector<std::pair<float, hnswlib::tableint>> searchLocked(Hnsw& h, co
   if (maxLevel < 0 || static_cast<int>(ep) == -1) return out;
   auto dist = [&h, q](Id id) { return h.fstdistfunc_(q, h.getDataByInternalId(id), h.dist_func_param_); };
 
-  std::vector<Id> links;
   Id cur = ep;
   float curDist = dist(cur);
-  for (int level = maxLevel; level > 0; --level) {
-    for (bool changed = true; changed;) {
-      changed = false;
-      copyLinks(h, cur, level, links);
-      for (Id c : links) {
-        const float d = dist(c);
-        if (d < curDist) {
-          curDist = d;
-          cur = c;
-          changed = true;
-        }
-      }
-    }
-  }
+  descend(h, q, cur, curDist, maxLevel, 0);
+
+  std::vector<Id> links;
 
   ef = std::max(ef, k);
   hnswlib::VisitedList* vl = h.visited_list_pool_->getFreeVisitedList();
